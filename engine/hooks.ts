@@ -1,0 +1,156 @@
+import { Tensor } from "./tensor.ts";
+import { InputError } from "./errors.ts";
+
+/** Where a hook fired: prefill of a prompt chunk or one decode step, at absolute token positions. */
+export interface HookContext {
+  readonly name: string;
+  readonly phase: "prefill" | "decode";
+  /** absolute position of the first token of this forward call */
+  readonly position: number;
+  /** number of tokens in this forward call */
+  readonly tokens: number;
+  readonly layer: number | null;
+}
+
+/** A hook reads an activation, and may return a replacement of the same shape and dtype. */
+export type HookFn = (value: Tensor, ctx: HookContext) => Tensor | void;
+
+/** Which hook names a hook (or an activation cache) applies to. */
+export type HookFilter = string | RegExp | ((name: string) => boolean) | readonly string[];
+
+export function matchesFilter(filter: HookFilter, name: string): boolean {
+  if (typeof filter === "string") return filter === name;
+  if (filter instanceof RegExp) return filter.test(name);
+  if (typeof filter === "function") return filter(name);
+  return filter.includes(name);
+}
+
+interface Registration {
+  readonly filter: HookFilter;
+  readonly fn: HookFn;
+}
+
+/**
+ * The hooks of one model. The model asks `wants(name)` before building a hook's value, so
+ * with no hooks registered a forward pass does no extra work at all.
+ */
+export class HookSet {
+  private readonly registrations = new Set<Registration>();
+  private readonly wantCache = new Map<string, boolean>();
+
+  get size(): number {
+    return this.registrations.size;
+  }
+
+  /** Registers a hook; the returned function removes it. */
+  add(filter: HookFilter, fn: HookFn): () => void {
+    const reg: Registration = { filter, fn };
+    this.registrations.add(reg);
+    this.wantCache.clear();
+    return () => {
+      this.registrations.delete(reg);
+      this.wantCache.clear();
+    };
+  }
+
+  /** Runs `body` with extra hooks that are removed when it settles. */
+  async with<T>(hooks: ReadonlyArray<readonly [HookFilter, HookFn]>, body: () => Promise<T>): Promise<T> {
+    const removers = hooks.map(([f, fn]) => this.add(f, fn));
+    try {
+      return await body();
+    } finally {
+      for (const remove of removers) remove();
+    }
+  }
+
+  wants(name: string): boolean {
+    if (this.registrations.size === 0) return false;
+    let hit = this.wantCache.get(name);
+    if (hit === undefined) {
+      hit = false;
+      for (const reg of this.registrations) if (matchesFilter(reg.filter, name)) hit = true;
+      this.wantCache.set(name, hit);
+    }
+    return hit;
+  }
+
+  /** Fires every matching hook in registration order; returns the (possibly replaced) value. */
+  fire(value: Tensor, ctx: HookContext): Tensor {
+    let current = value;
+    for (const reg of this.registrations) {
+      if (!matchesFilter(reg.filter, ctx.name)) continue;
+      const replaced = reg.fn(current, ctx);
+      if (replaced !== undefined && replaced !== current) {
+        checkReplacement(current, replaced, ctx.name);
+        current = replaced;
+      }
+    }
+    return current;
+  }
+}
+
+function checkReplacement(old: Tensor, replacement: Tensor, name: string): void {
+  if (!(replacement instanceof Tensor)) {
+    throw new InputError(`hook "${name}" returned ${typeof replacement}, expected a Tensor or nothing`);
+  }
+  const same = old.dtype === replacement.dtype && old.shape.length === replacement.shape.length &&
+    old.shape.every((d, i) => d === replacement.shape[i]);
+  if (!same) {
+    throw new InputError(
+      `hook "${name}" returned ${replacement.dtype}[${replacement.shape.join(", ")}], expected ${old.dtype}[${old.shape.join(", ")}]`,
+    );
+  }
+}
+
+/** The hook names of DESIGN.md for a layer stack, in the order they fire. */
+export function hookNames(layerTypes: readonly ("lightning" | "softmax")[]): string[] {
+  const names = ["embed"];
+  layerTypes.forEach((type, l) => {
+    const b = `blocks.${l}`;
+    names.push(`${b}.hook_resid_pre`, `${b}.ln1.hook_normalized`);
+    if (type === "lightning") {
+      for (const h of ["hook_q", "hook_k", "hook_v", "hook_state", "hook_o", "hook_gate"]) names.push(`${b}.lightning.${h}`);
+    } else {
+      for (const h of ["hook_q", "hook_k", "hook_v", "hook_scores", "hook_pattern", "hook_z"]) names.push(`${b}.attn.${h}`);
+    }
+    names.push(`${b}.hook_attn_out`, `${b}.hook_resid_mid`, `${b}.ln2.hook_normalized`);
+    for (const h of ["hook_router_logits", "hook_topk_idx", "hook_topk_weights", "hook_expert_out"]) names.push(`${b}.moe.${h}`);
+    names.push(`${b}.hook_mlp_out`, `${b}.hook_resid_post`);
+  });
+  names.push("ln_final.hook_normalized", "logits");
+  return names;
+}
+
+/** Activations recorded by name during forward calls (copies, so later in-place work cannot change them). */
+export class ActivationCache {
+  private readonly store = new Map<string, Tensor[]>();
+
+  constructor(readonly filter: HookFilter) {}
+
+  record(value: Tensor, ctx: HookContext): void {
+    const copy = new Tensor(value.dtype, value.shape, value.data.slice());
+    const list = this.store.get(ctx.name);
+    if (list) list.push(copy);
+    else this.store.set(ctx.name, [copy]);
+  }
+
+  names(): string[] {
+    return [...this.store.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.store.has(name);
+  }
+
+  /** The value recorded at the name's last firing. */
+  get(name: string): Tensor {
+    const list = this.store.get(name);
+    if (!list) throw new InputError(`activation "${name}" was not recorded (recorded: ${this.names().slice(0, 8).join(", ")}${this.store.size > 8 ? ", ..." : ""})`);
+    return list[list.length - 1];
+  }
+
+  /** Every recorded value of the name, one per forward call (prefill, then each decode step). */
+  all(name: string): Tensor[] {
+    return this.store.get(name) ?? [];
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The three sublayers of a MiniMax-M1 decoder layer (spec §2.5-§2.7), each a sequence of native ops
+ * with the hook points of DESIGN.md between them.
+ */
+import * as native from "../native/index.ts";
+import type { ModelConfig } from "./config.ts";
+import type { KvCache } from "./cache.ts";
+import { Tensor } from "./tensor.ts";
+import type { HookSet, HookContext } from "./hooks.ts";
+import { CheckpointError } from "./errors.ts";
+
+/** What one forward call shares with its sublayers. */
+export interface Pass {
+  readonly hooks: HookSet;
+  readonly phase: "prefill" | "decode";
+  readonly position: number;
+  readonly tokens: number;
+}
+
+/** Fires hook `name` on data of the given shape if anyone listens; returns the (possibly replaced) data. */
+export function hook<T extends Float32Array | Int32Array>(pass: Pass, name: string, layer: number | null, data: T, shape: number[]): T {
+  if (!pass.hooks.wants(name)) return data;
+  const ctx: HookContext = { name, phase: pass.phase, position: pass.position, tokens: pass.tokens, layer };
+  const dtype = data instanceof Int32Array ? "I32" : "F32";
+  return pass.hooks.fire(new Tensor(dtype, shape, data), ctx).data as T;
+}
+
+/** Weights of one layer, read on demand from the checkpoint (streamed under its resident budget). */
+export interface WeightSource {
+  weight(name: string, shape: number[]): native.Weight;
+  vector(name: string, length: number): Float32Array;
+}
+
+/** Lightning attention (spec §2.5): SiLU'd per-head interleaved q/k/v, decayed linear attention, norm, gate. */
+export function lightningAttention(
+  cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource, state: Float32Array, slopes: Float32Array,
+): Float32Array {
+  const n = pass.tokens;
+  const { hiddenSize: hs, numHeads: nh, headDim: d } = cfg;
+  const inner = nh * d;
+  const p = `model.layers.${l}.self_attn.`;
+  const name = `blocks.${l}.lightning.`;
+  const qkv = native.silu(native.matmul(a, n, w.weight(p + "qkv_proj.weight", [3 * inner, hs])));
+  // rows of qkv_proj are grouped per head: [q(d) k(d) v(d)] for head 0, then head 1, ...
+  let q = new Float32Array(n * inner);
+  let k = new Float32Array(n * inner);
+  let v = new Float32Array(n * inner);
+  for (let t = 0; t < n; t++) {
+    for (let h = 0; h < nh; h++) {
+      const src = (t * nh + h) * 3 * d;
+      const dst = (t * nh + h) * d;
+      q.set(qkv.subarray(src, src + d), dst);
+      k.set(qkv.subarray(src + d, src + 2 * d), dst);
+      v.set(qkv.subarray(src + 2 * d, src + 3 * d), dst);
+    }
+  }
+  const headShape = [n, nh, d];
+  q = hook(pass, name + "hook_q", l, q, headShape);
+  k = hook(pass, name + "hook_k", l, k, headShape);
+  v = hook(pass, name + "hook_v", l, v, headShape);
+  let o = n === 1
+    ? native.lightningStep(q, k, v, n, nh, d, slopes, state)
+    : native.lightningPrefill(q, k, v, n, nh, d, slopes, cfg.blockSize, state);
+  const replacedState = hook(pass, name + "hook_state", l, state, [nh, d, d]);
+  if (replacedState !== state) state.set(replacedState);
+  o = hook(pass, name + "hook_o", l, o, headShape);
+  const normed = native.rmsnorm(o, n, inner, w.vector(p + "norm.weight", inner), cfg.lightningNormEps);
+  let gate = native.sigmoid(native.matmul(a, n, w.weight(p + "output_gate.weight", [inner, hs])));
+  gate = hook(pass, name + "hook_gate", l, gate, [n, inner]);
+  return native.matmul(native.mul(gate, normed), n, w.weight(p + "out_proj.weight", [hs, inner]));
+}
+
+/** Softmax attention (spec §2.6): GQA, partial NeoX RoPE on the first rotary_dim dims, causal, KV cache. */
+export function softmaxAttention(
+  cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource, kv: KvCache,
+): Float32Array {
+  const n = pass.tokens;
+  const { hiddenSize: hs, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
+  const p = `model.layers.${l}.self_attn.`;
+  const name = `blocks.${l}.attn.`;
+  let q = native.matmul(a, n, w.weight(p + "q_proj.weight", [nh * d, hs]));
+  let k = native.matmul(a, n, w.weight(p + "k_proj.weight", [nkv * d, hs]));
+  let v = native.matmul(a, n, w.weight(p + "v_proj.weight", [nkv * d, hs]));
+  const positions = new Int32Array(n);
+  for (let t = 0; t < n; t++) positions[t] = pass.position + t;
+  native.rope(q, n, nh, d, cfg.rotaryDim, positions, cfg.ropeTheta);
+  native.rope(k, n, nkv, d, cfg.rotaryDim, positions, cfg.ropeTheta);
+  q = hook(pass, name + "hook_q", l, q, [n, nh, d]);
+  k = hook(pass, name + "hook_k", l, k, [n, nkv, d]);
+  v = hook(pass, name + "hook_v", l, v, [n, nkv, d]);
+  kv.append(k, v, n);
+  const total = kv.length;
+  const scale = 1 / Math.sqrt(d);
+  let z: Float32Array;
+  if (pass.hooks.wants(name + "hook_scores") || pass.hooks.wants(name + "hook_pattern")) {
+    z = inspectedAttention(cfg, l, q, kv, pass, scale);
+  } else {
+    z = native.attention(q, kv.keys, kv.values, n, total, nh, nkv, d, scale);
+  }
+  z = hook(pass, name + "hook_z", l, z, [n, nh, d]);
+  return native.matmul(z, n, w.weight(p + "o_proj.weight", [hs, nh * d]));
+}
+
+/**
+ * Attention with its scores and pattern exposed to hooks ([heads, n, total], zero above the causal
+ * diagonal). Only taken when a hook listens, so the fast path never materialises an n x n matrix.
+ */
+function inspectedAttention(cfg: ModelConfig, l: number, q: Float32Array, kv: KvCache, pass: Pass, scale: number): Float32Array {
+  const n = pass.tokens;
+  const { numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
+  const total = kv.length;
+  const name = `blocks.${l}.attn.`;
+  const shape = [nh, n, total];
+  let probs: Float32Array;
+  if (pass.hooks.wants(name + "hook_scores")) {
+    // scores as the hooks left them (returned or edited in place) decide the pattern
+    const scores = hook(pass, name + "hook_scores", l, attentionScores(cfg, q, kv, n, scale), shape);
+    probs = causalSoftmax(scores, nh, n, total);
+  } else {
+    probs = new Float32Array(nh * n * total);
+    native.attention(q, kv.keys, kv.values, n, total, nh, nkv, d, scale, undefined, probs);
+  }
+  // the output is recomputed from the pattern as the hooks left it (returned or edited in place)
+  const pattern = hook(pass, name + "hook_pattern", l, probs, shape);
+  return patternTimesValues(cfg, pattern, kv, n);
+}
+
+/** Per head h: q_h · K_gᵀ · scale, with -Infinity above the causal diagonal; [heads, n, total]. */
+function attentionScores(cfg: ModelConfig, q: Float32Array, kv: KvCache, n: number, scale: number): Float32Array {
+  const { numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
+  const total = kv.length;
+  const group = nh / nkv;
+  const scores = new Float32Array(nh * n * total);
+  for (let g = 0; g < nkv; g++) {
+    const keys = gatherHead(kv.keys, total, nkv, d, g); // [total, d]
+    for (let h = g * group; h < (g + 1) * group; h++) {
+      const qh = gatherHead(q, n, nh, d, h);
+      const s = native.matmul(qh, n, { dtype: "F32", data: keys, shape: [total, d] });
+      for (let i = 0; i < n; i++) {
+        const row = scores.subarray((h * n + i) * total, (h * n + i + 1) * total);
+        const visible = total - n + i + 1;
+        for (let j = 0; j < total; j++) row[j] = j < visible ? s[i * total + j] * scale : -Infinity;
+      }
+    }
+  }
+  return scores;
+}
+
+/** Row-wise softmax of [heads, n, total] scores (f64 sums); masked entries (-Infinity) become 0. */
+function causalSoftmax(scores: Float32Array, nh: number, n: number, total: number): Float32Array {
+  const out = new Float32Array(scores.length);
+  for (let r = 0; r < nh * n; r++) {
+    const row = scores.subarray(r * total, (r + 1) * total);
+    let max = -Infinity;
+    for (const x of row) if (x > max) max = x;
+    let sum = 0;
+    for (let j = 0; j < total; j++) sum += Math.exp(row[j] - max);
+    for (let j = 0; j < total; j++) out[r * total + j] = Math.exp(row[j] - max) / sum;
+  }
+  return out;
+}
+
+/** z[t, h, :] = Σ_j pattern[h, t, j] · V[j, g(h), :]. */
+function patternTimesValues(cfg: ModelConfig, pattern: Float32Array, kv: KvCache, n: number): Float32Array {
+  const { numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
+  const total = kv.length;
+  const group = nh / nkv;
+  const z = new Float32Array(n * nh * d);
+  for (let g = 0; g < nkv; g++) {
+    const vals = gatherHead(kv.values, total, nkv, d, g); // [total, d]
+    const valsT = new Float32Array(d * total);
+    for (let j = 0; j < total; j++) for (let c = 0; c < d; c++) valsT[c * total + j] = vals[j * d + c];
+    for (let h = g * group; h < (g + 1) * group; h++) {
+      const zh = native.matmul(pattern.subarray(h * n * total, (h + 1) * n * total), n, { dtype: "F32", data: valsT, shape: [d, total] });
+      for (let t = 0; t < n; t++) z.set(zh.subarray(t * d, (t + 1) * d), (t * nh + h) * d);
+    }
+  }
+  return z;
+}
+
+/** Rows [rows, heads, d] → the contiguous [rows, d] of one head. */
+function gatherHead(x: Float32Array, rows: number, heads: number, d: number, h: number): Float32Array {
+  const out = new Float32Array(rows * d);
+  for (let t = 0; t < rows; t++) out.set(x.subarray((t * heads + h) * d, (t * heads + h + 1) * d), t * d);
+  return out;
+}
+
+/** Sparse MoE (spec §2.7): softmax router, top-k renormalised, SwiGLU experts; only routed experts are read. */
+export function moe(cfg: ModelConfig, l: number, b: Float32Array, pass: Pass, w: WeightSource): Float32Array {
+  const n = pass.tokens;
+  const { hiddenSize: hs, numExperts: ne, topK: k, intermediateSize: f } = cfg;
+  const p = `model.layers.${l}.block_sparse_moe.`;
+  const name = `blocks.${l}.moe.`;
+  let logits = native.matmul(b, n, w.weight(p + "gate.weight", [ne, hs]));
+  logits = hook(pass, name + "hook_router_logits", l, logits, [n, ne]);
+  let idx = new Int32Array(n * k);
+  let weights = new Float32Array(n * k);
+  native.routerTopk(logits, n, ne, k, idx, weights);
+  idx = hook(pass, name + "hook_topk_idx", l, idx, [n, k]);
+  weights = hook(pass, name + "hook_topk_weights", l, weights, [n, k]);
+  const experts: (native.ExpertWeights | undefined)[] = new Array(ne);
+  for (const e of idx) {
+    if (e < 0 || e >= ne) throw new CheckpointError(`layer ${l}: routed to expert ${e}, but the model has ${ne} experts`);
+    experts[e] ??= {
+      w1: w.weight(`${p}experts.${e}.w1.weight`, [f, hs]),
+      w3: w.weight(`${p}experts.${e}.w3.weight`, [f, hs]),
+      w2: w.weight(`${p}experts.${e}.w2.weight`, [hs, f]),
+    };
+  }
+  let slots = native.moeExperts(b, n, hs, idx, k, experts);
+  slots = hook(pass, name + "hook_expert_out", l, slots, [n, k, hs]);
+  return native.weightedSum(slots, weights, n, k, hs);
+}

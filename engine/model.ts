@@ -1,0 +1,187 @@
+/**
+ * The MiniMax-M1 decoder (spec §2): embedding, N postnorm decoder layers (lightning or softmax attention,
+ * then MoE), final norm, LM head. Weights are read from the checkpoint on demand, one tensor at a time.
+ */
+import * as native from "../native/index.ts";
+import { Checkpoint } from "./checkpoint.ts";
+import { slopes, type ModelConfig } from "./config.ts";
+import { ModelCache } from "./cache.ts";
+import { HookSet, ActivationCache, type HookFilter } from "./hooks.ts";
+import { hook, lightningAttention, softmaxAttention, moe, type Pass, type WeightSource } from "./layers.ts";
+import { Tensor } from "./tensor.ts";
+import { Tokenizer } from "./tokenizer.ts";
+import { InputError } from "./errors.ts";
+import { Generation, type GenerateOptions } from "./generate.ts";
+
+export interface LoadOptions {
+  /** Keep at most this many bytes of weights resident (per-layer streaming for checkpoints larger than memory). */
+  residentBudgetBytes?: number;
+  /** Use this config instead of the checkpoint's config.json. */
+  config?: ModelConfig;
+}
+
+export interface ForwardOptions {
+  /** Decoding state to continue from (updated in place); a fresh one when absent. */
+  cache?: ModelCache;
+  /** Which positions get logits: all (default), the last one, or none. */
+  logits?: "all" | "last" | "none";
+  /** Labels hooks' context; defaults to prefill for more than one token, decode for one token on a cache. */
+  phase?: "prefill" | "decode";
+  signal?: AbortSignal;
+}
+
+export interface ForwardResult {
+  /** [rows, vocab] f32, rows = tokens (logits "all"), 1 ("last") or 0 ("none") */
+  readonly logits: Tensor;
+  readonly cache: ModelCache;
+}
+
+export class Model implements WeightSource {
+  readonly hooks = new HookSet();
+  private readonly vectors = new Map<string, Float32Array>();
+  private readonly layerSlopes: (Float32Array | null)[];
+
+  private constructor(readonly checkpoint: Checkpoint, readonly tokenizer: Tokenizer | null) {
+    const cfg = checkpoint.config;
+    this.layerSlopes = cfg.layerTypes.map((t, l) => (t === "lightning" ? slopes(cfg, l) : null));
+  }
+
+  static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
+    const checkpoint = Checkpoint.open(dir, options);
+    const tokenizer = await Tokenizer.load(dir);
+    return new Model(checkpoint, tokenizer);
+  }
+
+  get config(): ModelConfig {
+    return this.checkpoint.config;
+  }
+
+  newCache(): ModelCache {
+    return new ModelCache(this.config);
+  }
+
+  weight(name: string, shape: number[]): native.Weight {
+    return this.checkpoint.weight(name, shape) as native.Weight; // Checkpoint.weight admits only F32, BF16 and F16
+  }
+
+  /** 1-D weights (norms) as f32, converted once and kept: they are tiny. */
+  vector(name: string, length: number): Float32Array {
+    let v = this.vectors.get(name);
+    if (!v) {
+      v = this.checkpoint.weight(name, [length]).toFloat32();
+      this.vectors.set(name, v);
+    }
+    return v;
+  }
+
+  /** Token ids as an Int32Array, each checked against the vocabulary. */
+  checkIds(ids: ArrayLike<number>): Int32Array {
+    const vocab = this.config.vocabSize;
+    const out = new Int32Array(ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+        throw new InputError(`token id ${id} at index ${i} is outside the vocabulary [0, ${vocab})`);
+      }
+      out[i] = id;
+    }
+    return out;
+  }
+
+  /** Runs new tokens through the model on top of `cache` (prefill of any length, or one decode step). */
+  async forward(ids: ArrayLike<number>, options: ForwardOptions = {}): Promise<ForwardResult> {
+    const tokens = this.checkIds(ids);
+    const n = tokens.length;
+    if (n === 0) throw new InputError("forward: no token ids given");
+    const cfg = this.config;
+    const cache = options.cache ?? this.newCache();
+    if (cache.config !== cfg && JSON.stringify(cache.config.layerTypes) !== JSON.stringify(cfg.layerTypes)) {
+      throw new InputError("forward: the cache was made for a model with another layer pattern");
+    }
+    const phase = options.phase ?? (n === 1 && cache.position > 0 ? "decode" : "prefill");
+    const pass: Pass = { hooks: this.hooks, phase, position: cache.position, tokens: n };
+    const hs = cfg.hiddenSize;
+
+    let x = native.embedding(tokens, this.weight("model.embed_tokens.weight", [cfg.vocabSize, hs]));
+    x = hook(pass, "embed", null, x, [n, hs]);
+    for (let l = 0; l < cfg.numLayers; l++) {
+      options.signal?.throwIfAborted();
+      x = this.layer(l, x, pass, cache);
+      await yieldToEventLoop();
+    }
+    cache.position += n;
+
+    const mode = options.logits ?? "all";
+    if (mode === "none") return { logits: new Tensor("F32", [0, cfg.vocabSize], new Float32Array(0)), cache };
+    let last = x;
+    let rows = n;
+    if (mode === "last") {
+      last = x.slice((n - 1) * hs);
+      rows = 1;
+    }
+    let h = native.rmsnorm(last, rows, hs, this.vector("model.norm.weight", hs), cfg.rmsNormEps);
+    h = hook(pass, "ln_final.hook_normalized", null, h, [rows, hs]);
+    let logits = native.matmul(h, rows, this.lmHead());
+    logits = hook(pass, "logits", null, logits, [rows, cfg.vocabSize]);
+    return { logits: new Tensor("F32", [rows, cfg.vocabSize], logits), cache };
+  }
+
+  /** Starts generating from a prompt (token ids, or text when the checkpoint has a tokenizer). */
+  generate(prompt: ArrayLike<number> | string, options: GenerateOptions = {}): Generation {
+    return new Generation(this, this.promptIds(prompt), options);
+  }
+
+  promptIds(prompt: ArrayLike<number> | string): ArrayLike<number> {
+    if (typeof prompt !== "string") return prompt;
+    if (!this.tokenizer) throw new InputError(`this checkpoint (${this.checkpoint.dir}) has no tokenizer.json: give token ids instead of text`);
+    return this.tokenizer.encode(prompt);
+  }
+
+  /** Runs a forward pass recording the activations whose hook names pass `filter`. */
+  async runWithCache(ids: ArrayLike<number>, filter: HookFilter = () => true, options: ForwardOptions = {}): Promise<ForwardResult & { activations: ActivationCache }> {
+    const activations = new ActivationCache(filter);
+    const result = await this.hooks.with([[filter, (v, ctx) => activations.record(v, ctx)]], () => this.forward(ids, options));
+    return { ...result, activations };
+  }
+
+  private lmHead(): native.Weight {
+    const { vocabSize, hiddenSize } = this.config;
+    return this.weight("lm_head.weight", [vocabSize, hiddenSize]);
+  }
+
+  /** One decoder layer (spec §2.4): postnorm residual with α on the normalised input and β on the sublayer. */
+  private layer(l: number, x: Float32Array, pass: Pass, cache: ModelCache): Float32Array {
+    const cfg = this.config;
+    const n = pass.tokens;
+    const hs = cfg.hiddenSize;
+    const shape = [n, hs];
+    const b = `blocks.${l}.`;
+    const p = `model.layers.${l}.`;
+    const lightning = cfg.layerTypes[l] === "lightning";
+
+    x = hook(pass, b + "hook_resid_pre", l, x, shape);
+    let a = native.rmsnorm(x, n, hs, this.vector(p + "input_layernorm.weight", hs), cfg.rmsNormEps);
+    a = hook(pass, b + "ln1.hook_normalized", l, a, shape);
+    let attn = lightning
+      ? lightningAttention(cfg, l, a, pass, this, cache.lightning[l]!, this.layerSlopes[l]!)
+      : softmaxAttention(cfg, l, a, pass, this, cache.kv[l]!);
+    attn = hook(pass, b + "hook_attn_out", l, attn, shape);
+    const alphaAttn = lightning ? cfg.alpha.linear : cfg.alpha.full;
+    const betaAttn = lightning ? cfg.beta.linear : cfg.beta.full;
+    let h = native.axpby(alphaAttn, cfg.postnorm ? a : x, betaAttn, attn);
+    h = hook(pass, b + "hook_resid_mid", l, h, shape);
+
+    let bn = native.rmsnorm(h, n, hs, this.vector(p + "post_attention_layernorm.weight", hs), cfg.rmsNormEps);
+    bn = hook(pass, b + "ln2.hook_normalized", l, bn, shape);
+    let mlp = moe(cfg, l, bn, pass, this);
+    mlp = hook(pass, b + "hook_mlp_out", l, mlp, shape);
+    let out = native.axpby(cfg.alpha.mlp, cfg.postnorm ? bn : h, cfg.beta.mlp, mlp);
+    out = hook(pass, b + "hook_resid_post", l, out, shape);
+    return out;
+  }
+}
+
+/** Lets timers, I/O and abort signals run between layers of a long forward pass. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -1,0 +1,113 @@
+// Host tensors: a dtype, a shape and a typed array that can be handed straight to the native addon.
+import { M1Error } from "./errors.ts";
+
+export type DType = "F32" | "BF16" | "F16" | "I32" | "I64";
+export type TensorData = Float32Array | Uint16Array | Int32Array | BigInt64Array;
+
+export const DTYPE_BYTES: Record<DType, number> = { F32: 4, BF16: 2, F16: 2, I32: 4, I64: 8 };
+
+export function shapeNumel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** A fresh, zero-filled, properly aligned array for `numel` elements of `dtype`. */
+export function allocData(dtype: DType, numel: number): TensorData {
+  switch (dtype) {
+    case "F32": return new Float32Array(numel);
+    case "BF16": case "F16": return new Uint16Array(numel);
+    case "I32": return new Int32Array(numel);
+    case "I64": return new BigInt64Array(numel);
+  }
+}
+
+const ARRAY_OF: Record<DType, Function> = {
+  F32: Float32Array, BF16: Uint16Array, F16: Uint16Array, I32: Int32Array, I64: BigInt64Array,
+};
+
+export class Tensor {
+  constructor(readonly dtype: DType, readonly shape: readonly number[], readonly data: TensorData) {
+    if (!(data instanceof ARRAY_OF[dtype])) {
+      throw new M1Error(`Tensor: ${dtype} data must be a ${ARRAY_OF[dtype].name}, got ${data.constructor.name}`);
+    }
+    if (!shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new M1Error(`Tensor: invalid shape [${shape.join(",")}]`);
+    }
+    if (data.length !== shapeNumel(shape)) {
+      throw new M1Error(`Tensor: shape [${shape.join(",")}] needs ${shapeNumel(shape)} elements, data has ${data.length}`);
+    }
+  }
+
+  get numel(): number {
+    return this.data.length;
+  }
+
+  get nbytes(): number {
+    return this.data.byteLength;
+  }
+
+  /** Values as float32: F32 data is returned as is (not copied), other dtypes are converted. */
+  toFloat32(): Float32Array {
+    const d = this.data;
+    switch (this.dtype) {
+      case "F32": return d as Float32Array;
+      case "BF16": return bf16ArrayToF32(d as Uint16Array);
+      case "F16": return Float32Array.from(d as Uint16Array, f16ToF32);
+      case "I32": return Float32Array.from(d as Int32Array);
+      case "I64": return Float32Array.from(d as BigInt64Array, Number);
+    }
+  }
+}
+
+// Scratch views for bit casts between float32 and its 32-bit pattern.
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** bf16 is the top half of an f32 bit pattern. */
+export function bf16ToF32(u: number): number {
+  u32[0] = (u & 0xffff) << 16;
+  return f32[0];
+}
+
+/** Round to nearest, ties to even; NaN stays a (quiet) NaN instead of rounding into Inf. */
+export function f32ToBf16(x: number): number {
+  f32[0] = x;
+  return bitsToBf16(u32[0]);
+}
+
+function bitsToBf16(bits: number): number {
+  if ((bits & 0x7fffffff) > 0x7f800000) return (bits >>> 16) | 0x40;
+  // Adding 0x7fff plus the lowest kept bit rounds half-way cases towards an even result.
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** IEEE binary16 → number (subnormals, Inf and NaN included). */
+export function f16ToF32(u: number): number {
+  const sign = u & 0x8000 ? -1 : 1;
+  const exp = (u >> 10) & 0x1f;
+  const frac = u & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+function bf16ArrayToF32(src: Uint16Array): Float32Array {
+  const bits = new Uint32Array(src.length);
+  for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
+  return new Float32Array(bits.buffer);
+}
+
+function f32ArrayToBf16(src: Float32Array): Uint16Array {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = bitsToBf16(bits[i]);
+  return out;
+}
+
+/** Convert to F32 or BF16 (BF16 by round-to-nearest-even). Returns `t` itself when it already has that dtype. */
+export function castTensor(t: Tensor, dtype: "F32" | "BF16"): Tensor {
+  if (t.dtype === dtype) return t;
+  const asF32 = t.toFloat32();
+  return dtype === "F32" ? new Tensor("F32", t.shape, asF32) : new Tensor("BF16", t.shape, f32ArrayToBf16(asF32));
+}

@@ -1,0 +1,137 @@
+/**
+ * The `m1` command line. Stable forms (used by people and by outside checks):
+ *   m1 info <checkpoint-dir-or-config.json> [--json]
+ *   m1 forward <checkpoint-dir> --ids 5,17,3 --out logits.safetensors
+ *   m1 generate <checkpoint-dir> --ids 5,17,3 --max-new 16 --greedy --json
+ */
+import { parseArgs } from "node:util";
+import { M1Error, InputError } from "../engine/errors.ts";
+import { Model } from "../engine/model.ts";
+import { Tensor } from "../engine/tensor.ts";
+import { writeSafetensors } from "../engine/safetensors.ts";
+import { architectureSummary, formatSummary } from "../engine/summary.ts";
+
+const USAGE = `usage:
+  m1 info <checkpoint-dir-or-config.json> [--json]
+  m1 forward <checkpoint-dir> --ids 5,17,3 --out logits.safetensors
+  m1 generate <checkpoint-dir> (--ids 5,17,3 | --prompt TEXT) [--max-new N] [--greedy | --temperature T --top-k K --top-p P --seed S]
+              [--thinking-budget N] [--stop-token ID ...] [--stop STRING ...] [--json]
+  m1 kernel --connection-file FILE
+  m1 kernel install [--user | --prefix DIR] [--name NAME]
+  m1 run <notebook.ipynb> [--out executed.ipynb] [--html report.html] [-p name=value ...] [--timeout S]
+              [--server URL --token T] [--kernel NAME]`;
+
+type Command = (args: string[]) => Promise<number>;
+
+// The kernel and the notebook runner load on demand, so that starting the kernel stays fast.
+const kernel: Command = async (args) => (await import("./command.ts")).kernelCommand(args);
+const run: Command = async (args) => (await import("./run.ts")).runCommand(args);
+
+const commands: Record<string, Command> = { info, forward, generate, kernel, run };
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const command = name ? commands[name] : undefined;
+  if (!command) {
+    process.stderr.write(`${name && name !== "--help" ? `m1: unknown command "${name}"\n` : ""}${USAGE}\n`);
+    return name === "--help" ? 0 : 2;
+  }
+  try {
+    return await command(rest);
+  } catch (err) {
+    if (err instanceof M1Error || (err instanceof TypeError && (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))) {
+      process.stderr.write(`m1 ${name}: ${(err as Error).message}\n`);
+      return err instanceof M1Error ? 1 : 2;
+    }
+    throw err;
+  }
+}
+
+function positional(args: string[], what: string): string {
+  if (args.length !== 1) throw new InputError(`expected one ${what}, got ${args.length ? args.join(" ") : "none"}\n${USAGE}`);
+  return args[0];
+}
+
+function parseIds(text: string | undefined): number[] {
+  if (text === undefined) throw new InputError("--ids is required (comma-separated token ids, e.g. --ids 5,17,3)");
+  return text.split(",").map((s, i) => {
+    const id = Number(s.trim());
+    if (s.trim() === "" || !Number.isInteger(id)) throw new InputError(`--ids: item ${i} ("${s}") is not an integer`);
+    return id;
+  });
+}
+
+function parseNumber(name: string, text: string | undefined, integer: boolean): number | undefined {
+  if (text === undefined) return undefined;
+  const x = Number(text);
+  if (text.trim() === "" || !Number.isFinite(x) || (integer && !Number.isInteger(x))) {
+    throw new InputError(`--${name}: "${text}" is not ${integer ? "an integer" : "a number"}`);
+  }
+  return x;
+}
+
+async function info(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean" } } });
+  const summary = architectureSummary(positional(positionals, "checkpoint directory or config.json"));
+  process.stdout.write(values.json ? JSON.stringify(summary, null, 2) + "\n" : formatSummary(summary));
+  return 0;
+}
+
+async function forward(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ids: { type: "string" }, out: { type: "string" } } });
+  const dir = positional(positionals, "checkpoint directory");
+  if (!values.out) throw new InputError("--out is required (path of the safetensors file to write)");
+  const model = await Model.load(dir);
+  const { logits } = await model.forward(parseIds(values.ids));
+  writeSafetensors(values.out, { logits: new Tensor("F32", logits.shape, logits.data) });
+  process.stderr.write(`wrote logits [${logits.shape.join(", ")}] to ${values.out}\n`);
+  return 0;
+}
+
+async function generate(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      ids: { type: "string" },
+      prompt: { type: "string" },
+      "max-new": { type: "string" },
+      greedy: { type: "boolean" },
+      temperature: { type: "string" },
+      "top-k": { type: "string" },
+      "top-p": { type: "string" },
+      seed: { type: "string" },
+      "thinking-budget": { type: "string" },
+      "stop-token": { type: "string", multiple: true },
+      stop: { type: "string", multiple: true },
+      json: { type: "boolean" },
+    },
+  });
+  const dir = positional(positionals, "checkpoint directory");
+  if ((values.ids === undefined) === (values.prompt === undefined)) throw new InputError("give exactly one of --ids or --prompt");
+  const model = await Model.load(dir);
+  const controller = new AbortController();
+  process.once("SIGINT", () => controller.abort());
+  const generation = model.generate(values.prompt ?? parseIds(values.ids), {
+    maxNewTokens: parseNumber("max-new", values["max-new"], true) ?? 64,
+    greedy: values.greedy,
+    temperature: parseNumber("temperature", values.temperature, false),
+    topK: parseNumber("top-k", values["top-k"], true),
+    topP: parseNumber("top-p", values["top-p"], false),
+    seed: parseNumber("seed", values.seed, true),
+    thinkingBudget: parseNumber("thinking-budget", values["thinking-budget"], true),
+    stopTokens: values["stop-token"]?.map((t) => parseNumber("stop-token", t, true)!),
+    stopStrings: values.stop,
+    signal: controller.signal,
+  });
+  if (values.json) {
+    const result = await generation.result();
+    const out: Record<string, unknown> = { ids: result.ids, stop_reason: result.stopReason };
+    if (result.text !== null) out.text = result.text;
+    process.stdout.write(JSON.stringify(out) + "\n");
+  } else {
+    for await (const token of generation) process.stdout.write(token.text ?? `${token.index ? " " : ""}${token.id}`);
+    process.stdout.write(`\n[${generation.stopReason}, ${generation.ids.length} tokens]\n`);
+  }
+  return 0;
+}

@@ -1,0 +1,90 @@
+/** The `m1` command line, run as a user runs it (a child process), on the fixtures. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { writeFileSync, mkdirSync } from "node:fs";
+import { SafetensorsFile } from "../engine/safetensors.ts";
+import { ROOT, TINY, M1_FIXTURE, relErr, tempDir } from "./helpers.ts";
+
+function m1(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join(ROOT, "kernel", "bin", "m1.mjs"), ...args], { encoding: "utf8", cwd: ROOT });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const golden = SafetensorsFile.open(join(TINY, "golden.safetensors"));
+
+test("m1 info --json on the real M1 config reports the computed parameter counts and shard plan", () => {
+  const r = m1("info", M1_FIXTURE, "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.equal(s.parameters.total, 456_089_655_296);
+  assert.equal(s.parameters.activePerToken, 45_944_920_064);
+  assert.equal(s.architecture.lightningLayers, 70);
+  assert.deepEqual(s.architecture.softmaxLayers, [7, 15, 23, 31, 39, 47, 55, 63, 71, 79]);
+  assert.equal(s.bytes.total, 912_210_767_872);
+  assert.equal(s.bytes.total, s.shards.totalSize);
+  assert.equal(s.shards.tensors, 8243);
+  assert.equal(s.shards.files, 413);
+  assert.deepEqual(s.shards.missingTensors, []);
+  assert.deepEqual(s.shards.unexpectedTensors, []);
+  assert.ok(s.shards.perLayer[0].files.length >= 34 && s.shards.perLayer[0].files.length <= 36);
+  assert.equal(s.bytes.perLayer.length, 80);
+});
+
+test("m1 info prints a readable summary of a checkpoint directory", () => {
+  const r = m1("info", TINY);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /7 lightning \+ 1 softmax/);
+  assert.match(r.stdout, /dtypes checkpoint/);
+});
+
+test("m1 forward writes the logits tensor, equal to the golden logits", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const ids = Array.from(golden.read("L37.input_ids").data as Int32Array);
+    const out = join(dir, "logits.safetensors");
+    const r = m1("forward", TINY, "--ids", ids.join(","), "--out", out);
+    assert.equal(r.code, 0, r.stderr);
+    const logits = SafetensorsFile.open(out).read("logits");
+    assert.equal(logits.dtype, "F32");
+    assert.deepEqual(logits.shape, [37, 512]);
+    assert.ok(relErr(logits.data as Float32Array, golden.read("L37.logits").data as Float32Array) <= 1e-5);
+  } finally {
+    cleanup();
+  }
+});
+
+test("m1 generate --greedy --json prints the golden continuation", () => {
+  const prompt = Array.from(golden.read("gen.prompt_ids").data as Int32Array);
+  const expected = Array.from(golden.read("gen.output_ids").data as Int32Array).slice(prompt.length);
+  const r = m1("generate", TINY, "--ids", prompt.join(","), "--max-new", "16", "--greedy", "--json");
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout).ids, expected);
+});
+
+test("bad input gives a clear error and a non-zero exit", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    let r = m1("forward", TINY, "--ids", "1,2,9999", "--out", join(dir, "x.safetensors"));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /token id 9999 at index 2/);
+    r = m1("generate", TINY, "--ids", "1,x", "--json");
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--ids: item 1 \("x"\)/);
+    r = m1("info", join(dir, "nowhere"));
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /nowhere/);
+    const broken = join(dir, "broken");
+    mkdirSync(broken);
+    writeFileSync(join(broken, "config.json"), "{ not json");
+    r = m1("info", broken);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /config\.json/);
+    r = m1("frobnicate");
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown command "frobnicate"/);
+  } finally {
+    cleanup();
+  }
+});

@@ -1,0 +1,170 @@
+/** Hooks, activation cache, caches, sampling, stop conditions, thinking budget and cancellation on the tiny model. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Model } from "../engine/model.ts";
+import { hookNames } from "../engine/hooks.ts";
+import { Tensor } from "../engine/tensor.ts";
+import { InputError } from "../engine/errors.ts";
+import { TINY, relErr } from "./helpers.ts";
+
+const model = await Model.load(TINY);
+const prompt = [491, 356, 260, 74, 262, 69, 118, 361, 36, 242, 508, 131, 55, 311, 366, 33, 496, 451, 402, 430, 338];
+
+async function logitsOf(ids: number[]): Promise<Float32Array> {
+  return (await model.forward(ids)).logits.data as Float32Array;
+}
+
+test("every documented hook name fires in prefill and in decode, with phase and position", async () => {
+  const fired = new Map<string, { phase: string; position: number; tokens: number }[]>();
+  const remove = model.hooks.add(() => true, (v, ctx) => {
+    const list = fired.get(ctx.name) ?? [];
+    list.push({ phase: ctx.phase, position: ctx.position, tokens: ctx.tokens });
+    fired.set(ctx.name, list);
+  });
+  try {
+    const cache = model.newCache();
+    await model.forward(prompt.slice(0, 20), { cache });
+    await model.forward([7], { cache });
+  } finally {
+    remove();
+  }
+  const expected = hookNames(model.config.layerTypes);
+  assert.deepEqual([...fired.keys()].sort(), [...expected].sort());
+  for (const name of expected) {
+    assert.deepEqual(fired.get(name), [
+      { phase: "prefill", position: 0, tokens: 20 },
+      { phase: "decode", position: 20, tokens: 1 },
+    ], name);
+  }
+  assert.equal(model.hooks.size, 0);
+});
+
+test("a hook that returns a replacement changes the output; returning nothing leaves it bit-identical", async () => {
+  const base = await logitsOf(prompt);
+  const same = await model.hooks.with([["blocks.3.hook_resid_post", () => undefined]], () => logitsOf(prompt));
+  assert.deepEqual(same, base);
+  const zeroed = await model.hooks.with(
+    [["blocks.3.hook_attn_out", (v) => new Tensor("F32", v.shape, new Float32Array(v.numel))]],
+    () => logitsOf(prompt),
+  );
+  assert.ok(relErr(zeroed, base) > 1e-3, "zeroing layer 3's attention output must move the logits");
+  assert.deepEqual(await logitsOf(prompt), base, "the scoped hook is gone afterwards");
+});
+
+test("hooks on the lightning state and the attention pattern take effect", async () => {
+  const base = await logitsOf(prompt);
+  const stateless = await model.hooks.with([["blocks.2.lightning.hook_state", (v) => { (v.data as Float32Array).fill(0); }]], async () => {
+    const cache = model.newCache();
+    await model.forward(prompt.slice(0, 10), { cache });
+    return (await model.forward(prompt.slice(10), { cache })).logits.data as Float32Array;
+  });
+  assert.ok(relErr(stateless, base.subarray(10 * 512)) > 1e-4, "clearing layer 2's state between chunks changes later tokens");
+  // a uniform pattern over the visible keys replaces the attention of the softmax layer
+  const uniform = await model.hooks.with([["blocks.7.attn.hook_pattern", (v) => {
+    const [h, n, total] = v.shape;
+    const out = new Float32Array(v.numel);
+    for (let r = 0; r < h * n; r++) {
+      const visible = total - n + (r % n) + 1;
+      for (let j = 0; j < visible; j++) out[r * total + j] = 1 / visible;
+    }
+    return new Tensor("F32", v.shape, out);
+  }]], () => logitsOf(prompt));
+  assert.ok(relErr(uniform, base) > 1e-4);
+  // reading the pattern alone (analysis path) gives the same logits as the fast path
+  const observed = await model.hooks.with([["blocks.7.attn.hook_pattern", () => undefined], ["blocks.7.attn.hook_scores", () => undefined]], () => logitsOf(prompt));
+  assert.ok(relErr(observed, base) < 1e-6);
+});
+
+test("a replacement of the wrong shape is refused with the hook's name", async () => {
+  await assert.rejects(
+    model.hooks.with([["blocks.0.hook_resid_mid", () => new Tensor("F32", [1, 2], new Float32Array(2))]], () => logitsOf(prompt)),
+    (e: Error) => e instanceof InputError && /blocks\.0\.hook_resid_mid/.test(e.message) && /\[21, 64\]/.test(e.message),
+  );
+});
+
+test("the activation cache records only the names its filter selects", async () => {
+  const { activations } = await model.runWithCache(prompt, /^blocks\.\d+\.moe\.hook_topk_idx$/);
+  assert.equal(activations.names().length, 8);
+  const idx = activations.get("blocks.0.moe.hook_topk_idx");
+  assert.equal(idx.dtype, "I32");
+  assert.deepEqual(idx.shape, [prompt.length, 2]);
+  assert.throws(() => activations.get("blocks.0.hook_resid_pre"), /was not recorded/);
+});
+
+test("decode steps through the cache equal full forwards, and the cache's memory is as designed", async () => {
+  const full = await logitsOf(prompt);
+  const cache = model.newCache();
+  await model.forward(prompt.slice(0, 15), { cache });
+  for (let t = 15; t < prompt.length; t++) {
+    const step = (await model.forward([prompt[t]], { cache })).logits.data as Float32Array;
+    assert.ok(relErr(step, full.subarray(t * 512, (t + 1) * 512)) < 1e-5, `position ${t}`);
+  }
+  const mem = cache.memory();
+  const { numHeads, headDim, numKvHeads } = model.config;
+  assert.equal(mem.lightningStateBytes, 7 * numHeads * headDim * headDim * 4);
+  assert.equal(mem.kvCacheBytes, prompt.length * 2 * numKvHeads * headDim * 4);
+});
+
+test("sampling: same seed gives the same tokens, top-k 1 and temperature 0 are greedy", async () => {
+  const run = (o: object) => model.generate(prompt, { maxNewTokens: 12, stopTokens: [], ...o }).result().then((r) => r.ids);
+  const greedy = await run({ greedy: true });
+  assert.deepEqual(await run({ temperature: 0 }), greedy);
+  assert.deepEqual(await run({ topK: 1, seed: 3 }), greedy);
+  assert.deepEqual(await run({ topP: 1e-9, seed: 3 }), greedy);
+  const a = await run({ temperature: 1.5, seed: 42 });
+  assert.deepEqual(await run({ temperature: 1.5, seed: 42 }), a);
+  const others = await Promise.all([1, 2, 3, 4].map((seed) => run({ temperature: 1.5, seed })));
+  assert.ok(others.some((o) => o.join() !== a.join()), "different seeds give different samples");
+});
+
+test("stop tokens end the generation and are reported", async () => {
+  const greedy = (await model.generate(prompt, { greedy: true, maxNewTokens: 8, stopTokens: [] }).result()).ids;
+  const r = await model.generate(prompt, { greedy: true, maxNewTokens: 8, stopTokens: [greedy[3]] }).result();
+  assert.deepEqual(r.ids, greedy.slice(0, greedy.indexOf(greedy[3]) + 1));
+  assert.equal(r.stopReason, "stop_token");
+});
+
+test("a thinking budget closes the thought after that many tokens", async () => {
+  // the tiny model has no tokenizer: two of its ids play <think> and </think>
+  const thinkTokens = { open: [5], close: [6] };
+  const opts = { greedy: true, maxNewTokens: 10, stopTokens: [] };
+  const free = (await model.generate([...prompt, 5], opts).result()).ids;
+  assert.ok(!free.slice(0, 5).includes(6), "the unconstrained model does not close the thought by itself");
+  const tokens: { id: number; forced: boolean; thinking: boolean }[] = [];
+  const gen = model.generate([...prompt, 5], { ...opts, thinkingBudget: 4, thinkTokens });
+  for await (const t of gen) tokens.push(t);
+  assert.deepEqual(tokens.slice(0, 4).map((t) => t.id), free.slice(0, 4), "four thought tokens as sampled");
+  assert.deepEqual(tokens[4], { ...tokens[4], id: 6, forced: true, thinking: true }, "then </think> is forced");
+  assert.ok(tokens.slice(5).every((t) => !t.thinking && !t.forced));
+  assert.equal(gen.thoughtTokens, 4);
+  const unlimited = await model.generate([...prompt, 5], { ...opts, thinkingBudget: 100, thinkTokens }).result();
+  assert.deepEqual(unlimited.ids, free, "a budget that is not reached changes nothing");
+});
+
+test("an AbortSignal stops a generation; the tokens produced so far are kept", async () => {
+  const controller = new AbortController();
+  const gen = model.generate(prompt, { greedy: true, maxNewTokens: 50, stopTokens: [], signal: controller.signal });
+  await assert.rejects(async () => {
+    for await (const t of gen) if (t.index === 2) controller.abort();
+  }, (e: Error) => e.name === "AbortError");
+  assert.equal(gen.ids.length, 3);
+});
+
+test("ids outside the vocabulary are refused, naming the id and its index", async () => {
+  await assert.rejects(model.forward([1, 2, 512]), (e: Error) => e instanceof InputError && /token id 512 at index 2/.test(e.message) && /\[0, 512\)/.test(e.message));
+  await assert.rejects(model.forward([1, -1]), /token id -1 at index 1/);
+  await assert.rejects(model.forward([]), /no token ids/);
+});
+
+test("a resident-memory budget streams weights per layer and gives identical logits", async () => {
+  const budget = 200_000; // bytes: about one layer's attention plus a few experts of the tiny model (5.6 MB in all)
+  const streamed = await Model.load(TINY, { residentBudgetBytes: budget });
+  let peak = 0;
+  streamed.hooks.add(/hook_resid_post$|hook_mlp_out$|hook_attn_out$/, () => {
+    peak = Math.max(peak, streamed.checkpoint.residentBytes());
+  });
+  const logits = (await streamed.forward(prompt)).logits.data;
+  assert.deepEqual(logits, await logitsOf(prompt));
+  assert.ok(peak > 0 && peak <= budget, `resident ${peak} bytes under a budget of ${budget}`);
+  assert.ok(model.checkpoint.residentBytes() > 4 * budget, "without a budget the whole checkpoint stays resident");
+});
