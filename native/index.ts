@@ -1,0 +1,380 @@
+/**
+ * Typed wrappers over the m1native addon (native/src). Every wrapper validates its arguments
+ * (array types, lengths against the given dimensions) and throws a TypeError/RangeError naming the
+ * argument; the addon validates again, so it never reads or writes out of bounds.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+export type WeightDType = "F32" | "BF16" | "F16";
+/** A 2-D weight [rows, cols] (PyTorch Linear layout [out, in]); BF16/F16 data are raw 16-bit values. */
+export interface Weight {
+  readonly dtype: WeightDType;
+  readonly data: Float32Array | Uint16Array;
+  readonly shape: readonly number[];
+}
+export interface CpuInfo {
+  isa: "avx512" | "avx2" | "scalar";
+  supported: string[];
+  avx512bf16: boolean;
+  threads: number;
+}
+export interface ExpertWeights {
+  w1: Weight;
+  w3: Weight;
+  w2: Weight;
+}
+export type Isa = CpuInfo["isa"];
+
+interface Binding {
+  cpuInfo(): CpuInfo;
+  setIsa(isa: string): void;
+  setThreads(n: number): void;
+  matmul(x: Float32Array, n: number, w: Weight, out?: Float32Array): Float32Array;
+  rmsnorm(x: Float32Array, n: number, dim: number, weight: Float32Array, eps: number, out?: Float32Array): Float32Array;
+  silu(x: Float32Array, out?: Float32Array): Float32Array;
+  sigmoid(x: Float32Array, out?: Float32Array): Float32Array;
+  swiglu(gate: Float32Array, up: Float32Array, out?: Float32Array): Float32Array;
+  mul(a: Float32Array, b: Float32Array, out?: Float32Array): Float32Array;
+  axpby(alpha: number, x: Float32Array, beta: number, y: Float32Array, out?: Float32Array): Float32Array;
+  embedding(ids: Int32Array, table: Weight, out?: Float32Array): Float32Array;
+  rope(x: Float32Array, n: number, heads: number, headDim: number, rotaryDim: number, positions: Int32Array, theta: number): void;
+  lightningPrefill(q: Float32Array, k: Float32Array, v: Float32Array, n: number, heads: number, d: number,
+    slopes: Float32Array, blockSize: number, state: Float32Array, out?: Float32Array): Float32Array;
+  lightningStep(q: Float32Array, k: Float32Array, v: Float32Array, n: number, heads: number, d: number,
+    slopes: Float32Array, state: Float32Array, out?: Float32Array): Float32Array;
+  attention(q: Float32Array, kCache: Float32Array, vCache: Float32Array, n: number, total: number, heads: number,
+    kvHeads: number, d: number, scale: number, out?: Float32Array, probs?: Float32Array | null): Float32Array;
+  routerTopk(logits: Float32Array, n: number, experts: number, k: number, idx: Int32Array, weights: Float32Array): void;
+  moeExperts(x: Float32Array, n: number, hidden: number, idx: Int32Array, k: number,
+    experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array;
+  weightedSum(slots: Float32Array, weights: Float32Array, n: number, k: number, dim: number, out?: Float32Array): Float32Array;
+}
+
+const addonUrl = new URL("./build/Release/m1native.node", import.meta.url);
+export const addonPath: string = fileURLToPath(addonUrl);
+
+function load(): Binding {
+  const require = createRequire(import.meta.url);
+  try {
+    return require(addonPath) as Binding;
+  } catch (e) {
+    const cause = e instanceof Error ? e.message : String(e);
+    // configuration errors raised by the addon itself (M1_ISA, M1_THREADS) are passed through
+    if (existsSync(addonPath) && /^m1native: /.test(cause)) throw e;
+    const what = existsSync(addonPath) ? `could not be loaded (${cause})` : "is not built";
+    throw new Error(
+      `m1native: the native addon ${addonPath} ${what}. ` +
+        "Build it with `npm run build:native` (node native/build.mjs --force); " +
+        "this needs g++ (or clang++), make, python3 and the Node headers (include/node).",
+      { cause: e },
+    );
+  }
+}
+
+const native: Binding = load();
+
+// ------------------------------------------------------------------ validation helpers
+function checkDim(fn: string, name: string, v: number): number {
+  if (typeof v !== "number") throw new TypeError(`${fn}: ${name} must be a number, got ${typeof v}`);
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${fn}: ${name} must be a non-negative integer, got ${v}`);
+  return v;
+}
+
+function num(fn: string, name: string, v: number, finite = true): number {
+  if (typeof v !== "number") throw new TypeError(`${fn}: ${name} must be a number, got ${typeof v}`);
+  if (finite && !Number.isFinite(v)) throw new RangeError(`${fn}: ${name} must be finite, got ${v}`);
+  return v;
+}
+
+function f32(fn: string, name: string, a: unknown, len: number | null, expr = ""): Float32Array {
+  if (!(a instanceof Float32Array)) throw new TypeError(`${fn}: ${name} must be a Float32Array, got ${describe(a)}`);
+  if (len !== null && a.length !== len) {
+    throw new RangeError(`${fn}: ${name} has ${a.length} elements, expected ${expr} = ${len}`);
+  }
+  return a;
+}
+
+function i32(fn: string, name: string, a: unknown, len: number | null, expr = ""): Int32Array {
+  if (!(a instanceof Int32Array)) throw new TypeError(`${fn}: ${name} must be an Int32Array, got ${describe(a)}`);
+  if (len !== null && a.length !== len) {
+    throw new RangeError(`${fn}: ${name} has ${a.length} elements, expected ${expr} = ${len}`);
+  }
+  return a;
+}
+
+function optOut(fn: string, out: Float32Array | undefined | null, len: number, expr: string): void {
+  if (out !== undefined && out !== null) f32(fn, "out", out, len, expr);
+}
+
+function describe(a: unknown): string {
+  if (a === null) return "null";
+  if (typeof a === "object") return (a as object).constructor?.name ?? "object";
+  return typeof a;
+}
+
+/** Validates a Weight and returns [rows, cols]. */
+function checkWeight(fn: string, name: string, w: Weight): [number, number] {
+  if (w === null || typeof w !== "object") throw new TypeError(`${fn}: ${name} must be a Weight { dtype, data, shape }`);
+  const { dtype, data, shape } = w;
+  if (dtype !== "F32" && dtype !== "BF16" && dtype !== "F16") {
+    throw new TypeError(`${fn}: ${name}.dtype must be "F32", "BF16" or "F16", got ${JSON.stringify(dtype)}`);
+  }
+  if (dtype === "F32" && !(data instanceof Float32Array)) {
+    throw new TypeError(`${fn}: ${name}.data must be a Float32Array for dtype F32, got ${describe(data)}`);
+  }
+  if (dtype !== "F32" && !(data instanceof Uint16Array)) {
+    throw new TypeError(`${fn}: ${name}.data must be a Uint16Array (raw 16-bit values) for dtype ${dtype}, got ${describe(data)}`);
+  }
+  if (!shape || shape.length !== 2) {
+    throw new TypeError(`${fn}: ${name}.shape must be [rows, cols] (a 2-D weight), got [${shape ? Array.from(shape).join(", ") : ""}]`);
+  }
+  const rows = checkDim(fn, `${name}.shape[0]`, shape[0]);
+  const cols = checkDim(fn, `${name}.shape[1]`, shape[1]);
+  if (data.length !== rows * cols) {
+    throw new RangeError(`${fn}: ${name}.data has ${data.length} elements, expected shape[0]*shape[1] = ${rows * cols}`);
+  }
+  return [rows, cols];
+}
+
+// ------------------------------------------------------------------ configuration
+export function cpuInfo(): CpuInfo {
+  return native.cpuInfo();
+}
+
+/** Forces a kernel path; throws if this CPU (or build) does not support it. */
+export function setIsa(isa: Isa): void {
+  if (isa !== "avx512" && isa !== "avx2" && isa !== "scalar") {
+    throw new TypeError(`setIsa: isa must be "avx512", "avx2" or "scalar", got ${JSON.stringify(isa)}`);
+  }
+  native.setIsa(isa);
+}
+
+/** Total compute threads (the calling thread included). */
+export function setThreads(n: number): void {
+  checkDim("setThreads", "n", n);
+  if (n < 1 || n > 1024) throw new RangeError(`setThreads: n must be in [1, 1024], got ${n}`);
+  native.setThreads(n);
+}
+
+// ------------------------------------------------------------------ ops
+/** out[n, rows] = x[n, cols] · wᵀ, f32 accumulation. */
+export function matmul(x: Float32Array, n: number, w: Weight, out?: Float32Array): Float32Array {
+  const fn = "matmul";
+  checkDim(fn, "n", n);
+  const [rows, cols] = checkWeight(fn, "w", w);
+  f32(fn, "x", x, n * cols, "n*cols");
+  optOut(fn, out, n * rows, "n*rows");
+  return native.matmul(x, n, w, out);
+}
+
+/** per row of width dim: w ⊙ x / sqrt(mean(x²) + eps) */
+export function rmsnorm(x: Float32Array, n: number, dim: number, weight: Float32Array, eps: number, out?: Float32Array): Float32Array {
+  const fn = "rmsnorm";
+  checkDim(fn, "n", n);
+  checkDim(fn, "dim", dim);
+  f32(fn, "x", x, n * dim, "n*dim");
+  f32(fn, "weight", weight, dim, "dim");
+  num(fn, "eps", eps);
+  if (eps < 0) throw new RangeError(`${fn}: eps must be >= 0, got ${eps}`);
+  optOut(fn, out, n * dim, "n*dim");
+  return native.rmsnorm(x, n, dim, weight, eps, out);
+}
+
+export function silu(x: Float32Array, out?: Float32Array): Float32Array {
+  f32("silu", "x", x, null);
+  optOut("silu", out, x.length, "x.length");
+  return native.silu(x, out);
+}
+
+export function sigmoid(x: Float32Array, out?: Float32Array): Float32Array {
+  f32("sigmoid", "x", x, null);
+  optOut("sigmoid", out, x.length, "x.length");
+  return native.sigmoid(x, out);
+}
+
+/** silu(gate) ⊙ up */
+export function swiglu(gate: Float32Array, up: Float32Array, out?: Float32Array): Float32Array {
+  f32("swiglu", "gate", gate, null);
+  f32("swiglu", "up", up, gate.length, "gate.length");
+  optOut("swiglu", out, gate.length, "gate.length");
+  return native.swiglu(gate, up, out);
+}
+
+export function mul(a: Float32Array, b: Float32Array, out?: Float32Array): Float32Array {
+  f32("mul", "a", a, null);
+  f32("mul", "b", b, a.length, "a.length");
+  optOut("mul", out, a.length, "a.length");
+  return native.mul(a, b, out);
+}
+
+/** out = alpha·x + beta·y */
+export function axpby(alpha: number, x: Float32Array, beta: number, y: Float32Array, out?: Float32Array): Float32Array {
+  num("axpby", "alpha", alpha, false);
+  num("axpby", "beta", beta, false);
+  f32("axpby", "x", x, null);
+  f32("axpby", "y", y, x.length, "x.length");
+  optOut("axpby", out, x.length, "x.length");
+  return native.axpby(alpha, x, beta, y, out);
+}
+
+/** rows of table [vocab, dim] (any WeightDType) as f32; an id outside [0, vocab) throws RangeError naming the id and its index */
+export function embedding(ids: Int32Array, table: Weight, out?: Float32Array): Float32Array {
+  const fn = "embedding";
+  i32(fn, "ids", ids, null);
+  const [vocab, d] = checkWeight(fn, "table", table);
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (id < 0 || id >= vocab) throw new RangeError(`${fn}: ids[${i}] = ${id} is outside the vocabulary [0, ${vocab})`);
+  }
+  optOut(fn, out, ids.length * d, "ids.length*dim");
+  return native.embedding(ids, table, out);
+}
+
+/** In place, NeoX rotate-half on the first rotaryDim dims of every head of x [n, heads, headDim];
+ *  inv_freq_i = theta^(-2i/rotaryDim), i < rotaryDim/2; angle = positions[t]·inv_freq_i (computed in double);
+ *  x'_i = x_i cos - x_{i+r/2} sin, x'_{i+r/2} = x_{i+r/2} cos + x_i sin; dims >= rotaryDim unchanged. */
+export function rope(x: Float32Array, n: number, heads: number, headDim: number, rotaryDim: number, positions: Int32Array, theta: number): void {
+  const fn = "rope";
+  checkDim(fn, "n", n);
+  checkDim(fn, "heads", heads);
+  checkDim(fn, "headDim", headDim);
+  checkDim(fn, "rotaryDim", rotaryDim);
+  f32(fn, "x", x, n * heads * headDim, "n*heads*headDim");
+  if (rotaryDim > headDim) throw new RangeError(`${fn}: rotaryDim (${rotaryDim}) must be <= headDim (${headDim})`);
+  if (rotaryDim % 2 !== 0) throw new RangeError(`${fn}: rotaryDim must be even, got ${rotaryDim}`);
+  i32(fn, "positions", positions, n, "n");
+  num(fn, "theta", theta);
+  if (!(theta > 0)) throw new RangeError(`${fn}: theta must be > 0, got ${theta}`);
+  native.rope(x, n, heads, headDim, rotaryDim, positions, theta);
+}
+
+function lightningArgs(fn: string, q: Float32Array, k: Float32Array, v: Float32Array, n: number, heads: number, d: number,
+  slopes: Float32Array, state: Float32Array, out: Float32Array | undefined): void {
+  checkDim(fn, "n", n);
+  checkDim(fn, "heads", heads);
+  checkDim(fn, "d", d);
+  const len = n * heads * d;
+  f32(fn, "q", q, len, "n*heads*d");
+  f32(fn, "k", k, len, "n*heads*d");
+  f32(fn, "v", v, len, "n*heads*d");
+  f32(fn, "slopes", slopes, heads, "heads");
+  f32(fn, "state", state, heads * d * d, "heads*d*d");
+  optOut(fn, out, len, "n*heads*d");
+}
+
+/** Lightning attention, block-wise (spec §2.5.4). q,k,v: [n, heads, d] (already SiLU'd). state: [heads, d, d]
+ *  (row = key dim, col = value dim), read as the initial state and overwritten with the final state.
+ *  slopes[h] = s_h, decay λ = exp(-s). Returns out [n, heads, d]. */
+export function lightningPrefill(q: Float32Array, k: Float32Array, v: Float32Array, n: number, heads: number, d: number,
+  slopes: Float32Array, blockSize: number, state: Float32Array, out?: Float32Array): Float32Array {
+  const fn = "lightningPrefill";
+  lightningArgs(fn, q, k, v, n, heads, d, slopes, state, out);
+  checkDim(fn, "blockSize", blockSize);
+  if (blockSize < 1 || blockSize > 4096) throw new RangeError(`${fn}: blockSize must be in [1, 4096], got ${blockSize}`);
+  return native.lightningPrefill(q, k, v, n, heads, d, slopes, blockSize, state, out);
+}
+
+/** Same contract, token-by-token recurrence S_t = λ S_{t-1} + k_tᵀ v_t ; o_t = q_t S_t. */
+export function lightningStep(q: Float32Array, k: Float32Array, v: Float32Array, n: number, heads: number, d: number,
+  slopes: Float32Array, state: Float32Array, out?: Float32Array): Float32Array {
+  lightningArgs("lightningStep", q, k, v, n, heads, d, slopes, state, out);
+  return native.lightningStep(q, k, v, n, heads, d, slopes, state, out);
+}
+
+/** Causal GQA softmax attention for n new queries q [n, heads, d] at absolute positions total-n .. total-1,
+ *  against kCache/vCache [capacity, kvHeads, d] whose first `total` rows are valid. Query head h uses kv head
+ *  floor(h / (heads/kvHeads)). Returns out [n, heads, d]; if probs is given (length heads*n*total) the
+ *  probabilities [heads, n, total] are written there (zeros above the causal diagonal). */
+export function attention(q: Float32Array, kCache: Float32Array, vCache: Float32Array, n: number, total: number,
+  heads: number, kvHeads: number, d: number, scale: number, out?: Float32Array, probs?: Float32Array | null): Float32Array {
+  const fn = "attention";
+  checkDim(fn, "n", n);
+  checkDim(fn, "total", total);
+  checkDim(fn, "heads", heads);
+  checkDim(fn, "kvHeads", kvHeads);
+  checkDim(fn, "d", d);
+  num(fn, "scale", scale);
+  if (heads < 1) throw new RangeError(`${fn}: heads must be >= 1, got ${heads}`);
+  if (kvHeads < 1 || heads % kvHeads !== 0) {
+    throw new RangeError(`${fn}: kvHeads (${kvHeads}) must be >= 1 and divide heads (${heads})`);
+  }
+  if (total < n) throw new RangeError(`${fn}: total (${total}) must be >= n (${n})`);
+  f32(fn, "q", q, n * heads * d, "n*heads*d");
+  const row = kvHeads * d;
+  for (const [name, c] of [["kCache", kCache], ["vCache", vCache]] as const) {
+    f32(fn, name, c, null);
+    if (row > 0 && c.length % row !== 0) {
+      throw new RangeError(`${fn}: ${name} has ${c.length} elements, not a multiple of kvHeads*d = ${row}`);
+    }
+    if (c.length < total * row) {
+      throw new RangeError(`${fn}: ${name} has ${c.length} elements (${row ? c.length / row : 0} rows), expected at least total*kvHeads*d = ${total * row}`);
+    }
+  }
+  optOut(fn, out, n * heads * d, "n*heads*d");
+  if (probs !== undefined && probs !== null) f32(fn, "probs", probs, heads * n * total, "heads*n*total");
+  return native.attention(q, kCache, vCache, n, total, heads, kvHeads, d, scale, out, probs);
+}
+
+/** Router: per row of logits [n, experts]: p = softmax (f32), top-k by p (ties → lower index), weights renormalised
+ *  to sum 1. Writes idx [n, k] and weights [n, k] (descending p). */
+export function routerTopk(logits: Float32Array, n: number, experts: number, k: number, idx: Int32Array, weights: Float32Array): void {
+  const fn = "routerTopk";
+  checkDim(fn, "n", n);
+  checkDim(fn, "experts", experts);
+  checkDim(fn, "k", k);
+  if (experts < 1) throw new RangeError(`${fn}: experts must be >= 1, got ${experts}`);
+  if (k < 1 || k > experts) throw new RangeError(`${fn}: k must be in [1, experts = ${experts}], got ${k}`);
+  f32(fn, "logits", logits, n * experts, "n*experts");
+  i32(fn, "idx", idx, n * k, "n*k");
+  f32(fn, "weights", weights, n * k, "n*k");
+  native.routerTopk(logits, n, experts, k, idx, weights);
+}
+
+/** SwiGLU experts for routed tokens. x [n, hidden]; idx [n, k]; experts[e] = { w1 [F, hidden] (gate), w3 [F, hidden] (up),
+ *  w2 [hidden, F] (down) } or null/undefined for experts nobody is routed to. Returns the per-slot outputs [n, k, hidden]:
+ *  slot (t, j) = W2_e (silu(W1_e x_t) ⊙ (W3_e x_t)), e = idx[t, j]. */
+export function moeExperts(x: Float32Array, n: number, hidden: number, idx: Int32Array, k: number,
+  experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array {
+  const fn = "moeExperts";
+  checkDim(fn, "n", n);
+  checkDim(fn, "hidden", hidden);
+  checkDim(fn, "k", k);
+  f32(fn, "x", x, n * hidden, "n*hidden");
+  i32(fn, "idx", idx, n * k, "n*k");
+  if (!Array.isArray(experts)) throw new TypeError(`${fn}: experts must be an array of { w1, w3, w2 } (or null for unused experts)`);
+  const checked = new Set<number>();
+  for (let s = 0; s < idx.length; s++) {
+    const e = idx[s];
+    if (e < 0 || e >= experts.length) {
+      throw new RangeError(`${fn}: idx[${s}] = ${e} is not an expert index (experts has ${experts.length} entries)`);
+    }
+    if (checked.has(e)) continue;
+    const ex = experts[e];
+    if (ex === null || ex === undefined) {
+      throw new Error(`${fn}: expert ${e} is routed to (idx[${s}] = ${e}) but experts[${e}] is ${ex === null ? "null" : "undefined"}`);
+    }
+    const [f, h1] = checkWeight(fn, `experts[${e}].w1`, ex.w1);
+    const [f3, h3] = checkWeight(fn, `experts[${e}].w3`, ex.w3);
+    const [h2, f2] = checkWeight(fn, `experts[${e}].w2`, ex.w2);
+    if (h1 !== hidden) throw new RangeError(`${fn}: experts[${e}].w1 has shape [${f}, ${h1}], expected [${f}, ${hidden}]`);
+    if (f3 !== f || h3 !== hidden) throw new RangeError(`${fn}: experts[${e}].w3 has shape [${f3}, ${h3}], expected [${f}, ${hidden}]`);
+    if (h2 !== hidden || f2 !== f) throw new RangeError(`${fn}: experts[${e}].w2 has shape [${h2}, ${f2}], expected [${hidden}, ${f}]`);
+    checked.add(e);
+  }
+  optOut(fn, out, n * k * hidden, "n*k*hidden");
+  return native.moeExperts(x, n, hidden, idx, k, experts, out);
+}
+
+/** out[t, :] = Σ_j weights[t, j] · slots[t, j, :]  (slots [n, k, dim]) */
+export function weightedSum(slots: Float32Array, weights: Float32Array, n: number, k: number, dim: number, out?: Float32Array): Float32Array {
+  const fn = "weightedSum";
+  checkDim(fn, "n", n);
+  checkDim(fn, "k", k);
+  checkDim(fn, "dim", dim);
+  f32(fn, "slots", slots, n * k * dim, "n*k*dim");
+  f32(fn, "weights", weights, n * k, "n*k");
+  optOut(fn, out, n * dim, "n*dim");
+  return native.weightedSum(slots, weights, n, k, dim, out);
+}

@@ -1,0 +1,432 @@
+// GEMM: out[n, N] = x[n, K] · Wᵀ with W [N, K] in f32/bf16/f16, f32 accumulation (FMA).
+//  - small n: dot-product path, weights streamed once and converted in registers, threads split
+//    the output columns (rows of W).
+//  - otherwise: BLIS-like. W panels of NR rows × KC cols are converted to f32 and packed k-major,
+//    an MR × NR register-blocked outer-product micro-kernel runs over the rows of x.
+// Also the small single-threaded row-major gemm_nn used by attention and lightning attention.
+#include "simd.h"
+
+#ifndef M1_DOT_MAX_ROWS
+#define M1_DOT_MAX_ROWS 16
+#endif
+
+namespace m1 {
+namespace M1_NS {
+
+// ---------------------------------------------------------------- scratch
+namespace {
+void* aalloc(size_t bytes) {
+#if defined(_WIN32)
+  return _aligned_malloc(bytes, 64);
+#else
+  void* p = nullptr;
+  return posix_memalign(&p, 64, bytes) == 0 ? p : nullptr;
+#endif
+}
+void afree(void* p) {
+#if defined(_WIN32)
+  _aligned_free(p);
+#else
+  free(p);
+#endif
+}
+
+constexpr int kSlots = 8;
+struct Scratch {
+  float* p[kSlots] = {};
+  int64_t cap[kSlots] = {};
+  ~Scratch() {
+    for (int i = 0; i < kSlots; i++) afree(p[i]);
+  }
+};
+thread_local Scratch tl_scratch;
+}  // namespace
+
+float* scratch(int slot, int64_t floats) {
+  Scratch& s = tl_scratch;
+  if (floats < 16) floats = 16;
+  if (floats > s.cap[slot]) {
+    afree(s.p[slot]);
+    const size_t bytes = (size_t(floats) * 4 + 63) & ~size_t(63);
+    s.p[slot] = static_cast<float*>(aalloc(bytes));
+    if (!s.p[slot]) {
+      fprintf(stderr, "m1native: out of memory (%zu bytes of scratch)\n", bytes);
+      abort();
+    }
+    s.cap[slot] = floats;
+  }
+  return s.p[slot];
+}
+
+// ---------------------------------------------------------------- row conversion
+void convert_row(const WeightView& w, int64_t row, int64_t k0, int64_t len, float* dst) {
+  const int64_t off = row * w.cols + k0;
+  if (w.dtype == kF32) {
+    memcpy(dst, static_cast<const float*>(w.data) + off, size_t(len) * 4);
+    return;
+  }
+  const uint16_t* src = static_cast<const uint16_t*>(w.data) + off;
+  int64_t i = 0;
+  if (w.dtype == kBF16) {
+    for (; i + V::W <= len; i += V::W) V::load_bf16(src + i).store(dst + i);
+    for (; i < len; i++) dst[i] = bf16_to_f32(src[i]);
+  } else {
+    for (; i + V::W <= len; i += V::W) V::load_f16(src + i).store(dst + i);
+    if (i < len) {
+      V::load_f16(src + i, len - i).store(dst + i, V::mask(len - i));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- micro-kernel
+#if defined(M1_ISA_AVX512)
+constexpr int MR = 8, NV = 2;
+#elif defined(M1_ISA_AVX2)
+constexpr int MR = 6, NV = 2;
+#else
+constexpr int MR = 4, NV = 4;
+#endif
+constexpr int NR = NV * V::W;
+
+// C[M×NR] = beta·C + A[M×K]·B[K×NR]; B rows (NR contiguous floats) are ldb apart.
+template <int M>
+static void ukr(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
+                float beta) {
+  V acc[M][NV];
+  M1_UNROLL for (int r = 0; r < M; r++) {
+    M1_UNROLL for (int j = 0; j < NV; j++) acc[r][j] = V::zero();
+  }
+  for (int64_t k = 0; k < K; k++) {
+    V b[NV];
+    M1_UNROLL for (int j = 0; j < NV; j++) b[j] = V::load(B + k * ldb + j * V::W);
+    M1_UNROLL for (int r = 0; r < M; r++) {
+      const V a = V::set1(A[r * lda + k]);
+      M1_UNROLL for (int j = 0; j < NV; j++) acc[r][j] = fma(a, b[j], acc[r][j]);
+    }
+  }
+  if (beta == 0.0f) {
+    M1_UNROLL for (int r = 0; r < M; r++) {
+      M1_UNROLL for (int j = 0; j < NV; j++) acc[r][j].store(C + r * ldc + j * V::W);
+    }
+  } else if (beta == 1.0f) {
+    M1_UNROLL for (int r = 0; r < M; r++) {
+      M1_UNROLL for (int j = 0; j < NV; j++) {
+        float* c = C + r * ldc + j * V::W;
+        (V::load(c) + acc[r][j]).store(c);
+      }
+    }
+  } else {
+    const V bv = V::set1(beta);
+    M1_UNROLL for (int r = 0; r < M; r++) {
+      M1_UNROLL for (int j = 0; j < NV; j++) {
+        float* c = C + r * ldc + j * V::W;
+        fma(bv, V::load(c), acc[r][j]).store(c);
+      }
+    }
+  }
+}
+
+using UkrFn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, float);
+
+template <int... I>
+struct UkrTable {
+  static constexpr UkrFn fns[sizeof...(I) + 1] = {nullptr, &ukr<I + 1>...};
+};
+template <int... I>
+constexpr UkrFn UkrTable<I...>::fns[];
+
+#if defined(M1_ISA_AVX512)
+using Ukrs = UkrTable<0, 1, 2, 3, 4, 5, 6, 7>;
+#elif defined(M1_ISA_AVX2)
+using Ukrs = UkrTable<0, 1, 2, 3, 4, 5>;
+#else
+using Ukrs = UkrTable<0, 1, 2, 3>;
+#endif
+static_assert(sizeof(Ukrs::fns) / sizeof(UkrFn) == MR + 1, "ukr table size");
+
+// One tile of mr <= MR rows and nr <= NR columns. B must be readable for NR columns.
+static inline void tile(int64_t mr, int64_t nr, int64_t K, const float* A, int64_t lda, const float* B,
+                        int64_t ldb, float* C, int64_t ldc, float beta) {
+  if (nr == NR) return Ukrs::fns[mr](K, A, lda, B, ldb, C, ldc, beta);
+  alignas(64) float t[MR * NR];
+  Ukrs::fns[mr](K, A, lda, B, ldb, t, NR, 0.0f);
+  for (int64_t r = 0; r < mr; r++) {
+    float* c = C + r * ldc;
+    const float* s = t + r * NR;
+    if (beta == 0.0f) {
+      for (int64_t j = 0; j < nr; j++) c[j] = s[j];
+    } else if (beta == 1.0f) {
+      for (int64_t j = 0; j < nr; j++) c[j] += s[j];
+    } else {
+      for (int64_t j = 0; j < nr; j++) c[j] = beta * c[j] + s[j];
+    }
+  }
+}
+
+// ---------------------------------------------------------------- gemm_nn (single-threaded)
+void gemm_nn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+             int64_t ldc, float beta) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+    return;
+  }
+  for (int64_t j = 0; j < N; j += NR) {
+    const int64_t nr = imin(NR, N - j);
+    const float* bp = B + j;
+    int64_t ldbp = ldb;
+    if (nr < NR) {  // zero-padded copy of the last column panel
+      float* t = scratch(1, K * NR);
+      for (int64_t k = 0; k < K; k++) {
+        for (int64_t c = 0; c < nr; c++) t[k * NR + c] = B[k * ldb + j + c];
+        for (int64_t c = nr; c < NR; c++) t[k * NR + c] = 0.0f;
+      }
+      bp = t;
+      ldbp = NR;
+    }
+    for (int64_t i = 0; i < M; i += MR) {
+      tile(imin(MR, M - i), nr, K, A + i * lda, lda, bp, ldbp, C + i * ldc + j, ldc, beta);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- dot-product tiles
+// C[i, r] = Σ_k A[i, k] B[r, k] for M <= 4 rows of A (f32) and RB rows of B (f32/bf16/f16, converted
+// in registers), as vector dot products over k; ld* in elements.
+template <int DT, int M, int RB>
+static void dot_tile(int64_t K, const float* A, int64_t lda, const void* B, int64_t ldb, float* C, int64_t ldc) {
+  const int esz = DT == kF32 ? 4 : 2;
+  const char* bb = static_cast<const char*>(B);
+  V acc[M][RB];
+  M1_UNROLL for (int i = 0; i < M; i++) {
+    M1_UNROLL for (int r = 0; r < RB; r++) acc[i][r] = V::zero();
+  }
+  int64_t k = 0;
+  for (; k + V::W <= K; k += V::W) {
+    V a[M];
+    M1_UNROLL for (int i = 0; i < M; i++) a[i] = V::load(A + i * lda + k);
+    M1_UNROLL for (int r = 0; r < RB; r++) {
+      const V b = load_w<DT>(bb + (r * ldb + k) * esz);
+      M1_UNROLL for (int i = 0; i < M; i++) acc[i][r] = fma(a[i], b, acc[i][r]);
+    }
+  }
+  if (k < K) {
+    const int64_t rem = K - k;
+    const typename V::Mask m = V::mask(rem);
+    V a[M];
+    M1_UNROLL for (int i = 0; i < M; i++) a[i] = V::load(A + i * lda + k, m);
+    M1_UNROLL for (int r = 0; r < RB; r++) {
+      const V b = load_w<DT>(bb + (r * ldb + k) * esz, rem);
+      M1_UNROLL for (int i = 0; i < M; i++) acc[i][r] = fma(a[i], b, acc[i][r]);
+    }
+  }
+  M1_UNROLL for (int i = 0; i < M; i++) {
+    M1_UNROLL for (int r = 0; r < RB; r++) C[i * ldc + r] = acc[i][r].hsum();
+  }
+}
+
+// all M rows of A against RB rows of B
+template <int DT, int RB>
+static inline void dot_cols(int64_t M, int64_t K, const float* A, int64_t lda, const void* B, int64_t ldb, float* C,
+                            int64_t ldc) {
+  int64_t i = 0;
+  for (; i + 4 <= M; i += 4) dot_tile<DT, 4, RB>(K, A + i * lda, lda, B, ldb, C + i * ldc, ldc);
+  switch (M - i) {
+    case 1: dot_tile<DT, 1, RB>(K, A + i * lda, lda, B, ldb, C + i * ldc, ldc); break;
+    case 2: dot_tile<DT, 2, RB>(K, A + i * lda, lda, B, ldb, C + i * ldc, ldc); break;
+    case 3: dot_tile<DT, 3, RB>(K, A + i * lda, lda, B, ldb, C + i * ldc, ldc); break;
+    default: break;
+  }
+}
+
+void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+             int64_t ldc) {
+  int64_t j = 0;
+  for (; j + 4 <= N; j += 4) dot_cols<kF32, 4>(M, K, A, lda, B + j * ldb, ldb, C + j, ldc);
+  for (; j < N; j++) dot_cols<kF32, 1>(M, K, A, lda, B + j * ldb, ldb, C + j, ldc);
+}
+
+// ---------------------------------------------------------------- dot path (small n)
+// Threads split the rows of W into RB-row blocks; each block is read from memory once and reused
+// from cache for every group of 4 rows of x.
+template <int DT>
+static inline const void* w_row(const WeightView& w, int64_t j) {
+  return static_cast<const char*>(w.data) + j * w.cols * (DT == kF32 ? 4 : 2);
+}
+
+template <int DT, int RB>
+static void dot_path_rb(const float* x, int64_t n, const WeightView& w, float* out) {
+  const int64_t N = w.rows, K = w.cols;
+  const int64_t nblk = N / RB;
+  // about 64K multiply-adds per chunk
+  const int64_t grain = imax(1, (int64_t(1) << 16) / imax(1, K * RB * n));
+  parallel_for(nblk, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; b++) dot_cols<DT, RB>(n, K, x, K, w_row<DT>(w, b * RB), K, out + b * RB, N);
+  });
+  for (int64_t j = nblk * RB; j < N; j++) dot_cols<DT, 1>(n, K, x, K, w_row<DT>(w, j), K, out + j, N);
+}
+
+template <int DT>
+static void dot_path(const float* x, int64_t n, const WeightView& w, float* out) {
+  if (n == 1) dot_path_rb<DT, 8>(x, n, w, out);
+  else dot_path_rb<DT, 4>(x, n, w, out);
+}
+
+// ---------------------------------------------------------------- packed path
+constexpr int64_t kDotMaxRows = M1_DOT_MAX_ROWS;
+constexpr int64_t KC = 256;  // k-depth of a packed panel (KC × NR floats ≈ L1)
+constexpr int64_t MC = 192;  // rows of x per pass over the panels (L2)
+
+#if defined(M1_ISA_AVX512)
+// r[i] (row i, 16 columns) -> r[c] = column c (16 rows)
+static inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {  // r[4i + c], 128-bit lane L: rows 4i..4i+3 of column 4L + c
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; c++) {
+    const __m512 a = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
+    const __m512 b = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+    const __m512 e = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+    const __m512 f = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+    t[c] = _mm512_shuffle_f32x4(a, e, 0x88);
+    t[8 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
+    t[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
+    t[12 + c] = _mm512_shuffle_f32x4(b, f, 0xDD);
+  }
+  for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+#elif defined(M1_ISA_AVX2)
+static inline void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++) {
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; c++) {
+    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+    r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+  }
+}
+#endif
+
+// dst[kk·NR + jj] = W[j + jj, k0 + kk] as f32, zero for jj >= nr.
+template <int DT>
+static void pack_panel_t(const WeightView& w, int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) {
+  const char* base = static_cast<const char*>(w.data);
+  int64_t kk = 0;
+#if defined(M1_ISA_AVX512) || defined(M1_ISA_AVX2)
+  const int esz = DT == kF32 ? 4 : 2;
+  // full W×W blocks through an in-register transpose
+  if (nr == NR) {
+    for (; kk + V::W <= kc; kk += V::W) {
+      for (int g = 0; g < NV; g++) {
+  #if defined(M1_ISA_AVX512)
+        __m512 r[16];
+  #else
+        __m256 r[8];
+  #endif
+        for (int i = 0; i < V::W; i++) r[i] = load_w<DT>(base + ((j + g * V::W + i) * w.cols + k0 + kk) * esz).v;
+  #if defined(M1_ISA_AVX512)
+        transpose16(r);
+  #else
+        transpose8(r);
+  #endif
+        for (int c = 0; c < V::W; c++) V{r[c]}.store(dst + (kk + c) * NR + g * V::W);
+      }
+    }
+  }
+#endif
+  if (kk == kc) return;
+  for (int64_t k = kk; k < kc; k++)
+    for (int64_t jj = nr; jj < NR; jj++) dst[k * NR + jj] = 0.0f;
+  float* row = scratch(1, kc);
+  for (int64_t jj = 0; jj < nr; jj++) {
+    const float* src;  // W[j + jj, k0 + kk ...]
+    if (DT == kF32) {
+      src = reinterpret_cast<const float*>(base) + (j + jj) * w.cols + k0 + kk;
+    } else {
+      convert_row(w, j + jj, k0 + kk, kc - kk, row);
+      src = row;
+    }
+    float* d = dst + kk * NR + jj;
+    for (int64_t k = 0; k < kc - kk; k++) d[k * NR] = src[k];
+  }
+}
+
+static void pack_panel(const WeightView& w, int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) {
+  if (w.dtype == kF32) pack_panel_t<kF32>(w, j, nr, k0, kc, dst);
+  else if (w.dtype == kBF16) pack_panel_t<kBF16>(w, j, nr, k0, kc, dst);
+  else pack_panel_t<kF16>(w, j, nr, k0, kc, dst);
+}
+
+void matmul(const float* x, int64_t M, const WeightView& w, float* out) {
+  const int64_t N = w.rows, K = w.cols;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    memset(out, 0, size_t(M * N) * 4);
+    return;
+  }
+  if (M <= kDotMaxRows) {
+    if (w.dtype == kF32) return dot_path<kF32>(x, M, w, out);
+    if (w.dtype == kBF16) return dot_path<kBF16>(x, M, w, out);
+    return dot_path<kF16>(x, M, w, out);
+  }
+  const int64_t T = num_threads();
+  const int64_t panels = cdiv(N, NR);
+  // panels per task: enough tasks for load balance, at most 8 panels (NC = 8·NR)
+  const int64_t ppt = imax(1, imin(8, cdiv(panels, 4 * T)));
+  const int64_t NC = ppt * NR;
+  const int64_t ntn = cdiv(panels, ppt);
+  // too few column blocks: split the rows too (each row block packs its own panels)
+  int64_t msplit = 1;
+  if (ntn < 2 * T) msplit = imax(1, imin(cdiv(M, MR * 4), cdiv(2 * T, ntn)));
+  const int64_t mchunk = cdiv(cdiv(M, msplit), MR) * MR;
+  msplit = cdiv(M, mchunk);
+
+  parallel_for(ntn * msplit, 1, [&](int64_t lo, int64_t hi) {
+    float* pack = scratch(0, KC * NC);
+    for (int64_t task = lo; task < hi; task++) {
+      const int64_t tn = task % ntn, tm = task / ntn;
+      const int64_t j0 = tn * NC, j1 = imin(N, j0 + NC);
+      const int64_t i0 = tm * mchunk, i1 = imin(M, i0 + mchunk);
+      const int64_t np = cdiv(j1 - j0, NR);
+      for (int64_t pc = 0; pc < K; pc += KC) {
+        const int64_t kc = imin(KC, K - pc);
+        for (int64_t p = 0; p < np; p++) {
+          const int64_t j = j0 + p * NR;
+          pack_panel(w, j, imin(NR, j1 - j), pc, kc, pack + p * kc * NR);
+        }
+        const float beta = pc == 0 ? 0.0f : 1.0f;
+        for (int64_t ic = i0; ic < i1; ic += MC) {
+          const int64_t ie = imin(i1, ic + MC);
+          for (int64_t p = 0; p < np; p++) {
+            const int64_t j = j0 + p * NR;
+            const int64_t nr = imin(NR, j1 - j);
+            const float* bp = pack + p * kc * NR;
+            for (int64_t i = ic; i < ie; i += MR) {
+              tile(imin(MR, ie - i), nr, kc, x + i * K + pc, K, bp, NR, out + i * N + j, N, beta);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace M1_NS
+}  // namespace m1

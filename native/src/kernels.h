@@ -1,0 +1,47 @@
+// Kernel table shared by the addon and the per-ISA kernel libraries.
+// Plain C-like types only: this header is compiled with different -m flags.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+namespace m1 {
+
+enum DType : int { kF32 = 0, kBF16 = 1, kF16 = 2 };
+
+// A 2-D weight [rows, cols], row-major (PyTorch Linear layout [out, in]).
+struct WeightView {
+  const void* data;
+  DType dtype;
+  int64_t rows;
+  int64_t cols;
+};
+
+struct KernelTable {
+  const char* name;
+  // out[n, w.rows] = x[n, w.cols] · wᵀ
+  void (*matmul)(const float* x, int64_t n, const WeightView& w, float* out);
+  void (*rmsnorm)(const float* x, int64_t n, int64_t dim, const float* weight, double eps, float* out);
+  void (*silu)(const float* x, float* out, int64_t len);
+  void (*sigmoid)(const float* x, float* out, int64_t len);
+  void (*swiglu)(const float* gate, const float* up, float* out, int64_t len);
+  void (*mul)(const float* a, const float* b, float* out, int64_t len);
+  void (*axpby)(float alpha, const float* x, float beta, const float* y, float* out, int64_t len);
+  // ids already validated against table.rows
+  void (*embedding)(const int32_t* ids, int64_t n, const WeightView& table, float* out);
+  void (*rope)(float* x, int64_t n, int64_t heads, int64_t head_dim, int64_t rotary_dim, const int32_t* positions,
+               double theta);
+  void (*lightning_prefill)(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t d,
+                            const float* slopes, int64_t block, float* state, float* out);
+  void (*lightning_step)(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t d,
+                         const float* slopes, float* state, float* out);
+  void (*attention)(const float* q, const float* kc, const float* vc, int64_t n, int64_t total, int64_t heads,
+                    int64_t kv_heads, int64_t d, float scale, float* out, float* probs);
+  void (*router_topk)(const float* logits, int64_t n, int64_t experts, int64_t k, int32_t* idx, float* weights);
+  void (*weighted_sum)(const float* slots, const float* weights, int64_t n, int64_t k, int64_t dim, float* out);
+};
+
+namespace scalar { const KernelTable* kernels(); }
+namespace avx2 { const KernelTable* kernels(); }
+namespace avx512 { const KernelTable* kernels(); }
+
+}  // namespace m1

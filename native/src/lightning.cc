@@ -1,0 +1,130 @@
+// Lightning attention (spec §2.5). Per head, decay λ = exp(−s), state S [d, d] (row: key dim,
+// column: value dim). Recurrence: S_t = λ S_{t−1} + k_tᵀ v_t, o_t = q_t S_t.
+// Block form for m ≤ B tokens (local i, j):
+//   O = ((Q Kᵀ) ⊙ diag) V + (Q ⊙ q_decay) S,  diag[i,j] = λ^{i−j} (i ≥ j), q_decay[i] = λ^{i+1}
+//   S ← λ^m S + (K ⊙ k_decay)ᵀ V,              k_decay[j] = λ^{m−1−j}
+// Decay powers are exp(−s·p) evaluated in double and rounded to f32.
+#include "simd.h"
+
+namespace m1 {
+namespace M1_NS {
+
+namespace {
+constexpr int64_t RB = 64;  // query rows per intra-block step (only the causal columns are computed)
+}
+
+void lightning_prefill(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t d,
+                       const float* slopes, int64_t B, float* state, float* out) {
+  if (heads <= 0 || d <= 0) return;
+  const int64_t ld = heads * d;
+  parallel_for(heads, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t h = lo; h < hi; h++) {
+      const double s = double(slopes[h]);
+      float* pw = scratch(5, B + 1);
+      for (int64_t i = 0; i <= B; i++) pw[i] = float(exp(-s * double(i)));
+      float* S = state + h * d * d;
+      for (int64_t t0 = 0; t0 < n; t0 += B) {
+        const int64_t m = imin(B, n - t0);
+        float* Kt = scratch(3, d * m);
+        float* A = scratch(4, m * m);
+        const float* Q = q + t0 * ld + h * d;
+        const float* K = k + t0 * ld + h * d;
+        const float* Vb = v + t0 * ld + h * d;
+        float* O = out + t0 * ld + h * d;
+        // inter-block: O = (Q S) ⊙ q_decay
+        gemm_nn(m, d, d, Q, ld, S, d, O, ld, 0.0f);
+        for (int64_t i = 0; i < m; i++) {
+          float* o = O + i * ld;
+          const float f = pw[i + 1];
+          for (int64_t c = 0; c < d; c++) o[c] *= f;
+        }
+        // Kt = Kᵀ [d, m]
+        for (int64_t j = 0; j < m; j++)
+          for (int64_t a = 0; a < d; a++) Kt[a * m + j] = K[j * ld + a];
+        // intra-block: O += ((Q Kᵀ) ⊙ diag) V, row block by row block, causal columns only
+        for (int64_t i0 = 0; i0 < m; i0 += RB) {
+          const int64_t mb = imin(RB, m - i0), w = i0 + mb;
+          float* Ar = A + i0 * m;
+          gemm_nn(mb, w, d, Q + i0 * ld, ld, Kt, m, Ar, m, 0.0f);
+          for (int64_t i = i0; i < w; i++) {
+            float* row = A + i * m;
+            for (int64_t j = 0; j <= i; j++) row[j] *= pw[i - j];
+            for (int64_t j = i + 1; j < w; j++) row[j] = 0.0f;
+          }
+          gemm_nn(mb, d, w, Ar, m, Vb, ld, O + i0 * ld, ld, 1.0f);
+        }
+        // state: S = λ^m S + (K ⊙ k_decay)ᵀ V. λ^m is applied as hi + lo so that it does not
+        // compound an f32 rounding once per block.
+        for (int64_t a = 0; a < d; a++) {
+          float* row = Kt + a * m;
+          for (int64_t j = 0; j < m; j++) row[j] *= pw[m - 1 - j];
+        }
+        const double lm = exp(-s * double(m));
+        const float lm_hi = float(lm), lm_lo = float(lm - double(lm_hi));
+        const V vh = V::set1(lm_hi), vl = V::set1(lm_lo);
+        int64_t e = 0;
+        for (; e + V::W <= d * d; e += V::W) {
+          const V x = V::load(S + e);
+          fma(vh, x, vl * x).store(S + e);
+        }
+        for (; e < d * d; e++) S[e] = lm_hi * S[e] + lm_lo * S[e];
+        gemm_nn(d, d, m, Kt, m, Vb, ld, S, d, 1.0f);
+      }
+    }
+  });
+}
+
+namespace {
+// One token for columns [c0, c0 + 4W) of the value dim: S[a, c] = λ S[a, c] + k_a v_c; o_c = Σ_a q_a S[a, c].
+template <bool Full>
+inline void step_cols(const float* qt, const float* kt, const float* vt, float lam_hi, float lam_lo, float* S,
+                      int64_t d, int64_t c0, float* ot) {
+  typename V::Mask mk[4];
+  V vv[4], o[4];
+  M1_UNROLL for (int u = 0; u < 4; u++) {
+    mk[u] = V::mask(d - c0 - u * V::W);
+    vv[u] = Full ? V::load(vt + c0 + u * V::W) : V::load(vt + c0 + u * V::W, mk[u]);
+    o[u] = V::zero();
+  }
+  const V lh = V::set1(lam_hi), ll = V::set1(lam_lo);
+  for (int64_t a = 0; a < d; a++) {
+    const V ka = V::set1(kt[a]), qa = V::set1(qt[a]);
+    float* row = S + a * d + c0;
+    M1_UNROLL for (int u = 0; u < 4; u++) {
+      V sv = Full ? V::load(row + u * V::W) : V::load(row + u * V::W, mk[u]);
+      sv = fma(lh, sv, fma(ll, sv, ka * vv[u]));
+      if (Full) sv.store(row + u * V::W);
+      else sv.store(row + u * V::W, mk[u]);
+      o[u] = fma(qa, sv, o[u]);
+    }
+  }
+  M1_UNROLL for (int u = 0; u < 4; u++) {
+    if (Full) o[u].store(ot + c0 + u * V::W);
+    else o[u].store(ot + c0 + u * V::W, mk[u]);
+  }
+}
+}  // namespace
+
+void lightning_step(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t d,
+                    const float* slopes, float* state, float* out) {
+  if (heads <= 0 || d <= 0) return;
+  const int64_t ld = heads * d;
+  parallel_for(heads, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t h = lo; h < hi; h++) {
+      // λ as an unevaluated sum hi + lo: an f32 λ alone would bias λ^t by t·(rounding of λ)
+      const double lam = exp(-double(slopes[h]));
+      const float lam_hi = float(lam), lam_lo = float(lam - double(lam_hi));
+      float* S = state + h * d * d;
+      for (int64_t t = 0; t < n; t++) {
+        const int64_t off = t * ld + h * d;
+        for (int64_t c0 = 0; c0 < d; c0 += 4 * V::W) {
+          if (c0 + 4 * V::W <= d) step_cols<true>(q + off, k + off, v + off, lam_hi, lam_lo, S, d, c0, out + off);
+          else step_cols<false>(q + off, k + off, v + off, lam_hi, lam_lo, S, d, c0, out + off);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace M1_NS
+}  // namespace m1

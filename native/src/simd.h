@@ -1,0 +1,324 @@
+// Vector abstraction for the kernel libraries. Each library compiles this with its own -m flags and
+// M1_ISA_* define; everything lives in namespace m1::M1_NS so no inline function or template
+// instantiation is shared (and COMDAT-merged) between ISA builds. Do not use STL templates here or
+// in the kernel sources for the same reason.
+#pragma once
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "threadpool.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 false positives inside the AVX-512 intrinsic headers (_mm512_undefined_*)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#if defined(M1_ISA_AVX512)
+#define M1_NS avx512
+#include <immintrin.h>
+#elif defined(M1_ISA_AVX2)
+#define M1_NS avx2
+#include <immintrin.h>
+#else
+#define M1_NS scalar
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define M1_UNROLL _Pragma("GCC unroll 16")
+#else
+#define M1_UNROLL
+#endif
+
+namespace m1 {
+namespace M1_NS {
+
+static inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static inline float bf16_to_f32(uint16_t h) {
+  uint32_t u = uint32_t(h) << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+// IEEE binary16 -> binary32, exact for every input (subnormals, ±inf, NaN payload kept, quieted).
+static inline float f16_to_f32(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  const uint32_t e = (h >> 10) & 0x1fu;
+  const uint32_t m = h & 0x3ffu;
+  uint32_t u;
+  if (e == 0) {
+    if (m == 0) {
+      u = sign;
+    } else {  // subnormal: m · 2^-24, renormalised
+      int shift = 0;
+      uint32_t mm = m;
+      while (!(mm & 0x400u)) {
+        mm <<= 1;
+        shift++;
+      }
+      u = sign | (uint32_t(127 - 15 - shift + 1) << 23) | ((mm & 0x3ffu) << 13);
+    }
+  } else if (e == 31) {
+    u = sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0u);
+  } else {
+    u = sign | ((e + 112u) << 23) | (m << 13);
+  }
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+#if defined(M1_ISA_AVX512)
+
+struct V {
+  static constexpr int W = 16;
+  using Mask = __mmask16;
+  __m512 v;
+  static inline Mask mask(int64_t n) { return n >= 16 ? Mask(0xffff) : n <= 0 ? Mask(0) : Mask((1u << n) - 1u); }
+  static inline V zero() { return {_mm512_setzero_ps()}; }
+  static inline V set1(float x) { return {_mm512_set1_ps(x)}; }
+  static inline V load(const float* p) { return {_mm512_loadu_ps(p)}; }
+  static inline V load(const float* p, Mask m) { return {_mm512_maskz_loadu_ps(m, p)}; }
+  inline void store(float* p) const { _mm512_storeu_ps(p, v); }
+  inline void store(float* p, Mask m) const { _mm512_mask_storeu_ps(p, m, v); }
+  static inline V bf16(__m256i h) { return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))}; }
+  static inline V load_bf16(const uint16_t* p) { return bf16(_mm256_loadu_si256((const __m256i*)p)); }
+  static inline V load_bf16(const uint16_t* p, int64_t n) { return bf16(_mm256_maskz_loadu_epi16(mask(n), p)); }
+  static inline V load_f16(const uint16_t* p) { return {_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p))}; }
+  static inline V load_f16(const uint16_t* p, int64_t n) {
+    return {_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask(n), p))};
+  }
+  inline float hsum() const { return _mm512_reduce_add_ps(v); }
+  inline float hmax() const { return _mm512_reduce_max_ps(v); }
+};
+static inline V operator+(V a, V b) { return {_mm512_add_ps(a.v, b.v)}; }
+static inline V operator-(V a, V b) { return {_mm512_sub_ps(a.v, b.v)}; }
+static inline V operator*(V a, V b) { return {_mm512_mul_ps(a.v, b.v)}; }
+static inline V operator/(V a, V b) { return {_mm512_div_ps(a.v, b.v)}; }
+static inline V fma(V a, V b, V c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+static inline V vmax(V a, V b) { return {_mm512_max_ps(a.v, b.v)}; }
+
+// e^x: Cephes polynomial on r = x - n·ln2, scaled by 2^n split in two factors so that
+// subnormal results round once; x > 88.72 → inf, x < -103.9 → 0, NaN → NaN.
+static inline V vexp(V x) {
+  __m512 t = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x.v));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), t);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  __m512i ni = _mm512_cvtps_epi32(n);
+  __m512i n1 = _mm512_srai_epi32(ni, 1);
+  __m512i n2 = _mm512_sub_epi32(ni, n1);
+  __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
+  __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23));
+  return {_mm512_mul_ps(_mm512_mul_ps(p, s1), s2)};
+}
+
+// Σ x² in double
+static inline double sumsq_f64(const float* x, int64_t n) {
+  __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 v = _mm512_loadu_ps(x + i);
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    __m512d hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
+    a0 = _mm512_fmadd_pd(lo, lo, a0);
+    a1 = _mm512_fmadd_pd(hi, hi, a1);
+  }
+  double s = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+  for (; i < n; i++) s += double(x[i]) * double(x[i]);
+  return s;
+}
+
+#elif defined(M1_ISA_AVX2)
+
+alignas(32) static const int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+struct V {
+  static constexpr int W = 8;
+  using Mask = __m256i;
+  __m256 v;
+  static inline Mask mask(int64_t n) {
+    return _mm256_loadu_si256((const __m256i*)(kMaskTable + 8 - (n >= 8 ? 8 : n <= 0 ? 0 : n)));
+  }
+  static inline V zero() { return {_mm256_setzero_ps()}; }
+  static inline V set1(float x) { return {_mm256_set1_ps(x)}; }
+  static inline V load(const float* p) { return {_mm256_loadu_ps(p)}; }
+  static inline V load(const float* p, Mask m) { return {_mm256_maskload_ps(p, m)}; }
+  inline void store(float* p) const { _mm256_storeu_ps(p, v); }
+  inline void store(float* p, Mask m) const { _mm256_maskstore_ps(p, m, v); }
+  static inline V bf16(__m128i h) { return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))}; }
+  static inline V load_bf16(const uint16_t* p) { return bf16(_mm_loadu_si128((const __m128i*)p)); }
+  static inline V load_bf16(const uint16_t* p, int64_t n) {
+    uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(tmp, p, size_t(n >= 8 ? 8 : n <= 0 ? 0 : n) * 2);
+    return load_bf16(tmp);
+  }
+  static inline V load_f16(const uint16_t* p) { return {_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p))}; }
+  static inline V load_f16(const uint16_t* p, int64_t n) {
+    uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(tmp, p, size_t(n >= 8 ? 8 : n <= 0 ? 0 : n) * 2);
+    return load_f16(tmp);
+  }
+  inline float hsum() const {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  inline float hmax() const {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+static inline V operator+(V a, V b) { return {_mm256_add_ps(a.v, b.v)}; }
+static inline V operator-(V a, V b) { return {_mm256_sub_ps(a.v, b.v)}; }
+static inline V operator*(V a, V b) { return {_mm256_mul_ps(a.v, b.v)}; }
+static inline V operator/(V a, V b) { return {_mm256_div_ps(a.v, b.v)}; }
+static inline V fma(V a, V b, V c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
+static inline V vmax(V a, V b) { return {_mm256_max_ps(a.v, b.v)}; }
+
+static inline V vexp(V x) {
+  __m256 t = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), x.v));
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(1.44269504088896341f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), t);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  __m256i ni = _mm256_cvtps_epi32(n);
+  __m256i n1 = _mm256_srai_epi32(ni, 1);
+  __m256i n2 = _mm256_sub_epi32(ni, n1);
+  __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
+  __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
+  return {_mm256_mul_ps(_mm256_mul_ps(p, s1), s2)};
+}
+
+static inline double sumsq_f64(const float* x, int64_t n) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    a0 = _mm256_fmadd_pd(lo, lo, a0);
+    a1 = _mm256_fmadd_pd(hi, hi, a1);
+  }
+  __m256d a = _mm256_add_pd(a0, a1);
+  __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+  double s = _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+  for (; i < n; i++) s += double(x[i]) * double(x[i]);
+  return s;
+}
+
+#else  // scalar
+
+struct V {
+  static constexpr int W = 1;
+  using Mask = bool;
+  float v;
+  static inline Mask mask(int64_t n) { return n > 0; }
+  static inline V zero() { return {0.0f}; }
+  static inline V set1(float x) { return {x}; }
+  static inline V load(const float* p) { return {*p}; }
+  static inline V load(const float* p, Mask m) { return {m ? *p : 0.0f}; }
+  inline void store(float* p) const { *p = v; }
+  inline void store(float* p, Mask m) const {
+    if (m) *p = v;
+  }
+  static inline V load_bf16(const uint16_t* p) { return {bf16_to_f32(*p)}; }
+  static inline V load_bf16(const uint16_t* p, int64_t n) { return {n > 0 ? bf16_to_f32(*p) : 0.0f}; }
+  static inline V load_f16(const uint16_t* p) { return {f16_to_f32(*p)}; }
+  static inline V load_f16(const uint16_t* p, int64_t n) { return {n > 0 ? f16_to_f32(*p) : 0.0f}; }
+  inline float hsum() const { return v; }
+  inline float hmax() const { return v; }
+};
+static inline V operator+(V a, V b) { return {a.v + b.v}; }
+static inline V operator-(V a, V b) { return {a.v - b.v}; }
+static inline V operator*(V a, V b) { return {a.v * b.v}; }
+static inline V operator/(V a, V b) { return {a.v / b.v}; }
+static inline V fma(V a, V b, V c) { return {a.v * b.v + c.v}; }
+static inline V vmax(V a, V b) { return {a.v > b.v || b.v != b.v ? a.v : b.v}; }
+static inline V vexp(V x) { return {expf(x.v)}; }
+
+static inline double sumsq_f64(const float* x, int64_t n) {
+  double s0 = 0, s1 = 0;
+  int64_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    s0 += double(x[i]) * double(x[i]);
+    s1 += double(x[i + 1]) * double(x[i + 1]);
+  }
+  if (i < n) s0 += double(x[i]) * double(x[i]);
+  return s0 + s1;
+}
+
+#endif
+
+// Loads W weight values at p (f32, bf16 or f16) as f32.
+template <int DT>
+static inline V load_w(const void* p) {
+  if (DT == kF32) return V::load(static_cast<const float*>(p));
+  if (DT == kBF16) return V::load_bf16(static_cast<const uint16_t*>(p));
+  return V::load_f16(static_cast<const uint16_t*>(p));
+}
+template <int DT>
+static inline V load_w(const void* p, int64_t n) {
+  if (DT == kF32) return V::load(static_cast<const float*>(p), V::mask(n));
+  if (DT == kBF16) return V::load_bf16(static_cast<const uint16_t*>(p), n);
+  return V::load_f16(static_cast<const uint16_t*>(p), n);
+}
+
+// Per-thread scratch memory (64-byte aligned), one independent buffer per slot.
+float* scratch(int slot, int64_t floats);
+
+// Kernel entry points (defined in the per-op sources of this ISA build).
+void convert_row(const WeightView& w, int64_t row, int64_t k0, int64_t len, float* dst);
+// C[M×N] = beta·C + A[M×K]·B[K×N], all row-major f32 (beta == 0: C is not read). Single-threaded.
+void gemm_nn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+             int64_t ldc, float beta);
+// C[M×N] = A[M×K]·Bᵀ with B [N×K] row-major (dot products; for small M). Single-threaded.
+void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+             int64_t ldc);
+void matmul(const float* x, int64_t n, const WeightView& w, float* out);
+void rmsnorm(const float* x, int64_t n, int64_t dim, const float* weight, double eps, float* out);
+void silu(const float* x, float* out, int64_t len);
+void sigmoid(const float* x, float* out, int64_t len);
+void swiglu(const float* gate, const float* up, float* out, int64_t len);
+void mul(const float* a, const float* b, float* out, int64_t len);
+void axpby(float alpha, const float* x, float beta, const float* y, float* out, int64_t len);
+void embedding(const int32_t* ids, int64_t n, const WeightView& table, float* out);
+void rope(float* x, int64_t n, int64_t heads, int64_t head_dim, int64_t rotary_dim, const int32_t* positions,
+          double theta);
+void lightning_prefill(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t d,
+                       const float* slopes, int64_t block, float* state, float* out);
+void lightning_step(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t d,
+                    const float* slopes, float* state, float* out);
+void attention(const float* q, const float* kc, const float* vc, int64_t n, int64_t total, int64_t heads,
+               int64_t kv_heads, int64_t d, float scale, float* out, float* probs);
+void router_topk(const float* logits, int64_t n, int64_t experts, int64_t k, int32_t* idx, float* weights);
+void weighted_sum(const float* slots, const float* weights, int64_t n, int64_t k, int64_t dim, float* out);
+
+}  // namespace M1_NS
+}  // namespace m1

@@ -1,0 +1,173 @@
+#include "threadpool.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#include <immintrin.h>
+#define M1_PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define M1_PAUSE() __asm__ __volatile__("yield")
+#else
+#define M1_PAUSE() ((void)0)
+#endif
+
+namespace m1 {
+namespace {
+
+thread_local bool tl_in_pool = false;
+
+constexpr int kSpin = 4000;  // pause iterations before a worker sleeps
+
+struct Job {
+  RangeFn fn;
+  void* ctx;
+  int64_t n, chunk, nchunks;
+  uint32_t gen;
+};
+
+class Pool {
+ public:
+  explicit Pool(int n) { start(n); }
+  int size() const { return nthreads_; }
+
+  void resize(int n) {
+    std::lock_guard<std::mutex> run(run_mu_);
+    stop();
+    start(n);
+  }
+
+  void run(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
+    if (grain < 1) grain = 1;
+    if (n <= grain || tl_in_pool) return fn(ctx, 0, n);
+    std::unique_lock<std::mutex> run(run_mu_, std::try_to_lock);
+    if (!run.owns_lock() || nthreads_ <= 1) return fn(ctx, 0, n);
+
+    int64_t nchunks = (n + grain - 1) / grain;
+    const int64_t cap = int64_t(nthreads_) * 4;
+    if (nchunks > cap) nchunks = cap;
+    Job job;
+    job.fn = fn;
+    job.ctx = ctx;
+    job.n = n;
+    job.chunk = (n + nchunks - 1) / nchunks;
+    job.nchunks = (n + job.chunk - 1) / job.chunk;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      job.gen = gen_.load(std::memory_order_relaxed) + 1;
+      job_ = job;
+      remaining_.store(job.nchunks, std::memory_order_relaxed);
+      next_.store(uint64_t(job.gen) << 32, std::memory_order_relaxed);
+      gen_.store(job.gen, std::memory_order_release);
+    }
+    cv_.notify_all();
+    tl_in_pool = true;
+    work(job);
+    tl_in_pool = false;
+    for (int spins = 0; remaining_.load(std::memory_order_acquire) != 0; spins++) {
+      if (spins < kSpin) M1_PAUSE();
+      else std::this_thread::yield();
+    }
+  }
+
+ private:
+  void start(int n) {
+    nthreads_ = n < 1 ? 1 : n;
+    quit_.store(false);
+    for (int i = 1; i < nthreads_; i++) workers_.emplace_back([this] { loop(); });
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      quit_.store(true);
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  void loop() {
+    uint32_t seen;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      seen = gen_.load();
+    }
+    for (;;) {
+      for (int i = 0; i < kSpin; i++) {
+        if (gen_.load(std::memory_order_acquire) != seen || quit_.load(std::memory_order_relaxed)) break;
+        M1_PAUSE();
+      }
+      Job job;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return quit_.load() || gen_.load() != seen; });
+        if (quit_.load()) return;
+        job = job_;
+        seen = job.gen;
+      }
+      tl_in_pool = true;
+      work(job);
+      tl_in_pool = false;
+    }
+  }
+
+  // Claims chunks of job.gen until none is left; a stale job claims nothing.
+  void work(const Job& job) {
+    for (;;) {
+      uint64_t cur = next_.load(std::memory_order_relaxed);
+      for (;;) {
+        if (uint32_t(cur >> 32) != job.gen || int64_t(cur & 0xffffffffu) >= job.nchunks) return;
+        if (next_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel)) break;
+      }
+      const int64_t lo = int64_t(cur & 0xffffffffu) * job.chunk;
+      const int64_t hi = lo + job.chunk < job.n ? lo + job.chunk : job.n;
+      job.fn(job.ctx, lo, hi);
+      remaining_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+
+  int nthreads_ = 1;
+  std::vector<std::thread> workers_;
+  std::mutex run_mu_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<bool> quit_{false};
+  std::atomic<uint32_t> gen_{0};
+  Job job_{};
+  std::atomic<uint64_t> next_{0};
+  std::atomic<int64_t> remaining_{0};
+};
+
+int default_threads() {
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : int(hc);
+}
+
+std::mutex g_pool_mu;
+Pool* g_pool = nullptr;  // intentionally leaked: no teardown at process exit
+
+Pool& pool() {
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  if (!g_pool) g_pool = new Pool(default_threads());
+  return *g_pool;
+}
+
+}  // namespace
+
+int num_threads() { return pool().size(); }
+
+void set_num_threads(int n) {
+  Pool& p = pool();
+  if (p.size() != n) p.resize(n);
+}
+
+void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
+  if (n <= 0) return;
+  pool().run(n, grain, fn, ctx);
+}
+
+}  // namespace m1

@@ -1,0 +1,27 @@
+// Persistent thread pool. parallel_for splits [0, n) into chunks taken dynamically by the
+// workers and by the calling thread. Nested calls (from inside a chunk) and calls that find the
+// pool busy (another JS thread) run inline on the caller.
+#pragma once
+#include <stdint.h>
+
+#include <type_traits>
+
+namespace m1 {
+
+int num_threads();
+// n >= 1 (total threads including the caller)
+void set_num_threads(int n);
+
+using RangeFn = void (*)(void* ctx, int64_t lo, int64_t hi);
+// grain: minimum items per chunk
+void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, void* ctx);
+
+template <class F>
+inline void parallel_for(int64_t n, int64_t grain, F&& f) {
+  if (n <= 0) return;
+  using Fn = std::remove_reference_t<F>;
+  parallel_for_impl(n, grain, [](void* c, int64_t lo, int64_t hi) { (*static_cast<Fn*>(c))(lo, hi); },
+                    const_cast<void*>(static_cast<const void*>(&f)));
+}
+
+}  // namespace m1

@@ -1,0 +1,698 @@
+// Native addon vs plain float64 TypeScript references, under every supported ISA and 1 and 2 threads.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+import * as m1 from "../native/index.ts";
+
+const TOL = 1e-6;
+
+// ------------------------------------------------------------------ helpers
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randF32(len: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const r = rng(seed);
+  const a = new Float32Array(len);
+  for (let i = 0; i < len; i++) a[i] = lo + (hi - lo) * r();
+  return a;
+}
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, "length mismatch");
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    num += d * d;
+    den += b[i] * b[i];
+  }
+  if (!Number.isFinite(num)) return Infinity;
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, what: string, tol = TOL): void {
+  const e = relErr(a, b);
+  assert.ok(e < tol, `${what}: relative error ${e.toExponential(3)} >= ${tol}`);
+}
+
+function bf16ToF32(h: number): number {
+  const dv = new DataView(new ArrayBuffer(4));
+  dv.setUint32(0, h << 16);
+  return dv.getFloat32(0);
+}
+
+function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** Truncates f32 values to bf16 bit patterns. */
+function toBf16(x: Float32Array): Uint16Array {
+  const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  return Uint16Array.from(u, (v) => v >>> 16);
+}
+
+/** Random finite f16 bit patterns, subnormals included (|x| < 4). */
+function randF16(len: number, seed: number): Uint16Array {
+  const r = rng(seed);
+  const a = new Uint16Array(len);
+  for (let i = 0; i < len; i++) {
+    const sign = r() < 0.5 ? 0x8000 : 0;
+    const exp = Math.floor(r() * 17); // 0 (subnormal) .. 16
+    const man = Math.floor(r() * 1024);
+    a[i] = sign | (exp << 10) | man;
+  }
+  return a;
+}
+
+function decode(w: m1.Weight): Float64Array {
+  if (w.dtype === "F32") return Float64Array.from(w.data as Float32Array);
+  if (w.dtype === "BF16") return Float64Array.from(w.data as Uint16Array, bf16ToF32);
+  return Float64Array.from(w.data as Uint16Array, f16ToF32);
+}
+
+function makeWeight(dtype: m1.WeightDType, rows: number, cols: number, seed: number, scale = 1): m1.Weight {
+  if (dtype === "F16") return { dtype, data: randF16(rows * cols, seed), shape: [rows, cols] };
+  const f = randF32(rows * cols, seed, -scale, scale);
+  return { dtype, data: dtype === "F32" ? f : toBf16(f), shape: [rows, cols] };
+}
+
+const silu64 = (x: number) => x / (1 + Math.exp(-x));
+
+// ------------------------------------------------------------------ references (float64)
+function refMatmul(x: ArrayLike<number>, n: number, w: Float64Array, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(n * rows);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < rows; j++) {
+      let s = 0;
+      for (let k = 0; k < cols; k++) s += x[i * cols + k] * w[j * cols + k];
+      out[i * rows + j] = s;
+    }
+  }
+  return out;
+}
+
+function refLightning(q: Float32Array, k: Float32Array, v: Float32Array, n: number, heads: number, d: number,
+  slopes: Float32Array, state0: Float32Array): { out: Float64Array; state: Float64Array } {
+  const out = new Float64Array(n * heads * d);
+  const state = Float64Array.from(state0);
+  for (let h = 0; h < heads; h++) {
+    const lam = Math.exp(-slopes[h]);
+    const S = state.subarray(h * d * d, (h + 1) * d * d);
+    for (let t = 0; t < n; t++) {
+      const o = (t * heads + h) * d;
+      for (let a = 0; a < d; a++) {
+        for (let c = 0; c < d; c++) S[a * d + c] = lam * S[a * d + c] + k[o + a] * v[o + c];
+      }
+      for (let c = 0; c < d; c++) {
+        let s = 0;
+        for (let a = 0; a < d; a++) s += q[o + a] * S[a * d + c];
+        out[o + c] = s;
+      }
+    }
+  }
+  return { out, state };
+}
+
+function refAttention(q: Float32Array, kc: Float32Array, vc: Float32Array, n: number, total: number, heads: number,
+  kvHeads: number, d: number, scale: number): { out: Float64Array; probs: Float64Array } {
+  const out = new Float64Array(n * heads * d);
+  const probs = new Float64Array(heads * n * total);
+  const group = heads / kvHeads;
+  for (let h = 0; h < heads; h++) {
+    const g = Math.floor(h / group);
+    for (let t = 0; t < n; t++) {
+      const vis = total - n + t + 1;
+      const s = new Float64Array(vis);
+      let mx = -Infinity;
+      for (let j = 0; j < vis; j++) {
+        let dot = 0;
+        for (let c = 0; c < d; c++) dot += q[(t * heads + h) * d + c] * kc[(j * kvHeads + g) * d + c];
+        s[j] = dot * scale;
+        mx = Math.max(mx, s[j]);
+      }
+      let sum = 0;
+      for (let j = 0; j < vis; j++) sum += (s[j] = Math.exp(s[j] - mx));
+      for (let j = 0; j < vis; j++) {
+        const p = s[j] / sum;
+        probs[(h * n + t) * total + j] = p;
+        for (let c = 0; c < d; c++) out[(t * heads + h) * d + c] += p * vc[(j * kvHeads + g) * d + c];
+      }
+    }
+  }
+  return { out, probs };
+}
+
+// ------------------------------------------------------------------ configurations
+const info = m1.cpuInfo();
+const defaultIsa = info.isa;
+const defaultThreads = info.threads;
+const configs: { isa: m1.Isa; threads: number }[] = [];
+for (const isa of info.supported as m1.Isa[]) for (const threads of [1, 2]) configs.push({ isa, threads });
+
+/** Runs body once per (isa, threads) configuration, as separate tests. */
+function each(name: string, body: () => void): void {
+  for (const { isa, threads } of configs) {
+    test(`${name} [${isa}, ${threads} thread${threads > 1 ? "s" : ""}]`, () => {
+      m1.setIsa(isa);
+      m1.setThreads(threads);
+      try {
+        assert.equal(m1.cpuInfo().isa, isa);
+        assert.equal(m1.cpuInfo().threads, threads);
+        body();
+      } finally {
+        m1.setIsa(defaultIsa);
+        m1.setThreads(defaultThreads);
+      }
+    });
+  }
+}
+
+test("cpuInfo reports the ISA, supported list and threads", () => {
+  assert.ok(["avx512", "avx2", "scalar"].includes(info.isa));
+  assert.ok(info.supported.includes("scalar"));
+  assert.ok(info.supported.includes(info.isa));
+  assert.equal(info.supported[info.supported.length - 1], info.isa, "defaults to the best supported ISA");
+  assert.equal(typeof info.avx512bf16, "boolean");
+  assert.ok(Number.isInteger(info.threads) && info.threads >= 1);
+});
+
+// ------------------------------------------------------------------ matmul
+const matmulCases: { n: number; rows: number; cols: number }[] = [
+  { n: 1, rows: 67, cols: 67 },
+  { n: 3, rows: 67, cols: 67 },
+  { n: 4, rows: 33, cols: 300 },
+  { n: 5, rows: 67, cols: 67 },
+  { n: 37, rows: 67, cols: 67 },
+  { n: 37, rows: 130, cols: 300 }, // two k-panels (KC = 256), partial column panel
+  { n: 200, rows: 70, cols: 520 }, // more rows than one MC block, three k-panels
+];
+const matmulData = new Map<string, { x: Float32Array; w: m1.Weight; ref: Float64Array }>();
+function matmulCase(dtype: m1.WeightDType, c: { n: number; rows: number; cols: number }, seed: number) {
+  const key = `${dtype}:${c.n}:${c.rows}:${c.cols}`;
+  let e = matmulData.get(key);
+  if (!e) {
+    const x = randF32(c.n * c.cols, seed);
+    const w = makeWeight(dtype, c.rows, c.cols, seed + 1);
+    e = { x, w, ref: refMatmul(x, c.n, decode(w), c.rows, c.cols) };
+    matmulData.set(key, e);
+  }
+  return e;
+}
+
+for (const dtype of ["F32", "BF16", "F16"] as const) {
+  each(`matmul ${dtype}`, () => {
+    matmulCases.forEach((c, i) => {
+      const { x, w, ref } = matmulCase(dtype, c, 100 + i * 7);
+      const out = m1.matmul(x, c.n, w);
+      assert.equal(out.length, c.n * c.rows);
+      assertClose(out, ref, `matmul ${dtype} n=${c.n} rows=${c.rows} cols=${c.cols}`);
+      // into a caller-provided buffer (overwritten, not accumulated)
+      const buf = new Float32Array(c.n * c.rows).fill(Number.NaN);
+      assert.equal(m1.matmul(x, c.n, w, buf), buf);
+      assertClose(buf, ref, `matmul ${dtype} (out) n=${c.n}`);
+    });
+  });
+}
+
+test("matmul handles empty dimensions", () => {
+  const w: m1.Weight = { dtype: "F32", data: new Float32Array(0), shape: [5, 0] };
+  assert.deepEqual(Array.from(m1.matmul(new Float32Array(0), 3, w)), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  assert.equal(m1.matmul(new Float32Array(0), 0, { dtype: "F32", data: new Float32Array(12), shape: [3, 4] }).length, 0);
+});
+
+// ------------------------------------------------------------------ element-wise
+each("silu, sigmoid, swiglu, mul, axpby", () => {
+  const len = 1037;
+  const x = randF32(len, 1, -12, 12);
+  const y = randF32(len, 2, -3, 3);
+  const ref = (f: (i: number) => number) => Float64Array.from({ length: len }, (_, i) => f(i));
+  assertClose(m1.silu(x), ref((i) => silu64(x[i])), "silu");
+  assertClose(m1.sigmoid(x), ref((i) => 1 / (1 + Math.exp(-x[i]))), "sigmoid");
+  assertClose(m1.swiglu(x, y), ref((i) => silu64(x[i]) * y[i]), "swiglu");
+  assertClose(m1.mul(x, y), ref((i) => x[i] * y[i]), "mul");
+  assertClose(m1.axpby(0.75, x, -1.25, y), ref((i) => 0.75 * x[i] - 1.25 * y[i]), "axpby");
+  // large elementwise arrays go through the thread pool
+  const big = randF32(100_003, 3, -20, 20);
+  assertClose(m1.silu(big), Float64Array.from(big, silu64), "silu (large)");
+  // in place
+  const z = x.slice();
+  m1.sigmoid(z, z);
+  assertClose(z, ref((i) => 1 / (1 + Math.exp(-x[i]))), "sigmoid in place");
+  // extremes
+  const ext = new Float32Array([-1000, -100, -88, 0, 88, 100, 1000, Number.NaN]);
+  const s = m1.sigmoid(ext);
+  assert.equal(s[0], 0);
+  assert.equal(s[3], 0.5);
+  assert.equal(s[6], 1);
+  assert.ok(Number.isNaN(s[7]));
+  const si = m1.silu(ext);
+  assert.equal(Math.abs(si[0]), 0);
+  assert.equal(si[6], 1000);
+  assert.ok(si[1] <= 0 && si[1] > -1e-30, "silu(-100) is a tiny non-positive value");
+  assert.ok(Number.isNaN(si[7]));
+});
+
+each("rmsnorm", () => {
+  for (const [n, dim] of [[1, 67], [3, 67], [37, 130]]) {
+    const x = randF32(n * dim, 10 + n, -4, 4);
+    const w = randF32(dim, 20 + n, 0.5, 1.5);
+    const eps = 1e-6;
+    const ref = new Float64Array(n * dim);
+    for (let t = 0; t < n; t++) {
+      let ss = 0;
+      for (let c = 0; c < dim; c++) ss += x[t * dim + c] ** 2;
+      const r = 1 / Math.sqrt(ss / dim + eps);
+      for (let c = 0; c < dim; c++) ref[t * dim + c] = w[c] * x[t * dim + c] * r;
+    }
+    assertClose(m1.rmsnorm(x, n, dim, w, eps), ref, `rmsnorm n=${n} dim=${dim}`);
+    const inPlace = x.slice();
+    m1.rmsnorm(inPlace, n, dim, w, eps, inPlace);
+    assertClose(inPlace, ref, "rmsnorm in place");
+  }
+});
+
+each("weightedSum", () => {
+  const n = 37, k = 3, dim = 67;
+  const slots = randF32(n * k * dim, 5);
+  const w = randF32(n * k, 6, 0, 1);
+  const ref = new Float64Array(n * dim);
+  for (let t = 0; t < n; t++)
+    for (let j = 0; j < k; j++)
+      for (let c = 0; c < dim; c++) ref[t * dim + c] += w[t * k + j] * slots[(t * k + j) * dim + c];
+  assertClose(m1.weightedSum(slots, w, n, k, dim), ref, "weightedSum");
+});
+
+// ------------------------------------------------------------------ embedding
+each("embedding (F32, BF16, F16)", () => {
+  const ids = new Int32Array([0, 5, 49, 17, 5, 33, 2]);
+  for (const dtype of ["F32", "BF16", "F16"] as const) {
+    const table = makeWeight(dtype, 50, 37, 42);
+    const full = decode(table);
+    const out = m1.embedding(ids, table);
+    const ref = new Float64Array(ids.length * 37);
+    ids.forEach((id, t) => ref.set(full.subarray(id * 37, (id + 1) * 37), t * 37));
+    assert.deepEqual(Array.from(out), Array.from(ref), `embedding ${dtype} is exact`);
+  }
+});
+
+each("16-bit conversions are exact for every bit pattern", () => {
+  const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
+  const ids = Int32Array.from({ length: 4096 }, (_, i) => i);
+  for (const [dtype, dec] of [["F16", f16ToF32], ["BF16", bf16ToF32]] as const) {
+    const out = m1.embedding(ids, { dtype, data: all, shape: [4096, 16] });
+    for (let i = 0; i < 65536; i++) {
+      const want = dec(i);
+      if (Number.isNaN(want)) assert.ok(Number.isNaN(out[i]), `${dtype} 0x${i.toString(16)} should be NaN`);
+      else assert.ok(Object.is(out[i], Math.fround(want)), `${dtype} 0x${i.toString(16)}: got ${out[i]}, want ${want}`);
+    }
+  }
+});
+
+// ------------------------------------------------------------------ rope
+each("rope (partial rotary, tail unchanged)", () => {
+  const n = 7, heads = 3, headDim = 20, rotaryDim = 12;
+  const positions = new Int32Array([0, 1, 2, 17, 255, 4096, 100000]);
+  for (const theta of [1e4, 1e7]) {
+    const x = randF32(n * heads * headDim, 77);
+    const y = x.slice();
+    m1.rope(y, n, heads, headDim, rotaryDim, positions, theta);
+    const ref = Float64Array.from(x);
+    const half = rotaryDim / 2;
+    for (let t = 0; t < n; t++) {
+      for (let h = 0; h < heads; h++) {
+        const o = (t * heads + h) * headDim;
+        for (let i = 0; i < half; i++) {
+          const ang = positions[t] * theta ** (-2 * i / rotaryDim);
+          const c = Math.cos(ang), s = Math.sin(ang);
+          ref[o + i] = x[o + i] * c - x[o + i + half] * s;
+          ref[o + i + half] = x[o + i + half] * c + x[o + i] * s;
+        }
+        for (let i = rotaryDim; i < headDim; i++) {
+          assert.ok(Object.is(y[o + i], x[o + i]), `dim ${i} >= rotaryDim must be unchanged`);
+        }
+      }
+    }
+    assertClose(y, ref, `rope theta=${theta}`);
+    // position 0 is the identity
+    for (let i = 0; i < heads * headDim; i++) assert.ok(Math.abs(y[i] - x[i]) <= 1e-7 * Math.max(1, Math.abs(x[i])));
+  }
+  // rotaryDim = 64 wide heads exercise the vector path
+  const x = randF32(3 * 2 * 128, 78);
+  const y = x.slice();
+  m1.rope(y, 3, 2, 128, 64, new Int32Array([5, 6, 7]), 1e7);
+  for (let t = 0; t < 3; t++) {
+    for (let h = 0; h < 2; h++) {
+      const o = (t * 2 + h) * 128;
+      for (let i = 0; i < 32; i++) {
+        const ang = (5 + t) * 1e7 ** (-2 * i / 64);
+        const want = x[o + i] * Math.cos(ang) - x[o + i + 32] * Math.sin(ang);
+        assert.ok(Math.abs(y[o + i] - want) < 1e-6, "rope 128/64");
+      }
+      for (let i = 64; i < 128; i++) assert.ok(Object.is(y[o + i], x[o + i]));
+    }
+  }
+});
+
+// ------------------------------------------------------------------ lightning attention
+const L = (() => {
+  const n = 600, heads = 3, d = 20;
+  const q = Float32Array.from(randF32(n * heads * d, 31, -2, 2), silu64);
+  const k = Float32Array.from(randF32(n * heads * d, 32, -2, 2), silu64);
+  const v = Float32Array.from(randF32(n * heads * d, 33, -2, 2), silu64);
+  const slopes = new Float32Array([0.9, 0.1, 2 ** -8]);
+  const state0 = randF32(heads * d * d, 34, -0.5, 0.5);
+  return { n, heads, d, q, k, v, slopes, state0, ref: refLightning(q, k, v, n, heads, d, slopes, state0) };
+})();
+
+each("lightningPrefill == lightningStep == float64 recurrence (600 tokens, B=256, nonzero state)", () => {
+  const { n, heads, d, q, k, v, slopes, state0, ref } = L;
+  const sStep = state0.slice();
+  const oStep = m1.lightningStep(q, k, v, n, heads, d, slopes, sStep);
+  assertClose(oStep, ref.out, "step output vs f64");
+  assertClose(sStep, ref.state, "step state vs f64");
+  for (const B of [256, 7, 1000]) {
+    const sPre = state0.slice();
+    const oPre = m1.lightningPrefill(q, k, v, n, heads, d, slopes, B, sPre);
+    assertClose(oPre, ref.out, `prefill B=${B} output vs f64`);
+    assertClose(sPre, ref.state, `prefill B=${B} state vs f64`);
+    assertClose(oPre, oStep, `prefill B=${B} vs step output`);
+    assertClose(sPre, sStep, `prefill B=${B} vs step state`);
+  }
+  // prefill in two calls (the state carries over) equals one call
+  const s2 = state0.slice();
+  const cut = 300;
+  const part = (a: Float32Array, lo: number, hi: number) => a.slice(lo * heads * d, hi * heads * d);
+  const o1 = m1.lightningPrefill(part(q, 0, cut), part(k, 0, cut), part(v, 0, cut), cut, heads, d, slopes, 256, s2);
+  const o2 = m1.lightningPrefill(part(q, cut, n), part(k, cut, n), part(v, cut, n), n - cut, heads, d, slopes, 256, s2);
+  const joined = new Float32Array(n * heads * d);
+  joined.set(o1);
+  joined.set(o2, o1.length);
+  assertClose(joined, ref.out, "prefill in two calls");
+  assertClose(s2, ref.state, "prefill in two calls (state)");
+});
+
+each("lightning with d = 128 (full vector tiles) and decode steps", () => {
+  const n = 70, heads = 2, d = 128;
+  const q = Float32Array.from(randF32(n * heads * d, 41, -1, 1), silu64);
+  const k = Float32Array.from(randF32(n * heads * d, 42, -1, 1), silu64);
+  const v = Float32Array.from(randF32(n * heads * d, 43, -1, 1), silu64);
+  const slopes = new Float32Array([0.917, 0.0039]);
+  const state0 = randF32(heads * d * d, 44, -0.1, 0.1);
+  const ref = refLightning(q, k, v, n, heads, d, slopes, state0);
+  const s = state0.slice();
+  assertClose(m1.lightningPrefill(q, k, v, n, heads, d, slopes, 32, s), ref.out, "prefill d=128");
+  assertClose(s, ref.state, "prefill d=128 state");
+  const s1 = state0.slice();
+  const out = new Float32Array(n * heads * d);
+  for (let t = 0; t < n; t++) {
+    const sl = (a: Float32Array) => a.subarray(t * heads * d, (t + 1) * heads * d);
+    m1.lightningStep(sl(q), sl(k), sl(v), 1, heads, d, slopes, s1, sl(out));
+  }
+  assertClose(out, ref.out, "decode steps d=128");
+  assertClose(s1, ref.state, "decode steps d=128 state");
+});
+
+// ------------------------------------------------------------------ softmax attention
+each("attention: GQA prefill, chunked prefill and decode vs float64", () => {
+  const heads = 4, kvHeads = 2, d = 24;
+  const cases = [
+    { n: 37, total: 37 },
+    { n: 5, total: 70 },
+    { n: 1, total: 50 },
+    { n: 70, total: 150 }, // several key tiles and query blocks
+  ];
+  for (const { n, total } of cases) {
+    const capacity = total + 3;
+    const q = randF32(n * heads * d, 50 + n, -2, 2);
+    const kc = randF32(capacity * kvHeads * d, 60 + n, -2, 2);
+    const vc = randF32(capacity * kvHeads * d, 70 + n, -2, 2);
+    kc.fill(Number.NaN, total * kvHeads * d); // rows past `total` must never be read
+    vc.fill(Number.NaN, total * kvHeads * d);
+    const scale = 1 / Math.sqrt(d);
+    const ref = refAttention(q, kc, vc, n, total, heads, kvHeads, d, scale);
+    const out = m1.attention(q, kc, vc, n, total, heads, kvHeads, d, scale);
+    assertClose(out, ref.out, `attention n=${n} total=${total}`);
+    const probs = new Float32Array(heads * n * total).fill(Number.NaN);
+    const out2 = m1.attention(q, kc, vc, n, total, heads, kvHeads, d, scale, undefined, probs);
+    assertClose(out2, ref.out, `attention with probs n=${n} total=${total}`);
+    assertClose(probs, ref.probs, `probs n=${n} total=${total}`);
+    for (let h = 0; h < heads; h++) {
+      for (let t = 0; t < n; t++) {
+        const row = probs.subarray((h * n + t) * total, (h * n + t + 1) * total);
+        const vis = total - n + t + 1;
+        let sum = 0;
+        for (let j = 0; j < total; j++) {
+          if (j >= vis) assert.equal(row[j], 0, `probs[${h}, ${t}, ${j}] above the diagonal`);
+          sum += row[j];
+        }
+        assert.ok(Math.abs(sum - 1) < 1e-5, `probs row (${h}, ${t}) sums to ${sum}`);
+      }
+    }
+  }
+});
+
+each("attention: scores far apart (online softmax rescaling) and d = 128", () => {
+  const heads = 8, kvHeads = 1, d = 128, n = 20, total = 300;
+  const q = randF32(n * heads * d, 90, -1, 1);
+  const kc = randF32(total * kvHeads * d, 91, -1, 1);
+  const vc = randF32(total * kvHeads * d, 92, -1, 1);
+  // a late key with a large score forces the running max to move after earlier tiles
+  for (let c = 0; c < d; c++) kc[(200 * kvHeads) * d + c] = q[c] * 30;
+  const ref = refAttention(q, kc, vc, n, total, heads, kvHeads, d, 0.3);
+  assertClose(m1.attention(q, kc, vc, n, total, heads, kvHeads, d, 0.3), ref.out, "attention d=128 shifted max");
+});
+
+// ------------------------------------------------------------------ router
+each("routerTopk (softmax, top-k, renormalised, ties to the lower index)", () => {
+  const n = 37, experts = 8;
+  const logits = randF32(n * experts, 80, -3, 3);
+  for (const k of [1, 2, 3]) {
+    const idx = new Int32Array(n * k);
+    const w = new Float32Array(n * k);
+    m1.routerTopk(logits, n, experts, k, idx, w);
+    const refW = new Float64Array(n * k);
+    for (let t = 0; t < n; t++) {
+      const row = Array.from(logits.subarray(t * experts, (t + 1) * experts));
+      const mx = Math.max(...row);
+      const e = row.map((x) => Math.exp(x - mx));
+      const z = e.reduce((a, b) => a + b, 0);
+      const p = e.map((x) => x / z);
+      const order = p.map((x, i) => i).sort((a, b) => p[b] - p[a] || a - b).slice(0, k);
+      const top = order.reduce((a, i) => a + p[i], 0);
+      assert.deepEqual(Array.from(idx.subarray(t * k, (t + 1) * k)), order, `router idx row ${t}`);
+      order.forEach((i, j) => (refW[t * k + j] = p[i] / top));
+    }
+    assertClose(w, refW, `router weights k=${k}`);
+  }
+  // ties: equal logits go to the lower index, weights split evenly
+  const tie = new Float32Array([1, 3, 3, 0, 3, 2, 2, 2, 2, 2]);
+  const idx = new Int32Array(4);
+  const w = new Float32Array(4);
+  m1.routerTopk(tie, 2, 5, 2, idx, w);
+  assert.deepEqual(Array.from(idx), [1, 2, 0, 1]);
+  assert.deepEqual(Array.from(w), [0.5, 0.5, 0.5, 0.5]);
+});
+
+// ------------------------------------------------------------------ MoE experts
+function refExpert(x: Float32Array, t: number, hidden: number, e: { w1: Float64Array; w3: Float64Array; w2: Float64Array }, F: number): Float64Array {
+  const h = new Float64Array(F);
+  for (let f = 0; f < F; f++) {
+    let g = 0, u = 0;
+    for (let c = 0; c < hidden; c++) {
+      g += x[t * hidden + c] * e.w1[f * hidden + c];
+      u += x[t * hidden + c] * e.w3[f * hidden + c];
+    }
+    h[f] = silu64(g) * u;
+  }
+  const y = new Float64Array(hidden);
+  for (let c = 0; c < hidden; c++) {
+    let s = 0;
+    for (let f = 0; f < F; f++) s += e.w2[c * F + f] * h[f];
+    y[c] = s;
+  }
+  return y;
+}
+
+each("moeExperts vs reference (mixed dtypes, a null expert nobody routes to)", () => {
+  const hidden = 20, F = 36, k = 2;
+  const dtypes: m1.WeightDType[] = ["F32", "BF16", "F16", "F32", "BF16"];
+  const experts: (m1.ExpertWeights | null)[] = dtypes.map((dt, e) => ({
+    w1: makeWeight(dt, F, hidden, 200 + e, 0.5),
+    w3: makeWeight(dt, F, hidden, 300 + e, 0.5),
+    w2: makeWeight(dt, hidden, F, 400 + e, 0.5),
+  }));
+  experts[3] = null;
+  const decoded = experts.map((e) => e && { w1: decode(e.w1), w3: decode(e.w3), w2: decode(e.w2) });
+  for (const n of [1, 3, 37]) {
+    const x = randF32(n * hidden, 500 + n);
+    const r = rng(600 + n);
+    const idx = new Int32Array(n * k);
+    for (let s = 0; s < n * k; s++) idx[s] = [0, 1, 2, 4][Math.floor(r() * 4)];
+    const out = m1.moeExperts(x, n, hidden, idx, k, experts);
+    const ref = new Float64Array(n * k * hidden);
+    for (let s = 0; s < n * k; s++) ref.set(refExpert(x, Math.floor(s / k), hidden, decoded[idx[s]]!, F), s * hidden);
+    assertClose(out, ref, `moeExperts n=${n}`);
+  }
+  assert.throws(
+    () => m1.moeExperts(new Float32Array(2 * hidden), 2, hidden, new Int32Array([0, 1, 3, 2]), k, experts),
+    (e: Error) => /expert 3/.test(e.message) && /experts\[3\] is null/.test(e.message),
+  );
+});
+
+// ------------------------------------------------------------------ threads
+test("setThreads: more threads than cores still gives the same results", () => {
+  const c = matmulCases[5];
+  const { x, w, ref } = matmulCase("BF16", c, 100 + 5 * 7);
+  try {
+    m1.setThreads(5);
+    assert.equal(m1.cpuInfo().threads, 5);
+    assertClose(m1.matmul(x, c.n, w), ref, "matmul with 5 threads");
+    const { n, heads, d, q, k, v, slopes, state0 } = L;
+    const s = state0.slice();
+    assertClose(m1.lightningPrefill(q, k, v, n, heads, d, slopes, 256, s), L.ref.out, "lightning with 5 threads");
+  } finally {
+    m1.setThreads(defaultThreads);
+  }
+});
+
+each("results do not depend on the thread count (bitwise)", () => {
+  const c = matmulCases[6];
+  const { x, w } = matmulCase("F16", c, 100 + 6 * 7);
+  const { n, heads, d, q, k, v, slopes, state0 } = L;
+  const run = () => {
+    const s = state0.slice();
+    const o = m1.lightningPrefill(q, k, v, n, heads, d, slopes, 256, s);
+    const aq = randF32(70 * 4 * 24, 7), ak = randF32(150 * 2 * 24, 8), av = randF32(150 * 2 * 24, 9);
+    return [m1.matmul(x, c.n, w), o, s, m1.attention(aq, ak, av, 70, 150, 4, 2, 24, 0.2)];
+  };
+  const base = run();
+  const threads = m1.cpuInfo().threads;
+  try {
+    for (const t of [1, 2, 3]) {
+      m1.setThreads(t);
+      run().forEach((r, i) => assert.deepEqual(r, base[i], `result ${i} with ${t} threads`));
+    }
+  } finally {
+    m1.setThreads(threads);
+  }
+});
+
+// ------------------------------------------------------------------ argument validation
+test("argument validation names the argument", () => {
+  const w: m1.Weight = { dtype: "F32", data: new Float32Array(4 * 64), shape: [4, 64] };
+  assert.throws(() => m1.matmul(new Float32Array(100), 2, w), {
+    name: "RangeError",
+    message: "matmul: x has 100 elements, expected n*cols = 128",
+  });
+  assert.throws(() => m1.matmul(new Float32Array(128), 2, w, new Float32Array(7)), {
+    name: "RangeError",
+    message: "matmul: out has 7 elements, expected n*rows = 8",
+  });
+  assert.throws(() => m1.matmul(new Float64Array(128) as unknown as Float32Array, 2, w), { name: "TypeError", message: /matmul: x must be a Float32Array/ });
+  assert.throws(() => m1.matmul(new Float32Array(128), 2, { dtype: "BF16", data: new Float32Array(256), shape: [4, 64] }), {
+    name: "TypeError",
+    message: /matmul: w\.data must be a Uint16Array/,
+  });
+  assert.throws(() => m1.matmul(new Float32Array(128), 2, { dtype: "F32", data: new Float32Array(255), shape: [4, 64] }), {
+    name: "RangeError",
+    message: /matmul: w\.data has 255 elements, expected shape\[0\]\*shape\[1\] = 256/,
+  });
+  assert.throws(() => m1.matmul(new Float32Array(128), 2.5, w), { name: "RangeError", message: /matmul: n must be a non-negative integer/ });
+  const table: m1.Weight = { dtype: "BF16", data: new Uint16Array(50 * 8), shape: [50, 8] };
+  assert.throws(() => m1.embedding(new Int32Array([1, 2, 50]), table), {
+    name: "RangeError",
+    message: "embedding: ids[2] = 50 is outside the vocabulary [0, 50)",
+  });
+  assert.throws(() => m1.embedding(new Int32Array([-1]), table), { name: "RangeError", message: /ids\[0\] = -1/ });
+  assert.throws(() => m1.rmsnorm(new Float32Array(12), 3, 4, new Float32Array(5), 1e-5), {
+    name: "RangeError",
+    message: "rmsnorm: weight has 5 elements, expected dim = 4",
+  });
+  assert.throws(() => m1.swiglu(new Float32Array(3), new Float32Array(4)), { name: "RangeError", message: /swiglu: up has 4 elements/ });
+  assert.throws(() => m1.attention(new Float32Array(8), new Float32Array(8), new Float32Array(8), 1, 1, 3, 2, 2, 1), {
+    name: "RangeError",
+    message: /attention: kvHeads \(2\) must be >= 1 and divide heads \(3\)/,
+  });
+  assert.throws(() => m1.attention(new Float32Array(8), new Float32Array(8), new Float32Array(8), 1, 3, 4, 2, 2, 1), {
+    name: "RangeError",
+    message: /attention: kCache has 8 elements \(2 rows\), expected at least total\*kvHeads\*d = 12/,
+  });
+  assert.throws(() => m1.attention(new Float32Array(8), new Float32Array(12), new Float32Array(12), 1, 3, 4, 2, 2, 1, undefined, new Float32Array(5)), {
+    name: "RangeError",
+    message: /attention: probs has 5 elements, expected heads\*n\*total = 12/,
+  });
+  assert.throws(() => m1.lightningStep(new Float32Array(8), new Float32Array(8), new Float32Array(8), 1, 2, 4, new Float32Array(2), new Float32Array(31)), {
+    name: "RangeError",
+    message: "lightningStep: state has 31 elements, expected heads*d*d = 32",
+  });
+  assert.throws(() => m1.lightningPrefill(new Float32Array(8), new Float32Array(8), new Float32Array(8), 1, 2, 4, new Float32Array(1), 256, new Float32Array(32)), {
+    name: "RangeError",
+    message: "lightningPrefill: slopes has 1 elements, expected heads = 2",
+  });
+  assert.throws(() => m1.rope(new Float32Array(16), 2, 2, 4, 6, new Int32Array(2), 1e4), { name: "RangeError", message: /rope: rotaryDim \(6\) must be <= headDim \(4\)/ });
+  assert.throws(() => m1.rope(new Float32Array(16), 2, 2, 4, 4, new Int32Array(3), 1e4), { name: "RangeError", message: /rope: positions has 3 elements, expected n = 2/ });
+  assert.throws(() => m1.routerTopk(new Float32Array(8), 2, 4, 5, new Int32Array(10), new Float32Array(10)), { name: "RangeError", message: /routerTopk: k must be in \[1, experts = 4\]/ });
+  assert.throws(() => m1.routerTopk(new Float32Array(8), 2, 4, 2, new Int32Array(3), new Float32Array(4)), { name: "RangeError", message: "routerTopk: idx has 3 elements, expected n*k = 4" });
+  assert.throws(() => m1.moeExperts(new Float32Array(4), 1, 4, new Int32Array([7, 0]), 2, [null]), { name: "RangeError", message: /moeExperts: idx\[0\] = 7 is not an expert index/ });
+  assert.throws(() => m1.weightedSum(new Float32Array(10), new Float32Array(2), 1, 2, 4), { name: "RangeError", message: "weightedSum: slots has 10 elements, expected n*k*dim = 8" });
+  assert.throws(() => m1.setIsa("sse" as m1.Isa), { name: "TypeError", message: /setIsa/ });
+  assert.throws(() => m1.setThreads(0), { name: "RangeError", message: /setThreads: n must be in \[1, 1024\]/ });
+});
+
+test("the addon validates too when called directly (no out-of-bounds access)", () => {
+  const raw = createRequire(import.meta.url)(m1.addonPath);
+  const w = { dtype: "F32", data: new Float32Array(8), shape: [2, 4] };
+  assert.throws(() => raw.matmul(new Float32Array(3), 2, w), { name: "RangeError", message: "matmul: x has 3 elements, expected n*cols = 8" });
+  assert.throws(() => raw.matmul(new Float32Array(8), 2, { ...w, shape: [3, 4] }), { name: "RangeError", message: /w\.data has 8 elements/ });
+  assert.throws(() => raw.matmul(new Float32Array(8), 2, { ...w, dtype: "I32" }), { name: "TypeError", message: /w\.dtype/ });
+  assert.throws(() => raw.matmul(new Float32Array(8), -1, w), { name: "RangeError", message: /n must be a non-negative integer/ });
+  assert.throws(() => raw.embedding(new Int32Array([2]), w), { name: "RangeError", message: "embedding: ids[0] = 2 is outside the vocabulary [0, 2)" });
+  assert.throws(() => raw.attention(new Float32Array(8), new Float32Array(8), new Float32Array(8), 1, 3, 4, 2, 2, 1), { name: "RangeError", message: /kCache/ });
+  assert.throws(() => raw.lightningPrefill(new Float32Array(8), new Float32Array(8), new Float32Array(8), 1, 2, 4, new Float32Array(2), 0, new Float32Array(32)), { name: "RangeError", message: /blockSize/ });
+  assert.throws(() => raw.moeExperts(new Float32Array(4), 1, 4, new Int32Array([0]), 1, [undefined]), { message: /expert 0 is routed to .* experts\[0\] is undefined/ });
+  assert.throws(() => raw.routerTopk(new Float32Array(8), 2, 4, 2, new Int32Array(4), new Float32Array(3)), { name: "RangeError", message: /weights has 3 elements/ });
+  assert.throws(() => raw.silu(new Float32Array(4), new Float32Array(3)), { name: "RangeError", message: /out has 3 elements/ });
+  // overlapping output (e.g. a view of the input) is rejected
+  const buf = new Float32Array(16);
+  assert.throws(() => raw.matmul(buf.subarray(0, 8), 2, { dtype: "F32", data: new Float32Array(8), shape: [2, 4] }, buf.subarray(4, 8)), { name: "RangeError", message: /out must not overlap x/ });
+  assert.throws(() => raw.silu(buf.subarray(0, 8), buf.subarray(1, 9)), { name: "RangeError", message: /partially overlaps/ });
+  assert.throws(() => raw.setIsa("avx9"), { name: "TypeError" });
+});
+
+test("M1_ISA and M1_THREADS are honoured at load; bad values fail with a clear message", () => {
+  const probe = (env: Record<string, string>) =>
+    spawnSync(process.execPath, ["-e", `const m = require(${JSON.stringify(m1.addonPath)}); console.log(JSON.stringify(m.cpuInfo()))`], {
+      env: { ...process.env, ...env },
+      encoding: "utf8",
+    });
+  const ok = probe({ M1_ISA: "scalar", M1_THREADS: "3" });
+  assert.equal(ok.status, 0, ok.stderr);
+  const ci = JSON.parse(ok.stdout);
+  assert.equal(ci.isa, "scalar");
+  assert.equal(ci.threads, 3);
+  const bad = probe({ M1_ISA: "avx1024" });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /M1_ISA=avx1024: unknown ISA/);
+  const badT = probe({ M1_THREADS: "many" });
+  assert.notEqual(badT.status, 0);
+  assert.match(badT.stderr, /M1_THREADS=many is not a thread count/);
+  if (!info.supported.includes("avx512")) {
+    const uns = probe({ M1_ISA: "avx512" });
+    assert.notEqual(uns.status, 0);
+    assert.match(uns.stderr, /not supported/);
+  }
+});
