@@ -7,7 +7,7 @@ import { loadConfig, type ModelConfig } from "./config.ts";
 import { CheckpointError } from "./errors.ts";
 import { loadShardIndex } from "./plan.ts";
 import { SafetensorsFile } from "./safetensors.ts";
-import type { DType, Tensor } from "./tensor.ts";
+import { shapeNumel, type DType, type Tensor, type TensorData } from "./tensor.ts";
 
 export interface TensorInfo { name: string; dtype: DType; shape: number[]; file: string }
 
@@ -113,6 +113,17 @@ export class Checkpoint {
       }
     }
     return t;
+  }
+
+  /** Fills `dst` with whole rows of a tensor's first dimension from `rowStart` on, straight from disk (nothing kept resident). */
+  readRowsInto(name: string, rowStart: number, dst: TensorData): void {
+    const loc = this.locate(this.resolveAlias(name));
+    const rowSize = shapeNumel(loc.shape.slice(1));
+    const rows = dst.length / rowSize;
+    if (!(Number.isInteger(rows) && Number.isInteger(rowStart) && rowStart >= 0 && rowStart + rows <= (loc.shape[0] ?? 1))) {
+      throw new CheckpointError(`tensor "${name}" in ${loc.file.path}: cannot read ${dst.length} elements as whole rows from row ${rowStart} of [${loc.shape.join(",")}]`);
+    }
+    loc.file.readContiguousInto(loc.stored, loc.offset + rowStart * rowSize, dst);
   }
 
   /** `get` for a weight: checks the shape (before reading) and that the dtype is floating point. */

@@ -53,6 +53,12 @@ export class HookSet {
     };
   }
 
+  /** Removes the registrations of exactly this filter and function. */
+  removeFn(filter: HookFilter, fn: HookFn): void {
+    for (const reg of this.registrations) if (reg.filter === filter && reg.fn === fn) this.registrations.delete(reg);
+    this.wantCache.clear();
+  }
+
   /** Runs `body` with extra hooks that are removed when it settles. */
   async with<T>(hooks: ReadonlyArray<readonly [HookFilter, HookFn]>, body: () => Promise<T>): Promise<T> {
     const removers = hooks.map(([f, fn]) => this.add(f, fn));
@@ -89,7 +95,7 @@ export class HookSet {
   }
 }
 
-function checkReplacement(old: Tensor, replacement: Tensor, name: string): void {
+export function checkReplacement(old: Tensor, replacement: Tensor, name: string): void {
   if (!(replacement instanceof Tensor)) {
     throw new InputError(`hook "${name}" returned ${typeof replacement}, expected a Tensor or nothing`);
   }

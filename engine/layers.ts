@@ -103,7 +103,8 @@ export function softmaxAttention(
 
 /**
  * Attention with its scores and pattern exposed to hooks ([heads, n, total], zero above the causal
- * diagonal). Only taken when a hook listens, so the fast path never materialises an n x n matrix.
+ * diagonal). Only taken when a hook listens, so the fast path never materialises an n x n matrix. Hooks that
+ * only read leave the output bit-identical to the fast path; an edit (returned or in place) is honoured.
  */
 function inspectedAttention(cfg: ModelConfig, l: number, q: Float32Array, kv: KvCache, pass: Pass, scale: number): Float32Array {
   const n = pass.tokens;
@@ -111,18 +112,28 @@ function inspectedAttention(cfg: ModelConfig, l: number, q: Float32Array, kv: Kv
   const total = kv.length;
   const name = `blocks.${l}.attn.`;
   const shape = [nh, n, total];
-  let probs: Float32Array;
+  let probs: Float32Array = new Float32Array(nh * n * total);
+  native.attention(q, kv.keys, kv.values, n, total, nh, nkv, d, scale, undefined, probs);
+  const z = native.attention(q, kv.keys, kv.values, n, total, nh, nkv, d, scale); // the fast path's own output, bit for bit
+  let edited = false;
   if (pass.hooks.wants(name + "hook_scores")) {
-    // scores as the hooks left them (returned or edited in place) decide the pattern
-    const scores = hook(pass, name + "hook_scores", l, attentionScores(cfg, q, kv, n, scale), shape);
-    probs = causalSoftmax(scores, nh, n, total);
-  } else {
-    probs = new Float32Array(nh * n * total);
-    native.attention(q, kv.keys, kv.values, n, total, nh, nkv, d, scale, undefined, probs);
+    const scores = attentionScores(cfg, q, kv, n, scale);
+    const hooked = hookAndCompare(pass, name + "hook_scores", l, scores, shape);
+    if (hooked.edited) {
+      probs = causalSoftmax(hooked.value, nh, n, total);
+      edited = true;
+    }
   }
-  // the output is recomputed from the pattern as the hooks left it (returned or edited in place)
-  const pattern = hook(pass, name + "hook_pattern", l, probs, shape);
-  return patternTimesValues(cfg, pattern, kv, n);
+  const pattern = hookAndCompare(pass, name + "hook_pattern", l, probs, shape);
+  return edited || pattern.edited ? patternTimesValues(cfg, pattern.value, kv, n) : z;
+}
+
+/** Fires a hook and tells whether it changed the value (by returning another one or by editing it in place). */
+function hookAndCompare(pass: Pass, name: string, layer: number, value: Float32Array, shape: number[]): { value: Float32Array; edited: boolean } {
+  if (!pass.hooks.wants(name)) return { value, edited: false };
+  const before = value.slice();
+  const after = hook(pass, name, layer, value, shape);
+  return { value: after, edited: after !== value || after.some((x, i) => !Object.is(x, before[i])) };
 }
 
 /** Per head h: q_h · K_gᵀ · scale, with -Infinity above the causal diagonal; [heads, n, total]. */

@@ -12,6 +12,8 @@ import { Tensor } from "./tensor.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { InputError } from "./errors.ts";
 import { Generation, type GenerateOptions } from "./generate.ts";
+import { SubStep, type Stage } from "./substep.ts";
+import { Stepper } from "./stepper.ts";
 
 export interface LoadOptions {
   /** Keep at most this many bytes of weights resident (per-layer streaming for checkpoints larger than memory). */
@@ -90,6 +92,21 @@ export class Model implements WeightSource {
 
   /** Runs new tokens through the model on top of `cache` (prefill of any length, or one decode step). */
   async forward(ids: ArrayLike<number>, options: ForwardOptions = {}): Promise<ForwardResult> {
+    const run = this.run(ids, options, false);
+    for (let r = run.next(); ; r = run.next()) {
+      if (r.done) return r.value;
+      options.signal?.throwIfAborted();
+      await yieldToEventLoop();
+    }
+  }
+
+  /**
+   * The forward pass as a generator: with `stepping`, it pauses at every sub-step (embedding; per layer norm,
+   * attention, residual, norm, MoE, residual; final norm; LM head) with that sub-step's inputs and output, and
+   * continues with the output as the caller left it. It also yields null between layers (a chance to let the
+   * event loop run); without `stepping` those are its only pauses and no sub-step object is made.
+   */
+  *run(ids: ArrayLike<number>, options: ForwardOptions, stepping: boolean): Generator<SubStep | null, ForwardResult, void> {
     const tokens = this.checkIds(ids);
     const n = tokens.length;
     if (n === 0) throw new InputError("forward: no token ids given");
@@ -101,13 +118,15 @@ export class Model implements WeightSource {
     const phase = options.phase ?? (n === 1 && cache.position > 0 ? "decode" : "prefill");
     const pass: Pass = { hooks: this.hooks, phase, position: cache.position, tokens: n };
     const hs = cfg.hiddenSize;
+    const stage = (name: Stage, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]) =>
+      stepping ? this.pause(pass, name, layer, inputs, output, shape) : noPause(output);
 
     let x = native.embedding(tokens, this.weight("model.embed_tokens.weight", [cfg.vocabSize, hs]));
     x = hook(pass, "embed", null, x, [n, hs]);
+    x = yield* stage("embed", null, {}, x, [n, hs]);
     for (let l = 0; l < cfg.numLayers; l++) {
-      options.signal?.throwIfAborted();
-      x = this.layer(l, x, pass, cache);
-      await yieldToEventLoop();
+      x = yield* this.layer(l, x, pass, cache, stage);
+      yield null;
     }
     cache.position += n;
 
@@ -121,9 +140,17 @@ export class Model implements WeightSource {
     }
     let h = native.rmsnorm(last, rows, hs, this.vector("model.norm.weight", hs), cfg.rmsNormEps);
     h = hook(pass, "ln_final.hook_normalized", null, h, [rows, hs]);
+    h = yield* stage("ln_final", null, { input: last }, h, [rows, hs]);
     let logits = native.matmul(h, rows, this.lmHead());
     logits = hook(pass, "logits", null, logits, [rows, cfg.vocabSize]);
+    logits = yield* stage("lm_head", null, { input: h }, logits, [rows, cfg.vocabSize]);
     return { logits: new Tensor("F32", [rows, cfg.vocabSize], logits), cache };
+  }
+
+  private *pause(pass: Pass, stage: Stage, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]): Generator<SubStep, Float32Array, void> {
+    const step = new SubStep(stage, layer, pass, inputs, new Tensor("F32", shape, output));
+    yield step;
+    return step.output.data as Float32Array;
   }
 
   /** Starts generating from a prompt (token ids, or text when the checkpoint has a tokenizer). */
@@ -135,6 +162,11 @@ export class Model implements WeightSource {
     if (typeof prompt !== "string") return prompt;
     if (!this.tokenizer) throw new InputError(`this checkpoint (${this.checkpoint.dir}) has no tokenizer.json: give token ids instead of text`);
     return this.tokenizer.encode(prompt);
+  }
+
+  /** A forward pass that pauses at every sub-step (see Stepper). */
+  step(ids: ArrayLike<number> | string, options: ForwardOptions = {}): Stepper {
+    return new Stepper(this, this.promptIds(ids), options);
   }
 
   /** Runs a forward pass recording the activations whose hook names pass `filter`. */
@@ -150,7 +182,7 @@ export class Model implements WeightSource {
   }
 
   /** One decoder layer (spec §2.4): postnorm residual with α on the normalised input and β on the sublayer. */
-  private layer(l: number, x: Float32Array, pass: Pass, cache: ModelCache): Float32Array {
+  private *layer(l: number, x: Float32Array, pass: Pass, cache: ModelCache, stage: StageFn): Generator<SubStep, Float32Array, void> {
     const cfg = this.config;
     const n = pass.tokens;
     const hs = cfg.hiddenSize;
@@ -162,23 +194,35 @@ export class Model implements WeightSource {
     x = hook(pass, b + "hook_resid_pre", l, x, shape);
     let a = native.rmsnorm(x, n, hs, this.vector(p + "input_layernorm.weight", hs), cfg.rmsNormEps);
     a = hook(pass, b + "ln1.hook_normalized", l, a, shape);
+    a = yield* stage("ln1", l, { input: x }, a, shape);
     let attn = lightning
       ? lightningAttention(cfg, l, a, pass, this, cache.lightning[l]!, this.layerSlopes[l]!)
       : softmaxAttention(cfg, l, a, pass, this, cache.kv[l]!);
     attn = hook(pass, b + "hook_attn_out", l, attn, shape);
-    const alphaAttn = lightning ? cfg.alpha.linear : cfg.alpha.full;
-    const betaAttn = lightning ? cfg.beta.linear : cfg.beta.full;
-    let h = native.axpby(alphaAttn, cfg.postnorm ? a : x, betaAttn, attn);
+    attn = yield* stage("attention", l, { input: a }, attn, shape);
+    const residualA = cfg.postnorm ? a : x;
+    let h = native.axpby(lightning ? cfg.alpha.linear : cfg.alpha.full, residualA, lightning ? cfg.beta.linear : cfg.beta.full, attn);
     h = hook(pass, b + "hook_resid_mid", l, h, shape);
+    h = yield* stage("attn_residual", l, { residual: residualA, attention: attn }, h, shape);
 
     let bn = native.rmsnorm(h, n, hs, this.vector(p + "post_attention_layernorm.weight", hs), cfg.rmsNormEps);
     bn = hook(pass, b + "ln2.hook_normalized", l, bn, shape);
+    bn = yield* stage("ln2", l, { input: h }, bn, shape);
     let mlp = moe(cfg, l, bn, pass, this);
     mlp = hook(pass, b + "hook_mlp_out", l, mlp, shape);
-    let out = native.axpby(cfg.alpha.mlp, cfg.postnorm ? bn : h, cfg.beta.mlp, mlp);
+    mlp = yield* stage("moe", l, { input: bn }, mlp, shape);
+    const residualM = cfg.postnorm ? bn : h;
+    let out = native.axpby(cfg.alpha.mlp, residualM, cfg.beta.mlp, mlp);
     out = hook(pass, b + "hook_resid_post", l, out, shape);
-    return out;
+    return yield* stage("mlp_residual", l, { residual: residualM, moe: mlp }, out, shape);
   }
+}
+
+type StageFn = (name: Stage, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]) => Generator<SubStep, Float32Array, void>;
+
+/** The stage function of a plain forward pass: hands the output on without pausing. */
+function* noPause(output: Float32Array): Generator<never, Float32Array, void> {
+  return output;
 }
 
 /** Lets timers, I/O and abort signals run between layers of a long forward pass. */

@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { CheckpointError } from "./errors.ts";
-import { DTYPE_BYTES, Tensor, allocData, shapeNumel, type DType } from "./tensor.ts";
+import { DTYPE_BYTES, Tensor, allocData, shapeNumel, type DType, type TensorData } from "./tensor.ts";
 
 export interface SafetensorsEntry { dtype: DType; shape: number[]; begin: number; end: number }
 
@@ -77,15 +77,22 @@ export class SafetensorsFile {
 
   /** `shape`'s worth of elements stored contiguously from element `offset` of tensor `name` (row-major). */
   readContiguous(name: string, offset: number, shape: number[]): Tensor {
+    const data = allocData(this.info(name).dtype, shapeNumel(shape));
+    this.readContiguousInto(name, offset, data);
+    return new Tensor(this.info(name).dtype, shape, data);
+  }
+
+  /** Fills `dst` (of the tensor's dtype) with the elements stored from element `offset` on: no allocation. */
+  readContiguousInto(name: string, offset: number, dst: TensorData): void {
     const e = this.info(name);
-    const numel = shapeNumel(shape);
     const size = DTYPE_BYTES[e.dtype];
-    if (offset < 0 || (offset + numel) * size > e.end - e.begin) {
-      throw new CheckpointError(`${this.path}: elements [${offset}, ${offset + numel}) out of range for tensor "${name}" [${e.shape.join(",")}]`);
+    if (!(dst instanceof allocData(e.dtype, 0).constructor)) {
+      throw new CheckpointError(`${this.path}: tensor "${name}" is ${e.dtype}; cannot read it into a ${dst.constructor.name}`);
     }
-    const data = allocData(e.dtype, numel);
-    this.readInto(name, new Uint8Array(data.buffer), this.dataStart + e.begin + offset * size);
-    return new Tensor(e.dtype, shape, data);
+    if (offset < 0 || (offset + dst.length) * size > e.end - e.begin) {
+      throw new CheckpointError(`${this.path}: elements [${offset}, ${offset + dst.length}) out of range for tensor "${name}" [${e.shape.join(",")}]`);
+    }
+    this.readInto(name, new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength), this.dataStart + e.begin + offset * size);
   }
 
   close(): void {

@@ -1,5 +1,6 @@
 // Host tensors: a dtype, a shape and a typed array that can be handed straight to the native addon.
 import { M1Error } from "./errors.ts";
+import { DISPLAY, tensorBundle, type MimeBundle } from "./display.ts";
 
 export type DType = "F32" | "BF16" | "F16" | "I32" | "I64";
 export type TensorData = Float32Array | Uint16Array | Int32Array | BigInt64Array;
@@ -47,13 +48,17 @@ export class Tensor {
     return this.data.byteLength;
   }
 
+  /** Shape, dtype, statistics and the first values. */
+  [DISPLAY](): MimeBundle {
+    return tensorBundle({ shape: this.shape, dtype: this.dtype, values: this.toFloat32() });
+  }
+
   /** Values as float32: F32 data is returned as is (not copied), other dtypes are converted. */
   toFloat32(): Float32Array {
     const d = this.data;
     switch (this.dtype) {
       case "F32": return d as Float32Array;
-      case "BF16": return bf16ArrayToF32(d as Uint16Array);
-      case "F16": return Float32Array.from(d as Uint16Array, f16ToF32);
+      case "BF16": case "F16": return floatsInto(this.dtype, d as Uint16Array, new Float32Array(d.length));
       case "I32": return Float32Array.from(d as Int32Array);
       case "I64": return Float32Array.from(d as BigInt64Array, Number);
     }
@@ -92,10 +97,15 @@ export function f16ToF32(u: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
-function bf16ArrayToF32(src: Uint16Array): Float32Array {
-  const bits = new Uint32Array(src.length);
+/** 16-bit float data (BF16 or F16) converted into `dst` (same length). */
+export function floatsInto(dtype: "BF16" | "F16", src: Uint16Array, dst: Float32Array): Float32Array {
+  if (dtype === "F16") {
+    for (let i = 0; i < src.length; i++) dst[i] = f16ToF32(src[i]);
+    return dst;
+  }
+  const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
   for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
-  return new Float32Array(bits.buffer);
+  return dst;
 }
 
 function f32ArrayToBf16(src: Float32Array): Uint16Array {

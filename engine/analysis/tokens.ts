@@ -1,0 +1,28 @@
+/** Token labels for plots and tables, and the window of positions a plot shows. */
+import type { Model } from "../model.ts";
+import { InputError } from "../errors.ts";
+
+/** "i:text" per token (plotly merges equal category labels, so the position is part of the label). */
+export function tokenLabels(model: Model, ids: readonly number[]): string[] {
+  const tok = model.tokenizer;
+  return ids.map((id, i) => `${i}:${tok ? tok.decode([id], { skipUnknown: true }) || `#${id}` : id}`);
+}
+
+export interface Window {
+  /** first position shown (default: the last `maxTokens` positions) */
+  from?: number;
+  /** one past the last position shown */
+  to?: number;
+  /** the most positions shown when no range is given (default 64) */
+  maxTokens?: number;
+}
+
+/** The [from, to) range of positions a figure shows: long prompts are windowed, never squeezed unreadably. */
+export function windowOf(n: number, w: Window = {}): [number, number] {
+  const to = w.to ?? n;
+  const from = w.from ?? Math.max(0, to - (w.maxTokens ?? 64));
+  if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from < to && to <= n)) {
+    throw new InputError(`window [${from}, ${to}) is outside the ${n} positions of the trace`);
+  }
+  return [from, to];
+}
