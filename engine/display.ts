@@ -48,7 +48,7 @@ export function plotlyBundle(figure: PlotlyFigure, options: { title?: string } =
   const fig = { data: figure.data, layout, config: { responsive: true, ...figure.config } };
   const id = `m1-plot-${process.pid}-${Date.now().toString(36)}-${figureIds++}`;
   const html =
-    `<div id="${id}" class="m1-plotly" style="min-height:360px">plotly.js is not loaded in this page (it comes with the first figure of the notebook)</div>\n` +
+    `<div id="${id}" class="m1-plotly" style="min-height:360px">This figure is drawn by plotly.js: run the cell (or trust the notebook) to see it.</div>\n` +
     `<script>(function () {\n  var fig = ${scriptJson(fig)};\n` +
     `  function draw() { var el = document.getElementById("${id}"); if (el) { el.textContent = ""; window.Plotly.newPlot(el, fig.data, fig.layout, fig.config); } }\n` +
     `  if (window.Plotly) draw(); else (window.__m1PlotlyQueue = window.__m1PlotlyQueue || []).push(draw);\n})();</script>`;

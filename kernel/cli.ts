@@ -6,10 +6,6 @@
  */
 import { parseArgs } from "node:util";
 import { M1Error, InputError } from "../engine/errors.ts";
-import { Model } from "../engine/model.ts";
-import { Tensor } from "../engine/tensor.ts";
-import { writeSafetensors } from "../engine/safetensors.ts";
-import { architectureSummary, formatSummary } from "../engine/summary.ts";
 
 const USAGE = `usage:
   m1 info <checkpoint-dir-or-config.json> [--json]
@@ -47,6 +43,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The engine (and with it the native addon) loads only for the commands that compute. */
+function engine() {
+  return import("../engine/index.ts");
+}
+
 function positional(args: string[], what: string): string {
   if (args.length !== 1) throw new InputError(`expected one ${what}, got ${args.length ? args.join(" ") : "none"}\n${USAGE}`);
   return args[0];
@@ -72,6 +73,7 @@ function parseNumber(name: string, text: string | undefined, integer: boolean): 
 
 async function info(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean" } } });
+  const { architectureSummary, formatSummary } = await import("../engine/summary.ts");
   const summary = architectureSummary(positional(positionals, "checkpoint directory or config.json"));
   process.stdout.write(values.json ? JSON.stringify(summary, null, 2) + "\n" : formatSummary(summary));
   return 0;
@@ -81,6 +83,7 @@ async function forward(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ids: { type: "string" }, out: { type: "string" } } });
   const dir = positional(positionals, "checkpoint directory");
   if (!values.out) throw new InputError("--out is required (path of the safetensors file to write)");
+  const { Model, Tensor, writeSafetensors } = await engine();
   const model = await Model.load(dir);
   const { logits } = await model.forward(parseIds(values.ids));
   writeSafetensors(values.out, { logits: new Tensor("F32", logits.shape, logits.data) });
@@ -109,6 +112,7 @@ async function generate(args: string[]): Promise<number> {
   });
   const dir = positional(positionals, "checkpoint directory");
   if ((values.ids === undefined) === (values.prompt === undefined)) throw new InputError("give exactly one of --ids or --prompt");
+  const { Model } = await engine();
   const model = await Model.load(dir);
   const controller = new AbortController();
   process.once("SIGINT", () => controller.abort());
