@@ -6,6 +6,7 @@ import type { Model } from "./model.ts";
 import type { ModelCache } from "./cache.ts";
 import { Sampler, type SamplingOptions } from "./sampling.ts";
 import { InputError } from "./errors.ts";
+import { DISPLAY, htmlBundle, escapeHtml, type MimeBundle } from "./display.ts";
 
 export interface GenerateOptions extends SamplingOptions {
   /** Most new tokens (default 256). */
@@ -107,6 +108,17 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     const text = tok.decode(this.ids, { skipUnknown: true });
     const cut = this.stopStringAt(text);
     return cut < 0 ? text : text.slice(0, cut);
+  }
+
+  /** The text so far with the thought set apart from the answer; ids when there is no tokenizer. */
+  [DISPLAY](): MimeBundle {
+    const status = `${this.ids.length} tokens, ${this.stopReason ?? "running"}${this.thoughtTokens ? `, ${this.thoughtTokens} thought tokens` : ""}`;
+    const text = this.text ?? this.ids.join(" ");
+    const close = text.indexOf("</think>");
+    const html = close < 0
+      ? `<pre style="white-space:pre-wrap">${escapeHtml(text)}</pre>`
+      : `<pre style="white-space:pre-wrap"><span style="color:#888" title="thought">${escapeHtml(text.slice(0, close + 8))}</span><b>${escapeHtml(text.slice(close + 8))}</b></pre>`;
+    return htmlBundle(`${html}<small>${escapeHtml(status)}</small>`, `${text}\n[${status}]`);
   }
 
   /** Text added by the newest token; a partial UTF-8 character is held back until its last byte arrives. */

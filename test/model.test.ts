@@ -5,7 +5,9 @@ import { Model } from "../engine/model.ts";
 import { hookNames } from "../engine/hooks.ts";
 import { Tensor } from "../engine/tensor.ts";
 import { InputError } from "../engine/errors.ts";
-import { TINY, relErr } from "./helpers.ts";
+import { DISPLAY } from "../engine/display.ts";
+import { join } from "node:path";
+import { ROOT, TINY, relErr } from "./helpers.ts";
 
 const model = await Model.load(TINY);
 const prompt = [491, 356, 260, 74, 262, 69, 118, 361, 36, 242, 508, 131, 55, 311, 366, 33, 496, 451, 402, 430, 338];
@@ -167,4 +169,15 @@ test("a resident-memory budget streams weights per layer and gives identical log
   assert.deepEqual(logits, await logitsOf(prompt));
   assert.ok(peak > 0 && peak <= budget, `resident ${peak} bytes under a budget of ${budget}`);
   assert.ok(model.checkpoint.residentBytes() > 4 * budget, "without a budget the whole checkpoint stays resident");
+});
+
+test("a generation displays its text with the thought set apart", async () => {
+  const mini = await Model.load(join(ROOT, "engine", "checkpoints", "mini-80k"));
+  const gen = mini.generate("<s> 1 2 + 3 4 = <think>", { greedy: true, thinkingBudget: 80 });
+  const { text, stopReason } = await gen.result();
+  assert.equal(stopReason, "stop_token");
+  assert.match(text!, /<\/think> 4 6 <\/s>$/, "12 + 34 = 46");
+  const bundle = gen[DISPLAY]();
+  assert.match(bundle["text/html"] as string, /<span style="color:#888" title="thought">.*&lt;\/think&gt;<\/span><b> 4 6 &lt;\/s&gt;<\/b>/);
+  assert.match(bundle["text/plain"], /stop_token/);
 });
