@@ -26,6 +26,31 @@ export interface RemoteGenerateOptions {
 
 export class EndpointError extends M1Error {}
 
+/** The JSON body of a /v1/completions (text prompt) or /v1/chat/completions (messages) request. */
+export function requestBody(model: string, prompt: string | ChatMessage[], o: RemoteGenerateOptions, stream: boolean): Record<string, unknown> {
+  return {
+    model,
+    ...(typeof prompt === "string" ? { prompt } : { messages: prompt }),
+    ...(stream ? { stream: true } : {}),
+    max_tokens: o.maxNewTokens ?? 256,
+    ...(o.temperature !== undefined ? { temperature: o.temperature } : {}),
+    ...(o.topP !== undefined ? { top_p: o.topP } : {}),
+    ...(o.topK !== undefined ? { top_k: o.topK } : {}),
+    ...(o.seed !== undefined ? { seed: o.seed } : {}),
+    ...(o.stopStrings?.length ? { stop: o.stopStrings } : {}),
+    ...(o.thinkingBudget !== undefined ? { thinking_budget: o.thinkingBudget } : {}),
+  };
+}
+
+/** An OpenAI-style error answer's message (`{"error": {"message": ...}}`), else the start of the text. */
+export function httpErrorMessage(text: string): string {
+  try {
+    return JSON.parse(text)?.error?.message ?? text.slice(0, 300);
+  } catch {
+    return text.slice(0, 300);
+  }
+}
+
 /** POSTs JSON to `url` and yields the `data:` payloads of its event stream until [DONE]. */
 export async function* postEventStream(url: string, body: unknown, apiKey: string | undefined, signal?: AbortSignal): AsyncGenerator<Record<string, unknown>> {
   const res = await fetch(url, {
@@ -35,12 +60,7 @@ export async function* postEventStream(url: string, body: unknown, apiKey: strin
     signal,
   });
   if (!res.ok || !res.body) {
-    const text = await res.text();
-    let message = text.slice(0, 300);
-    try {
-      message = JSON.parse(text)?.error?.message ?? message;
-    } catch { /* not JSON: keep the text */ }
-    throw new EndpointError(`${url}: HTTP ${res.status}: ${message}`);
+    throw new EndpointError(`${url}: HTTP ${res.status}: ${httpErrorMessage(await res.text())}`);
   }
   const decoder = new TextDecoder();
   let buffer = "";
@@ -72,22 +92,10 @@ export class RemoteGeneration implements AsyncIterable<{ text: string; index: nu
     if (this.started) throw new InputError("a generation can be iterated once");
     this.started = true;
     const chat = typeof this.prompt !== "string";
-    const o = this.options;
-    const body = {
-      model: this.endpoint.model,
-      ...(chat ? { messages: this.prompt } : { prompt: this.prompt }),
-      stream: true,
-      max_tokens: o.maxNewTokens ?? 256,
-      ...(o.temperature !== undefined ? { temperature: o.temperature } : {}),
-      ...(o.topP !== undefined ? { top_p: o.topP } : {}),
-      ...(o.topK !== undefined ? { top_k: o.topK } : {}),
-      ...(o.seed !== undefined ? { seed: o.seed } : {}),
-      ...(o.stopStrings?.length ? { stop: o.stopStrings } : {}),
-      ...(o.thinkingBudget !== undefined ? { thinking_budget: o.thinkingBudget } : {}),
-    };
+    const body = requestBody(this.endpoint.model, this.prompt, this.options, true);
     const url = `${this.endpoint.baseUrl.replace(/\/+$/, "")}/${chat ? "chat/completions" : "completions"}`;
     let index = 0;
-    for await (const event of postEventStream(url, body, this.endpoint.apiKey, o.signal)) {
+    for await (const event of postEventStream(url, body, this.endpoint.apiKey, this.options.signal)) {
       const choice = (event.choices as Record<string, unknown>[] | undefined)?.[0];
       if (!choice) continue;
       const delta = chat ? ((choice.delta as Record<string, unknown> | undefined)?.content as string | undefined) : (choice.text as string | undefined);

@@ -15,15 +15,21 @@ const USAGE = `usage:
   m1 kernel --connection-file FILE
   m1 kernel install [--user | --prefix DIR] [--name NAME]
   m1 run <notebook.ipynb> [--out executed.ipynb] [--html report.html] [-p name=value ...] [--timeout S]
-              [--server URL --token T] [--kernel NAME]`;
+              [--server URL --token T] [--kernel NAME]
+  m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME]
+  m1 eval <suite|task.json|task.yaml> (--model CHECKPOINT | --endpoint URL --model NAME) [...]   (all options: benchmarks/README.md)
+  m1 make-checkpoint <bench-small> <out-dir> [--seed N]`;
 
 type Command = (args: string[]) => Promise<number>;
 
 // The kernel and the notebook runner load on demand, so that starting the kernel stays fast.
 const kernel: Command = async (args) => (await import("./command.ts")).kernelCommand(args);
 const run: Command = async (args) => (await import("./run.ts")).runCommand(args);
+const serve: Command = async (args) => (await import("./commands/serve.ts")).serve(args);
+const evaluate: Command = async (args) => (await import("./commands/eval.ts")).evaluate(args);
+const makeCheckpoint: Command = async (args) => (await import("./commands/make-checkpoint.ts")).makeCheckpoint(args);
 
-const commands: Record<string, Command> = { info, forward, generate, kernel, run };
+const commands: Record<string, Command> = { info, forward, generate, kernel, run, serve, eval: evaluate, "make-checkpoint": makeCheckpoint };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -36,7 +42,8 @@ export async function main(argv: string[]): Promise<number> {
     return await command(rest);
   } catch (err) {
     if (err instanceof M1Error || (err instanceof TypeError && (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))) {
-      process.stderr.write(`m1 ${name}: ${(err as Error).message}\n`);
+      const usage = err instanceof M1Error ? "" : `\n${USAGE}`;
+      process.stderr.write(`m1 ${name}: ${(err as Error).message}${usage}\n`);
       return err instanceof M1Error ? 1 : 2;
     }
     throw err;

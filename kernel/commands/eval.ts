@@ -12,6 +12,7 @@ import { builtinSuite, SUITES } from "../../benchmarks/eval/suites/index.ts";
 import { loadTaskFile } from "../../benchmarks/eval/task-file.ts";
 import { importLmEvalTask } from "../../benchmarks/eval/lm-eval.ts";
 import type { Backend, Task } from "../../benchmarks/eval/types.ts";
+import { resolveCheckpoint } from "../../benchmarks/registry.ts";
 
 export const EVAL_USAGE = `m1 eval <${SUITES.join("|")}|task.json|lm-eval-task.yaml>
         (--model CHECKPOINT | --endpoint URL --model SERVED_NAME [--api completions|chat] [--concurrency N] [--retries N] [--timeout-ms MS])
@@ -67,13 +68,15 @@ function loadTask(what: string, v: Values): Task {
   return limit === undefined ? task : { ...task, items: task.items.slice(0, limit) };
 }
 
+/** --endpoint, or a registry entry that is an endpoint (the real M1 with M1_ENDPOINT set): the OpenAI backend; else local weights. */
 async function makeBackend(v: Values): Promise<Backend> {
-  if (!v.endpoint) {
-    for (const k of ["api", "concurrency", "retries", "timeout-ms"] as const) if (v[k] !== undefined) throw new InputError(`--${k} applies to --endpoint only`);
-    return LocalBackend.load(v.model!);
-  }
   if (v.api !== undefined && v.api !== "completions" && v.api !== "chat") throw new InputError(`--api must be "completions" or "chat", got "${v.api}"`);
-  return new OpenAIBackend({ baseUrl: v.endpoint, model: v.model!, api: v.api, concurrency: int(v, "concurrency"), retries: int(v, "retries"), timeoutMs: int(v, "timeout-ms"), apiKey: process.env.OPENAI_API_KEY });
+  const remote = { api: v.api as "completions" | "chat" | undefined, concurrency: int(v, "concurrency"), retries: int(v, "retries"), timeoutMs: int(v, "timeout-ms") };
+  if (v.endpoint) return new OpenAIBackend({ baseUrl: v.endpoint, model: v.model!, apiKey: process.env.OPENAI_API_KEY, ...remote });
+  const { source } = resolveCheckpoint(v.model!);
+  if (source.kind === "endpoint") return new OpenAIBackend({ baseUrl: source.baseUrl, model: source.model, apiKey: source.apiKey, ...remote });
+  for (const k of ["api", "concurrency", "retries", "timeout-ms"] as const) if (v[k] !== undefined) throw new InputError(`--${k} applies to endpoints only`);
+  return LocalBackend.load(v.model!);
 }
 
 function num(v: Values, key: keyof Values): number | undefined {

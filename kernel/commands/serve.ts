@@ -1,9 +1,8 @@
-// `m1 serve <checkpoint> [--port P] [--name NAME]`: serves a checkpoint (a demo name such as mini-40k, or a
+// `m1 serve <checkpoint> [--port P] [--name NAME]`: serves a checkpoint (a registry name such as mini-40k, or a
 // directory) on 127.0.0.1 under the OpenAI API, until SIGINT or SIGTERM.
 import { parseArgs } from "node:util";
 import { InputError } from "../../engine/errors.ts";
-import { Model } from "../../engine/model.ts";
-import { resolveCheckpoint, checkpointName } from "../../benchmarks/registry.ts";
+import { loadLocalModel } from "../../benchmarks/registry.ts";
 import { CompletionServer } from "../../benchmarks/serve/server.ts";
 
 export const SERVE_USAGE = "m1 serve <checkpoint|mini-40k|mini-80k> [--port P (default 8000; 0 = any free port)] [--name MODEL_NAME]";
@@ -13,8 +12,8 @@ export async function serve(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new InputError(`expected one checkpoint, got ${positionals.length ? positionals.join(" ") : "none"}\nusage: ${SERVE_USAGE}`);
   const port = Number(values.port ?? "8000");
   if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new InputError(`--port: "${values.port}" is not a port number (0-65535)`);
-  const model = await Model.load(resolveCheckpoint(positionals[0]));
-  const server = new CompletionServer(model, values.name ?? checkpointName(positionals[0]));
+  const { name, model } = await loadLocalModel(positionals[0]);
+  const server = new CompletionServer(model, values.name ?? name);
   const bound = await server.listen(port);
   process.stdout.write(`m1 serve: ${server.name} at http://127.0.0.1:${bound}/v1 (Ctrl-C stops)\n`);
   const signal = await new Promise<string>((resolve) => {

@@ -1,0 +1,192 @@
+// An OpenAI-compatible HTTP server over the local engine (what vLLM and SGLang offer for the real M1):
+// GET /v1/models, POST /v1/completions, POST /v1/chat/completions, with SSE streaming ("data: {…}\n\n", then
+// "data: [DONE]"). The engine is single-threaded, so requests are generated one at a time in arrival order.
+// Bad requests get 400 with {"error": {message, type, param, code}}; unknown routes 404; the server keeps serving.
+import http from "node:http";
+import { randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import type { Model } from "../../engine/model.ts";
+import { InputError, M1Error, TokenizerError } from "../../engine/errors.ts";
+import { RequestError, parseBody, completionParams, chatParams, type SamplingParams } from "./requests.ts";
+import { streamCompletion, chatPrompt, requireTokenizer, type EngineCompletion, type PromptFormat } from "./completion.ts";
+
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+export class CompletionServer {
+  readonly server: http.Server;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly created = Math.floor(Date.now() / 1000);
+
+  constructor(private readonly model: Model, readonly name: string) {
+    requireTokenizer(model);
+    this.server = http.createServer((req, res) => {
+      this.route(req, res).catch((err) => sendError(res, err));
+    });
+  }
+
+  /** Listens on 127.0.0.1 (port 0 picks a free one); resolves with the port. */
+  listen(port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => reject(err.code === "EADDRINUSE" ? new InputError(`port ${port} on 127.0.0.1 is already in use`) : err);
+      this.server.once("error", onError);
+      this.server.listen(port, "127.0.0.1", () => {
+        this.server.off("error", onError);
+        resolve((this.server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    const routes: Record<string, { method: string; handle: () => Promise<void> }> = {
+      "/v1/models": { method: "GET", handle: async () => sendJson(res, 200, { object: "list", data: [{ id: this.name, object: "model", created: this.created, owned_by: "m1-workbench" }] }) },
+      "/v1/completions": { method: "POST", handle: async () => this.completion(req, res, "text") },
+      "/v1/chat/completions": { method: "POST", handle: async () => this.completion(req, res, "chat") },
+    };
+    const route = routes[url.pathname.replace(/\/+$/, "")];
+    if (!route) throw new RequestError(`no route ${req.method} ${url.pathname} (have /v1/models, /v1/completions, /v1/chat/completions)`, null, 404, "not_found");
+    if (req.method !== route.method) throw new RequestError(`${url.pathname} takes ${route.method}, not ${req.method}`, null, 405, "method_not_allowed");
+    await route.handle();
+  }
+
+  private async completion(req: http.IncomingMessage, res: http.ServerResponse, kind: "text" | "chat"): Promise<void> {
+    const body = parseBody(await readBody(req));
+    let params: SamplingParams;
+    let prompt: string | number[];
+    let format: PromptFormat | null = null;
+    if (kind === "text") {
+      const p = completionParams(body, this.name);
+      params = p;
+      prompt = p.prompt;
+    } else {
+      const p = chatParams(body, this.name);
+      params = p;
+      const rendered = chatPrompt(this.model, p.messages);
+      prompt = rendered.text;
+      format = rendered.format;
+    }
+    const aborted = new AbortController();
+    res.on("close", () => aborted.abort());
+    await this.serialized(async () => {
+      if (aborted.signal.aborted) return;
+      const stream = streamCompletion(this.model, { ...params, prompt, stop: params.stop, signal: aborted.signal });
+      const reply = new Reply(res, kind, this.name, format);
+      let next = await stream.next(); // bad input fails here, before any header is written
+      if (params.stream) reply.startStream();
+      while (!next.done) {
+        if (params.stream) reply.piece(next.value);
+        next = await stream.next();
+      }
+      if (params.stream) reply.endStream(next.value, params.includeUsage);
+      else reply.whole(next.value);
+    });
+  }
+
+  /** Runs generations one after another. */
+  private serialized(task: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+/** Writes one request's answer in the OpenAI shape of its kind: whole, or as SSE chunks. */
+class Reply {
+  private readonly id: string;
+  private readonly created = Math.floor(Date.now() / 1000);
+
+  constructor(private readonly res: http.ServerResponse, private readonly kind: "text" | "chat", private readonly model: string, private readonly format: PromptFormat | null) {
+    this.id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
+  }
+
+  private base(object: string): Record<string, unknown> {
+    return { id: this.id, object, created: this.created, model: this.model, ...(this.format ? { prompt_format: this.format } : {}) };
+  }
+
+  whole(c: EngineCompletion): void {
+    const choice = this.kind === "chat"
+      ? { index: 0, message: { role: "assistant", content: c.text }, logprobs: null, finish_reason: c.finishReason }
+      : { index: 0, text: c.text, logprobs: null, finish_reason: c.finishReason };
+    sendJson(this.res, 200, { ...this.base(this.kind === "chat" ? "chat.completion" : "text_completion"), choices: [choice], usage: usage(c) }, this.format);
+  }
+
+  startStream(): void {
+    this.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", ...formatHeader(this.format) });
+    if (this.kind === "chat") this.event([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]);
+  }
+
+  piece(text: string): void {
+    this.event([this.kind === "chat" ? { index: 0, delta: { content: text }, logprobs: null, finish_reason: null } : { index: 0, text, logprobs: null, finish_reason: null }]);
+  }
+
+  endStream(c: EngineCompletion, includeUsage: boolean): void {
+    this.event([this.kind === "chat" ? { index: 0, delta: {}, logprobs: null, finish_reason: c.finishReason } : { index: 0, text: "", logprobs: null, finish_reason: c.finishReason }]);
+    if (includeUsage) this.event([], usage(c));
+    this.res.end("data: [DONE]\n\n");
+  }
+
+  private event(choices: unknown[], usageField?: unknown): void {
+    const object = this.kind === "chat" ? "chat.completion.chunk" : "text_completion";
+    this.res.write(`data: ${JSON.stringify({ ...this.base(object), choices, ...(usageField ? { usage: usageField } : {}) })}\n\n`);
+  }
+}
+
+function usage(c: EngineCompletion) {
+  return { prompt_tokens: c.promptTokens, completion_tokens: c.completionTokens, total_tokens: c.promptTokens + c.completionTokens };
+}
+
+/** Chat prompts of a checkpoint without a chat template are the messages' contents joined by newlines: say so. */
+function formatHeader(format: PromptFormat | null): Record<string, string> {
+  return format ? { "x-m1-prompt-format": format === "concatenated" ? "concatenated (the checkpoint has no chat template)" : "chat_template" } : {};
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, format: PromptFormat | null = null): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...formatHeader(format) });
+  res.end(text);
+}
+
+/**
+ * Errors become OpenAI-shaped JSON: request errors with their status, and 400 for what the engine rejects in a
+ * request (ids outside the vocabulary, text the tokenizer cannot encode, messages the chat template refuses);
+ * anything else 500.
+ */
+function sendError(res: http.ServerResponse, err: unknown): void {
+  const known = err instanceof RequestError ? err : err instanceof InputError || err instanceof TokenizerError ? new RequestError(err.message) : null;
+  const status = known?.status ?? 500;
+  const error = {
+    message: known ? known.message : `internal error: ${(err as Error)?.message ?? String(err)}`,
+    type: status === 500 ? (err instanceof M1Error ? "engine_error" : "internal_error") : "invalid_request_error",
+    param: known?.param ?? null,
+    code: known?.code ?? null,
+  };
+  if (res.headersSent) {
+    if (!res.writableEnded) res.end(`data: ${JSON.stringify({ error })}\n\ndata: [DONE]\n\n`);
+    return;
+  }
+  sendJson(res, status, { error });
+}
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new RequestError(`the request body is over ${MAX_BODY_BYTES} bytes`, null, 413, "request_too_large"));
+        req.removeAllListeners("data");
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}

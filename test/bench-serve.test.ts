@@ -1,0 +1,262 @@
+// `m1 serve` over real HTTP (a child process on 127.0.0.1): the OpenAI routes, SSE streaming, 400/404 errors
+// after which it keeps serving, and a suite run through the OpenAI backend that equals the same run on the
+// local engine. Also the OpenAI backend's retries and timeouts against a scripted local server.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { copyFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { ROOT, tempDir } from "./helpers.ts";
+import { Model } from "../engine/model.ts";
+import { chatPrompt } from "../benchmarks/serve/completion.ts";
+import { arithmeticSuite } from "../benchmarks/eval/suites/arithmetic.ts";
+import { runTask } from "../benchmarks/eval/runner.ts";
+import { LocalBackend } from "../benchmarks/eval/backends/local.ts";
+import { OpenAIBackend, BackendError } from "../benchmarks/eval/backends/openai.ts";
+import { Workbench } from "../engine/workbench.ts";
+import { Registry } from "../engine/registry.ts";
+
+interface Served { url: string; child: ChildProcess; stderr: () => string }
+
+async function startServer(args: string[]): Promise<Served> {
+  const entry = pathToFileURL(join(ROOT, "kernel", "commands", "serve.ts")).href;
+  const code = `import { serve } from ${JSON.stringify(entry)}; process.exitCode = await serve(${JSON.stringify(args)});`;
+  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stderr!.on("data", (d) => (err += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on("data", (d) => {
+      out += d;
+      const m = /(http:\/\/127\.0\.0\.1:\d+\/v1)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.once("exit", (codeOrNull) => reject(new Error(`m1 serve exited (${codeOrNull}) before listening: ${err}`)));
+  });
+  return { url, child, stderr: () => err };
+}
+
+async function stop(s: Served): Promise<number | null> {
+  if (s.child.exitCode !== null) return s.child.exitCode;
+  const exited = new Promise<number | null>((resolve) => s.child.once("exit", resolve));
+  s.child.kill("SIGTERM");
+  return exited;
+}
+
+const server = await startServer(["mini-80k", "--port", "0"]);
+after(() => stop(server));
+
+const post = (path: string, body: unknown) =>
+  fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) });
+
+const PROMPT = "<s> 4 8 2 1 + 9 3 7 5 = <think>";
+// response bodies as loose JSON: the tests check them field by field
+const jsonOf = async (res: Response | Promise<Response>): Promise<any> => (await res).json();
+
+test("routes: /v1/models, completions with text or token ids, chat (plain concatenation without a chat template)", async () => {
+  const models = await jsonOf(fetch(`${server.url}/models`));
+  assert.deepEqual(models.data.map((m: { id: string }) => m.id), ["mini-80k"]);
+  const res = await post("/completions", { model: "mini-80k", prompt: PROMPT, max_tokens: 60, temperature: 0 });
+  assert.equal(res.status, 200);
+  const json = await jsonOf(res);
+  assert.equal(json.object, "text_completion");
+  assert.equal(json.choices[0].text, "1 5 0 6 0 , 2 7 0 9 0 , 8 3 0 1 1 , 4 9 1 4 1 , </think> 1 4 1 9 6");
+  assert.equal(json.choices[0].finish_reason, "stop");
+  assert.deepEqual(json.usage, { prompt_tokens: 12, completion_tokens: 31, total_tokens: 43 });
+  const ids = await jsonOf(post("/completions", { model: "mini-80k", prompt: [1, 12, 16, 10, 9, 5, 17, 11, 15, 13, 6, 3], max_tokens: 60, temperature: 0 }));
+  assert.equal(ids.choices[0].text, json.choices[0].text, "token ids of the same prompt");
+  const short = await jsonOf(post("/completions", { model: "mini-80k", prompt: PROMPT, max_tokens: 5, temperature: 0 }));
+  assert.deepEqual([short.choices[0].text, short.choices[0].finish_reason], ["1 5 0 6 0", "length"]);
+  const chatRes = await post("/chat/completions", { model: "mini-80k", messages: [{ role: "user", content: PROMPT }], temperature: 0 });
+  assert.equal(chatRes.headers.get("x-m1-prompt-format"), "concatenated (the checkpoint has no chat template)");
+  const chat = await jsonOf(chatRes);
+  assert.equal(chat.object, "chat.completion");
+  assert.equal(chat.prompt_format, "concatenated");
+  assert.deepEqual(chat.choices[0].message, { role: "assistant", content: json.choices[0].text });
+});
+
+test("thinking budget and stop strings", async () => {
+  const cut = await jsonOf(post("/completions", { model: "mini-80k", prompt: PROMPT, max_tokens: 60, temperature: 0, thinking_budget: 12 }));
+  assert.equal(cut.choices[0].text.split("</think>")[0], "1 5 0 6 0 , 2 7 0 9 0 , ", "12 thought tokens, then the forced </think>");
+  const stopped = await jsonOf(post("/completions", { model: "mini-80k", prompt: PROMPT, max_tokens: 60, temperature: 0, stop: [" </think>"] }));
+  assert.equal(stopped.choices[0].text, "1 5 0 6 0 , 2 7 0 9 0 , 8 3 0 1 1 , 4 9 1 4 1 ,");
+  assert.equal(stopped.choices[0].finish_reason, "stop");
+});
+
+/** The data events of an SSE body, parsed; checks the stream ends with [DONE]. */
+async function events(res: Response): Promise<Record<string, any>[]> {
+  assert.match(res.headers.get("content-type") ?? "", /text\/event-stream/);
+  const text = await res.text();
+  const datas = text.split("\n\n").filter(Boolean).map((block) => {
+    assert.ok(block.startsWith("data: "), block);
+    return block.slice(6);
+  });
+  assert.equal(datas.at(-1), "[DONE]");
+  return datas.slice(0, -1).map((d) => JSON.parse(d));
+}
+
+test("SSE streaming: the pieces add up to the whole answer, for completions and chat", async () => {
+  const body = { model: "mini-80k", prompt: PROMPT, max_tokens: 60, temperature: 0 };
+  const whole = (await jsonOf(post("/completions", body))).choices[0].text;
+  const chunks = await events(await post("/completions", { ...body, stream: true, stream_options: { include_usage: true } }));
+  assert.ok(chunks.length > 10, "one event per token or so");
+  assert.equal(chunks.map((c) => c.choices[0]?.text ?? "").join(""), whole);
+  assert.equal(chunks.at(-2)!.choices[0].finish_reason, "stop");
+  assert.equal(chunks.at(-1)!.usage.completion_tokens, 31);
+  const stopped = await events(await post("/completions", { ...body, stream: true, stop: ["</think>"] }));
+  assert.ok(!stopped.map((c) => c.choices[0]?.text ?? "").join("").includes("<"), "no piece of the stop string is ever sent");
+  const chat = await events(await post("/chat/completions", { model: "mini-80k", messages: [{ role: "user", content: PROMPT }], temperature: 0, stream: true }));
+  assert.deepEqual(chat[0].choices[0].delta, { role: "assistant", content: "" });
+  assert.equal(chat.map((c) => c.choices[0].delta.content ?? "").join(""), whole);
+  assert.equal(chat.at(-1)!.object, "chat.completion.chunk");
+});
+
+test("malformed requests get 400 with an OpenAI error, unknown routes 404, and the server keeps serving", async () => {
+  const cases: [string, unknown, number, RegExp][] = [
+    ["/completions", '{"model": "mini-80k", "prompt": ', 400, /not valid JSON/],
+    ["/completions", "[1, 2]", 400, /must be a JSON object/],
+    ["/completions", { model: "gpt-4", prompt: "1" }, 400, /"gpt-4" does not exist here; this server serves "mini-80k"/],
+    ["/completions", { model: "mini-80k", prompt: "1", max_tokens: "3" }, 400, /"max_tokens" must be an integer >= 1/],
+    ["/completions", { model: "mini-80k", prompt: "1", temperature: -1 }, 400, /"temperature" must be a number in \[0, 2\]/],
+    ["/completions", { model: "mini-80k", prompt: 7 }, 400, /"prompt" must be a string or a non-empty list of token ids/],
+    ["/completions", { model: "mini-80k", prompt: [1, 2, 99] }, 400, /token id 99 .* outside the vocabulary/],
+    ["/completions", { model: "mini-80k", prompt: "hello world" }, 400, /"hello" is not in the vocabulary/],
+    ["/completions", { model: "mini-80k", prompt: "1", n: 2 }, 400, /"n" must be 1/],
+    ["/chat/completions", { model: "mini-80k", messages: [] }, 400, /"messages" must be a non-empty list/],
+    ["/chat/completions", { model: "mini-80k", messages: [{ role: "user", content: [{ type: "image_url" }] }] }, 400, /only text parts/],
+    ["/embeddings", { model: "mini-80k" }, 404, /no route POST \/v1\/embeddings/],
+  ];
+  for (const [path, body, status, message] of cases) {
+    const res = await post(path, body);
+    assert.equal(res.status, status, `${path} ${JSON.stringify(body)}`);
+    const json = await jsonOf(res);
+    assert.match(json.error.message, message);
+    assert.equal(typeof json.error.type, "string");
+  }
+  assert.equal((await fetch(`${server.url}/completions`)).status, 405);
+  const ok = await post("/completions", { model: "mini-80k", prompt: "<s> 1 + 2 = <think>", max_tokens: 20, temperature: 0 });
+  assert.equal(ok.status, 200);
+  assert.match((await jsonOf(ok)).choices[0].text, /<\/think> 3$/);
+});
+
+test("a suite run over HTTP against m1 serve equals the same run on the local engine", async () => {
+  const task = () => arithmeticSuite({ digits: [3, 7], perDigits: 3, seed: 5 });
+  const options = { thinkingBudget: 40, progress: null };
+  const local = await runTask(task(), await LocalBackend.load("mini-80k"), options);
+  const viaCompletions = await runTask(task(), new OpenAIBackend({ baseUrl: server.url, model: "mini-80k", concurrency: 3 }), options);
+  const viaChat = await runTask(task(), new OpenAIBackend({ baseUrl: server.url, model: "mini-80k", api: "chat", concurrency: 2 }), options);
+  const view = (r: typeof local) => r.samples.map((s) => [s.itemId, s.response, s.answer, s.score, s.finishReason, s.completionTokens]);
+  assert.equal(local.samples.length, 6);
+  assert.deepEqual(view(viaCompletions), view(local));
+  assert.deepEqual(view(viaChat), view(local));
+  assert.deepEqual(local.byGroup().map((g) => [g.group, g.meanScore]), [["3", 1], ["7", 0]], "README: mini-80k with budget 40 solves 3 digits, not 7");
+  assert.equal(viaCompletions.failures.length, 0);
+});
+
+test("chat prompts use the checkpoint's chat template when it has one", async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const mini = join(ROOT, "engine", "checkpoints", "mini-80k");
+    for (const f of ["config.json", "tokenizer.json"]) copyFileSync(join(mini, f), join(dir, f));
+    symlinkSync(join(mini, "model.safetensors"), join(dir, "model.safetensors"));
+    const template = "{{ bos_token }}{% for m in messages %}{{ m.content[0].text }} {% endfor %}{% if add_generation_prompt %}<think>{% endif %}";
+    writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify({ bos_token: "<s>", eos_token: "</s>", chat_template: template }));
+    const model = await Model.load(dir);
+    assert.deepEqual(chatPrompt(model, [{ role: "user", content: "1 2 + 3 4 =" }]), { text: "<s>1 2 + 3 4 = <think>", format: "chat_template" });
+    const plain = await Model.load(join(ROOT, "engine", "checkpoints", "mini-80k"));
+    assert.deepEqual(chatPrompt(plain, [{ role: "system", content: "<s>" }, { role: "user", content: [{ type: "text", text: "1 + 2 =" }] }]), { text: "<s>\n1 + 2 =", format: "concatenated" });
+  } finally {
+    cleanup();
+  }
+});
+
+test("m1 eval reaches a registry entry served elsewhere (M1_ENDPOINT); m1 serve refuses a port in use and stops on SIGTERM", async () => {
+  const other = await startServer(["mini-80k", "--port", "0", "--name", "MiniMaxAI/MiniMax-M1-80k"]);
+  const port = new URL(other.url).port;
+  const models = await jsonOf(fetch(`${other.url}/models`));
+  assert.equal(models.data[0].id, "MiniMaxAI/MiniMax-M1-80k");
+  const code = `import { evaluate } from ${JSON.stringify(pathToFileURL(join(ROOT, "kernel", "commands", "eval.ts")).href)}; ` +
+    `process.exitCode = await evaluate(["arithmetic", "--model", "MiniMax-M1-80k", "--digits", "2", "--n", "2", "--quiet", "--json"]);`;
+  const evalChild = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, M1_ENDPOINT: other.url, M1_CHECKPOINT_DIR: "" } });
+  let evalOut = "";
+  evalChild.stdout!.on("data", (d) => (evalOut += d));
+  assert.equal(await new Promise((resolve) => evalChild.once("exit", resolve)), 0);
+  const summary = JSON.parse(evalOut);
+  assert.equal(summary.backend, `openai:${other.url}/completions#MiniMaxAI/MiniMax-M1-80k`);
+  assert.deepEqual([summary.model, summary.mean_score, summary.computed.length], ["MiniMax-M1-80k", 1, 2]);
+  const clash = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e",
+    `import { serve } from ${JSON.stringify(pathToFileURL(join(ROOT, "kernel", "commands", "serve.ts")).href)}; serve(["mini-40k", "--port", "${port}"]).catch((e) => { console.error(e.message); process.exit(3); });`],
+  { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let clashErr = "";
+  clash.stderr!.on("data", (d) => (clashErr += d));
+  assert.equal(await new Promise((resolve) => clash.once("exit", resolve)), 3);
+  assert.match(clashErr, new RegExp(`port ${port} on 127.0.0.1 is already in use`));
+  assert.equal(await stop(other), 0);
+  assert.match(other.stderr(), /stopped \(SIGTERM\)/);
+});
+
+/** A local endpoint that answers from a script: one entry per request (status, body, delay). */
+async function scripted(replies: { status: number; body: unknown; delayMs?: number }[]): Promise<{ url: string; count: () => number; close: () => Promise<void> }> {
+  let n = 0;
+  const s = http.createServer((req, res) => {
+    const reply = replies[Math.min(n++, replies.length - 1)];
+    req.resume();
+    setTimeout(() => {
+      res.writeHead(reply.status, { "content-type": "application/json" });
+      res.end(JSON.stringify(reply.body));
+    }, reply.delayMs ?? 0);
+  });
+  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(s.address() as AddressInfo).port}/v1`,
+    count: () => n,
+    close: () => new Promise((resolve) => { s.closeAllConnections(); s.close(() => resolve()); }),
+  };
+}
+
+const okBody = { choices: [{ text: "42", finish_reason: "stop" }], usage: { prompt_tokens: 3, completion_tokens: 1 } };
+const request = { prompt: "q", maxTokens: 4, temperature: 0 };
+
+test("OpenAI backend: retries 5xx and timeouts with backoff, fails at once on other 4xx", async () => {
+  const flaky = await scripted([{ status: 503, body: { error: { message: "busy" } } }, { status: 429, body: {} }, { status: 200, body: okBody }]);
+  try {
+    const b = new OpenAIBackend({ baseUrl: flaky.url, model: "m", backoffMs: 5 });
+    assert.deepEqual(await b.complete(request), { text: "42", finishReason: "stop", promptTokens: 3, completionTokens: 1, reasoning: null });
+    assert.equal(flaky.count(), 3);
+  } finally {
+    await flaky.close();
+  }
+  const bad = await scripted([{ status: 400, body: { error: { message: "bad field" } } }]);
+  try {
+    const b = new OpenAIBackend({ baseUrl: bad.url, model: "m", backoffMs: 5 });
+    await assert.rejects(b.complete(request), (e) => e instanceof BackendError && /HTTP 400: bad field/.test(e.message));
+    assert.equal(bad.count(), 1, "no retry");
+  } finally {
+    await bad.close();
+  }
+  const slow = await scripted([{ status: 200, body: okBody, delayMs: 400 }]);
+  try {
+    const b = new OpenAIBackend({ baseUrl: slow.url, model: "m", timeoutMs: 50, retries: 1, backoffMs: 5 });
+    await assert.rejects(b.complete(request), /failed after 2 attempts; last: no answer within 50 ms/);
+    assert.equal(slow.count(), 2);
+  } finally {
+    await slow.close();
+  }
+});
+
+test("a workbench entry on an endpoint streams generations equal to the local engine's", async () => {
+  const wb = await Workbench.open({ registry: Registry.default({}) });
+  wb.register("served-80k", { endpoint: server.url, model: "mini-80k" });
+  const remote = await wb.load("served-80k");
+  assert.throws(() => remote.model, /served by an endpoint/);
+  const gen = remote.generate(PROMPT, { maxNewTokens: 80, temperature: 0, thinkingBudget: 80 });
+  const pieces: string[] = [];
+  for await (const piece of gen as AsyncIterable<{ text: string }>) pieces.push(piece.text);
+  assert.ok(pieces.length > 10, "streamed in pieces");
+  const local = await (await wb.load("mini-80k")).model.generate(PROMPT, { maxNewTokens: 80, greedy: true, thinkingBudget: 80 }).result();
+  assert.match(local.text!, /<\/think> 1 4 1 9 6 <\/s>$/, "4821 + 9375 = 14196");
+  assert.equal(pieces.join(""), local.text!.replace(/ <\/s>$/, ""), "the same text; the server leaves out the end-of-sequence token, as OpenAI's API does");
+});
