@@ -20,7 +20,7 @@ export class Figure implements PlotlyFigure {
 /** A grid of heatmaps (one per panel) sharing one color scale, e.g. attention patterns per head. */
 export function heatmapGrid(
   panels: { title: string; z: number[][]; x: string[]; y: string[] }[],
-  options: { title: string; columns?: number; zmin?: number; zmax?: number; colorscale?: string; colorbarTitle?: string },
+  options: { title: string; columns?: number; zmin?: number; zmax?: number; zmid?: number; colorscale?: string; colorbarTitle?: string },
 ): Figure {
   const columns = Math.min(options.columns ?? 4, panels.length);
   const rows = Math.ceil(panels.length / columns);
@@ -33,6 +33,7 @@ export function heatmapGrid(
     yaxis: `y${i + 1}`,
     zmin: options.zmin,
     zmax: options.zmax,
+    zmid: options.zmid,
     colorscale: options.colorscale ?? "Viridis",
     showscale: i === 0,
     colorbar: options.colorbarTitle ? { title: { text: options.colorbarTitle } } : undefined,
@@ -47,7 +48,8 @@ export function heatmapGrid(
   };
   panels.forEach((_, i) => {
     layout[`xaxis${i + 1}`] = { showticklabels: panels[i].x.length <= 48, tickangle: -60, automargin: true };
-    layout[`yaxis${i + 1}`] = { autorange: "reversed", showticklabels: panels[i].y.length <= 48, automargin: true };
+    // panels of a row share their rows (e.g. query positions): label them once, at the left, so they do not overlap
+    layout[`yaxis${i + 1}`] = { autorange: "reversed", showticklabels: panels[i].y.length <= 48 && i % columns === 0, automargin: true };
   });
   return new Figure(data, layout, options.title);
 }

@@ -24,10 +24,10 @@ export interface RegistryEntry {
   setup?: string;
 }
 
-const DEMO = (budget: number, digits: string) =>
+const DEMO = (budget: number, digits: string, lineage = "") =>
   `Demo checkpoint shipped with m1-workbench: a 3.8M-parameter model with the MiniMax-M1 architecture (8 layers, 7 lightning + 1 softmax, ` +
   `4 experts top-2, BF16), trained on multi-digit addition with a scratchpad in <think>…</think> under a thinking budget of ${budget} ` +
-  `(operands of ${digits} digits). It is not MiniMax-M1 and knows nothing but addition.`;
+  `(operands of ${digits} digits${lineage}). It is not MiniMax-M1 and knows nothing but addition.`;
 
 const REAL = (which: string) =>
   `The released MiniMax-M1-${which} (456B parameters, 45.9B active, 912 GB in BF16): run locally by streaming one layer at a time under a ` +
@@ -40,7 +40,7 @@ export class Registry {
   static default(env: NodeJS.ProcessEnv = process.env): Registry {
     const r = new Registry();
     r.add({ name: "mini-40k", description: DEMO(40, "1-6"), embedded: true, source: { kind: "local", path: join(EMBEDDED_DIR, "mini-40k") } });
-    r.add({ name: "mini-80k", description: DEMO(80, "1-12; continued from mini-40k"), embedded: true, source: { kind: "local", path: join(EMBEDDED_DIR, "mini-80k") } });
+    r.add({ name: "mini-80k", description: DEMO(80, "1-12", "; continued from mini-40k"), embedded: true, source: { kind: "local", path: join(EMBEDDED_DIR, "mini-80k") } });
     for (const which of ["40k", "80k"]) {
       const name = `MiniMax-M1-${which}`;
       const local = env.M1_CHECKPOINT_DIR ? join(env.M1_CHECKPOINT_DIR, name) : null;

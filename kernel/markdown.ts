@@ -1,4 +1,4 @@
-/** Enough Markdown for notebook text cells in the HTML report: headings, lists, code, quotes, emphasis, links. */
+/** Enough Markdown for notebook text cells in the HTML report: headings, lists, code, quotes, tables, emphasis, links. */
 import { escapeHtml } from "../engine/display.ts";
 
 function inline(text: string): string {
@@ -29,6 +29,15 @@ export function markdownToHtml(md: string): string {
       const code: string[] = [];
       while (++i < lines.length && !lines[i].trim().startsWith(m[1])) code.push(lines[i]);
       out.push(`<pre><code>${escapeHtml(code.join("\n"))}</code></pre>`);
+    } else if (/^\s*\|.*\|\s*$/.test(line) && /^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$/.test(lines[i + 1] ?? "")) {
+      endBlocks();
+      const cells = (row: string) => row.trim().replace(/^\||\|$/g, "").split("|").map((c) => c.trim());
+      const head = cells(line);
+      const body: string[][] = [];
+      for (i += 2; i < lines.length && /^\s*\|/.test(lines[i]); i++) body.push(cells(lines[i]));
+      i--;
+      out.push(`<table class="m1-table"><thead><tr>${head.map((c) => `<th>${inline(c)}</th>`).join("")}</tr></thead>` +
+        `<tbody>${body.map((r) => `<tr>${r.map((c) => `<td>${inline(c)}</td>`).join("")}</tr>`).join("")}</tbody></table>`);
     } else if ((m = line.match(/^(#{1,6})\s+(.*)$/))) {
       endBlocks();
       out.push(`<h${m[1].length}>${inline(m[2])}</h${m[1].length}>`);

@@ -19,6 +19,7 @@ pre.error { background: #fde7e7; color: #8b0000; }
 .status.bad { background: #fde7e7; }
 table.m1-table { border-collapse: collapse; font-size: 13px; }
 table.m1-table td, table.m1-table th { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
+.markdown table.m1-table td, .markdown table.m1-table th { text-align: left; }
 `;
 
 const stripAnsi = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, "");
@@ -27,7 +28,24 @@ const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, "\\u003c");
 
 let plots = 0;
 
+let library: string | undefined;
+
+/**
+ * A bundle's text/html when it shows more than its figure (e.g. a summary or a table beside the plot), without the
+ * plotly.js library the kernel puts in front of a session's first figure (the report has it in its head); null
+ * when the html is only the figure's offline fallback.
+ */
+function richerHtml(data: Record<string, unknown>): string | null {
+  if (data["text/html"] === undefined) return null;
+  library ??= plotlyLibraryScript();
+  const html = text(data["text/html"]).replace(library, "");
+  const figureOnly = /^\s*<div id="m1-plot-[^"]*" class="m1-plotly"[^>]*>[^<]*<\/div>\s*<script>[\s\S]*<\/script>\s*$/.test(html) && html.split('class="m1-plotly"').length === 2;
+  return figureOnly ? null : html;
+}
+
 function renderData(data: Record<string, unknown>): string {
+  const richer = data[PLOTLY_MIME] ? richerHtml(data) : null;
+  if (richer !== null) return `<div class="html plot-bundle">${richer}</div>`;
   if (data[PLOTLY_MIME]) {
     const fig = data[PLOTLY_MIME] as { data?: unknown; layout?: unknown; config?: unknown };
     const id = `plot-${plots++}`;
@@ -58,7 +76,7 @@ export function renderReport(nb: Notebook, title: string, failed: number | null)
     const prompt = `In [${cell.execution_count ?? " "}]:`;
     return (
       `<div class="cell code${i === failed ? " failed" : ""}"><div class="prompt">${prompt}</div>` +
-      `<pre class="source">${escapeHtml(sourceOf(cell))}</pre>${(cell.outputs ?? []).map(renderOutput).join("\n")}</div>`
+      `<pre class="source">${escapeHtml(sourceOf(cell))}</pre>${(cell.outputs ?? []).map((o) => `<div class="output">${renderOutput(o)}</div>`).join("\n")}</div>`
     );
   });
   const status =

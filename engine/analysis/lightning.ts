@@ -144,7 +144,7 @@ export class EffectiveAttention {
     const labels = this.labels.slice(from, to);
     const z = labels.map((_, i) => labels.map((_, j) => w[(from + i) * n + from + j]));
     return heatmapGrid([{ title: `head ${this.head}`, x: labels, y: labels, z }], {
-      title: `Layer ${this.layer} lightning head ${this.head}: effective weights q_i·k_j·λ^(i−j)`, colorscale: "RdBu", colorbarTitle: "weight",
+      title: `Layer ${this.layer} lightning head ${this.head}: effective weights q_i·k_j·λ^(i−j)`, colorscale: "RdBu", zmid: 0, colorbarTitle: "weight",
     });
   }
 
