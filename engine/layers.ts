@@ -31,8 +31,87 @@ export interface WeightSource {
   vector(name: string, length: number): Float32Array;
 }
 
-/** Lightning attention (spec §2.5): SiLU'd per-head interleaved q/k/v, decayed linear attention, norm, gate. */
+/**
+ * Arrays that live only inside one sublayer call, reused by every layer of the same forward pass: a long prompt's
+ * intermediates are then mapped into memory once per pass, not once per layer (fresh pages cost more than the
+ * GEMMs that fill them). An array that a hook sees is never one of these.
+ */
+const scratchOfPass = new WeakMap<Pass, Map<string, Float32Array>>();
+
+function scratch(pass: Pass, slot: string, length: number): Float32Array {
+  let slots = scratchOfPass.get(pass);
+  if (!slots) scratchOfPass.set(pass, (slots = new Map()));
+  let a = slots.get(slot);
+  if (!a || a.length < length) slots.set(slot, (a = new Float32Array(length)));
+  return a.length === length ? a : a.subarray(0, length);
+}
+
+/** A scratch array for the value of hook `name`, or undefined (the op allocates) when a hook will see it. */
+function unhooked(pass: Pass, name: string, slot: string, length: number): Float32Array | undefined {
+  return pass.hooks.wants(name) ? undefined : scratch(pass, slot, length);
+}
+
+/** Tokens per pass of a long prompt through a lightning sublayer: its intermediates then stay in cache. */
+const LIGHTNING_CHUNK = 2048;
+
+/**
+ * Lightning attention (spec §2.5): SiLU'd per-head interleaved q/k/v, decayed linear attention, norm, gate.
+ * Unless a hook wants q, k, v, o or the gate, a long prompt goes through in chunks of whole blocks: the state
+ * carries over between chunks, so the result is the block-wise prefill of the whole prompt.
+ */
 export function lightningAttention(
+  cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource, state: Float32Array, slopes: Float32Array,
+): Float32Array {
+  const n = pass.tokens;
+  const hs = cfg.hiddenSize;
+  const name = `blocks.${l}.lightning.`;
+  if (["hook_q", "hook_k", "hook_v", "hook_o", "hook_gate"].some((h) => pass.hooks.wants(name + h))) {
+    return observedLightning(cfg, l, a, pass, w, state, slopes);
+  }
+  const chunk = Math.ceil(LIGHTNING_CHUNK / cfg.blockSize) * cfg.blockSize;
+  let out: Float32Array;
+  if (n <= chunk) {
+    out = lightningRows(cfg, l, a, n, pass, w, state, slopes);
+  } else {
+    out = native.empty(n * hs); // every row is written below
+    for (let t0 = 0; t0 < n; t0 += chunk) {
+      const rows = Math.min(chunk, n - t0);
+      lightningRows(cfg, l, a.subarray(t0 * hs, (t0 + rows) * hs), rows, pass, w, state, slopes, out.subarray(t0 * hs, (t0 + rows) * hs));
+    }
+  }
+  stateHook(cfg, l, pass, state);
+  return out;
+}
+
+/** blocks.{l}.lightning.hook_state: the state after the step or the last block, replaced in place if a hook says so. */
+function stateHook(cfg: ModelConfig, l: number, pass: Pass, state: Float32Array): void {
+  const replaced = hook(pass, `blocks.${l}.lightning.hook_state`, l, state, [cfg.numHeads, cfg.headDim, cfg.headDim]);
+  if (replaced !== state) state.set(replaced);
+}
+
+/** The sublayer on `rows` tokens without hooks inside it: q, k, v are read in place from the interleaved projection. */
+function lightningRows(
+  cfg: ModelConfig, l: number, a: Float32Array, rows: number, pass: Pass, w: WeightSource, state: Float32Array,
+  slopes: Float32Array, out?: Float32Array,
+): Float32Array {
+  const { hiddenSize: hs, numHeads: nh, headDim: d } = cfg;
+  const inner = nh * d;
+  const p = `model.layers.${l}.self_attn.`;
+  // rows of qkv_proj are grouped per head: [q(d) k(d) v(d)] for head 0, then head 1, ...
+  const qkv = native.matmul(a, rows, w.weight(p + "qkv_proj.weight", [3 * inner, hs]), scratch(pass, "qkv", 3 * rows * inner));
+  native.silu(qkv, qkv);
+  const o = scratch(pass, "o", rows * inner);
+  if (rows === 1) native.lightningStepQkv(qkv, rows, nh, d, slopes, state, o);
+  else native.lightningPrefillQkv(qkv, rows, nh, d, slopes, cfg.blockSize, state, o);
+  native.rmsnorm(o, rows, inner, w.vector(p + "norm.weight", inner), cfg.lightningNormEps, o);
+  const gate = native.matmul(a, rows, w.weight(p + "output_gate.weight", [inner, hs]), scratch(pass, "gate", rows * inner));
+  native.sigmoid(gate, gate);
+  native.mul(gate, o, o);
+  return native.matmul(o, rows, w.weight(p + "out_proj.weight", [hs, inner]), out);
+}
+
+/** The sublayer with its hooks, in the order they fire: q, k, v, state, o, gate. */
+function observedLightning(
   cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource, state: Float32Array, slopes: Float32Array,
 ): Float32Array {
   const n = pass.tokens;
@@ -40,20 +119,9 @@ export function lightningAttention(
   const inner = nh * d;
   const p = `model.layers.${l}.self_attn.`;
   const name = `blocks.${l}.lightning.`;
-  const qkv = native.silu(native.matmul(a, n, w.weight(p + "qkv_proj.weight", [3 * inner, hs])));
-  // rows of qkv_proj are grouped per head: [q(d) k(d) v(d)] for head 0, then head 1, ...
-  let q = new Float32Array(n * inner);
-  let k = new Float32Array(n * inner);
-  let v = new Float32Array(n * inner);
-  for (let t = 0; t < n; t++) {
-    for (let h = 0; h < nh; h++) {
-      const src = (t * nh + h) * 3 * d;
-      const dst = (t * nh + h) * d;
-      q.set(qkv.subarray(src, src + d), dst);
-      k.set(qkv.subarray(src + d, src + 2 * d), dst);
-      v.set(qkv.subarray(src + 2 * d, src + 3 * d), dst);
-    }
-  }
+  const qkv = native.matmul(a, n, w.weight(p + "qkv_proj.weight", [3 * inner, hs]), scratch(pass, "qkv", 3 * n * inner));
+  native.silu(qkv, qkv);
+  let { q, k, v } = native.splitQkv(qkv, n, nh, d);
   const headShape = [n, nh, d];
   q = hook(pass, name + "hook_q", l, q, headShape);
   k = hook(pass, name + "hook_k", l, k, headShape);
@@ -61,13 +129,14 @@ export function lightningAttention(
   let o = n === 1
     ? native.lightningStep(q, k, v, n, nh, d, slopes, state)
     : native.lightningPrefill(q, k, v, n, nh, d, slopes, cfg.blockSize, state);
-  const replacedState = hook(pass, name + "hook_state", l, state, [nh, d, d]);
-  if (replacedState !== state) state.set(replacedState);
+  stateHook(cfg, l, pass, state);
   o = hook(pass, name + "hook_o", l, o, headShape);
-  const normed = native.rmsnorm(o, n, inner, w.vector(p + "norm.weight", inner), cfg.lightningNormEps);
-  let gate = native.sigmoid(native.matmul(a, n, w.weight(p + "output_gate.weight", [inner, hs])));
+  const normed = native.rmsnorm(o, n, inner, w.vector(p + "norm.weight", inner), cfg.lightningNormEps, scratch(pass, "normed", n * inner));
+  let gate = native.matmul(a, n, w.weight(p + "output_gate.weight", [inner, hs]));
+  native.sigmoid(gate, gate);
   gate = hook(pass, name + "hook_gate", l, gate, [n, inner]);
-  return native.matmul(native.mul(gate, normed), n, w.weight(p + "out_proj.weight", [hs, inner]));
+  native.mul(gate, normed, normed);
+  return native.matmul(normed, n, w.weight(p + "out_proj.weight", [hs, inner]));
 }
 
 /** Softmax attention (spec §2.6): GQA, partial NeoX RoPE on the first rotary_dim dims, causal, KV cache. */
@@ -78,9 +147,9 @@ export function softmaxAttention(
   const { hiddenSize: hs, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const p = `model.layers.${l}.self_attn.`;
   const name = `blocks.${l}.attn.`;
-  let q = native.matmul(a, n, w.weight(p + "q_proj.weight", [nh * d, hs]));
-  let k = native.matmul(a, n, w.weight(p + "k_proj.weight", [nkv * d, hs]));
-  let v = native.matmul(a, n, w.weight(p + "v_proj.weight", [nkv * d, hs]));
+  let q = native.matmul(a, n, w.weight(p + "q_proj.weight", [nh * d, hs]), unhooked(pass, name + "hook_q", "q", n * nh * d));
+  let k = native.matmul(a, n, w.weight(p + "k_proj.weight", [nkv * d, hs]), unhooked(pass, name + "hook_k", "k", n * nkv * d));
+  let v = native.matmul(a, n, w.weight(p + "v_proj.weight", [nkv * d, hs]), unhooked(pass, name + "hook_v", "v", n * nkv * d));
   const positions = new Int32Array(n);
   for (let t = 0; t < n; t++) positions[t] = pass.position + t;
   native.rope(q, n, nh, d, cfg.rotaryDim, positions, cfg.ropeTheta);
@@ -95,7 +164,7 @@ export function softmaxAttention(
   if (pass.hooks.wants(name + "hook_scores") || pass.hooks.wants(name + "hook_pattern")) {
     z = inspectedAttention(cfg, l, q, kv, pass, scale);
   } else {
-    z = native.attention(q, kv.keys, kv.values, n, total, nh, nkv, d, scale);
+    z = native.attention(q, kv.keys, kv.values, n, total, nh, nkv, d, scale, unhooked(pass, name + "hook_z", "z", n * nh * d));
   }
   z = hook(pass, name + "hook_z", l, z, [n, nh, d]);
   return native.matmul(z, n, w.weight(p + "o_proj.weight", [hs, nh * d]));
@@ -218,7 +287,10 @@ export function moe(cfg: ModelConfig, l: number, b: Float32Array, pass: Pass, w:
       w2: w.weight(`${p}experts.${e}.w2.weight`, [hs, f]),
     };
   }
-  let slots = native.moeExperts(b, n, hs, idx, k, experts);
-  slots = hook(pass, name + "hook_expert_out", l, slots, [n, k, hs]);
-  return native.weightedSum(slots, weights, n, k, hs);
+  if (pass.hooks.wants(name + "hook_expert_out")) {
+    let slots = native.moeExperts(b, n, hs, idx, k, experts);
+    slots = hook(pass, name + "hook_expert_out", l, slots, [n, k, hs]);
+    return native.weightedSum(slots, weights, n, k, hs);
+  }
+  return native.moe(b, n, hs, idx, weights, k, experts); // the same sums without the [n, k, hs] slots
 }

@@ -18,7 +18,8 @@ const USAGE = `usage:
               [--server URL --token T] [--kernel NAME]
   m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME]
   m1 eval <suite|task.json|task.yaml> (--model CHECKPOINT | --endpoint URL --model NAME) [...]   (all options: benchmarks/README.md)
-  m1 make-checkpoint <bench-small> <out-dir> [--seed N]`;
+  m1 make-checkpoint <bench-small> <out-dir> [--seed N]
+  m1 bench <checkpoint-dir> [--prefill N] [--context N] [--decode N] [--threads N] [--tries N] [--json]`;
 
 type Command = (args: string[]) => Promise<number>;
 
@@ -28,8 +29,9 @@ const run: Command = async (args) => (await import("./run.ts")).runCommand(args)
 const serve: Command = async (args) => (await import("./commands/serve.ts")).serve(args);
 const evaluate: Command = async (args) => (await import("./commands/eval.ts")).evaluate(args);
 const makeCheckpoint: Command = async (args) => (await import("./commands/make-checkpoint.ts")).makeCheckpoint(args);
+const bench: Command = async (args) => (await import("./commands/bench.ts")).bench(args);
 
-const commands: Record<string, Command> = { info, forward, generate, kernel, run, serve, eval: evaluate, "make-checkpoint": makeCheckpoint };
+const commands: Record<string, Command> = { info, forward, generate, kernel, run, serve, eval: evaluate, "make-checkpoint": makeCheckpoint, bench };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

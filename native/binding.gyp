@@ -12,6 +12,7 @@
       'src/attention.cc',
       'src/lightning.cc',
       'src/table.cc',
+      'src/peak.cc',
     ],
   },
   'target_defaults': {
@@ -54,6 +55,7 @@
         'src/dispatch.cc',
         'src/threadpool.cc',
         'src/moe.cc',
+        'src/pool.cc',
       ],
       'dependencies': ['m1k_scalar'],
       'conditions': [

@@ -26,9 +26,27 @@ export interface ExpertWeights {
   w2: Weight;
 }
 export type Isa = CpuInfo["isa"];
+/** The recycling pool behind large arrays the addon returns (bytes). */
+export interface MemoryStats {
+  /** held by arrays still alive in JavaScript */
+  liveBytes: number;
+  /** freed by the garbage collector and kept for reuse */
+  pooledBytes: number;
+  poolLimitBytes: number;
+  /** allocations served from the pool / that mapped new memory */
+  reused: number;
+  fresh: number;
+}
 
 interface Binding {
   cpuInfo(): CpuInfo;
+  fmaPeak(tasks: number, iters: number): number;
+  bf16DotPeak(tasks: number, iters: number): number;
+  readAll(src: Float32Array): number;
+  copy(src: Float32Array, dst: Float32Array): void;
+  empty(length: number): Float32Array;
+  memoryStats(): MemoryStats;
+  releaseMemory(): void;
   setIsa(isa: string): void;
   setThreads(n: number): void;
   matmul(x: Float32Array, n: number, w: Weight, out?: Float32Array): Float32Array;
@@ -44,10 +62,17 @@ interface Binding {
     slopes: Float32Array, blockSize: number, state: Float32Array, out?: Float32Array): Float32Array;
   lightningStep(q: Float32Array, k: Float32Array, v: Float32Array, n: number, heads: number, d: number,
     slopes: Float32Array, state: Float32Array, out?: Float32Array): Float32Array;
+  lightningPrefillQkv(qkv: Float32Array, n: number, heads: number, d: number, slopes: Float32Array, blockSize: number,
+    state: Float32Array, out?: Float32Array): Float32Array;
+  lightningStepQkv(qkv: Float32Array, n: number, heads: number, d: number, slopes: Float32Array, state: Float32Array,
+    out?: Float32Array): Float32Array;
+  splitQkv(qkv: Float32Array, n: number, heads: number, d: number): [Float32Array, Float32Array, Float32Array];
   attention(q: Float32Array, kCache: Float32Array, vCache: Float32Array, n: number, total: number, heads: number,
     kvHeads: number, d: number, scale: number, out?: Float32Array, probs?: Float32Array | null): Float32Array;
   routerTopk(logits: Float32Array, n: number, experts: number, k: number, idx: Int32Array, weights: Float32Array): void;
   moeExperts(x: Float32Array, n: number, hidden: number, idx: Int32Array, k: number,
+    experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array;
+  moe(x: Float32Array, n: number, hidden: number, idx: Int32Array, weights: Float32Array, k: number,
     experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array;
   weightedSum(slots: Float32Array, weights: Float32Array, n: number, k: number, dim: number, out?: Float32Array): Float32Array;
 }
@@ -143,6 +168,25 @@ export function cpuInfo(): CpuInfo {
   return native.cpuInfo();
 }
 
+/** Arrays of 1 MiB and more that ops return come from a pool: once the garbage collector frees one, its memory
+ *  (already mapped, so no page faults) serves the next array of about the same size. */
+export function memoryStats(): MemoryStats {
+  return native.memoryStats();
+}
+
+/** A new array for ops to write into, e.g. several outputs into parts of it. From 1 MiB on it comes from the pool and
+ *  its contents are undefined (whatever an earlier array held) until written. */
+export function empty(length: number): Float32Array {
+  checkDim("empty", "length", length);
+  return native.empty(length);
+}
+
+/** Frees the pool's kept blocks and returns the C allocator's free memory to the system (arrays still alive are not
+ *  affected). */
+export function releaseMemory(): void {
+  native.releaseMemory();
+}
+
 /** Forces a kernel path; throws if this CPU (or build) does not support it. */
 export function setIsa(isa: Isa): void {
   if (isa !== "avx512" && isa !== "avx2" && isa !== "scalar") {
@@ -156,6 +200,37 @@ export function setThreads(n: number): void {
   checkDim("setThreads", "n", n);
   if (n < 1 || n > 1024) throw new RangeError(`setThreads: n must be in [1, 1024], got ${n}`);
   native.setThreads(n);
+}
+
+// ------------------------------------------------------------------ machine ceilings (benchmarks)
+/** Runs `tasks` tasks of `iters` rounds of 16 independent vector FMAs on the thread pool (current ISA); returns the
+ *  FLOPs done (2 per lane per FMA). Time it to get the FMA peak of this machine. */
+export function fmaPeak(tasks: number, iters: number): number {
+  checkDim("fmaPeak", "tasks", tasks);
+  checkDim("fmaPeak", "iters", iters);
+  return native.fmaPeak(tasks, iters);
+}
+
+/** The same with AVX512-BF16 dot products (VDPBF16PS, 4 FLOPs per lane); 0 where the CPU or build has none.
+ *  The GEMMs do not use them: products of bf16 weights with f32 activations are only exact as three bf16 dot
+ *  products per FMA (the activation split in three bf16 parts), slower than converting the weights to f32. */
+export function bf16DotPeak(tasks: number, iters: number): number {
+  checkDim("bf16DotPeak", "tasks", tasks);
+  checkDim("bf16DotPeak", "iters", iters);
+  return native.bf16DotPeak(tasks, iters);
+}
+
+/** Σ src, every element read once by the thread pool (for the read bandwidth). */
+export function readAll(src: Float32Array): number {
+  f32("readAll", "src", src, null);
+  return native.readAll(src);
+}
+
+/** dst = src with a memcpy shared out to the thread pool (for the copy bandwidth). */
+export function copy(src: Float32Array, dst: Float32Array): void {
+  f32("copy", "src", src, null);
+  f32("copy", "dst", dst, src.length, "src.length");
+  native.copy(src, dst);
 }
 
 // ------------------------------------------------------------------ ops
@@ -250,18 +325,23 @@ export function rope(x: Float32Array, n: number, heads: number, headDim: number,
   native.rope(x, n, heads, headDim, rotaryDim, positions, theta);
 }
 
-function lightningArgs(fn: string, q: Float32Array, k: Float32Array, v: Float32Array, n: number, heads: number, d: number,
-  slopes: Float32Array, state: Float32Array, out: Float32Array | undefined): void {
+/** Validates the q/k/v (three [n, heads, d] arrays, or one packed [n, heads, 3, d] array), slopes, state and out. */
+function lightningArgs(fn: string, qkv: Float32Array[], n: number, heads: number, d: number,
+  slopes: Float32Array, state: Float32Array, out: Float32Array | undefined | null): void {
   checkDim(fn, "n", n);
   checkDim(fn, "heads", heads);
   checkDim(fn, "d", d);
   const len = n * heads * d;
-  f32(fn, "q", q, len, "n*heads*d");
-  f32(fn, "k", k, len, "n*heads*d");
-  f32(fn, "v", v, len, "n*heads*d");
+  if (qkv.length === 1) f32(fn, "qkv", qkv[0], 3 * len, "n*heads*3*d");
+  else qkv.forEach((a, i) => f32(fn, ["q", "k", "v"][i], a, len, "n*heads*d"));
   f32(fn, "slopes", slopes, heads, "heads");
   f32(fn, "state", state, heads * d * d, "heads*d*d");
   optOut(fn, out, len, "n*heads*d");
+}
+
+function checkBlockSize(fn: string, blockSize: number): void {
+  checkDim(fn, "blockSize", blockSize);
+  if (blockSize < 1 || blockSize > 4096) throw new RangeError(`${fn}: blockSize must be in [1, 4096], got ${blockSize}`);
 }
 
 /** Lightning attention, block-wise (spec §2.5.4). q,k,v: [n, heads, d] (already SiLU'd). state: [heads, d, d]
@@ -270,17 +350,44 @@ function lightningArgs(fn: string, q: Float32Array, k: Float32Array, v: Float32A
 export function lightningPrefill(q: Float32Array, k: Float32Array, v: Float32Array, n: number, heads: number, d: number,
   slopes: Float32Array, blockSize: number, state: Float32Array, out?: Float32Array): Float32Array {
   const fn = "lightningPrefill";
-  lightningArgs(fn, q, k, v, n, heads, d, slopes, state, out);
-  checkDim(fn, "blockSize", blockSize);
-  if (blockSize < 1 || blockSize > 4096) throw new RangeError(`${fn}: blockSize must be in [1, 4096], got ${blockSize}`);
+  lightningArgs(fn, [q, k, v], n, heads, d, slopes, state, out);
+  checkBlockSize(fn, blockSize);
   return native.lightningPrefill(q, k, v, n, heads, d, slopes, blockSize, state, out);
 }
 
 /** Same contract, token-by-token recurrence S_t = λ S_{t-1} + k_tᵀ v_t ; o_t = q_t S_t. */
 export function lightningStep(q: Float32Array, k: Float32Array, v: Float32Array, n: number, heads: number, d: number,
   slopes: Float32Array, state: Float32Array, out?: Float32Array): Float32Array {
-  lightningArgs("lightningStep", q, k, v, n, heads, d, slopes, state, out);
+  lightningArgs("lightningStep", [q, k, v], n, heads, d, slopes, state, out);
   return native.lightningStep(q, k, v, n, heads, d, slopes, state, out);
+}
+
+/** lightningPrefill reading q, k, v in place from the qkv projection's per-head interleaved layout
+ *  [n, heads, 3, d] (spec §2.5.1): bit-identical to splitQkv followed by lightningPrefill. */
+export function lightningPrefillQkv(qkv: Float32Array, n: number, heads: number, d: number, slopes: Float32Array,
+  blockSize: number, state: Float32Array, out?: Float32Array): Float32Array {
+  const fn = "lightningPrefillQkv";
+  lightningArgs(fn, [qkv], n, heads, d, slopes, state, out);
+  checkBlockSize(fn, blockSize);
+  return native.lightningPrefillQkv(qkv, n, heads, d, slopes, blockSize, state, out);
+}
+
+/** lightningStep reading the interleaved [n, heads, 3, d] layout in place. */
+export function lightningStepQkv(qkv: Float32Array, n: number, heads: number, d: number, slopes: Float32Array,
+  state: Float32Array, out?: Float32Array): Float32Array {
+  lightningArgs("lightningStepQkv", [qkv], n, heads, d, slopes, state, out);
+  return native.lightningStepQkv(qkv, n, heads, d, slopes, state, out);
+}
+
+/** De-interleaves [n, heads, 3, d] (per head: q, k, v) into q, k, v [n, heads, d]. */
+export function splitQkv(qkv: Float32Array, n: number, heads: number, d: number): { q: Float32Array; k: Float32Array; v: Float32Array } {
+  const fn = "splitQkv";
+  checkDim(fn, "n", n);
+  checkDim(fn, "heads", heads);
+  checkDim(fn, "d", d);
+  f32(fn, "qkv", qkv, 3 * n * heads * d, "n*heads*3*d");
+  const [q, k, v] = native.splitQkv(qkv, n, heads, d);
+  return { q, k, v };
 }
 
 /** Causal GQA softmax attention for n new queries q [n, heads, d] at absolute positions total-n .. total-1,
@@ -332,12 +439,9 @@ export function routerTopk(logits: Float32Array, n: number, experts: number, k: 
   native.routerTopk(logits, n, experts, k, idx, weights);
 }
 
-/** SwiGLU experts for routed tokens. x [n, hidden]; idx [n, k]; experts[e] = { w1 [F, hidden] (gate), w3 [F, hidden] (up),
- *  w2 [hidden, F] (down) } or null/undefined for experts nobody is routed to. Returns the per-slot outputs [n, k, hidden]:
- *  slot (t, j) = W2_e (silu(W1_e x_t) ⊙ (W3_e x_t)), e = idx[t, j]. */
-export function moeExperts(x: Float32Array, n: number, hidden: number, idx: Int32Array, k: number,
-  experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array {
-  const fn = "moeExperts";
+/** Checks x, idx and the experts every slot is routed to (same intermediate size F for all of them). */
+function checkExperts(fn: string, x: Float32Array, n: number, hidden: number, idx: Int32Array, k: number,
+  experts: ReadonlyArray<ExpertWeights | null | undefined>): void {
   checkDim(fn, "n", n);
   checkDim(fn, "hidden", hidden);
   checkDim(fn, "k", k);
@@ -345,6 +449,7 @@ export function moeExperts(x: Float32Array, n: number, hidden: number, idx: Int3
   i32(fn, "idx", idx, n * k, "n*k");
   if (!Array.isArray(experts)) throw new TypeError(`${fn}: experts must be an array of { w1, w3, w2 } (or null for unused experts)`);
   const checked = new Set<number>();
+  let F = -1;
   for (let s = 0; s < idx.length; s++) {
     const e = idx[s];
     if (e < 0 || e >= experts.length) {
@@ -361,10 +466,30 @@ export function moeExperts(x: Float32Array, n: number, hidden: number, idx: Int3
     if (h1 !== hidden) throw new RangeError(`${fn}: experts[${e}].w1 has shape [${f}, ${h1}], expected [${f}, ${hidden}]`);
     if (f3 !== f || h3 !== hidden) throw new RangeError(`${fn}: experts[${e}].w3 has shape [${f3}, ${h3}], expected [${f}, ${hidden}]`);
     if (h2 !== hidden || f2 !== f) throw new RangeError(`${fn}: experts[${e}].w2 has shape [${h2}, ${f2}], expected [${hidden}, ${f}]`);
+    if (F >= 0 && f !== F) throw new RangeError(`${fn}: experts[${e}] has intermediate size ${f}, other routed experts have ${F} (all must match)`);
+    F = f;
     checked.add(e);
   }
-  optOut(fn, out, n * k * hidden, "n*k*hidden");
+}
+
+/** SwiGLU experts for routed tokens. x [n, hidden]; idx [n, k]; experts[e] = { w1 [F, hidden] (gate), w3 [F, hidden] (up),
+ *  w2 [hidden, F] (down) } or null/undefined for experts nobody is routed to. Returns the per-slot outputs [n, k, hidden]:
+ *  slot (t, j) = W2_e (silu(W1_e x_t) ⊙ (W3_e x_t)), e = idx[t, j]. */
+export function moeExperts(x: Float32Array, n: number, hidden: number, idx: Int32Array, k: number,
+  experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array {
+  checkExperts("moeExperts", x, n, hidden, idx, k, experts);
+  optOut("moeExperts", out, n * k * hidden, "n*k*hidden");
   return native.moeExperts(x, n, hidden, idx, k, experts, out);
+}
+
+/** The whole MoE after the router: out[t, :] = Σ_j weights[t, j] · slot (t, j) of moeExperts, bit-identical to
+ *  moeExperts followed by weightedSum, without the [n, k, hidden] slot array. */
+export function moe(x: Float32Array, n: number, hidden: number, idx: Int32Array, weights: Float32Array, k: number,
+  experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array {
+  checkExperts("moe", x, n, hidden, idx, k, experts);
+  f32("moe", "weights", weights, n * k, "n*k");
+  optOut("moe", out, n * hidden, "n*hidden");
+  return native.moe(x, n, hidden, idx, weights, k, experts, out);
 }
 
 /** out[t, :] = Σ_j weights[t, j] · slots[t, j, :]  (slots [n, k, dim]) */

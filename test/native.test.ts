@@ -196,6 +196,8 @@ const matmulCases: { n: number; rows: number; cols: number }[] = [
   { n: 3, rows: 67, cols: 67 },
   { n: 4, rows: 33, cols: 300 },
   { n: 5, rows: 67, cols: 67 },
+  { n: 20, rows: 67, cols: 300 }, // 17-64 rows: x transposed, W read in place
+  { n: 64, rows: 40, cols: 67 },
   { n: 37, rows: 67, cols: 67 },
   { n: 37, rows: 130, cols: 300 }, // two k-panels (KC = 256), partial column panel
   { n: 200, rows: 70, cols: 520 }, // more rows than one MC block, three k-panels
@@ -426,6 +428,38 @@ each("lightning with d = 128 (full vector tiles) and decode steps", () => {
   assertClose(s1, ref.state, "decode steps d=128 state");
 });
 
+/** Interleaves q, k, v [n, heads, d] into the qkv projection's layout [n, heads, 3, d]. */
+function interleave(q: Float32Array, k: Float32Array, v: Float32Array, rows: number, d: number): Float32Array {
+  const qkv = new Float32Array(3 * rows * d);
+  for (let r = 0; r < rows; r++) {
+    qkv.set(q.subarray(r * d, (r + 1) * d), 3 * r * d);
+    qkv.set(k.subarray(r * d, (r + 1) * d), (3 * r + 1) * d);
+    qkv.set(v.subarray(r * d, (r + 1) * d), (3 * r + 2) * d);
+  }
+  return qkv;
+}
+
+each("splitQkv, lightningPrefillQkv and lightningStepQkv read the interleaved layout (bitwise = split first)", () => {
+  const { n, heads, d, q, k, v, slopes, state0 } = L;
+  const qkv = interleave(q, k, v, n * heads, d);
+  const parts = m1.splitQkv(qkv, n, heads, d);
+  assert.deepEqual(parts.q, q);
+  assert.deepEqual(parts.k, k);
+  assert.deepEqual(parts.v, v);
+  for (const B of [256, 7]) {
+    const sPlain = state0.slice(), sPacked = state0.slice();
+    const plain = m1.lightningPrefill(q, k, v, n, heads, d, slopes, B, sPlain);
+    const out = new Float32Array(n * heads * d).fill(Number.NaN);
+    assert.equal(m1.lightningPrefillQkv(qkv, n, heads, d, slopes, B, sPacked, out), out);
+    assert.deepEqual(out, plain, `prefill B=${B}`);
+    assert.deepEqual(sPacked, sPlain, `prefill B=${B} state`);
+  }
+  const sPlain = state0.slice(), sPacked = state0.slice();
+  assert.deepEqual(m1.lightningStepQkv(qkv, n, heads, d, slopes, sPacked), m1.lightningStep(q, k, v, n, heads, d, slopes, sPlain));
+  assert.deepEqual(sPacked, sPlain);
+  assert.throws(() => m1.lightningPrefillQkv(q, n, heads, d, slopes, 256, state0.slice()), { name: "RangeError", message: /qkv has \d+ elements, expected n\*heads\*3\*d/ });
+});
+
 // ------------------------------------------------------------------ softmax attention
 each("attention: GQA prefill, chunked prefill and decode vs float64", () => {
   const heads = 4, kvHeads = 2, d = 24;
@@ -474,6 +508,28 @@ each("attention: scores far apart (online softmax rescaling) and d = 128", () =>
   for (let c = 0; c < d; c++) kc[(200 * kvHeads) * d + c] = q[c] * 30;
   const ref = refAttention(q, kc, vc, n, total, heads, kvHeads, d, 0.3);
   assertClose(m1.attention(q, kc, vc, n, total, heads, kvHeads, d, 0.3), ref.out, "attention d=128 shifted max");
+});
+
+each("attention: few queries against a long cache (key ranges merged), GQA 4:1 and 1:1", () => {
+  const d = 16;
+  for (const { heads, kvHeads, n, total } of [
+    { heads: 4, kvHeads: 1, n: 1, total: 1300 },
+    { heads: 2, kvHeads: 2, n: 3, total: 1100 },
+    { heads: 8, kvHeads: 2, n: 1, total: 513 },
+  ]) {
+    const q = randF32(n * heads * d, 110 + total, -2, 2);
+    const kc = randF32((total + 5) * kvHeads * d, 120 + total, -2, 2);
+    const vc = randF32((total + 5) * kvHeads * d, 130 + total, -2, 2);
+    kc.fill(Number.NaN, total * kvHeads * d);
+    vc.fill(Number.NaN, total * kvHeads * d);
+    // the largest scores sit in the last key range for some heads, in the first for others
+    for (let c = 0; c < d; c++) {
+      kc[(total - 2) * kvHeads * d + c] = 4 * q[c];
+      kc[c] = 4 * q[(heads - 1) * d + c];
+    }
+    const ref = refAttention(q, kc, vc, n, total, heads, kvHeads, d, 0.25);
+    assertClose(m1.attention(q, kc, vc, n, total, heads, kvHeads, d, 0.25), ref.out, `attention n=${n} total=${total} ${heads}:${kvHeads}`);
+  }
 });
 
 // ------------------------------------------------------------------ router
@@ -553,10 +609,53 @@ each("moeExperts vs reference (mixed dtypes, a null expert nobody routes to)", (
   );
 });
 
+each("moe == moeExperts + weightedSum (bitwise): decode, few rows per expert, GEMM groups, row blocks", () => {
+  const hidden = 24, F = 40, k = 2, E = 6;
+  const experts: m1.ExpertWeights[] = Array.from({ length: E }, (_, e) => ({
+    w1: makeWeight(e % 2 ? "BF16" : "F32", F, hidden, 700 + e, 0.5),
+    w3: makeWeight("F32", F, hidden, 710 + e, 0.5),
+    w2: makeWeight(e % 3 ? "F32" : "F16", hidden, F, 720 + e, 0.5),
+  }));
+  const decoded = experts.map((e) => ({ w1: decode(e.w1), w3: decode(e.w3), w2: decode(e.w2) }));
+  for (const n of [1, 5, 60, 1100]) {
+    const x = randF32(n * hidden, 730 + n);
+    const logits = randF32(n * E, 740 + n, -2, 2);
+    if (n === 1100) for (let t = 0; t < n; t++) logits.set([9, 8], t * E); // > 1024 rows for experts 0 and 1
+    const idx = new Int32Array(n * k);
+    const w = new Float32Array(n * k);
+    m1.routerTopk(logits, n, E, k, idx, w);
+    const slots = m1.moeExperts(x, n, hidden, idx, k, experts);
+    const combined = m1.moe(x, n, hidden, idx, w, k, experts);
+    assert.deepEqual(combined, m1.weightedSum(slots, w, n, k, hidden), `moe n=${n}`);
+    if (n <= 60) {
+      const ref = new Float64Array(n * hidden);
+      for (let t = 0; t < n; t++) {
+        for (let j = 0; j < k; j++) {
+          const y = refExpert(x, t, hidden, decoded[idx[t * k + j]], F);
+          for (let c = 0; c < hidden; c++) ref[t * hidden + c] += w[t * k + j] * y[c];
+        }
+      }
+      assertClose(combined, ref, `moe n=${n} vs f64`);
+    }
+  }
+  // a wide model: tokens go through in chunks (of 2^22 slot values)
+  {
+    const wide = 2048, n = 1100, f = 8;
+    const ex = [0, 1, 2].map((e) => ({ w1: makeWeight("F32", f, wide, 760 + e), w3: makeWeight("BF16", f, wide, 770 + e), w2: makeWeight("F32", wide, f, 780 + e) }));
+    const x = randF32(n * wide, 790);
+    const idx = Int32Array.from({ length: n * k }, (_, s) => (s % k === 0 ? s % 3 : (s + 1) % 3));
+    const w = randF32(n * k, 791, 0, 1);
+    assert.deepEqual(m1.moe(x, n, wide, idx, w, k, ex), m1.weightedSum(m1.moeExperts(x, n, wide, idx, k, ex), w, n, k, wide), "moe in chunks");
+  }
+  const odd = { ...experts[1], w1: makeWeight("F32", F + 1, hidden, 1, 0.5), w3: makeWeight("F32", F + 1, hidden, 2, 0.5), w2: makeWeight("F32", hidden, F + 1, 3, 0.5) };
+  assert.throws(() => m1.moe(new Float32Array(hidden), 1, hidden, new Int32Array([0, 1]), new Float32Array(2), 2, [experts[0], odd]),
+    { name: "RangeError", message: /experts\[1\] has intermediate size 41, other routed experts have 40/ });
+});
+
 // ------------------------------------------------------------------ threads
 test("setThreads: more threads than cores still gives the same results", () => {
-  const c = matmulCases[5];
-  const { x, w, ref } = matmulCase("BF16", c, 100 + 5 * 7);
+  const c = matmulCases[7];
+  const { x, w, ref } = matmulCase("BF16", c, 100 + 7 * 7);
   try {
     m1.setThreads(5);
     assert.equal(m1.cpuInfo().threads, 5);
@@ -570,14 +669,16 @@ test("setThreads: more threads than cores still gives the same results", () => {
 });
 
 each("results do not depend on the thread count (bitwise)", () => {
-  const c = matmulCases[6];
-  const { x, w } = matmulCase("F16", c, 100 + 6 * 7);
+  const c = matmulCases[8];
+  const { x, w } = matmulCase("F16", c, 100 + 8 * 7);
   const { n, heads, d, q, k, v, slopes, state0 } = L;
   const run = () => {
     const s = state0.slice();
     const o = m1.lightningPrefill(q, k, v, n, heads, d, slopes, 256, s);
     const aq = randF32(70 * 4 * 24, 7), ak = randF32(150 * 2 * 24, 8), av = randF32(150 * 2 * 24, 9);
-    return [m1.matmul(x, c.n, w), o, s, m1.attention(aq, ak, av, 70, 150, 4, 2, 24, 0.2)];
+    const dq = randF32(4 * 24, 10), dk = randF32(1200 * 2 * 24, 11);
+    return [m1.matmul(x, c.n, w), m1.matmul(x.subarray(0, 40 * w.shape[1]), 40, w), o, s,
+      m1.attention(aq, ak, av, 70, 150, 4, 2, 24, 0.2), m1.attention(dq, dk, dk, 1, 1200, 4, 2, 24, 0.2)];
   };
   const base = run();
   const threads = m1.cpuInfo().threads;
@@ -589,6 +690,51 @@ each("results do not depend on the thread count (bitwise)", () => {
   } finally {
     m1.setThreads(threads);
   }
+});
+
+// ------------------------------------------------------------------ output pool and machine ceilings
+test("large outputs are recycled after garbage collection, and fully overwritten", async () => {
+  const v8 = await import("node:v8");
+  const vm = await import("node:vm");
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc") as () => void;
+  const n = 600, rows = 512, cols = 40; // out: 1.17 MiB, pooled
+  const w = makeWeight("F32", rows, cols, 900);
+  const x = randF32(n * cols, 901);
+  const ref = refMatmul(x, n, decode(w), rows, cols);
+  const settle = async () => {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 5)); // finalizers run later on the event loop
+  };
+  await settle();
+  m1.releaseMemory();
+  let dirty: Float32Array | null = m1.silu(new Float32Array(n * rows).fill(3)); // a pooled array full of other values
+  const live = m1.memoryStats().liveBytes;
+  assert.equal(dirty.length, n * rows);
+  dirty = null;
+  for (let i = 0; i < 20 && m1.memoryStats().liveBytes > live - n * rows * 4; i++) await settle();
+  const before = m1.memoryStats();
+  assert.ok(before.pooledBytes >= n * rows * 4, `pooled ${before.pooledBytes}`);
+  const out = m1.matmul(x, n, w);
+  assert.equal(m1.memoryStats().reused, before.reused + 1);
+  assertClose(out, ref, "matmul into a recycled block");
+  assert.equal(m1.empty(10).length, 10);
+  assert.equal(m1.empty(n * rows).length, n * rows);
+  m1.releaseMemory();
+  assert.equal(m1.memoryStats().pooledBytes, 0);
+});
+
+test("fmaPeak and bf16DotPeak count their FLOPs, readAll sums, copy copies", () => {
+  const lanes = { avx512: 16, avx2: 8, scalar: 1 }[m1.cpuInfo().isa];
+  assert.equal(m1.fmaPeak(3, 1000), 3 * 1000 * 16 * lanes * 2);
+  const bf16 = m1.bf16DotPeak(3, 1000);
+  assert.ok(bf16 === 0 || bf16 === 3 * 1000 * 16 * 16 * 4, `bf16DotPeak ${bf16}`);
+  if (m1.cpuInfo().isa !== "avx512" || !m1.cpuInfo().avx512bf16) assert.equal(bf16, 0);
+  const src = randF32(300_000, 950), dst = new Float32Array(src.length);
+  assert.ok(Math.abs(m1.readAll(src) - src.reduce((a, b) => a + b, 0)) < 1e-6 * src.length);
+  m1.copy(src, dst);
+  assert.deepEqual(dst, src);
+  assert.throws(() => m1.copy(src, new Float32Array(3)), { name: "RangeError", message: /copy: dst has 3 elements/ });
 });
 
 // ------------------------------------------------------------------ argument validation

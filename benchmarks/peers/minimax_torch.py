@@ -247,7 +247,7 @@ def main():
             ids = torch.tensor([int(t) for t in args.logits_ids.split(",")])
             logits = model(ids, [{} for _ in range(nl)], 0)
             with open(args.logits_out, "wb") as f:
-                f.write(logits.contiguous().numpy().tobytes() if hasattr(logits, "numpy") else bytes(logits.untyped_storage()))
+                f.write(logits.contiguous().numpy().tobytes())
         model(token_ids(16, vocab, 9), [{} for _ in range(nl)], 0)  # warm up
         for n in args.prefill:
             ids = token_ids(n, vocab, 1)
@@ -263,13 +263,16 @@ def main():
             if c > 0:
                 model(token_ids(c, vocab, 7), caches, 0)
             steps = token_ids(args.decode + 1, vocab, 3)
-            model(steps[:1], caches, c)  # warm
-            t = time.perf_counter()
-            for i in range(args.decode):
-                model(steps[i + 1 : i + 2], caches, c + 1 + i)
-            s = time.perf_counter() - t
-            result["decode"].append({"context": c, "steps": args.decode, "seconds": s, "tok_s": args.decode / s})
-            print(f"peer decode at {c}: {args.decode / s:.1f} tok/s", file=sys.stderr)
+            pos, best = c, math.inf
+            for _ in range(args.tries):  # each try continues the same cache
+                model(steps[:1], caches, pos)  # warm
+                t = time.perf_counter()
+                for i in range(args.decode):
+                    model(steps[i + 1 : i + 2], caches, pos + 1 + i)
+                best = min(best, time.perf_counter() - t)
+                pos += args.decode + 1
+            result["decode"].append({"context": c, "steps": args.decode, "seconds": best, "tok_s": args.decode / best})
+            print(f"peer decode at {c}: {args.decode / best:.1f} tok/s", file=sys.stderr)
     print(json.dumps(result))
 
 

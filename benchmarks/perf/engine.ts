@@ -60,16 +60,26 @@ function now(): number {
   return Number(process.hrtime.bigint()) / 1e9;
 }
 
-/** Fastest of `tries` prefills of n tokens on a fresh cache (logits of the last position only). */
-export async function prefill(model: Model, n: number, tries = 2): Promise<PrefillResult> {
+/** Reads every weight (weights load lazily; 256 tokens route to every expert) and lets the JavaScript of the prefill
+ *  and decode paths reach its optimised code (a few hundred decode steps). */
+export async function warmUp(model: Model): Promise<void> {
+  const { cache } = await model.forward(tokenIds(256, model.config.vocabSize, 11), { logits: "last" });
+  for (const id of tokenIds(256, model.config.vocabSize, 12)) await model.forward([id], { cache, logits: "last" });
+}
+
+/** Fastest of `tries` prefills of n tokens on a fresh cache (logits of the last position only); also returns the
+ *  cache of the last one. */
+export async function prefill(model: Model, n: number, tries = 2): Promise<PrefillResult & { cache: ModelCache }> {
   const ids = tokenIds(n, model.config.vocabSize);
   let best = Infinity;
+  let cache = model.newCache();
   for (let i = 0; i < tries; i++) {
+    cache = model.newCache();
     const t = now();
-    await model.forward(ids, { logits: "last" });
+    await model.forward(ids, { cache, logits: "last" });
     best = Math.min(best, now() - t);
   }
-  return { tokens: n, seconds: best, tokS: n / best };
+  return { tokens: n, seconds: best, tokS: n / best, cache };
 }
 
 /** A cache holding `context` tokens (a fresh one for 0). */
@@ -79,30 +89,45 @@ export async function contextCache(model: Model, context: number): Promise<Model
   return cache;
 }
 
-/** `steps` single-token forwards (logits of that token) on top of a cache of `context` tokens. */
-export async function decode(model: Model, context: number, steps: number, cache?: ModelCache): Promise<DecodeResult> {
+/** `steps` single-token forwards (logits of that token) on top of a cache of `context` tokens; the fastest of
+ *  `tries` such runs (each continues the same cache: the context grows by steps + 1 per try). */
+export async function decode(model: Model, context: number, steps: number, cache?: ModelCache, tries = 1): Promise<DecodeResult> {
   cache ??= await contextCache(model, context);
   const ids = tokenIds(steps + 2, model.config.vocabSize, 3);
-  await model.forward([ids[0]], { cache, logits: "last" }); // warm
-  const t = now();
-  for (let i = 0; i < steps; i++) await model.forward([ids[i + 1]], { cache, logits: "last" });
-  const s = now() - t;
-  return { context, steps, seconds: s, tokS: steps / s };
+  let best = Infinity;
+  for (let k = 0; k < tries; k++) {
+    await model.forward([ids[0]], { cache, logits: "last" }); // warm
+    const t = now();
+    for (let i = 0; i < steps; i++) await model.forward([ids[i + 1]], { cache, logits: "last" });
+    best = Math.min(best, now() - t);
+  }
+  return { context, steps, seconds: best, tokS: steps / best };
 }
 
 let gcFn: (() => void) | null = null;
-/** A full garbage collection (without starting node with --expose-gc). */
-export function collectGarbage(): void {
+/** A full garbage collection (without starting node with --expose-gc); with `release`, the op-output pool and the
+ *  allocator's free memory are given back to the system too. */
+export function collectGarbage(release = false): void {
   if (!gcFn) {
     v8.setFlagsFromString("--expose-gc");
     gcFn = vm.runInNewContext("gc") as () => void;
   }
   gcFn();
-  native.releaseMemory();
+  if (release) native.releaseMemory();
 }
 
-export function memory(cache: ModelCache, context: number): MemoryResult {
-  collectGarbage();
+/** Waits until the garbage-collected output arrays are back in the pool (their finalizers run on the event loop);
+ *  with `release`, then empties the pool. */
+async function settle(release: boolean): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    collectGarbage();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  collectGarbage(release);
+}
+
+export async function memory(cache: ModelCache, context: number): Promise<MemoryResult> {
+  await settle(true);
   const m = cache.memory();
   let kvReserved = 0;
   for (const kv of cache.kv) if (kv) kvReserved += 2 * kv.capacity * kv.rowWidth * 4;
@@ -115,9 +140,13 @@ export function memory(cache: ModelCache, context: number): MemoryResult {
   };
 }
 
-function timeIt(f: () => void, tries: number): number {
+/** Fastest of `tries` timed runs after one untimed run; the garbage of each run is collected and back in the pool
+ *  before the next (as for the layers of one forward pass). */
+async function timeIt(f: () => void, tries: number): Promise<number> {
+  f();
   let best = Infinity;
   for (let i = 0; i < tries; i++) {
+    await settle(false);
     const t = now();
     f();
     best = Math.min(best, now() - t);
@@ -125,8 +154,11 @@ function timeIt(f: () => void, tries: number): number {
   return best;
 }
 
-/** Times the first lightning and the first softmax attention sublayer of the model, and their kernels, at n tokens. */
-export function scaling(model: Model, n: number, tries = 2): ScalingPoint {
+/** Times the first lightning and the first softmax attention sublayer of the model, and their kernels, at n tokens
+ *  (one pass object for all runs: its scratch arrays are reused, as by the layers of one forward pass). */
+export async function scaling(model: Model, n: number): Promise<ScalingPoint> {
+  const tries = 3; // the lightning runs are short
+  const softmaxTries = n >= 16384 ? 1 : 2;
   const cfg = model.config;
   const lLayer = cfg.layerTypes.indexOf("lightning");
   const sLayer = cfg.layerTypes.indexOf("softmax");
@@ -134,19 +166,20 @@ export function scaling(model: Model, n: number, tries = 2): ScalingPoint {
   const a = noise(n * hs, 5);
   const pass: Pass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n };
   const sl = slopes(cfg, lLayer);
-  const lightningLayerS = timeIt(() => {
+  const lightningLayerS = await timeIt(() => {
     lightningAttention(cfg, lLayer, a, pass, model, new Float32Array(nh * d * d), sl);
   }, tries);
-  const softmaxLayerS = timeIt(() => {
+  const softmaxLayerS = await timeIt(() => {
     softmaxAttention(cfg, sLayer, a, pass, model, new KvCache(nkv * d, n));
-  }, tries);
+  }, softmaxTries);
   const q = noise(n * nh * d, 6, 0.5); // SiLU outputs are mostly positive: keep the kernels' inputs so
   const kvRows = noise(n * nkv * d, 7);
-  const lightningKernelS = timeIt(() => {
-    native.lightningPrefill(q, q, q, n, nh, d, sl, cfg.blockSize, new Float32Array(nh * d * d));
+  const out = new Float32Array(n * nh * d);
+  const lightningKernelS = await timeIt(() => {
+    native.lightningPrefill(q, q, q, n, nh, d, sl, cfg.blockSize, new Float32Array(nh * d * d), out);
   }, tries);
-  const attentionKernelS = timeIt(() => {
-    native.attention(q, kvRows, kvRows, n, n, nh, nkv, d, 1 / Math.sqrt(d));
-  }, tries);
+  const attentionKernelS = await timeIt(() => {
+    native.attention(q, kvRows, kvRows, n, n, nh, nkv, d, 1 / Math.sqrt(d), out);
+  }, softmaxTries);
   return { tokens: n, lightningLayerS, softmaxLayerS, lightningKernelS, attentionKernelS };
 }

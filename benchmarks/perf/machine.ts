@@ -1,18 +1,9 @@
 // The machine's ceilings, measured in the same run as the figures compared with them: the FMA peak (a
-// register-resident FMA loop on every pool thread), the copy bandwidth (a parallel memcpy of 1 GiB, counted
-// STREAM-style as bytes read + bytes written) and GEMM throughput. Every figure is the best of a few tries, so
+// register-resident FMA loop on every pool thread), the copy and read bandwidths (a parallel memcpy of 1 GiB,
+// a parallel sum over 1 GiB) and GEMM throughput. Every figure is the best of a few tries, so
 // that a burst of other work on the machine does not decide it.
 import fs from "node:fs";
 import * as native from "../../native/index.ts";
-
-export interface Machine {
-  isa: string;
-  threads: number;
-  avx512bf16: boolean;
-  cpu: string;
-  fmaPeakGflops: number;
-  copyGBs: number;
-}
 
 export interface GemmResult {
   m: number;
@@ -56,12 +47,31 @@ export function fmaPeak(tries = 5): number {
   });
 }
 
-/** GB/s of a parallel copy of `bytes` (read + write counted, as STREAM does). */
-export function copyBandwidth(bytes = 2 ** 30, tries = 5): number {
+/** GFLOP/s of AVX512-BF16 dot products on all pool threads (4 FLOPs per lane per VDPBF16PS); 0 without them. */
+export function bf16DotPeak(tries = 5): number {
+  const tasks = 16 * native.cpuInfo().threads;
+  if (native.bf16DotPeak(tasks, 1000) === 0) return 0;
+  return best(tries, () => {
+    let flops = 0;
+    const s = seconds(() => (flops = native.bf16DotPeak(tasks, 200_000)));
+    return flops / s / 1e9;
+  });
+}
+
+/** GB/s copied by a parallel memcpy of `bytes`: each byte counted once, as for a Float32Array.set of that size
+ *  (the memory moves twice as much, read + write: STREAM's "copy" figure would be twice this). */
+export function copyBandwidth(bytes = 2 ** 30, tries = 10): number {
   const src = new Float32Array(bytes / 4).fill(1);
-  const dst = new Float32Array(bytes / 4).fill(0);
+  const dst = new Float32Array(bytes / 4).fill(2);
   native.copy(src, dst);
-  return best(tries, () => (2 * bytes) / seconds(() => native.copy(src, dst)) / 1e9);
+  return best(tries, () => bytes / seconds(() => native.copy(src, dst)) / 1e9);
+}
+
+/** GB/s read by a parallel sum over `bytes` (what a decode step does to the weights). */
+export function readBandwidth(bytes = 2 ** 30, tries = 10): number {
+  const src = new Float32Array(bytes / 4).fill(1);
+  native.readAll(src);
+  return best(tries, () => bytes / seconds(() => native.readAll(src)) / 1e9);
 }
 
 function randomF32(len: number, seed: number): Float32Array {
@@ -87,16 +97,4 @@ export function gemm(m: number, n: number, k: number, dtype: native.WeightDType 
   native.matmul(x, m, w, out);
   const s = -best(tries, () => -seconds(() => native.matmul(x, m, w, out)));
   return { m, n, k, dtype, gflops: (2 * m * n * k) / s / 1e9, ms: s * 1e3 };
-}
-
-export function machine(): Machine {
-  const info = native.cpuInfo();
-  return {
-    isa: info.isa,
-    threads: info.threads,
-    avx512bf16: info.avx512bf16,
-    cpu: cpuModel(),
-    fmaPeakGflops: fmaPeak(),
-    copyGBs: copyBandwidth(),
-  };
 }

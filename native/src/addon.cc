@@ -2,6 +2,7 @@
 // no kernel reads or writes out of bounds, even when the addon is called directly.
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "dispatch.h"
 #include "moe.h"
+#include "pool.h"
 #include "threadpool.h"
 
 namespace m1 {
@@ -86,7 +88,24 @@ void same_or_disjoint(const Ctx& c, const A& a, const B& b) {
     c.range_error(std::string(a.name) + " partially overlaps " + b.name + " (use the same array or a disjoint one)");
 }
 
-// out: the given Float32Array (exact length) or a new zero-filled one
+// A new Float32Array of len elements. Large ones come from the recycling pool (pool.h) with
+// undefined contents: every kernel writes all of its output.
+Napi::Float32Array new_f32(const Ctx& c, int64_t len) {
+  const size_t bytes = size_t(len) * 4;
+  if (bytes < kPoolMinBytes) return Napi::Float32Array::New(c.env, size_t(len));
+  size_t cap = 0;
+  void* p = pool_take(bytes, &cap);
+  if (!p) c.range_error("out of memory allocating " + str(int64_t(bytes)) + " bytes");
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(
+      c.env, p, bytes, [](Env, void* data, size_t* capacity) {
+        pool_give(data, *capacity);
+        delete capacity;
+      },
+      new size_t(cap));
+  return Napi::Float32Array::New(c.env, size_t(len), buf, 0);
+}
+
+// out: the given Float32Array (exact length) or a new one
 struct Out {
   Napi::Float32Array arr;
   Arr<float> a;
@@ -94,7 +113,7 @@ struct Out {
 Out out_arg(const Ctx& c, const Value& v, int64_t want, const char* expr, const char* name = "out") {
   Out o;
   if (absent(v)) {
-    o.arr = Napi::Float32Array::New(c.env, size_t(want));
+    o.arr = new_f32(c, want);
     o.a.len = want;
     o.a.data = want ? o.arr.Data() : nullptr;
     o.a.name = name;
@@ -198,6 +217,64 @@ Value CpuInfo(const CallbackInfo& info) {
   o.Set("avx512bf16", cpu_has_avx512bf16());
   o.Set("threads", num_threads());
   return o;
+}
+
+// fmaPeak(tasks, iters) → FLOPs done (time it from JS)
+Value FmaPeak(const CallbackInfo& info) {
+  Ctx c{info.Env(), "fmaPeak"};
+  const int64_t tasks = dim(c, info[0], "tasks");
+  const int64_t iters = dim(c, info[1], "iters");
+  return Napi::Number::New(c.env, kernels().fma_peak(tasks, iters));
+}
+
+// bf16DotPeak(tasks, iters) → FLOPs done by VDPBF16PS, 0 where this CPU or build has none
+Value Bf16DotPeak(const CallbackInfo& info) {
+  Ctx c{info.Env(), "bf16DotPeak"};
+  const int64_t tasks = dim(c, info[0], "tasks");
+  const int64_t iters = dim(c, info[1], "iters");
+  const bool usable = cpu_has_avx512bf16() && built_with_avx512bf16() && current_isa() == "avx512";
+  return Napi::Number::New(c.env, usable ? kernels().bf16_dot_peak(tasks, iters) : 0.0);
+}
+
+// readAll(src) → Σ src, summed on the pool
+Value ReadAll(const CallbackInfo& info) {
+  Ctx c{info.Env(), "readAll"};
+  Arr<float> src = f32(c, info[0], "src");
+  return Napi::Number::New(c.env, kernels().read_sum(src.data, src.len));
+}
+
+// copy(src, dst): dst = src on the pool (same length, disjoint)
+Value Copy(const CallbackInfo& info) {
+  Ctx c{info.Env(), "copy"};
+  Arr<float> src = f32(c, info[0], "src");
+  Arr<float> dst = f32(c, info[1], "dst");
+  expect_len(c, dst, src.len, "src.length");
+  disjoint(c, src, dst);
+  kernels().copy(src.data, dst.data, src.len);
+  return info.Env().Undefined();
+}
+
+// empty(length): a Float32Array for an op to fill (pooled and uninitialised from 1 MiB on)
+Value Empty(const CallbackInfo& info) {
+  Ctx c{info.Env(), "empty"};
+  return new_f32(c, dim(c, info[0], "length"));
+}
+
+Value MemoryStats(const CallbackInfo& info) {
+  Env env = info.Env();
+  const PoolStats s = pool_stats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("liveBytes", double(s.live_bytes));
+  o.Set("pooledBytes", double(s.free_bytes));
+  o.Set("poolLimitBytes", double(s.limit_bytes));
+  o.Set("reused", double(s.reused));
+  o.Set("fresh", double(s.fresh));
+  return o;
+}
+
+Value ReleaseMemory(const CallbackInfo& info) {
+  pool_release();
+  return info.Env().Undefined();
 }
 
 Value SetIsa(const CallbackInfo& info) {
@@ -328,25 +405,48 @@ Value Rope(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// q, k, v as three [n, heads, d] arrays, or (packed) one [n, heads, 3, d] array: the per-head
+// interleaved output of the qkv projection, read in place.
 struct LightningArgs {
   Arr<float> q, k, v, slopes, state;
   int64_t n, heads, d;
+  const float *qp, *kp, *vp;
+  int64_t ld, hs;  // row and head strides of q, k, v
 };
 
-LightningArgs lightning_common(const Ctx& c, const CallbackInfo& info, int state_at) {
+LightningArgs lightning_common(const Ctx& c, const CallbackInfo& info, bool packed, int state_at) {
   LightningArgs a;
-  a.q = f32(c, info[0], "q");
-  a.k = f32(c, info[1], "k");
-  a.v = f32(c, info[2], "v");
-  a.n = dim(c, info[3], "n");
-  a.heads = dim(c, info[4], "heads");
-  a.d = dim(c, info[5], "d");
-  a.slopes = f32(c, info[6], "slopes");
-  a.state = f32(c, info[state_at], "state");
+  const int at = packed ? 2 : 0;  // index shift of the arguments after q, k, v
+  if (packed) {
+    a.q = f32(c, info[0], "qkv");
+  } else {
+    a.q = f32(c, info[0], "q");
+    a.k = f32(c, info[1], "k");
+    a.v = f32(c, info[2], "v");
+  }
+  a.n = dim(c, info[3 - at], "n");
+  a.heads = dim(c, info[4 - at], "heads");
+  a.d = dim(c, info[5 - at], "d");
+  a.slopes = f32(c, info[6 - at], "slopes");
+  a.state = f32(c, info[state_at - at], "state");
   const int64_t len = prod(c, {a.n, a.heads, a.d});
-  expect_len(c, a.q, len, "n*heads*d");
-  expect_len(c, a.k, len, "n*heads*d");
-  expect_len(c, a.v, len, "n*heads*d");
+  if (packed) {
+    expect_len(c, a.q, prod(c, {len, 3}), "n*heads*3*d");
+    a.ld = 3 * a.heads * a.d;
+    a.hs = 3 * a.d;
+    a.qp = a.q.data;
+    a.kp = a.q.data ? a.q.data + a.d : nullptr;
+    a.vp = a.q.data ? a.q.data + 2 * a.d : nullptr;
+  } else {
+    expect_len(c, a.q, len, "n*heads*d");
+    expect_len(c, a.k, len, "n*heads*d");
+    expect_len(c, a.v, len, "n*heads*d");
+    a.ld = a.heads * a.d;
+    a.hs = a.d;
+    a.qp = a.q.data;
+    a.kp = a.k.data;
+    a.vp = a.v.data;
+  }
   expect_len(c, a.slopes, a.heads, "heads");
   expect_len(c, a.state, prod(c, {a.heads, a.d, a.d}), "heads*d*d");
   disjoint(c, a.state, a.q);
@@ -356,33 +456,56 @@ LightningArgs lightning_common(const Ctx& c, const CallbackInfo& info, int state
   return a;
 }
 
-void lightning_out_checks(const Ctx& c, const LightningArgs& a, const Out& o) {
+Out lightning_out(const Ctx& c, const CallbackInfo& info, const LightningArgs& a, int at) {
+  Out o = out_arg(c, info[at], prod(c, {a.n, a.heads, a.d}), "n*heads*d");
   disjoint(c, o.a, a.q);
   disjoint(c, o.a, a.k);
   disjoint(c, o.a, a.v);
   disjoint(c, o.a, a.slopes);
   disjoint(c, o.a, a.state);
+  return o;
 }
 
+template <bool Packed>
 Value LightningPrefill(const CallbackInfo& info) {
-  Ctx c{info.Env(), "lightningPrefill"};
-  LightningArgs a = lightning_common(c, info, 8);
-  const int64_t block = dim(c, info[7], "blockSize");
+  Ctx c{info.Env(), Packed ? "lightningPrefillQkv" : "lightningPrefill"};
+  const int at = Packed ? 2 : 0;
+  LightningArgs a = lightning_common(c, info, Packed, 8);
+  const int64_t block = dim(c, info[7 - at], "blockSize");
   if (block < 1 || block > 4096) c.range_error("blockSize must be in [1, 4096], got " + str(block));
-  Out o = out_arg(c, info[9], prod(c, {a.n, a.heads, a.d}), "n*heads*d");
-  lightning_out_checks(c, a, o);
-  kernels().lightning_prefill(a.q.data, a.k.data, a.v.data, a.n, a.heads, a.d, a.slopes.data, block, a.state.data,
+  Out o = lightning_out(c, info, a, 9 - at);
+  kernels().lightning_prefill(a.qp, a.kp, a.vp, a.ld, a.hs, a.n, a.heads, a.d, a.slopes.data, block, a.state.data,
                               o.a.data);
   return o.arr;
 }
 
+template <bool Packed>
 Value LightningStep(const CallbackInfo& info) {
-  Ctx c{info.Env(), "lightningStep"};
-  LightningArgs a = lightning_common(c, info, 7);
-  Out o = out_arg(c, info[8], prod(c, {a.n, a.heads, a.d}), "n*heads*d");
-  lightning_out_checks(c, a, o);
-  kernels().lightning_step(a.q.data, a.k.data, a.v.data, a.n, a.heads, a.d, a.slopes.data, a.state.data, o.a.data);
+  Ctx c{info.Env(), Packed ? "lightningStepQkv" : "lightningStep"};
+  LightningArgs a = lightning_common(c, info, Packed, 7);
+  Out o = lightning_out(c, info, a, Packed ? 6 : 8);
+  kernels().lightning_step(a.qp, a.kp, a.vp, a.ld, a.hs, a.n, a.heads, a.d, a.slopes.data, a.state.data, o.a.data);
   return o.arr;
+}
+
+// [n, heads, 3, d] → q, k, v [n, heads, d] each
+Value SplitQkv(const CallbackInfo& info) {
+  Ctx c{info.Env(), "splitQkv"};
+  Arr<float> qkv = f32(c, info[0], "qkv");
+  const int64_t n = dim(c, info[1], "n");
+  const int64_t heads = dim(c, info[2], "heads");
+  const int64_t d = dim(c, info[3], "d");
+  const int64_t len = prod(c, {n, heads, d});
+  expect_len(c, qkv, prod(c, {len, 3}), "n*heads*3*d");
+  Napi::Array parts = Napi::Array::New(c.env, 3);
+  float* dst[3];
+  for (uint32_t p = 0; p < 3; p++) {
+    Napi::Float32Array a = new_f32(c, len);
+    dst[p] = len ? a.Data() : nullptr;
+    parts.Set(p, a);
+  }
+  kernels().split_qkv(qkv.data, n * heads, d, dst[0], dst[1], dst[2]);
+  return parts;
 }
 
 Value Attention(const CallbackInfo& info) {
@@ -449,28 +572,27 @@ Value RouterTopk(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Value MoeExperts(const CallbackInfo& info) {
-  Ctx c{info.Env(), "moeExperts"};
-  Arr<float> x = f32(c, info[0], "x");
-  const int64_t n = dim(c, info[1], "n");
-  const int64_t hidden = dim(c, info[2], "hidden");
-  Arr<int32_t> idx = i32(c, info[3], "idx");
-  const int64_t k = dim(c, info[4], "k");
-  if (!info[5].IsArray()) c.type_error("experts must be an array of { w1, w3, w2 } (or null for unused experts)");
-  Napi::Array arr = info[5].As<Napi::Array>();
+// The experts array of moeExperts/moe: views of every routed expert (validated), null for the others.
+struct Experts {
+  std::vector<ExpertView> views;
+  std::vector<const ExpertView*> ptrs;
+};
+
+Experts experts_arg(const Ctx& c, const Value& v, const Arr<int32_t>& idx, int64_t hidden,
+                    std::initializer_list<const Arr<float>*> outs) {
+  if (!v.IsArray()) c.type_error("experts must be an array of { w1, w3, w2 } (or null for unused experts)");
+  Napi::Array arr = v.As<Napi::Array>();
   const int64_t ne = int64_t(arr.Length());
-  expect_len(c, x, prod(c, {n, hidden}), "n*hidden");
-  expect_len(c, idx, prod(c, {n, k}), "n*k");
-  Out o = out_arg(c, info[6], prod(c, {n, k, hidden}), "n*k*hidden");
-  disjoint(c, o.a, x);
-  std::vector<ExpertView> views(static_cast<size_t>(ne));
-  std::vector<const ExpertView*> ptrs(static_cast<size_t>(ne), nullptr);
+  Experts r;
+  r.views.resize(size_t(ne));
+  r.ptrs.assign(size_t(ne), nullptr);
+  int64_t F = -1, first = -1;  // every routed expert must have the same intermediate size
   for (int64_t s = 0; s < idx.len; s++) {
     const int64_t e = idx.data[s];
     if (e < 0 || e >= ne)
       c.range_error("idx[" + str(s) + "] = " + str(e) + " is not an expert index (experts has " + str(ne) +
                     " entries)");
-    if (ptrs[size_t(e)]) continue;
+    if (r.ptrs[size_t(e)]) continue;
     const std::string en = "experts[" + str(e) + "]";
     const Value ev = arr.Get(uint32_t(e));
     if (absent(ev))
@@ -481,25 +603,71 @@ Value MoeExperts(const CallbackInfo& info) {
     WeightArg w1 = weight(c, eo.Get("w1"), en + ".w1");
     WeightArg w3 = weight(c, eo.Get("w3"), en + ".w3");
     WeightArg w2 = weight(c, eo.Get("w2"), en + ".w2");
-    const int64_t F = w1.w.rows;
-    auto shape = [&](const WeightArg& w, const std::string& nm, int64_t r, int64_t cc) {
-      if (w.w.rows != r || w.w.cols != cc)
-        c.range_error(en + "." + nm + " has shape [" + str(w.w.rows) + ", " + str(w.w.cols) + "], expected [" + str(r) +
-                      ", " + str(cc) + "]");
+    const int64_t f = w1.w.rows;
+    auto shape = [&](const WeightArg& w, const std::string& nm, int64_t rows, int64_t cols) {
+      if (w.w.rows != rows || w.w.cols != cols)
+        c.range_error(en + "." + nm + " has shape [" + str(w.w.rows) + ", " + str(w.w.cols) + "], expected [" +
+                      str(rows) + ", " + str(cols) + "]");
     };
-    shape(w1, "w1", F, hidden);
-    shape(w3, "w3", F, hidden);
-    shape(w2, "w2", hidden, F);
-    w1.bytes.name = "expert weights";
-    w3.bytes.name = "expert weights";
-    w2.bytes.name = "expert weights";
-    disjoint(c, o.a, w1.bytes);
-    disjoint(c, o.a, w3.bytes);
-    disjoint(c, o.a, w2.bytes);
-    views[size_t(e)] = ExpertView{w1.w, w3.w, w2.w};
-    ptrs[size_t(e)] = &views[size_t(e)];
+    shape(w1, "w1", f, hidden);
+    shape(w3, "w3", f, hidden);
+    shape(w2, "w2", hidden, f);
+    if (F >= 0 && f != F)
+      c.range_error(en + " has intermediate size " + str(f) + ", experts[" + str(first) + "] has " + str(F) +
+                    " (all routed experts must match)");
+    F = f;
+    first = e;
+    for (const WeightArg* w : {&w1, &w3, &w2}) {
+      Arr<const char> b = w->bytes;
+      b.name = "expert weights";
+      for (const Arr<float>* o : outs) disjoint(c, *o, b);
+    }
+    r.views[size_t(e)] = ExpertView{w1.w, w3.w, w2.w};
+    r.ptrs[size_t(e)] = &r.views[size_t(e)];
   }
-  moe_experts(kernels(), x.data, n, hidden, idx.data, k, ptrs.data(), ne, o.a.data);
+  return r;
+}
+
+Value MoeExperts(const CallbackInfo& info) {
+  Ctx c{info.Env(), "moeExperts"};
+  Arr<float> x = f32(c, info[0], "x");
+  const int64_t n = dim(c, info[1], "n");
+  const int64_t hidden = dim(c, info[2], "hidden");
+  Arr<int32_t> idx = i32(c, info[3], "idx");
+  const int64_t k = dim(c, info[4], "k");
+  expect_len(c, x, prod(c, {n, hidden}), "n*hidden");
+  expect_len(c, idx, prod(c, {n, k}), "n*k");
+  Out o = out_arg(c, info[6], prod(c, {n, k, hidden}), "n*k*hidden");
+  disjoint(c, o.a, x);
+  disjoint(c, o.a, idx);
+  Experts ex = experts_arg(c, info[5], idx, hidden, {&o.a});
+  moe_experts(kernels(), x.data, n, hidden, idx.data, nullptr, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), o.a.data,
+              nullptr);
+  return o.arr;
+}
+
+Value Moe(const CallbackInfo& info) {
+  Ctx c{info.Env(), "moe"};
+  Arr<float> x = f32(c, info[0], "x");
+  const int64_t n = dim(c, info[1], "n");
+  const int64_t hidden = dim(c, info[2], "hidden");
+  Arr<int32_t> idx = i32(c, info[3], "idx");
+  Arr<float> w = f32(c, info[4], "weights");
+  const int64_t k = dim(c, info[5], "k");
+  expect_len(c, x, prod(c, {n, hidden}), "n*hidden");
+  expect_len(c, idx, prod(c, {n, k}), "n*k");
+  expect_len(c, w, prod(c, {n, k}), "n*k");
+  Out o = out_arg(c, info[7], prod(c, {n, hidden}), "n*hidden");
+  disjoint(c, o.a, x);
+  disjoint(c, o.a, idx);
+  disjoint(c, o.a, w);
+  Experts ex = experts_arg(c, info[6], idx, hidden, {&o.a});
+  if (k == 0) {
+    std::fill(o.a.data, o.a.data + o.a.len, 0.0f);
+    return o.arr;
+  }
+  moe_experts(kernels(), x.data, n, hidden, idx.data, w.data, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), nullptr,
+              o.a.data);
   return o.arr;
 }
 
@@ -526,6 +694,13 @@ Napi::Object Init(Env env, Napi::Object exports) {
     throw Napi::Error::New(env, e.what());
   }
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak, "fmaPeak"));
+  exports.Set("bf16DotPeak", Napi::Function::New(env, Bf16DotPeak, "bf16DotPeak"));
+  exports.Set("readAll", Napi::Function::New(env, ReadAll, "readAll"));
+  exports.Set("copy", Napi::Function::New(env, Copy, "copy"));
+  exports.Set("empty", Napi::Function::New(env, Empty, "empty"));
+  exports.Set("memoryStats", Napi::Function::New(env, MemoryStats, "memoryStats"));
+  exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
@@ -537,11 +712,15 @@ Napi::Object Init(Env env, Napi::Object exports) {
   exports.Set("axpby", Napi::Function::New(env, Axpby, "axpby"));
   exports.Set("embedding", Napi::Function::New(env, Embedding, "embedding"));
   exports.Set("rope", Napi::Function::New(env, Rope, "rope"));
-  exports.Set("lightningPrefill", Napi::Function::New(env, LightningPrefill, "lightningPrefill"));
-  exports.Set("lightningStep", Napi::Function::New(env, LightningStep, "lightningStep"));
+  exports.Set("lightningPrefill", Napi::Function::New(env, LightningPrefill<false>, "lightningPrefill"));
+  exports.Set("lightningStep", Napi::Function::New(env, LightningStep<false>, "lightningStep"));
+  exports.Set("lightningPrefillQkv", Napi::Function::New(env, LightningPrefill<true>, "lightningPrefillQkv"));
+  exports.Set("lightningStepQkv", Napi::Function::New(env, LightningStep<true>, "lightningStepQkv"));
+  exports.Set("splitQkv", Napi::Function::New(env, SplitQkv, "splitQkv"));
   exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
   exports.Set("routerTopk", Napi::Function::New(env, RouterTopk, "routerTopk"));
   exports.Set("moeExperts", Napi::Function::New(env, MoeExperts, "moeExperts"));
+  exports.Set("moe", Napi::Function::New(env, Moe, "moe"));
   exports.Set("weightedSum", Napi::Function::New(env, WeightedSum, "weightedSum"));
   exports.Set("builtWithAvx512Bf16", Napi::Boolean::New(env, built_with_avx512bf16()));
   return exports;

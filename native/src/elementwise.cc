@@ -117,6 +117,18 @@ void rope(float* x, int64_t n, int64_t heads, int64_t head_dim, int64_t rotary_d
   free(inv);
 }
 
+void split_qkv(const float* qkv, int64_t rows, int64_t d, float* q, float* k, float* v) {
+  if (d <= 0) return;
+  parallel_for(rows, imax(1, kGrain / (3 * d)), [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; r++) {
+      const float* src = qkv + r * 3 * d;
+      memcpy(q + r * d, src, size_t(d) * 4);
+      memcpy(k + r * d, src + d, size_t(d) * 4);
+      memcpy(v + r * d, src + 2 * d, size_t(d) * 4);
+    }
+  });
+}
+
 // p = softmax(logits) (f32, max-subtracted, denominator in double); top-k by p, ties to the lower
 // index; weights = p / Σ_topk p.
 void router_topk(const float* logits, int64_t n, int64_t experts, int64_t k, int32_t* idx, float* weights) {

@@ -1,14 +1,11 @@
 // GEMM: out[n, N] = x[n, K] · Wᵀ with W [N, K] in f32/bf16/f16, f32 accumulation (FMA).
-//  - small n: dot-product path, weights streamed once and converted in registers, threads split
-//    the output columns (rows of W).
+//  - n <= 16 (decode): dot products, each W row streamed once and converted in registers, threads
+//    split the output columns (rows of W).
+//  - n <= 64 (AVX2: 32): x transposed once, W read in place, broadcast against XT in registers.
 //  - otherwise: BLIS-like. W panels of NR rows × KC cols are converted to f32 and packed k-major,
 //    an MR × NR register-blocked outer-product micro-kernel runs over the rows of x.
 // Also the small single-threaded row-major gemm_nn used by attention and lightning attention.
 #include "simd.h"
-
-#ifndef M1_DOT_MAX_ROWS
-#define M1_DOT_MAX_ROWS 16
-#endif
 
 namespace m1 {
 namespace M1_NS {
@@ -191,90 +188,164 @@ void gemm_nn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
   }
 }
 
-// ---------------------------------------------------------------- dot-product tiles
-// C[i, r] = Σ_k A[i, k] B[r, k] for M <= 4 rows of A (f32) and RB rows of B (f32/bf16/f16, converted
-// in registers), as vector dot products over k; ld* in elements.
-template <int DT, int M, int RB>
-static void dot_tile(int64_t K, const float* A, int64_t lda, const void* B, int64_t ldb, float* C, int64_t ldc) {
+// ---------------------------------------------------------------- dot products (n <= 16)
+// C[i·ldc] = Σ_k A[i, k] B[k] for M <= 4 rows of A (f32) and one row of B (f32/bf16/f16, converted in
+// registers). B is read front to back, the access memory streams fastest. Two accumulators per row,
+// in the same order for every M: a row's result does not depend on the rows computed with it.
+template <int DT, int M>
+static void dot_row(int64_t K, const float* A, int64_t lda, const void* B, float* C, int64_t ldc) {
   const int esz = DT == kF32 ? 4 : 2;
   const char* bb = static_cast<const char*>(B);
-  V acc[M][RB];
-  M1_UNROLL for (int i = 0; i < M; i++) {
-    M1_UNROLL for (int r = 0; r < RB; r++) acc[i][r] = V::zero();
-  }
+  V acc0[M], acc1[M];
+  M1_UNROLL for (int i = 0; i < M; i++) acc0[i] = acc1[i] = V::zero();
   int64_t k = 0;
-  for (; k + V::W <= K; k += V::W) {
-    V a[M];
-    M1_UNROLL for (int i = 0; i < M; i++) a[i] = V::load(A + i * lda + k);
-    M1_UNROLL for (int r = 0; r < RB; r++) {
-      const V b = load_w<DT>(bb + (r * ldb + k) * esz);
-      M1_UNROLL for (int i = 0; i < M; i++) acc[i][r] = fma(a[i], b, acc[i][r]);
+  for (; k + 2 * V::W <= K; k += 2 * V::W) {
+    const V b0 = load_w<DT>(bb + k * esz), b1 = load_w<DT>(bb + (k + V::W) * esz);
+    M1_UNROLL for (int i = 0; i < M; i++) {
+      acc0[i] = fma(V::load(A + i * lda + k), b0, acc0[i]);
+      acc1[i] = fma(V::load(A + i * lda + k + V::W), b1, acc1[i]);
     }
+  }
+  if (k + V::W <= K) {
+    const V b0 = load_w<DT>(bb + k * esz);
+    M1_UNROLL for (int i = 0; i < M; i++) acc0[i] = fma(V::load(A + i * lda + k), b0, acc0[i]);
+    k += V::W;
   }
   if (k < K) {
     const int64_t rem = K - k;
     const typename V::Mask m = V::mask(rem);
-    V a[M];
-    M1_UNROLL for (int i = 0; i < M; i++) a[i] = V::load(A + i * lda + k, m);
-    M1_UNROLL for (int r = 0; r < RB; r++) {
-      const V b = load_w<DT>(bb + (r * ldb + k) * esz, rem);
-      M1_UNROLL for (int i = 0; i < M; i++) acc[i][r] = fma(a[i], b, acc[i][r]);
-    }
+    const V b1 = load_w<DT>(bb + k * esz, rem);
+    M1_UNROLL for (int i = 0; i < M; i++) acc1[i] = fma(V::load(A + i * lda + k, m), b1, acc1[i]);
   }
-  M1_UNROLL for (int i = 0; i < M; i++) {
-    M1_UNROLL for (int r = 0; r < RB; r++) C[i * ldc + r] = acc[i][r].hsum();
-  }
+  M1_UNROLL for (int i = 0; i < M; i++) C[i * ldc] = (acc0[i] + acc1[i]).hsum();
 }
 
-// all M rows of A against RB rows of B
-template <int DT, int RB>
-static inline void dot_cols(int64_t M, int64_t K, const float* A, int64_t lda, const void* B, int64_t ldb, float* C,
-                            int64_t ldc) {
+// all M rows of A against one row of B
+template <int DT>
+static inline void dot_col(int64_t M, int64_t K, const float* A, int64_t lda, const void* B, float* C, int64_t ldc) {
   int64_t i = 0;
-  for (; i + 4 <= M; i += 4) dot_tile<DT, 4, RB>(K, A + i * lda, lda, B, ldb, C + i * ldc, ldc);
+  for (; i + 4 <= M; i += 4) dot_row<DT, 4>(K, A + i * lda, lda, B, C + i * ldc, ldc);
   switch (M - i) {
-    case 1: dot_tile<DT, 1, RB>(K, A + i * lda, lda, B, ldb, C + i * ldc, ldc); break;
-    case 2: dot_tile<DT, 2, RB>(K, A + i * lda, lda, B, ldb, C + i * ldc, ldc); break;
-    case 3: dot_tile<DT, 3, RB>(K, A + i * lda, lda, B, ldb, C + i * ldc, ldc); break;
+    case 1: dot_row<DT, 1>(K, A + i * lda, lda, B, C + i * ldc, ldc); break;
+    case 2: dot_row<DT, 2>(K, A + i * lda, lda, B, C + i * ldc, ldc); break;
+    case 3: dot_row<DT, 3>(K, A + i * lda, lda, B, C + i * ldc, ldc); break;
     default: break;
   }
 }
 
-void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-             int64_t ldc) {
-  int64_t j = 0;
-  for (; j + 4 <= N; j += 4) dot_cols<kF32, 4>(M, K, A, lda, B + j * ldb, ldb, C + j, ldc);
-  for (; j < N; j++) dot_cols<kF32, 1>(M, K, A, lda, B + j * ldb, ldb, C + j, ldc);
-}
-
 // ---------------------------------------------------------------- dot path (small n)
-// Threads split the rows of W into RB-row blocks; each block is read from memory once and reused
-// from cache for every group of 4 rows of x.
+// Threads split the rows of W into contiguous ranges; each W row is read from memory once and reused
+// from L1 for every group of 4 rows of x.
 template <int DT>
-static inline const void* w_row(const WeightView& w, int64_t j) {
-  return static_cast<const char*>(w.data) + j * w.cols * (DT == kF32 ? 4 : 2);
-}
-
-template <int DT, int RB>
-static void dot_path_rb(const float* x, int64_t n, const WeightView& w, float* out) {
-  const int64_t N = w.rows, K = w.cols;
-  const int64_t nblk = N / RB;
-  // about 64K multiply-adds per chunk
-  const int64_t grain = imax(1, (int64_t(1) << 16) / imax(1, K * RB * n));
-  parallel_for(nblk, grain, [&](int64_t lo, int64_t hi) {
-    for (int64_t b = lo; b < hi; b++) dot_cols<DT, RB>(n, K, x, K, w_row<DT>(w, b * RB), K, out + b * RB, N);
-  });
-  for (int64_t j = nblk * RB; j < N; j++) dot_cols<DT, 1>(n, K, x, K, w_row<DT>(w, j), K, out + j, N);
+static void dot_range(const float* x, int64_t n, const WeightView& w, int64_t j0, int64_t j1, float* out) {
+  const char* base = static_cast<const char*>(w.data);
+  const int64_t rowb = w.cols * (DT == kF32 ? 4 : 2);
+  for (int64_t j = j0; j < j1; j++) dot_col<DT>(n, w.cols, x, w.cols, base + j * rowb, out + j, w.rows);
 }
 
 template <int DT>
 static void dot_path(const float* x, int64_t n, const WeightView& w, float* out) {
-  if (n == 1) dot_path_rb<DT, 8>(x, n, w, out);
-  else dot_path_rb<DT, 4>(x, n, w, out);
+  // about 64K multiply-adds per chunk
+  const int64_t grain = imax(1, (int64_t(1) << 16) / imax(1, w.cols * n));
+  parallel_for(w.rows, grain, [&](int64_t lo, int64_t hi) { dot_range<DT>(x, n, w, lo, hi, out); });
+}
+
+void matmul_cols(const float* x, int64_t n, const WeightView& w, int64_t j0, int64_t j1, float* out) {
+  if (n <= 0 || j1 <= j0) return;
+  if (w.cols <= 0) {
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = j0; j < j1; j++) out[i * w.rows + j] = 0.0f;
+    return;
+  }
+  if (w.dtype == kF32) dot_range<kF32>(x, n, w, j0, j1, out);
+  else if (w.dtype == kBF16) dot_range<kBF16>(x, n, w, j0, j1, out);
+  else dot_range<kF16>(x, n, w, j0, j1, out);
+}
+
+// ---------------------------------------------------------------- small-M path (n <= 64)
+// For a few dozen rows of x, packing W costs about as much as the products. Instead x is transposed
+// once (XT [K, Mp], Mp = M rounded up to whole vectors, zero-padded) and W is read in place: RT rows
+// of W against all of XT accumulate a transposed output tile in registers (W[j + r, k] broadcast, row k
+// of XT loaded as NVT vectors). Same per-element summation order (k ascending) wherever a row lands.
+#if defined(M1_ISA_AVX512)
+constexpr int kXtMaxVecs = 4;  // M <= 64
+constexpr int kXtRegs = 24;    // accumulators (of 32 registers)
+#elif defined(M1_ISA_AVX2)
+constexpr int kXtMaxVecs = 4;  // M <= 32
+constexpr int kXtRegs = 12;    // of 16
+#else
+constexpr int kXtMaxVecs = 0;  // scalar builds use the packed path
+constexpr int kXtRegs = 1;
+#endif
+constexpr int64_t kXtMaxRows = int64_t(kXtMaxVecs) * V::W;
+
+template <int NVT>
+static void xt_tile(int64_t K, const float* XT, const float* const* wr, float* tile) {
+  constexpr int RT = kXtRegs / NVT;
+  constexpr int64_t Mp = int64_t(NVT) * V::W;
+  V acc[RT][NVT];
+  M1_UNROLL for (int r = 0; r < RT; r++) {
+    M1_UNROLL for (int v = 0; v < NVT; v++) acc[r][v] = V::zero();
+  }
+  for (int64_t k = 0; k < K; k++) {
+    V b[NVT];
+    M1_UNROLL for (int v = 0; v < NVT; v++) b[v] = V::load(XT + k * Mp + v * V::W);
+    M1_UNROLL for (int r = 0; r < RT; r++) {
+      const V a = V::set1(wr[r][k]);
+      M1_UNROLL for (int v = 0; v < NVT; v++) acc[r][v] = fma(a, b[v], acc[r][v]);
+    }
+  }
+  M1_UNROLL for (int r = 0; r < RT; r++) {
+    M1_UNROLL for (int v = 0; v < NVT; v++) acc[r][v].store(tile + r * Mp + v * V::W);
+  }
+}
+
+template <int NVT>
+static void xt_path(const float* x, int64_t M, const WeightView& w, float* out) {
+  constexpr int RT = kXtRegs / NVT;
+  constexpr int64_t Mp = int64_t(NVT) * V::W;
+  const int64_t N = w.rows, K = w.cols;
+  float* XT = scratch(2, K * Mp);  // read by every pool thread during this call
+  for (int64_t k = 0; k < K; k++) {
+    for (int64_t i = 0; i < M; i++) XT[k * Mp + i] = x[i * K + k];
+    for (int64_t i = M; i < Mp; i++) XT[k * Mp + i] = 0.0f;
+  }
+  const int64_t blocks = cdiv(N, RT);
+  const int64_t grain = imax(1, (int64_t(1) << 16) / imax(1, RT * K * Mp));
+  parallel_for(blocks, grain, [&](int64_t lo, int64_t hi) {
+    float* conv = w.dtype == kF32 ? nullptr : scratch(3, RT * K);
+    alignas(64) float tile[RT * Mp];
+    const float* wr[RT];
+    for (int64_t b = lo; b < hi; b++) {
+      const int64_t j = b * RT, rt = imin(RT, N - j);
+      for (int r = 0; r < RT; r++) {
+        const int64_t row = j + (r < rt ? r : 0);  // rows past N repeat row j; their results are dropped
+        if (conv) {
+          convert_row(w, row, 0, K, conv + r * K);
+          wr[r] = conv + r * K;
+        } else {
+          wr[r] = static_cast<const float*>(w.data) + row * K;
+        }
+      }
+      xt_tile<NVT>(K, XT, wr, tile);
+      for (int64_t i = 0; i < M; i++)
+        for (int64_t r = 0; r < rt; r++) out[i * N + j + r] = tile[r * Mp + i];
+    }
+  });
+}
+
+static void small_m(const float* x, int64_t M, const WeightView& w, float* out) {
+  switch (cdiv(M, V::W)) {
+#if defined(M1_ISA_AVX512) || defined(M1_ISA_AVX2)
+    case 2: return xt_path<2>(x, M, w, out);
+    case 3: return xt_path<3>(x, M, w, out);
+    case 4: return xt_path<4>(x, M, w, out);
+#endif
+    default: abort();
+  }
 }
 
 // ---------------------------------------------------------------- packed path
-constexpr int64_t kDotMaxRows = M1_DOT_MAX_ROWS;
 constexpr int64_t KC = 256;  // k-depth of a packed panel (KC × NR floats ≈ L1)
 constexpr int64_t MC = 192;  // rows of x per pass over the panels (L2)
 
@@ -381,11 +452,12 @@ void matmul(const float* x, int64_t M, const WeightView& w, float* out) {
     memset(out, 0, size_t(M * N) * 4);
     return;
   }
-  if (M <= kDotMaxRows) {
+  if (M <= kDotRows) {
     if (w.dtype == kF32) return dot_path<kF32>(x, M, w, out);
     if (w.dtype == kBF16) return dot_path<kBF16>(x, M, w, out);
     return dot_path<kF16>(x, M, w, out);
   }
+  if (M <= kXtMaxRows) return small_m(x, M, w, out);
   const int64_t T = num_threads();
   const int64_t panels = cdiv(N, NR);
   // panels per task: enough tasks for load balance, at most 8 panels (NC = 8·NR)

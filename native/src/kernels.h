@@ -8,6 +8,9 @@ namespace m1 {
 
 enum DType : int { kF32 = 0, kBF16 = 1, kF16 = 2 };
 
+// matmul takes the dot-product path (weights streamed once, converted in registers) up to this many rows.
+constexpr int64_t kDotRows = 16;
+
 // A 2-D weight [rows, cols], row-major (PyTorch Linear layout [out, in]).
 struct WeightView {
   const void* data;
@@ -20,6 +23,8 @@ struct KernelTable {
   const char* name;
   // out[n, w.rows] = x[n, w.cols] · wᵀ
   void (*matmul)(const float* x, int64_t n, const WeightView& w, float* out);
+  // columns [j0, j1) of matmul's out for n <= kDotRows, single-threaded and bit-identical to matmul
+  void (*matmul_cols)(const float* x, int64_t n, const WeightView& w, int64_t j0, int64_t j1, float* out);
   void (*rmsnorm)(const float* x, int64_t n, int64_t dim, const float* weight, double eps, float* out);
   void (*silu)(const float* x, float* out, int64_t len);
   void (*sigmoid)(const float* x, float* out, int64_t len);
@@ -30,14 +35,23 @@ struct KernelTable {
   void (*embedding)(const int32_t* ids, int64_t n, const WeightView& table, float* out);
   void (*rope)(float* x, int64_t n, int64_t heads, int64_t head_dim, int64_t rotary_dim, const int32_t* positions,
                double theta);
-  void (*lightning_prefill)(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t d,
-                            const float* slopes, int64_t block, float* state, float* out);
-  void (*lightning_step)(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t d,
-                         const float* slopes, float* state, float* out);
+  // q, k, v rows: token t, head h at t·ld + h·hs; out [n, heads, d]
+  void (*lightning_prefill)(const float* q, const float* k, const float* v, int64_t ld, int64_t hs, int64_t n,
+                            int64_t heads, int64_t d, const float* slopes, int64_t block, float* state, float* out);
+  void (*lightning_step)(const float* q, const float* k, const float* v, int64_t ld, int64_t hs, int64_t n,
+                         int64_t heads, int64_t d, const float* slopes, float* state, float* out);
+  // qkv [rows, 3, d] → q, k, v [rows, d]
+  void (*split_qkv)(const float* qkv, int64_t rows, int64_t d, float* q, float* k, float* v);
   void (*attention)(const float* q, const float* kc, const float* vc, int64_t n, int64_t total, int64_t heads,
                     int64_t kv_heads, int64_t d, float scale, float* out, float* probs);
   void (*router_topk)(const float* logits, int64_t n, int64_t experts, int64_t k, int32_t* idx, float* weights);
   void (*weighted_sum)(const float* slots, const float* weights, int64_t n, int64_t k, int64_t dim, float* out);
+  // benchmark ceilings: FLOPs of tasks × iters rounds of independent FMAs (on the pool), the same with
+  // VDPBF16PS (0 without it); a parallel sum and a parallel memcpy
+  double (*fma_peak)(int64_t tasks, int64_t iters);
+  double (*bf16_dot_peak)(int64_t tasks, int64_t iters);
+  double (*read_sum)(const float* src, int64_t len);
+  void (*copy)(const float* src, float* dst, int64_t len);
 };
 
 namespace scalar { const KernelTable* kernels(); }

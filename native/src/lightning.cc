@@ -4,6 +4,8 @@
 //   O = ((Q Kᵀ) ⊙ diag) V + (Q ⊙ q_decay) S,  diag[i,j] = λ^{i−j} (i ≥ j), q_decay[i] = λ^{i+1}
 //   S ← λ^m S + (K ⊙ k_decay)ᵀ V,              k_decay[j] = λ^{m−1−j}
 // Decay powers are exp(−s·p) evaluated in double and rounded to f32.
+// q, k, v of token t, head h start at t·ld + h·hs (plain [n, heads, d]: ld = heads·d, hs = d; the
+// per-head interleaved qkv projection [n, heads, 3, d]: ld = 3·heads·d, hs = 3·d); out is [n, heads, d].
 #include "simd.h"
 
 namespace m1 {
@@ -13,62 +15,73 @@ namespace {
 constexpr int64_t RB = 64;  // query rows per intra-block step (only the causal columns are computed)
 }
 
-void lightning_prefill(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t d,
-                       const float* slopes, int64_t B, float* state, float* out) {
+namespace {
+// One block of m <= B tokens of head h from t0 on: out rows and the state S of the head (pw[i] = λ^i).
+void block(const float* q, const float* k, const float* v, int64_t ld, int64_t hs, int64_t ldo, int64_t h, int64_t d,
+           double s, const float* pw, int64_t t0, int64_t m, float* S, float* out) {
+  float* Kt = scratch(3, d * m);
+  float* A = scratch(4, m * m);
+  const float* Q = q + t0 * ld + h * hs;
+  const float* K = k + t0 * ld + h * hs;
+  const float* Vb = v + t0 * ld + h * hs;
+  float* O = out + t0 * ldo + h * d;
+  // inter-block: O = (Q S) ⊙ q_decay
+  gemm_nn(m, d, d, Q, ld, S, d, O, ldo, 0.0f);
+  for (int64_t i = 0; i < m; i++) {
+    float* o = O + i * ldo;
+    const float f = pw[i + 1];
+    for (int64_t c = 0; c < d; c++) o[c] *= f;
+  }
+  // Kt = Kᵀ [d, m]
+  for (int64_t j = 0; j < m; j++)
+    for (int64_t a = 0; a < d; a++) Kt[a * m + j] = K[j * ld + a];
+  // intra-block: O += ((Q Kᵀ) ⊙ diag) V, row block by row block, causal columns only
+  for (int64_t i0 = 0; i0 < m; i0 += RB) {
+    const int64_t mb = imin(RB, m - i0), w = i0 + mb;
+    float* Ar = A + i0 * m;
+    gemm_nn(mb, w, d, Q + i0 * ld, ld, Kt, m, Ar, m, 0.0f);
+    for (int64_t i = i0; i < w; i++) {
+      float* row = A + i * m;
+      for (int64_t j = 0; j <= i; j++) row[j] *= pw[i - j];
+      for (int64_t j = i + 1; j < w; j++) row[j] = 0.0f;
+    }
+    gemm_nn(mb, d, w, Ar, m, Vb, ld, O + i0 * ldo, ldo, 1.0f);
+  }
+  // state: S = λ^m S + (K ⊙ k_decay)ᵀ V. λ^m is applied as hi + lo so that it does not
+  // compound an f32 rounding once per block.
+  for (int64_t a = 0; a < d; a++) {
+    float* row = Kt + a * m;
+    for (int64_t j = 0; j < m; j++) row[j] *= pw[m - 1 - j];
+  }
+  const double lm = exp(-s * double(m));
+  const float lm_hi = float(lm), lm_lo = float(lm - double(lm_hi));
+  const V vh = V::set1(lm_hi), vl = V::set1(lm_lo);
+  int64_t e = 0;
+  for (; e + V::W <= d * d; e += V::W) {
+    const V x = V::load(S + e);
+    fma(vh, x, vl * x).store(S + e);
+  }
+  for (; e < d * d; e++) S[e] = lm_hi * S[e] + lm_lo * S[e];
+  gemm_nn(d, d, m, Kt, m, Vb, ld, S, d, 1.0f);
+}
+}  // namespace
+
+// Each thread takes an equal share of the heads and walks the blocks, all of its heads per block: the
+// block's rows of q, k, v are read from memory once, for every head that needs them.
+void lightning_prefill(const float* q, const float* k, const float* v, int64_t ld, int64_t hs, int64_t n, int64_t heads,
+                       int64_t d, const float* slopes, int64_t B, float* state, float* out) {
   if (heads <= 0 || d <= 0) return;
-  const int64_t ld = heads * d;
-  parallel_for(heads, 1, [&](int64_t lo, int64_t hi) {
+  const int64_t ldo = heads * d;
+  parallel_for(heads, cdiv(heads, num_threads()), [&](int64_t lo, int64_t hi) {
+    float* pw = scratch(5, (hi - lo) * (B + 1));  // λ_h^i, i = 0..B, per head
     for (int64_t h = lo; h < hi; h++) {
       const double s = double(slopes[h]);
-      float* pw = scratch(5, B + 1);
-      for (int64_t i = 0; i <= B; i++) pw[i] = float(exp(-s * double(i)));
-      float* S = state + h * d * d;
-      for (int64_t t0 = 0; t0 < n; t0 += B) {
-        const int64_t m = imin(B, n - t0);
-        float* Kt = scratch(3, d * m);
-        float* A = scratch(4, m * m);
-        const float* Q = q + t0 * ld + h * d;
-        const float* K = k + t0 * ld + h * d;
-        const float* Vb = v + t0 * ld + h * d;
-        float* O = out + t0 * ld + h * d;
-        // inter-block: O = (Q S) ⊙ q_decay
-        gemm_nn(m, d, d, Q, ld, S, d, O, ld, 0.0f);
-        for (int64_t i = 0; i < m; i++) {
-          float* o = O + i * ld;
-          const float f = pw[i + 1];
-          for (int64_t c = 0; c < d; c++) o[c] *= f;
-        }
-        // Kt = Kᵀ [d, m]
-        for (int64_t j = 0; j < m; j++)
-          for (int64_t a = 0; a < d; a++) Kt[a * m + j] = K[j * ld + a];
-        // intra-block: O += ((Q Kᵀ) ⊙ diag) V, row block by row block, causal columns only
-        for (int64_t i0 = 0; i0 < m; i0 += RB) {
-          const int64_t mb = imin(RB, m - i0), w = i0 + mb;
-          float* Ar = A + i0 * m;
-          gemm_nn(mb, w, d, Q + i0 * ld, ld, Kt, m, Ar, m, 0.0f);
-          for (int64_t i = i0; i < w; i++) {
-            float* row = A + i * m;
-            for (int64_t j = 0; j <= i; j++) row[j] *= pw[i - j];
-            for (int64_t j = i + 1; j < w; j++) row[j] = 0.0f;
-          }
-          gemm_nn(mb, d, w, Ar, m, Vb, ld, O + i0 * ld, ld, 1.0f);
-        }
-        // state: S = λ^m S + (K ⊙ k_decay)ᵀ V. λ^m is applied as hi + lo so that it does not
-        // compound an f32 rounding once per block.
-        for (int64_t a = 0; a < d; a++) {
-          float* row = Kt + a * m;
-          for (int64_t j = 0; j < m; j++) row[j] *= pw[m - 1 - j];
-        }
-        const double lm = exp(-s * double(m));
-        const float lm_hi = float(lm), lm_lo = float(lm - double(lm_hi));
-        const V vh = V::set1(lm_hi), vl = V::set1(lm_lo);
-        int64_t e = 0;
-        for (; e + V::W <= d * d; e += V::W) {
-          const V x = V::load(S + e);
-          fma(vh, x, vl * x).store(S + e);
-        }
-        for (; e < d * d; e++) S[e] = lm_hi * S[e] + lm_lo * S[e];
-        gemm_nn(d, d, m, Kt, m, Vb, ld, S, d, 1.0f);
+      for (int64_t i = 0; i <= B; i++) pw[(h - lo) * (B + 1) + i] = float(exp(-s * double(i)));
+    }
+    for (int64_t t0 = 0; t0 < n; t0 += B) {
+      for (int64_t h = lo; h < hi; h++) {
+        block(q, k, v, ld, hs, ldo, h, d, double(slopes[h]), pw + (h - lo) * (B + 1), t0, imin(B, n - t0),
+              state + h * d * d, out);
       }
     }
   });
@@ -105,21 +118,24 @@ inline void step_cols(const float* qt, const float* kt, const float* vt, float l
 }
 }  // namespace
 
-void lightning_step(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t d,
-                    const float* slopes, float* state, float* out) {
+void lightning_step(const float* q, const float* k, const float* v, int64_t ld, int64_t hs, int64_t n, int64_t heads,
+                    int64_t d, const float* slopes, float* state, float* out) {
   if (heads <= 0 || d <= 0) return;
-  const int64_t ld = heads * d;
-  parallel_for(heads, 1, [&](int64_t lo, int64_t hi) {
+  const int64_t ldo = heads * d;
+  // a decode step of a small model is a few microseconds of work: not worth waking the pool for
+  const int64_t grain = imax(1, (int64_t(1) << 15) / imax(1, n * d * d));
+  parallel_for(heads, grain, [&](int64_t lo, int64_t hi) {
     for (int64_t h = lo; h < hi; h++) {
       // λ as an unevaluated sum hi + lo: an f32 λ alone would bias λ^t by t·(rounding of λ)
       const double lam = exp(-double(slopes[h]));
       const float lam_hi = float(lam), lam_lo = float(lam - double(lam_hi));
       float* S = state + h * d * d;
       for (int64_t t = 0; t < n; t++) {
-        const int64_t off = t * ld + h * d;
+        const int64_t off = t * ld + h * hs;
+        float* o = out + t * ldo + h * d;
         for (int64_t c0 = 0; c0 < d; c0 += 4 * V::W) {
-          if (c0 + 4 * V::W <= d) step_cols<true>(q + off, k + off, v + off, lam_hi, lam_lo, S, d, c0, out + off);
-          else step_cols<false>(q + off, k + off, v + off, lam_hi, lam_lo, S, d, c0, out + off);
+          if (c0 + 4 * V::W <= d) step_cols<true>(q + off, k + off, v + off, lam_hi, lam_lo, S, d, c0, o);
+          else step_cols<false>(q + off, k + off, v + off, lam_hi, lam_lo, S, d, c0, o);
         }
       }
     }

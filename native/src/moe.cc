@@ -1,45 +1,143 @@
 #include "moe.h"
 
+#include <stdlib.h>
+
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
-namespace m1 {
+#include "threadpool.h"
 
-void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx, int64_t k,
-                 const ExpertView* const* experts, int64_t num_experts, float* out) {
-  const int64_t slots = n * k;
-  if (slots == 0 || hidden == 0) return;
-  // counting sort of the slots by expert
-  std::vector<int64_t> start(static_cast<size_t>(num_experts) + 1, 0);
-  for (int64_t s = 0; s < slots; s++) start[size_t(idx[s]) + 1]++;
-  for (int64_t e = 0; e < num_experts; e++) start[size_t(e) + 1] += start[size_t(e)];
-  std::vector<int64_t> order(static_cast<size_t>(slots));
-  {
-    std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (int64_t s = 0; s < slots; s++) order[size_t(fill[size_t(idx[s])]++)] = s;
+namespace m1 {
+namespace {
+
+constexpr int64_t kChunkFloats = int64_t(1) << 22;  // slot buffer of a chunk of tokens (16 MiB)
+constexpr int64_t kRowBlock = 1024;  // rows of one expert per GEMM chain (bounds its hidden activations)
+constexpr int64_t kColBlock = 32;    // weight rows per task in the few-rows path
+
+// A growable buffer that keeps its memory between calls (no page faults, no zero fill).
+struct Buf {
+  float* p = nullptr;
+  size_t cap = 0;
+  float* get(int64_t n) {
+    if (size_t(n) > cap) {
+      free(p);
+      p = nullptr;
+      cap = 0;
+      if (posix_memalign(reinterpret_cast<void**>(&p), 64, size_t(n) * 4) != 0) abort();
+      cap = size_t(n);
+    }
+    return p;
   }
-  std::vector<float> xs, h1, h3, y;
-  for (int64_t e = 0; e < num_experts; e++) {
-    const int64_t b = start[size_t(e)], ne = start[size_t(e) + 1] - b;
-    if (ne == 0) continue;
-    const ExpertView& ex = *experts[e];
-    const int64_t F = ex.w1.rows;
-    xs.resize(size_t(ne * hidden));
-    h1.resize(size_t(ne * F));
-    h3.resize(size_t(ne * F));
-    y.resize(size_t(ne * hidden));
-    for (int64_t r = 0; r < ne; r++) {
-      const int64_t t = order[size_t(b + r)] / k;
-      std::memcpy(xs.data() + r * hidden, x + t * hidden, size_t(hidden) * sizeof(float));
+  ~Buf() { free(p); }
+};
+thread_local Buf tl_xs, tl_h1, tl_h3, tl_y, tl_slots;
+
+struct Group {
+  int64_t e, begin, rows;  // expert, first entry in `order`, number of slots
+};
+
+// Rows of the slots in `order` [begin, begin + rows) gathered from x.
+void gather(const float* x, int64_t hidden, const int64_t* order, int64_t k, int64_t rows, float* xs) {
+  parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, hidden)), [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; r++) std::memcpy(xs + r * hidden, x + (order[r] / k) * hidden, size_t(hidden) * 4);
+  });
+}
+
+void scatter(const float* y, int64_t hidden, const int64_t* order, int64_t rows, int64_t s0, float* slots) {
+  parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, hidden)), [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; r++) std::memcpy(slots + (order[r] - s0) * hidden, y + r * hidden, size_t(hidden) * 4);
+  });
+}
+
+// Every group has at most kDotRows rows: W1/W3 row blocks of all experts in one parallel pass, then W2.
+void few_rows(const KernelTable& K, const std::vector<Group>& groups, const ExpertView* const* experts,
+              int64_t hidden, int64_t F, const float* xs, float* h1, float* h3, float* y) {
+  int64_t rows = 0, most = 0;
+  for (const Group& g : groups) {
+    rows += g.rows;
+    most = std::max(most, g.rows);
+  }
+  // tasks: per group, per_f row blocks of W1 then per_f of W3; about 64K multiply-adds per chunk at least
+  const int64_t per_f = (F + kColBlock - 1) / kColBlock;
+  const int64_t grain_f = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, kColBlock * hidden * most));
+  parallel_for(int64_t(groups.size()) * 2 * per_f, grain_f, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; t++) {
+      const Group& g = groups[size_t(t / (2 * per_f))];
+      const int64_t u = t % (2 * per_f), j0 = (u % per_f) * kColBlock, j1 = std::min(F, j0 + kColBlock);
+      const ExpertView& ex = *experts[g.e];
+      if (u < per_f) K.matmul_cols(xs + g.begin * hidden, g.rows, ex.w1, j0, j1, h1 + g.begin * F);
+      else K.matmul_cols(xs + g.begin * hidden, g.rows, ex.w3, j0, j1, h3 + g.begin * F);
     }
-    K.matmul(xs.data(), ne, ex.w1, h1.data());
-    K.matmul(xs.data(), ne, ex.w3, h3.data());
-    K.swiglu(h1.data(), h3.data(), h1.data(), ne * F);
-    K.matmul(h1.data(), ne, ex.w2, y.data());
-    for (int64_t r = 0; r < ne; r++) {
-      const int64_t s = order[size_t(b + r)];
-      std::memcpy(out + s * hidden, y.data() + r * hidden, size_t(hidden) * sizeof(float));
+  });
+  K.swiglu(h1, h3, h1, rows * F);
+  const int64_t per_h = (hidden + kColBlock - 1) / kColBlock;
+  const int64_t grain_h = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, kColBlock * F * most));
+  parallel_for(int64_t(groups.size()) * per_h, grain_h, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; t++) {
+      const Group& g = groups[size_t(t / per_h)];
+      const int64_t j0 = (t % per_h) * kColBlock, j1 = std::min(hidden, j0 + kColBlock);
+      K.matmul_cols(h1 + g.begin * F, g.rows, experts[g.e]->w2, j0, j1, y + g.begin * hidden);
     }
+  });
+}
+
+}  // namespace
+
+void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
+                 const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
+                 float* out) {
+  if (n == 0 || k == 0 || hidden == 0) return;
+  int64_t F = 0;
+  for (int64_t s = 0; s < n * k; s++) F = std::max(F, experts[idx[s]]->w1.rows);
+  std::vector<int64_t> start(size_t(num_experts) + 1), order;
+  std::vector<Group> groups;
+  // large chunks give each expert many rows per GEMM; the slot buffer bounds them
+  const int64_t chunk = std::max<int64_t>(256, kChunkFloats / (k * hidden));
+  for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+    const int64_t nc = std::min(chunk, n - t0), s0 = t0 * k, ns = nc * k;
+    // counting sort of the chunk's slots by expert
+    std::fill(start.begin(), start.end(), 0);
+    for (int64_t s = s0; s < s0 + ns; s++) start[size_t(idx[s]) + 1]++;
+    for (int64_t e = 0; e < num_experts; e++) start[size_t(e) + 1] += start[size_t(e)];
+    order.assign(size_t(ns), 0);
+    std::vector<int64_t> fill(start.begin(), start.end() - 1);
+    for (int64_t s = s0; s < s0 + ns; s++) order[size_t(fill[size_t(idx[s])]++)] = s;
+    groups.clear();
+    int64_t most = 0;
+    for (int64_t e = 0; e < num_experts; e++) {
+      const int64_t rows = start[size_t(e) + 1] - start[size_t(e)];
+      if (rows) groups.push_back({e, start[size_t(e)], rows});
+      most = std::max(most, rows);
+    }
+    float* ys = slots ? slots + s0 * hidden : tl_slots.get(ns * hidden);
+    float* xs = tl_xs.get(ns * hidden);
+    gather(x, hidden, order.data(), k, ns, xs);
+    if (most <= kDotRows) {
+      float* h1 = tl_h1.get(ns * F);
+      float* h3 = tl_h3.get(ns * F);
+      float* y = tl_y.get(ns * hidden);
+      few_rows(K, groups, experts, hidden, F, xs, h1, h3, y);
+      scatter(y, hidden, order.data(), ns, s0, ys);
+    } else {
+      const int64_t block = std::min(most, kRowBlock);
+      float* h1 = tl_h1.get(block * F);
+      float* h3 = tl_h3.get(block * F);
+      float* y = tl_y.get(block * hidden);
+      for (const Group& g : groups) {
+        const ExpertView& ex = *experts[g.e];
+        for (int64_t r0 = 0; r0 < g.rows; r0 += kRowBlock) {
+          const int64_t rows = std::min(kRowBlock, g.rows - r0);
+          const float* xg = xs + (g.begin + r0) * hidden;
+          K.matmul(xg, rows, ex.w1, h1);
+          K.matmul(xg, rows, ex.w3, h3);
+          K.swiglu(h1, h3, h1, rows * F);
+          K.matmul(h1, rows, ex.w2, y);
+          scatter(y, hidden, order.data() + g.begin + r0, rows, s0, ys);
+        }
+      }
+    }
+    if (out) K.weighted_sum(ys, weights + s0, nc, k, hidden, out + t0 * hidden);
   }
 }
 

@@ -1,4 +1,8 @@
-// SwiGLU experts for routed tokens: tokens are grouped per expert, one GEMM chain per expert.
+// SwiGLU experts for routed tokens. Tokens are taken in chunks; the slots (token, rank) of a chunk are
+// grouped by expert and each expert runs a GEMM chain on its rows (up to 1024 at a time):
+// y = W2 (silu(W1 x) ⊙ (W3 x)).
+// When every expert has few rows (decode), the experts' weight rows are shared out to the threads
+// together, so each byte of the chosen experts is read once and no thread waits on one small GEMV.
 #pragma once
 #include <stdint.h>
 
@@ -12,9 +16,11 @@ struct ExpertView {
   WeightView w2;  // down [hidden, F]
 };
 
-// out[t, j, :] = W2_e (silu(W1_e x_t) ⊙ (W3_e x_t)), e = idx[t, j]; experts[e] is non-null for every
-// routed e (validated by the caller).
-void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx, int64_t k,
-                 const ExpertView* const* experts, int64_t num_experts, float* out);
+// x [n, hidden]; idx [n, k]; experts[e] is non-null for every routed e (validated by the caller).
+// slots != null: slots[t, j, :] = y of (t, idx[t, j]).
+// out != null: out[t, :] = Σ_j weights[t, j] · y(t, j), bit-identical to slots followed by weighted_sum.
+void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
+                 const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
+                 float* out);
 
 }  // namespace m1

@@ -298,10 +298,8 @@ void convert_row(const WeightView& w, int64_t row, int64_t k0, int64_t len, floa
 // C[M×N] = beta·C + A[M×K]·B[K×N], all row-major f32 (beta == 0: C is not read). Single-threaded.
 void gemm_nn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
              int64_t ldc, float beta);
-// C[M×N] = A[M×K]·Bᵀ with B [N×K] row-major (dot products; for small M). Single-threaded.
-void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-             int64_t ldc);
 void matmul(const float* x, int64_t n, const WeightView& w, float* out);
+void matmul_cols(const float* x, int64_t n, const WeightView& w, int64_t j0, int64_t j1, float* out);
 void rmsnorm(const float* x, int64_t n, int64_t dim, const float* weight, double eps, float* out);
 void silu(const float* x, float* out, int64_t len);
 void sigmoid(const float* x, float* out, int64_t len);
@@ -311,14 +309,19 @@ void axpby(float alpha, const float* x, float beta, const float* y, float* out, 
 void embedding(const int32_t* ids, int64_t n, const WeightView& table, float* out);
 void rope(float* x, int64_t n, int64_t heads, int64_t head_dim, int64_t rotary_dim, const int32_t* positions,
           double theta);
-void lightning_prefill(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t d,
-                       const float* slopes, int64_t block, float* state, float* out);
-void lightning_step(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t d,
-                    const float* slopes, float* state, float* out);
+void lightning_prefill(const float* q, const float* k, const float* v, int64_t ld, int64_t hs, int64_t n, int64_t heads,
+                       int64_t d, const float* slopes, int64_t block, float* state, float* out);
+void lightning_step(const float* q, const float* k, const float* v, int64_t ld, int64_t hs, int64_t n, int64_t heads,
+                    int64_t d, const float* slopes, float* state, float* out);
+void split_qkv(const float* qkv, int64_t rows, int64_t d, float* q, float* k, float* v);
 void attention(const float* q, const float* kc, const float* vc, int64_t n, int64_t total, int64_t heads,
                int64_t kv_heads, int64_t d, float scale, float* out, float* probs);
 void router_topk(const float* logits, int64_t n, int64_t experts, int64_t k, int32_t* idx, float* weights);
 void weighted_sum(const float* slots, const float* weights, int64_t n, int64_t k, int64_t dim, float* out);
+double fma_peak(int64_t tasks, int64_t iters);
+double bf16_dot_peak(int64_t tasks, int64_t iters);
+double read_sum(const float* src, int64_t len);
+void copy(const float* src, float* dst, int64_t len);
 
 }  // namespace M1_NS
 }  // namespace m1

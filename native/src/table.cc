@@ -13,6 +13,7 @@ static const KernelTable kTable = {
     "scalar",
 #endif
     matmul,
+    matmul_cols,
     rmsnorm,
     silu,
     sigmoid,
@@ -23,9 +24,14 @@ static const KernelTable kTable = {
     rope,
     lightning_prefill,
     lightning_step,
+    split_qkv,
     attention,
     router_topk,
     weighted_sum,
+    fma_peak,
+    bf16_dot_peak,
+    read_sum,
+    copy,
 };
 
 const KernelTable* kernels() { return &kTable; }

@@ -1,6 +1,7 @@
 #include "threadpool.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -20,7 +21,12 @@ namespace {
 
 thread_local bool tl_in_pool = false;
 
-constexpr int kSpin = 4000;  // pause iterations before a worker sleeps
+constexpr int kSpin = 4000;  // pause iterations of the caller before it yields its time slice
+// A worker waits for the next job spinning (kWorkerSpin), then yielding its time slice (until kWorkerYield:
+// other threads run if the cores are oversubscribed), then asleep. The first two cover the JavaScript
+// between two ops of a forward pass, so a decode step (many small ops) never waits for a thread to wake.
+constexpr auto kWorkerSpin = std::chrono::microseconds(100);
+constexpr auto kWorkerYield = std::chrono::microseconds(2000);
 
 struct Job {
   RangeFn fn;
@@ -97,9 +103,16 @@ class Pool {
       seen = gen_.load();
     }
     for (;;) {
-      for (int i = 0; i < kSpin; i++) {
-        if (gen_.load(std::memory_order_acquire) != seen || quit_.load(std::memory_order_relaxed)) break;
-        M1_PAUSE();
+      const auto t0 = std::chrono::steady_clock::now();
+      bool yielding = false;
+      for (int i = 1; gen_.load(std::memory_order_acquire) == seen && !quit_.load(std::memory_order_relaxed); i++) {
+        if (i % 64 == 0) {
+          const auto waited = std::chrono::steady_clock::now() - t0;
+          if (waited > kWorkerYield) break;
+          yielding = waited > kWorkerSpin;
+        }
+        if (yielding) std::this_thread::yield();
+        else M1_PAUSE();
       }
       Job job;
       {
