@@ -1,6 +1,6 @@
 import type { ModelConfig } from "./config.ts";
 
-/** Keys and values of one softmax layer, [capacity, kvHeads, headDim] each, growing by doubling. */
+/** Keys and values of one softmax layer, [capacity, kvHeads, headDim] each, grown as tokens arrive. */
 export class KvCache {
   keys: Float32Array;
   values: Float32Array;
@@ -19,8 +19,8 @@ export class KvCache {
   append(k: Float32Array, v: Float32Array, n: number): void {
     const need = this.length + n;
     if (need > this.capacity) {
-      let cap = this.capacity;
-      while (cap < need) cap *= 2;
+      // a long prefill reserves what it needs; decode steps then grow the reserve by half at a time
+      const cap = Math.max(need, Math.ceil(this.capacity * 1.5));
       const keys = new Float32Array(cap * this.rowWidth);
       const values = new Float32Array(cap * this.rowWidth);
       keys.set(this.keys.subarray(0, this.length * this.rowWidth));

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { relativeDifference } from "../engine/analysis/diff.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const FIXTURES = join(ROOT, "test", "fixtures");
@@ -11,17 +12,10 @@ export const TINY = join(GOLDEN, "tiny-m1");
 export const TINY_ROPE8 = join(GOLDEN, "tiny-m1-rope8");
 export const M1_FIXTURE = join(FIXTURES, "minimax-m1");
 
-/** ||a - b|| / ||b|| in double precision. */
+/** ||a - b|| / ||b|| in double precision (b is the reference). */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i] - b[i];
-    num += d * d;
-    den += b[i] * b[i];
-  }
-  return Math.sqrt(num) / Math.sqrt(den);
+  return relativeDifference(b, a);
 }
 
 /** A fresh temporary directory, removed by the returned cleanup. */

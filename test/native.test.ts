@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import * as m1 from "../native/index.ts";
+import { relErr } from "./helpers.ts";
 
 const TOL = 1e-6;
 
@@ -26,18 +27,6 @@ function randF32(len: number, seed: number, lo = -1, hi = 1): Float32Array {
   return a;
 }
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, "length mismatch");
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i] - b[i];
-    num += d * d;
-    den += b[i] * b[i];
-  }
-  if (!Number.isFinite(num)) return Infinity;
-  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
-}
 
 function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, what: string, tol = TOL): void {
   const e = relErr(a, b);

@@ -15,7 +15,7 @@ export interface MemoryResult {
   context: number;
   lightningStateBytes: number;
   kvCacheBytes: number;
-  /** reserved by the KV caches (they grow by doubling) */
+  /** reserved by the KV caches (they grow by half their size at a time, or to a long prefill's need) */
   kvReservedBytes: number;
   /** process resident set after a full GC with the op-output pool emptied */
   rssBytes: number;

@@ -226,7 +226,7 @@ function renderMarkdown(s: Partial<Record<SuiteKey, Stamped>>): string {
   // ---- memory
   if (mem) {
     lines.push("## Decoding state vs context", "", "The lightning layers' state is constant; only the softmax layer's KV cache grows with the context.", "",
-      "| context | lightning state MiB | KV cache MiB (valid rows) | KV reserved MiB (grows by doubling) | process RSS MiB | command |", "|---|---|---|---|---|---|");
+      "| context | lightning state MiB | KV cache MiB (valid rows) | KV reserved MiB | process RSS MiB | command |", "|---|---|---|---|---|---|");
     for (const m of mem) {
       lines.push(`| ${kTok(m.context)} | ${mib(m.lightningStateBytes)} | ${mib(m.kvCacheBytes)} | ${mib(m.kvReservedBytes)} | ${mib(m.rssBytes)} | ${suite("memory")} |`);
     }
