@@ -8,18 +8,13 @@ import type { Model } from "../../engine/model.ts";
 import type { Generation } from "../../engine/generate.ts";
 import type { ChatMessage, Tokenizer } from "../../engine/tokenizer.ts";
 import { InputError } from "../../engine/errors.ts";
+import type { CompletionRequest } from "../eval/types.ts";
 
-export interface EngineRequest {
+/** A completion request as the eval runner makes it, with the prompt as text or token ids (chat already rendered). */
+export interface EngineRequest extends Omit<CompletionRequest, "prompt" | "temperature"> {
   /** text (tokenized with the checkpoint's tokenizer) or token ids */
   prompt: string | number[];
-  maxTokens: number;
   temperature?: number;
-  topP?: number;
-  topK?: number;
-  seed?: number;
-  stop?: string[];
-  thinkingBudget?: number;
-  signal?: AbortSignal;
 }
 
 export interface EngineCompletion {
