@@ -1,6 +1,6 @@
 /**
  * `m1 run <notebook.ipynb> [--out executed.ipynb] [--html report.html] [-p name=value …] [--timeout S]
- *        [--server URL --token T] [--kernel NAME]`
+ *        [--server URL --token T [--server-path PATH]] [--kernel NAME]`
  * Runs a notebook headless on the m1 kernel (started here, or on a Jupyter server), cell by cell. A failing or
  * timed-out cell stops the run: every output so far and the error are still written, and the exit code is 1.
  */
@@ -87,12 +87,14 @@ export async function runCommand(args: string[]): Promise<number> {
       server: { type: "string" },
       token: { type: "string" },
       kernel: { type: "string" },
+      "server-path": { type: "string" },
     },
   });
   if (positionals.length !== 1) throw new InputError("expected one notebook (m1 run <notebook.ipynb> [--out executed.ipynb] [--html report.html] [-p name=value ...] [--timeout S])");
   const timeoutS = values.timeout === undefined ? undefined : Number(values.timeout);
   if (timeoutS !== undefined && !(timeoutS > 0)) throw new InputError(`--timeout: "${values.timeout}" is not a positive number of seconds`);
   if (values.token !== undefined && !values.server) throw new InputError("--token needs --server");
+  if (values["server-path"] !== undefined && !values.server) throw new InputError("--server-path needs --server");
   const path = resolve(positionals[0]);
   const nb = readNotebook(path);
   const unknown = injectParameters(nb, (values.parameter ?? []).map(parseParameter));
@@ -100,7 +102,7 @@ export async function runCommand(args: string[]): Promise<number> {
   if (!values.server) checkKernel(nb, path);
 
   const log = (line: string) => process.stderr.write(`m1 run: ${line}\n`);
-  const kernel = values.server ? await serverKernel(values.server, values.token ?? "", values.kernel ?? KERNEL_NAME) : await localKernel(dirname(path));
+  const kernel = values.server ? await serverKernel(values.server, values.token ?? "", values.kernel ?? KERNEL_NAME, values["server-path"]) : await localKernel(dirname(path));
   let result: RunResult;
   try {
     result = await runNotebook(nb, kernel, timeoutS, log);

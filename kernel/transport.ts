@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { InputError } from "../engine/errors.ts";
 import { KernelClient } from "./client.ts";
 import { writeConnectionFile } from "./connection.ts";
@@ -68,9 +68,13 @@ export async function localKernel(cwd: string): Promise<Transport> {
   };
 }
 
-/** Starts kernel `name` on a Jupyter server and talks to it over the server's websocket. */
-export async function serverKernel(baseUrl: string, token: string, name: string): Promise<Transport> {
-  const [{ ServerConnection, KernelManager, KernelSpecAPI }, { WebSocket }] = await Promise.all([import("@jupyterlab/services"), import("ws")]);
+/**
+ * Starts kernel `name` on a Jupyter server and talks to it over the server's websocket. With `notebookPath` (the
+ * notebook's path under the server's root) it starts a notebook session there, so the kernel runs in the
+ * notebook's folder as when JupyterLab opens it (relative imports work); without it, in the server's root.
+ */
+export async function serverKernel(baseUrl: string, token: string, name: string, notebookPath?: string): Promise<Transport> {
+  const [{ ServerConnection, KernelManager, KernelSpecAPI, SessionManager }, { WebSocket }] = await Promise.all([import("@jupyterlab/services"), import("ws")]);
   const serverSettings = ServerConnection.makeSettings({ baseUrl, wsUrl: baseUrl.replace(/^http/, "ws"), token, appendToken: true, WebSocket: WebSocket as never });
   let specs;
   try {
@@ -83,7 +87,9 @@ export async function serverKernel(baseUrl: string, token: string, name: string)
   }
   const manager = new KernelManager({ serverSettings });
   await manager.ready;
-  const kernel = await manager.startNew({ name });
+  const sessions = notebookPath === undefined ? null : new SessionManager({ serverSettings, kernelManager: manager });
+  const session = await sessions?.startNew({ path: notebookPath!, type: "notebook", name: basename(notebookPath!), kernel: { name } });
+  const kernel = session ? session.kernel! : await manager.startNew({ name });
   const info = await kernel.info;
   return {
     kernelInfo: info as unknown as Record<string, any>,
@@ -99,7 +105,8 @@ export async function serverKernel(baseUrl: string, token: string, name: string)
       await kernel.interrupt();
     },
     async shutdown() {
-      await kernel.shutdown().catch(() => {});
+      await (session ?? kernel).shutdown().catch(() => {});
+      sessions?.dispose();
       manager.dispose();
     },
   };
