@@ -8,6 +8,7 @@ import type { KvCache } from "./cache.ts";
 import { Tensor } from "./tensor.ts";
 import type { HookSet, HookContext } from "./hooks.ts";
 import { CheckpointError } from "./errors.ts";
+import { softmax } from "./softmax.ts";
 
 /** What one forward call shares with its sublayers. */
 export interface Pass {
@@ -229,14 +230,7 @@ function attentionScores(cfg: ModelConfig, q: Float32Array, kv: KvCache, n: numb
 /** Row-wise softmax of [heads, n, total] scores (f64 sums); masked entries (-Infinity) become 0. */
 function causalSoftmax(scores: Float32Array, nh: number, n: number, total: number): Float32Array {
   const out = new Float32Array(scores.length);
-  for (let r = 0; r < nh * n; r++) {
-    const row = scores.subarray(r * total, (r + 1) * total);
-    let max = -Infinity;
-    for (const x of row) if (x > max) max = x;
-    let sum = 0;
-    for (let j = 0; j < total; j++) sum += Math.exp(row[j] - max);
-    for (let j = 0; j < total; j++) out[r * total + j] = Math.exp(row[j] - max) / sum;
-  }
+  for (let r = 0; r < nh * n; r++) out.set(softmax(scores.subarray(r * total, (r + 1) * total)), r * total);
   return out;
 }
 
@@ -259,7 +253,7 @@ function patternTimesValues(cfg: ModelConfig, pattern: Float32Array, kv: KvCache
 }
 
 /** Rows [rows, heads, d] → the contiguous [rows, d] of one head. */
-function gatherHead(x: Float32Array, rows: number, heads: number, d: number, h: number): Float32Array {
+export function gatherHead(x: Float32Array, rows: number, heads: number, d: number, h: number): Float32Array {
   const out = new Float32Array(rows * d);
   for (let t = 0; t < rows; t++) out.set(x.subarray((t * heads + h) * d, (t * heads + h + 1) * d), t * d);
   return out;

@@ -9,7 +9,8 @@ import { Tensor } from "./tensor.ts";
 import type { ActivationCache, HookFilter } from "./hooks.ts";
 import { InputError } from "./errors.ts";
 import { DISPLAY, htmlBundle, escapeHtml, type MimeBundle } from "./display.ts";
-import { tokenLabels } from "./analysis/tokens.ts";
+import { tokenLabels, tokenText } from "./analysis/tokens.ts";
+import { softmax } from "./softmax.ts";
 import { AttentionPattern } from "./analysis/attention.ts";
 import { LightningLayer } from "./analysis/lightning.ts";
 import { Routing } from "./analysis/routing.ts";
@@ -85,9 +86,7 @@ export class Trace {
       const x = this.get(`blocks.${l}.hook_resid_post`).data as Float32Array;
       return native.matmul(native.rmsnorm(x, n, hs, norm, rmsNormEps), n, head);
     });
-    const tok = this.model.tokenizer;
-    const text = (id: number) => (tok ? tok.decode([id], { skipUnknown: true }) || `#${id}` : String(id));
-    return LogitLens.compute(perLayer, n, vocab, this.logits.data as Float32Array, this.labels, text);
+    return LogitLens.compute(perLayer, n, vocab, this.logits.data as Float32Array, this.labels, (id) => tokenText(this.model, id));
   }
 
   /** Where this trace and another of the same prompt diverge: residual, attention and MoE outputs, routing, logits. */
@@ -112,13 +111,9 @@ export class Trace {
   /** The most likely next tokens after the prompt. */
   topNext(k = 5): { id: number; text: string; prob: number }[] {
     const vocab = this.model.config.vocabSize;
-    const row = (this.logits.data as Float32Array).subarray((this.tokens - 1) * vocab);
-    const max = Math.max(...row);
-    let z = 0;
-    for (const x of row) z += Math.exp(x - max);
-    const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, k);
-    const tok = this.model.tokenizer;
-    return order.map((id) => ({ id, text: tok ? tok.decode([id], { skipUnknown: true }) : String(id), prob: Math.exp(row[id] - max) / z }));
+    const probs = softmax((this.logits.data as Float32Array).subarray((this.tokens - 1) * vocab));
+    const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a]).slice(0, k);
+    return order.map((id) => ({ id, text: tokenText(this.model, id), prob: probs[id] }));
   }
 
   [DISPLAY](): MimeBundle {

@@ -1,6 +1,7 @@
 /** Where two traces of the same prompt (e.g. mini-40k vs mini-80k) diverge, layer by layer. */
 import { tableFromArrays, type Table } from "apache-arrow";
 import { Figure } from "../figure.ts";
+import { softmax } from "../softmax.ts";
 import { DISPLAY, htmlBundle, escapeHtml, type MimeBundle } from "../display.ts";
 
 export interface LayerDivergence {
@@ -100,13 +101,4 @@ export function logitsDivergence(a: Float32Array, b: Float32Array, vocab: number
     if (ia === ib) agree++;
   }
   return { relative: relativeDifference(a, b), meanKl: kl / n, top1Agreement: agree / n };
-}
-
-function softmax(row: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const x of row) if (x > max) max = x;
-  const p = Float64Array.from(row, (x) => Math.exp(x - max));
-  const z = p.reduce((s, x) => s + x, 0);
-  for (let i = 0; i < p.length; i++) p[i] /= z;
-  return p;
 }

@@ -10,6 +10,7 @@ import { Tensor } from "../tensor.ts";
 import { Figure, heatmapGrid } from "../figure.ts";
 import { DISPLAY, type MimeBundle } from "../display.ts";
 import { InputError } from "../errors.ts";
+import { gatherHead } from "../layers.ts";
 import { windowOf, type Window } from "./tokens.ts";
 
 /** Slope s, decay λ and half-life ln2/s (in tokens) of every head of every lightning layer. */
@@ -164,8 +165,5 @@ export class EffectiveAttention {
 /** [n, heads, d] → the contiguous [n, d] of one head. */
 function headRows(t: Tensor, head: number): Float32Array {
   const [n, heads, d] = t.shape;
-  const x = t.data as Float32Array;
-  const out = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) out.set(x.subarray((i * heads + head) * d, (i * heads + head + 1) * d), i * d);
-  return out;
+  return gatherHead(t.data as Float32Array, n, heads, d, head);
 }

@@ -2,6 +2,7 @@
 import { tableFromArrays, type Table } from "apache-arrow";
 import type { Tensor } from "../tensor.ts";
 import { Figure } from "../figure.ts";
+import { softmax } from "../softmax.ts";
 import { DISPLAY, type MimeBundle } from "../display.ts";
 import { windowOf, type Window } from "./tokens.ts";
 
@@ -56,15 +57,8 @@ export class Routing {
     const logits = this.routerLogits.data as Float32Array;
     const out = new Float32Array(this.tokens);
     for (let t = 0; t < this.tokens; t++) {
-      const row = logits.subarray(t * this.experts, (t + 1) * this.experts);
-      const max = Math.max(...row);
-      let z = 0;
-      for (const x of row) z += Math.exp(x - max);
       let h = 0;
-      for (const x of row) {
-        const p = Math.exp(x - max) / z;
-        if (p > 0) h -= p * Math.log(p);
-      }
+      for (const p of softmax(logits.subarray(t * this.experts, (t + 1) * this.experts))) if (p > 0) h -= p * Math.log(p);
       out[t] = h;
     }
     return out;

@@ -2,10 +2,15 @@
 import type { Model } from "../model.ts";
 import { InputError } from "../errors.ts";
 
+/** A token's text: decoded when the checkpoint has a tokenizer, else (or for an id without a token) "#id" / the id. */
+export function tokenText(model: Model, id: number): string {
+  const tok = model.tokenizer;
+  return tok ? tok.decode([id], { skipUnknown: true }) || `#${id}` : String(id);
+}
+
 /** "i:text" per token (plotly merges equal category labels, so the position is part of the label). */
 export function tokenLabels(model: Model, ids: readonly number[]): string[] {
-  const tok = model.tokenizer;
-  return ids.map((id, i) => `${i}:${tok ? tok.decode([id], { skipUnknown: true }) || `#${id}` : id}`);
+  return ids.map((id, i) => `${i}:${tokenText(model, id)}`);
 }
 
 export interface Window {

@@ -1,0 +1,10 @@
+/** softmax of one row in double precision, max-subtracted; -Infinity entries (masked) become 0. */
+export function softmax(row: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+  const p = Float64Array.from(row, (x) => Math.exp(x - max));
+  let z = 0;
+  for (const x of p) z += x;
+  for (let i = 0; i < p.length; i++) p[i] /= z;
+  return p;
+}
