@@ -17,7 +17,7 @@ import type { Stepper } from "./stepper.ts";
 import type { Generation, GenerateOptions } from "./generate.ts";
 import type { ForwardOptions } from "./model.ts";
 import type { HookFilter, HookFn } from "./hooks.ts";
-import { RemoteGeneration, type RemoteGenerateOptions } from "./remote.ts";
+import { RemoteGeneration } from "./remote.ts";
 import { diffWeights, type DiffOptions, type WeightDiff } from "./analysis/weights.ts";
 import { architectureSummary, type ArchitectureSummary } from "./summary.ts";
 import { DISPLAY, htmlBundle, escapeHtml, type MimeBundle } from "./display.ts";
@@ -57,18 +57,22 @@ export class LoadedModel {
   /** Generation: local (token stream with ids) or on the endpoint (text stream). */
   generate(prompt: Prompt, options: GenerateOptions = {}): Generation | RemoteGeneration {
     if (this.local) return this.local.generate(prompt, options);
-    const src = this.entry.source as Extract<CheckpointSource, { kind: "endpoint" }>;
     if (typeof prompt !== "string") throw new InputError(`"${this.name}" is served by an endpoint: give the prompt as text`);
-    const remote: RemoteGenerateOptions = { ...options };
-    return new RemoteGeneration(src, prompt, remote);
+    return this.remote(prompt, options);
   }
 
   /** Chat on the endpoint (messages in M1's format), or locally through the checkpoint's chat template. */
   chat(messages: ChatMessage[], options: GenerateOptions = {}): Generation | RemoteGeneration {
-    if (!this.local) return new RemoteGeneration(this.entry.source as Extract<CheckpointSource, { kind: "endpoint" }>, messages, options);
+    if (!this.local) return this.remote(messages, options);
     const tok = this.local.tokenizer;
     if (!tok) throw new InputError(`"${this.name}" has no tokenizer, so no chat template`);
     return this.local.generate(tok.renderChat(messages, { addGenerationPrompt: true }), options);
+  }
+
+  /** A generation on the endpoint; greedy is asked for as temperature 0, as OpenAI-compatible servers take it. */
+  private remote(prompt: string | ChatMessage[], options: GenerateOptions): RemoteGeneration {
+    const endpoint = this.entry.source as Extract<CheckpointSource, { kind: "endpoint" }>;
+    return new RemoteGeneration(endpoint, prompt, { ...options, temperature: options.greedy ? 0 : options.temperature });
   }
 
   /** Architecture, parameters, bytes per layer (local checkpoints). */
