@@ -15,22 +15,26 @@ export class KvCache {
     return this.keys.length / this.rowWidth;
   }
 
+  /** Makes room for n more rows (the arrays are replaced when they grow). */
+  reserve(n: number): void {
+    const need = this.length + n;
+    if (need <= this.capacity) return;
+    // a long prefill reserves what it needs; decode steps then grow the reserve by half at a time
+    const cap = Math.max(need, Math.ceil(this.capacity * 1.5));
+    const keys = new Float32Array(cap * this.rowWidth);
+    const values = new Float32Array(cap * this.rowWidth);
+    keys.set(this.keys.subarray(0, this.length * this.rowWidth));
+    values.set(this.values.subarray(0, this.length * this.rowWidth));
+    this.keys = keys;
+    this.values = values;
+  }
+
   /** Appends n rows of keys and values (each [n, kvHeads, headDim]). */
   append(k: Float32Array, v: Float32Array, n: number): void {
-    const need = this.length + n;
-    if (need > this.capacity) {
-      // a long prefill reserves what it needs; decode steps then grow the reserve by half at a time
-      const cap = Math.max(need, Math.ceil(this.capacity * 1.5));
-      const keys = new Float32Array(cap * this.rowWidth);
-      const values = new Float32Array(cap * this.rowWidth);
-      keys.set(this.keys.subarray(0, this.length * this.rowWidth));
-      values.set(this.values.subarray(0, this.length * this.rowWidth));
-      this.keys = keys;
-      this.values = values;
-    }
+    this.reserve(n);
     this.keys.set(k.subarray(0, n * this.rowWidth), this.length * this.rowWidth);
     this.values.set(v.subarray(0, n * this.rowWidth), this.length * this.rowWidth);
-    this.length = need;
+    this.length += n;
   }
 
   clone(): KvCache {

@@ -29,6 +29,7 @@ export class Checkpoint {
   private readonly files = new Map<string, SafetensorsFile>();
   private readonly cache = new Map<string, Tensor>(); // insertion order = least recently used first
   private resident = 0;
+  private evictCount = 0;
   private closed = false;
 
   private constructor(
@@ -143,8 +144,19 @@ export class Checkpoint {
     return this.resident;
   }
 
+  /** True when no resident budget applies: every tensor read stays in memory (until evict). */
+  get fullyResident(): boolean {
+    return this.budget === Infinity;
+  }
+
+  /** Number of evict calls so far: whoever keeps tensors of this checkpoint drops them when it changes. */
+  get evictions(): number {
+    return this.evictCount;
+  }
+
   /** Drop resident tensors whose canonical name starts with `prefix` (all when omitted). */
   evict(prefix = ""): void {
+    this.evictCount++;
     for (const [k, v] of this.cache) {
       if (!k.startsWith(prefix)) continue;
       this.cache.delete(k);

@@ -4,7 +4,7 @@
  */
 import * as native from "../native/index.ts";
 import type { ModelConfig } from "./config.ts";
-import type { KvCache } from "./cache.ts";
+import type { KvCache, ModelCache } from "./cache.ts";
 import { Tensor } from "./tensor.ts";
 import type { HookSet, HookContext } from "./hooks.ts";
 import { CheckpointError } from "./errors.ts";
@@ -30,6 +30,53 @@ export function hook<T extends Float32Array | Int32Array>(pass: Pass, name: stri
 export interface WeightSource {
   weight(name: string, shape: number[]): native.Weight;
   vector(name: string, length: number): Float32Array;
+}
+
+/** The weights of a lightning attention sublayer (spec §3.1 names). */
+function lightningWeights(cfg: ModelConfig, l: number, w: WeightSource) {
+  const { hiddenSize: hs, numHeads: nh, headDim: d } = cfg;
+  const inner = nh * d;
+  const p = `model.layers.${l}.self_attn.`;
+  return {
+    // rows grouped per head: [q(d) k(d) v(d)] for head 0, then head 1, ...
+    qkv: w.weight(p + "qkv_proj.weight", [3 * inner, hs]),
+    gate: w.weight(p + "output_gate.weight", [inner, hs]),
+    out: w.weight(p + "out_proj.weight", [hs, inner]),
+    norm: w.vector(p + "norm.weight", inner),
+  };
+}
+
+/** The weights of a softmax attention sublayer. */
+function softmaxWeights(cfg: ModelConfig, l: number, w: WeightSource) {
+  const { hiddenSize: hs, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
+  const p = `model.layers.${l}.self_attn.`;
+  return {
+    q: w.weight(p + "q_proj.weight", [nh * d, hs]),
+    k: w.weight(p + "k_proj.weight", [nkv * d, hs]),
+    v: w.weight(p + "v_proj.weight", [nkv * d, hs]),
+    o: w.weight(p + "o_proj.weight", [hs, nh * d]),
+  };
+}
+
+function routerWeight(cfg: ModelConfig, l: number, w: WeightSource): native.Weight {
+  return w.weight(`model.layers.${l}.block_sparse_moe.gate.weight`, [cfg.numExperts, cfg.hiddenSize]);
+}
+
+function expertWeights(cfg: ModelConfig, l: number, e: number, w: WeightSource): native.ExpertWeights {
+  const { hiddenSize: hs, intermediateSize: f } = cfg;
+  const p = `model.layers.${l}.block_sparse_moe.experts.${e}.`;
+  return { w1: w.weight(p + "w1.weight", [f, hs]), w3: w.weight(p + "w3.weight", [f, hs]), w2: w.weight(p + "w2.weight", [hs, f]) };
+}
+
+/** The experts that `idx` routes to, read from the checkpoint (only those); undefined for the others. */
+function routedExperts(cfg: ModelConfig, l: number, idx: Int32Array, w: WeightSource): (native.ExpertWeights | undefined)[] {
+  const ne = cfg.numExperts;
+  const experts: (native.ExpertWeights | undefined)[] = new Array(ne);
+  for (const e of idx) {
+    if (e < 0 || e >= ne) throw new CheckpointError(`layer ${l}: routed to expert ${e}, but the model has ${ne} experts`);
+    experts[e] ??= expertWeights(cfg, l, e, w);
+  }
+  return experts;
 }
 
 /**
@@ -95,20 +142,19 @@ function lightningRows(
   cfg: ModelConfig, l: number, a: Float32Array, rows: number, pass: Pass, w: WeightSource, state: Float32Array,
   slopes: Float32Array, out?: Float32Array,
 ): Float32Array {
-  const { hiddenSize: hs, numHeads: nh, headDim: d } = cfg;
+  const { numHeads: nh, headDim: d } = cfg;
   const inner = nh * d;
-  const p = `model.layers.${l}.self_attn.`;
-  // rows of qkv_proj are grouped per head: [q(d) k(d) v(d)] for head 0, then head 1, ...
-  const qkv = native.matmul(a, rows, w.weight(p + "qkv_proj.weight", [3 * inner, hs]), scratch(pass, "qkv", 3 * rows * inner));
+  const lw = lightningWeights(cfg, l, w);
+  const qkv = native.matmul(a, rows, lw.qkv, scratch(pass, "qkv", 3 * rows * inner));
   native.silu(qkv, qkv);
   const o = scratch(pass, "o", rows * inner);
   if (rows === 1) native.lightningStepQkv(qkv, rows, nh, d, slopes, state, o);
   else native.lightningPrefillQkv(qkv, rows, nh, d, slopes, cfg.blockSize, state, o);
-  native.rmsnorm(o, rows, inner, w.vector(p + "norm.weight", inner), cfg.lightningNormEps, o);
-  const gate = native.matmul(a, rows, w.weight(p + "output_gate.weight", [inner, hs]), scratch(pass, "gate", rows * inner));
+  native.rmsnorm(o, rows, inner, lw.norm, cfg.lightningNormEps, o);
+  const gate = native.matmul(a, rows, lw.gate, scratch(pass, "gate", rows * inner));
   native.sigmoid(gate, gate);
   native.mul(gate, o, o);
-  return native.matmul(o, rows, w.weight(p + "out_proj.weight", [hs, inner]), out);
+  return native.matmul(o, rows, lw.out, out);
 }
 
 /** The sublayer with its hooks, in the order they fire: q, k, v, state, o, gate. */
@@ -116,11 +162,11 @@ function observedLightning(
   cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource, state: Float32Array, slopes: Float32Array,
 ): Float32Array {
   const n = pass.tokens;
-  const { hiddenSize: hs, numHeads: nh, headDim: d } = cfg;
+  const { numHeads: nh, headDim: d } = cfg;
   const inner = nh * d;
-  const p = `model.layers.${l}.self_attn.`;
+  const lw = lightningWeights(cfg, l, w);
   const name = `blocks.${l}.lightning.`;
-  const qkv = native.matmul(a, n, w.weight(p + "qkv_proj.weight", [3 * inner, hs]), scratch(pass, "qkv", 3 * n * inner));
+  const qkv = native.matmul(a, n, lw.qkv, scratch(pass, "qkv", 3 * n * inner));
   native.silu(qkv, qkv);
   let { q, k, v } = native.splitQkv(qkv, n, nh, d);
   const headShape = [n, nh, d];
@@ -132,12 +178,12 @@ function observedLightning(
     : native.lightningPrefill(q, k, v, n, nh, d, slopes, cfg.blockSize, state);
   stateHook(cfg, l, pass, state);
   o = hook(pass, name + "hook_o", l, o, headShape);
-  const normed = native.rmsnorm(o, n, inner, w.vector(p + "norm.weight", inner), cfg.lightningNormEps, scratch(pass, "normed", n * inner));
-  let gate = native.matmul(a, n, w.weight(p + "output_gate.weight", [inner, hs]));
+  const normed = native.rmsnorm(o, n, inner, lw.norm, cfg.lightningNormEps, scratch(pass, "normed", n * inner));
+  let gate = native.matmul(a, n, lw.gate);
   native.sigmoid(gate, gate);
   gate = hook(pass, name + "hook_gate", l, gate, [n, inner]);
   native.mul(gate, normed, normed);
-  return native.matmul(normed, n, w.weight(p + "out_proj.weight", [hs, inner]));
+  return native.matmul(normed, n, lw.out);
 }
 
 /** Softmax attention (spec §2.6): GQA, partial NeoX RoPE on the first rotary_dim dims, causal, KV cache. */
@@ -145,12 +191,12 @@ export function softmaxAttention(
   cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource, kv: KvCache,
 ): Float32Array {
   const n = pass.tokens;
-  const { hiddenSize: hs, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-  const p = `model.layers.${l}.self_attn.`;
+  const { numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
+  const sw = softmaxWeights(cfg, l, w);
   const name = `blocks.${l}.attn.`;
-  let q = native.matmul(a, n, w.weight(p + "q_proj.weight", [nh * d, hs]), unhooked(pass, name + "hook_q", "q", n * nh * d));
-  let k = native.matmul(a, n, w.weight(p + "k_proj.weight", [nkv * d, hs]), unhooked(pass, name + "hook_k", "k", n * nkv * d));
-  let v = native.matmul(a, n, w.weight(p + "v_proj.weight", [nkv * d, hs]), unhooked(pass, name + "hook_v", "v", n * nkv * d));
+  let q = native.matmul(a, n, sw.q, unhooked(pass, name + "hook_q", "q", n * nh * d));
+  let k = native.matmul(a, n, sw.k, unhooked(pass, name + "hook_k", "k", n * nkv * d));
+  let v = native.matmul(a, n, sw.v, unhooked(pass, name + "hook_v", "v", n * nkv * d));
   const positions = new Int32Array(n);
   for (let t = 0; t < n; t++) positions[t] = pass.position + t;
   native.rope(q, n, nh, d, cfg.rotaryDim, positions, cfg.ropeTheta);
@@ -168,7 +214,7 @@ export function softmaxAttention(
     z = native.attention(q, kv.keys, kv.values, n, total, nh, nkv, d, scale, unhooked(pass, name + "hook_z", "z", n * nh * d));
   }
   z = hook(pass, name + "hook_z", l, z, [n, nh, d]);
-  return native.matmul(z, n, w.weight(p + "o_proj.weight", [hs, nh * d]));
+  return native.matmul(z, n, sw.o);
 }
 
 /**
@@ -262,29 +308,65 @@ export function gatherHead(x: Float32Array, rows: number, heads: number, d: numb
 /** Sparse MoE (spec §2.7): softmax router, top-k renormalised, SwiGLU experts; only routed experts are read. */
 export function moe(cfg: ModelConfig, l: number, b: Float32Array, pass: Pass, w: WeightSource): Float32Array {
   const n = pass.tokens;
-  const { hiddenSize: hs, numExperts: ne, topK: k, intermediateSize: f } = cfg;
-  const p = `model.layers.${l}.block_sparse_moe.`;
+  const { hiddenSize: hs, numExperts: ne, topK: k } = cfg;
   const name = `blocks.${l}.moe.`;
-  let logits = native.matmul(b, n, w.weight(p + "gate.weight", [ne, hs]));
+  let logits = native.matmul(b, n, routerWeight(cfg, l, w));
   logits = hook(pass, name + "hook_router_logits", l, logits, [n, ne]);
   let idx = new Int32Array(n * k);
   let weights = new Float32Array(n * k);
   native.routerTopk(logits, n, ne, k, idx, weights);
   idx = hook(pass, name + "hook_topk_idx", l, idx, [n, k]);
   weights = hook(pass, name + "hook_topk_weights", l, weights, [n, k]);
-  const experts: (native.ExpertWeights | undefined)[] = new Array(ne);
-  for (const e of idx) {
-    if (e < 0 || e >= ne) throw new CheckpointError(`layer ${l}: routed to expert ${e}, but the model has ${ne} experts`);
-    experts[e] ??= {
-      w1: w.weight(`${p}experts.${e}.w1.weight`, [f, hs]),
-      w3: w.weight(`${p}experts.${e}.w3.weight`, [f, hs]),
-      w2: w.weight(`${p}experts.${e}.w2.weight`, [hs, f]),
-    };
-  }
+  const experts = routedExperts(cfg, l, idx, w);
   if (pass.hooks.wants(name + "hook_expert_out")) {
     let slots = native.moeExperts(b, n, hs, idx, k, experts);
     slots = hook(pass, name + "hook_expert_out", l, slots, [n, k, hs]);
     return native.weightedSum(slots, weights, n, k, hs);
   }
   return native.moe(b, n, hs, idx, weights, k, experts); // the same sums without the [n, k, hs] slots
+}
+
+/** Tokens up to which a layer nobody hooks runs as its native DecoderLayer. */
+export const NATIVE_LAYER_MAX_TOKENS = 16;
+
+/**
+ * Layer l as one native object (every weight of it read now, all experts included): for a checkpoint held in
+ * memory whole. Its forward is bit-identical to the op-by-op sublayers above; decode then spends its time reading
+ * weights, not crossing into JavaScript between kernels.
+ */
+export function nativeLayer(cfg: ModelConfig, l: number, w: WeightSource, slopes: Float32Array | null): native.DecoderLayer {
+  const hs = cfg.hiddenSize;
+  const p = `model.layers.${l}.`;
+  const lightning = cfg.layerTypes[l] === "lightning";
+  return native.decoderLayer({
+    hidden: hs,
+    heads: cfg.numHeads,
+    headDim: cfg.headDim,
+    ln1: w.vector(p + "input_layernorm.weight", hs),
+    ln2: w.vector(p + "post_attention_layernorm.weight", hs),
+    eps: cfg.rmsNormEps,
+    alpha: lightning ? cfg.alpha.linear : cfg.alpha.full,
+    beta: lightning ? cfg.beta.linear : cfg.beta.full,
+    postnorm: cfg.postnorm,
+    router: routerWeight(cfg, l, w),
+    topK: cfg.topK,
+    experts: Array.from({ length: cfg.numExperts }, (_, e) => expertWeights(cfg, l, e, w)),
+    mlpAlpha: cfg.alpha.mlp,
+    mlpBeta: cfg.beta.mlp,
+    ...(lightning
+      ? { lightning: { ...lightningWeights(cfg, l, w), normEps: cfg.lightningNormEps, slopes: slopes!, blockSize: cfg.blockSize } }
+      : { softmax: { ...softmaxWeights(cfg, l, w), kvHeads: cfg.numKvHeads, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta } }),
+  });
+}
+
+/** Runs layer l through its native object on pass.tokens rows of x, updating its lightning state or KV cache. */
+export function runNativeLayer(layer: native.DecoderLayer, l: number, x: Float32Array, pass: Pass, cache: ModelCache): Float32Array {
+  const n = pass.tokens;
+  const state = cache.lightning[l];
+  if (state) return layer.forward(x, n, { state });
+  const kv = cache.kv[l]!;
+  kv.reserve(n);
+  const out = layer.forward(x, n, { keys: kv.keys, values: kv.values, length: kv.length, position: pass.position });
+  kv.length += n;
+  return out;
 }

@@ -6,8 +6,8 @@ import * as native from "../native/index.ts";
 import { Checkpoint } from "./checkpoint.ts";
 import { slopes, type ModelConfig } from "./config.ts";
 import { ModelCache } from "./cache.ts";
-import { HookSet, ActivationCache, type HookFilter } from "./hooks.ts";
-import { hook, lightningAttention, softmaxAttention, moe, type Pass, type WeightSource } from "./layers.ts";
+import { HookSet, ActivationCache, hookNames, type HookFilter } from "./hooks.ts";
+import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, runNativeLayer, NATIVE_LAYER_MAX_TOKENS, type Pass, type WeightSource } from "./layers.ts";
 import { Tensor } from "./tensor.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { InputError } from "./errors.ts";
@@ -42,10 +42,17 @@ export class Model implements WeightSource {
   readonly hooks = new HookSet();
   private readonly vectors = new Map<string, Float32Array>();
   private readonly layerSlopes: (Float32Array | null)[];
+  /** the hook names inside each layer */
+  private readonly layerHookNames: string[][];
+  /** native layer objects, built on first use; they hold their weights, so they are dropped when the checkpoint evicts */
+  private nativeLayers: (native.DecoderLayer | undefined)[] = [];
+  private nativeLayersEvictions = 0;
 
   private constructor(readonly checkpoint: Checkpoint, readonly tokenizer: Tokenizer | null) {
     const cfg = checkpoint.config;
     this.layerSlopes = cfg.layerTypes.map((t, l) => (t === "lightning" ? slopes(cfg, l) : null));
+    const names = hookNames(cfg.layerTypes);
+    this.layerHookNames = cfg.layerTypes.map((_, l) => names.filter((name) => name.startsWith(`blocks.${l}.`)));
   }
 
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
@@ -125,7 +132,9 @@ export class Model implements WeightSource {
     x = hook(pass, "embed", null, x, [n, hs]);
     x = yield* stage("embed", null, {}, x, [n, hs]);
     for (let l = 0; l < cfg.numLayers; l++) {
-      x = yield* this.layer(l, x, pass, cache, stage);
+      const fast = !stepping && n <= NATIVE_LAYER_MAX_TOKENS && !this.layerHookNames[l].some((name) => this.hooks.wants(name));
+      const layer = fast ? this.nativeLayer(l) : null;
+      x = layer ? runNativeLayer(layer, l, x, pass, cache) : yield* this.layer(l, x, pass, cache, stage);
       yield null;
     }
     cache.position += n;
@@ -174,6 +183,27 @@ export class Model implements WeightSource {
     const activations = new ActivationCache(filter);
     const result = await this.hooks.with([[filter, (v, ctx) => activations.record(v, ctx)]], () => this.forward(ids, options));
     return { ...result, activations };
+  }
+
+  /** How many layers currently run as native objects (the path of a forward pass of up to 16 tokens that no hook
+   *  listens inside; streamed checkpoints and stepping run op by op). */
+  get nativeLayerCount(): number {
+    return this.liveNativeLayers().filter(Boolean).length;
+  }
+
+  /** Layer l as a native object when the checkpoint is held in memory whole (a streamed one stays op by op). */
+  private nativeLayer(l: number): native.DecoderLayer | null {
+    if (!this.checkpoint.fullyResident) return null;
+    return (this.liveNativeLayers()[l] ??= nativeLayer(this.config, l, this, this.layerSlopes[l]));
+  }
+
+  /** The native layers built since the checkpoint last evicted tensors (older ones are dropped). */
+  private liveNativeLayers(): (native.DecoderLayer | undefined)[] {
+    if (this.nativeLayersEvictions !== this.checkpoint.evictions) {
+      this.nativeLayers = [];
+      this.nativeLayersEvictions = this.checkpoint.evictions;
+    }
+    return this.nativeLayers;
   }
 
   private lmHead(): native.Weight {

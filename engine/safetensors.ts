@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { CheckpointError } from "./errors.ts";
+import * as native from "../native/index.ts";
 import { DTYPE_BYTES, Tensor, allocData, shapeNumel, type DType, type TensorData } from "./tensor.ts";
 
 export interface SafetensorsEntry { dtype: DType; shape: number[]; begin: number; end: number }
@@ -77,7 +78,7 @@ export class SafetensorsFile {
 
   /** `shape`'s worth of elements stored contiguously from element `offset` of tensor `name` (row-major). */
   readContiguous(name: string, offset: number, shape: number[]): Tensor {
-    const data = allocData(this.info(name).dtype, shapeNumel(shape));
+    const data = readBuffer(this.info(name).dtype, shapeNumel(shape));
     this.readContiguousInto(name, offset, data);
     return new Tensor(this.info(name).dtype, shape, data);
   }
@@ -235,4 +236,12 @@ function writeAll(fd: number, bytes: Uint8Array): void {
   for (let done = 0; done < bytes.length;) {
     done += fs.writeSync(fd, bytes, done, Math.min(READ_CHUNK, bytes.length - done));
   }
+}
+
+/** Memory for tensor data read from disk: floating-point tensors (weights) go to cache-line aligned memory, from
+ *  which the decode GEMVs stream a quarter faster than from V8's 16-byte aligned arrays (benchmarks/perf). */
+function readBuffer(dtype: DType, numel: number): TensorData {
+  if (dtype === "F32") return new Float32Array(native.alignedBuffer(numel * 4));
+  if (dtype === "BF16" || dtype === "F16") return new Uint16Array(native.alignedBuffer(numel * 2));
+  return allocData(dtype, numel);
 }

@@ -55,6 +55,7 @@
         'src/dispatch.cc',
         'src/threadpool.cc',
         'src/moe.cc',
+        'src/layer.cc',
         'src/pool.cc',
       ],
       'dependencies': ['m1k_scalar'],

@@ -26,6 +26,60 @@ export interface ExpertWeights {
   w2: Weight;
 }
 export type Isa = CpuInfo["isa"];
+/** The lightning attention of a decoder layer: weights as in the checkpoint. */
+export interface LightningSpec {
+  /** [3·heads·d, hidden], rows per head: q, k, v */
+  qkv: Weight;
+  /** [heads·d, hidden] */
+  gate: Weight;
+  /** [hidden, heads·d] */
+  out: Weight;
+  norm: Float32Array;
+  normEps: number;
+  slopes: Float32Array;
+  blockSize: number;
+}
+/** The softmax attention of a decoder layer. */
+export interface SoftmaxSpec {
+  q: Weight;
+  k: Weight;
+  v: Weight;
+  o: Weight;
+  kvHeads: number;
+  rotaryDim: number;
+  theta: number;
+}
+/** A whole decoder layer (spec §2.4): one of `lightning` and `softmax`, then the MoE over every expert. */
+export interface DecoderLayerSpec {
+  hidden: number;
+  heads: number;
+  headDim: number;
+  ln1: Float32Array;
+  ln2: Float32Array;
+  eps: number;
+  /** h = alpha · residual + beta · attention; residual = ln1(x) when postnorm, else x */
+  alpha: number;
+  beta: number;
+  postnorm: boolean;
+  /** [experts, hidden] */
+  router: Weight;
+  topK: number;
+  /** every expert of the layer */
+  experts: readonly ExpertWeights[];
+  /** out = mlpAlpha · residual + mlpBeta · moe; residual = ln2(h) when postnorm, else h */
+  mlpAlpha: number;
+  mlpBeta: number;
+  lightning?: LightningSpec;
+  softmax?: SoftmaxSpec;
+}
+/** A layer's decoding state: the lightning state, or the KV cache (the n new rows go to [length, length + n)). */
+export type DecoderLayerCache =
+  | { state: Float32Array }
+  | { keys: Float32Array; values: Float32Array; length: number; position: number };
+export interface DecoderLayer {
+  /** x [n, hidden] → the residual stream after the layer; updates the cache. */
+  forward(x: Float32Array, n: number, cache: DecoderLayerCache, out?: Float32Array): Float32Array;
+}
 /** The recycling pool behind large arrays the addon returns (bytes). */
 export interface MemoryStats {
   /** held by arrays still alive in JavaScript */
@@ -45,6 +99,7 @@ interface Binding {
   readAll(src: Float32Array): number;
   copy(src: Float32Array, dst: Float32Array): void;
   empty(length: number): Float32Array;
+  alignedBuffer(bytes: number): ArrayBuffer;
   memoryStats(): MemoryStats;
   releaseMemory(): void;
   setIsa(isa: string): void;
@@ -75,6 +130,7 @@ interface Binding {
   moe(x: Float32Array, n: number, hidden: number, idx: Int32Array, weights: Float32Array, k: number,
     experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array;
   weightedSum(slots: Float32Array, weights: Float32Array, n: number, k: number, dim: number, out?: Float32Array): Float32Array;
+  DecoderLayer: new (spec: DecoderLayerSpec) => DecoderLayer;
 }
 
 const addonUrl = new URL("./build/Release/m1native.node", import.meta.url);
@@ -179,6 +235,13 @@ export function memoryStats(): MemoryStats {
 export function empty(length: number): Float32Array {
   checkDim("empty", "length", length);
   return native.empty(length);
+}
+
+/** An ArrayBuffer starting on a cache line (on 2 MiB with huge pages requested from 2 MiB on), contents undefined:
+ *  for weights read from disk, which decode GEMVs stream fastest from aligned rows. */
+export function alignedBuffer(bytes: number): ArrayBuffer {
+  checkDim("alignedBuffer", "bytes", bytes);
+  return native.alignedBuffer(bytes);
 }
 
 /** Frees the pool's kept blocks and returns the C allocator's free memory to the system (arrays still alive are not
@@ -502,4 +565,13 @@ export function weightedSum(slots: Float32Array, weights: Float32Array, n: numbe
   f32(fn, "weights", weights, n * k, "n*k");
   optOut(fn, out, n * dim, "n*dim");
   return native.weightedSum(slots, weights, n, k, dim, out);
+}
+
+/**
+ * A whole decoder layer as one native object (native/src/layer.h): weights validated and kept once, then each
+ * forward call runs ln1, attention, the residual, ln2, the router, the routed experts and the MLP residual without
+ * returning to JavaScript, bit-identical to the same ops called one by one. The addon names any wrong field.
+ */
+export function decoderLayer(spec: DecoderLayerSpec): DecoderLayer {
+  return new native.DecoderLayer(spec);
 }

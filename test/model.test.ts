@@ -169,6 +169,11 @@ test("a resident-memory budget streams weights per layer and gives identical log
   assert.deepEqual(logits, await logitsOf(prompt));
   assert.ok(peak > 0 && peak <= budget, `resident ${peak} bytes under a budget of ${budget}`);
   assert.ok(model.checkpoint.residentBytes() > 4 * budget, "without a budget the whole checkpoint stays resident");
+  assert.equal(streamed.nativeLayerCount, 0, "a streamed checkpoint runs op by op");
+  const cache = streamed.newCache();
+  const step = (await streamed.forward([prompt[0]], { cache })).logits.data;
+  assert.deepEqual(step, (await model.forward([prompt[0]])).logits.data);
+  assert.equal(streamed.nativeLayerCount, 0);
 });
 
 test("a generation displays its text with the thought set apart", async () => {
@@ -180,4 +185,35 @@ test("a generation displays its text with the thought set apart", async () => {
   const bundle = gen[DISPLAY]();
   assert.match(bundle["text/html"] as string, /<span style="color:#888" title="thought">.*&lt;\/think&gt;<\/span><b> 4 6 &lt;\/s&gt;<\/b>/);
   assert.match(bundle["text/plain"], /stop_token/);
+});
+
+test("a layer nobody hooks runs as one native call, bit-identical to the op-by-op path, for both layer kinds", async () => {
+  const fast = await Model.load(TINY);
+  const slow = await Model.load(TINY);
+  slow.hooks.add(/hook_resid_pre$/, () => {}); // a read-only hook in every layer keeps it op by op
+  const a = fast.newCache();
+  const b = slow.newCache();
+  const steps = [prompt.slice(0, 12), ...prompt.slice(12).map((id) => [id])]; // a 12-token prefill, then decode
+  for (const ids of steps) {
+    const la = (await fast.forward(ids, { cache: a })).logits.data;
+    const lb = (await slow.forward(ids, { cache: b })).logits.data;
+    assert.deepEqual(la, lb, `logits after position ${a.position}`);
+  }
+  assert.equal(fast.nativeLayerCount, fast.config.numLayers);
+  assert.equal(slow.nativeLayerCount, 0);
+  a.lightning.forEach((s, l) => s && assert.deepEqual(s, b.lightning[l], `lightning state of layer ${l}`));
+  a.kv.forEach((kv, l) => {
+    if (!kv) return;
+    assert.equal(kv.length, prompt.length);
+    const rows = kv.length * kv.rowWidth;
+    assert.deepEqual(kv.keys.subarray(0, rows), b.kv[l]!.keys.subarray(0, rows), `keys of layer ${l}`);
+    assert.deepEqual(kv.values.subarray(0, rows), b.kv[l]!.values.subarray(0, rows), `values of layer ${l}`);
+  });
+  // long prompts run op by op; evicting the checkpoint drops the native layers (they hold its tensors)
+  fast.checkpoint.evict();
+  assert.deepEqual((await fast.forward(prompt)).logits.data, await logitsOf(prompt));
+  assert.equal(fast.nativeLayerCount, 0);
+  const again = (await fast.forward([prompt[0]], { cache: fast.newCache() })).logits.data;
+  assert.deepEqual(again, (await slow.forward([prompt[0]])).logits.data);
+  assert.equal(fast.nativeLayerCount, fast.config.numLayers);
 });

@@ -831,3 +831,115 @@ test("M1_ISA and M1_THREADS are honoured at load; bad values fail with a clear m
     assert.match(uns.stderr, /not supported/);
   }
 });
+
+// ------------------------------------------------------------------ decoder layer
+/** A random decoder layer (hidden 32, 4 heads × 8, 2 KV heads, 4 experts top-2, intermediate 24). */
+function layerSpec(kind: "lightning" | "softmax", dtype: m1.WeightDType): m1.DecoderLayerSpec {
+  const hs = 32, nh = 4, d = 8, inner = nh * d, f = 24;
+  let seed = 900;
+  const w = (rows: number, cols: number) => makeWeight(dtype, rows, cols, seed++, 0.3);
+  const spec: m1.DecoderLayerSpec = {
+    hidden: hs, heads: nh, headDim: d,
+    ln1: randF32(hs, seed++, 0.5, 1.5), ln2: randF32(hs, seed++, 0.5, 1.5), eps: 1e-5,
+    alpha: 1.7, beta: 0.9, postnorm: true,
+    router: w(4, hs), topK: 2,
+    experts: Array.from({ length: 4 }, () => ({ w1: w(f, hs), w3: w(f, hs), w2: w(hs, f) })),
+    mlpAlpha: 1.3, mlpBeta: 1.1,
+  };
+  if (kind === "lightning") {
+    spec.lightning = { qkv: w(3 * inner, hs), gate: w(inner, hs), out: w(hs, inner), norm: randF32(inner, seed++, 0.5, 1.5), normEps: 1e-6,
+      slopes: Float32Array.from([0.5, 0.25, 0.125, 0.0625]), blockSize: 2 };
+  } else {
+    spec.softmax = { q: w(inner, hs), k: w(2 * d, hs), v: w(2 * d, hs), o: w(hs, inner), kvHeads: 2, rotaryDim: 4, theta: 1e4 };
+  }
+  return spec;
+}
+
+/** The same layer as engine/layers.ts computes it when hooks listen: one op at a time. */
+function layerByOps(s: m1.DecoderLayerSpec, x: Float32Array, n: number, cache: { state?: Float32Array; keys?: Float32Array; values?: Float32Array; length?: number; position?: number }): Float32Array {
+  const { hidden: hs, heads: nh, headDim: d } = s;
+  const a = m1.rmsnorm(x, n, hs, s.ln1, s.eps);
+  let attn: Float32Array;
+  if (s.lightning) {
+    const l = s.lightning;
+    const qkv = m1.silu(m1.matmul(a, n, l.qkv));
+    const o = n === 1 ? m1.lightningStepQkv(qkv, n, nh, d, l.slopes, cache.state!) : m1.lightningPrefillQkv(qkv, n, nh, d, l.slopes, l.blockSize, cache.state!);
+    m1.rmsnorm(o, n, nh * d, l.norm, l.normEps, o);
+    const gate = m1.sigmoid(m1.matmul(a, n, l.gate));
+    attn = m1.matmul(m1.mul(gate, o), n, l.out);
+  } else {
+    const sm = s.softmax!;
+    const q = m1.matmul(a, n, sm.q), k = m1.matmul(a, n, sm.k), v = m1.matmul(a, n, sm.v);
+    const positions = Int32Array.from({ length: n }, (_, t) => cache.position! + t);
+    m1.rope(q, n, nh, d, sm.rotaryDim, positions, sm.theta);
+    m1.rope(k, n, sm.kvHeads, d, sm.rotaryDim, positions, sm.theta);
+    cache.keys!.set(k, cache.length! * sm.kvHeads * d);
+    cache.values!.set(v, cache.length! * sm.kvHeads * d);
+    const z = m1.attention(q, cache.keys!, cache.values!, n, cache.length! + n, nh, sm.kvHeads, d, 1 / Math.sqrt(d));
+    attn = m1.matmul(z, n, sm.o);
+  }
+  const h = m1.axpby(s.alpha, s.postnorm ? a : x, s.beta, attn);
+  const b = m1.rmsnorm(h, n, hs, s.ln2, s.eps);
+  const logits = m1.matmul(b, n, s.router);
+  const idx = new Int32Array(n * s.topK), weights = new Float32Array(n * s.topK);
+  m1.routerTopk(logits, n, s.experts.length, s.topK, idx, weights);
+  const mlp = m1.moe(b, n, hs, idx, weights, s.topK, s.experts);
+  return m1.axpby(s.mlpAlpha, s.postnorm ? b : h, s.mlpBeta, mlp);
+}
+
+for (const kind of ["lightning", "softmax"] as const) {
+  each(`decoderLayer (${kind}) equals its ops one by one, bit for bit, F32 and BF16, prefill then decode`, () => {
+    for (const dtype of ["F32", "BF16"] as const) {
+      const spec = layerSpec(kind, dtype);
+      const layer = m1.decoderLayer(spec);
+      const fused = { state: new Float32Array(4 * 8 * 8), keys: new Float32Array(8 * 16), values: new Float32Array(8 * 16), length: 0, position: 0 };
+      const ops = { state: new Float32Array(4 * 8 * 8), keys: new Float32Array(8 * 16), values: new Float32Array(8 * 16), length: 0, position: 0 };
+      for (const [step, n] of [3, 1, 1].entries()) {
+        const x = randF32(n * 32, 40 + step);
+        const got = layer.forward(x, n, kind === "lightning" ? { state: fused.state } : fused);
+        const want = layerByOps(spec, x, n, ops);
+        assert.deepEqual(got, want, `${dtype}, step ${step}`);
+        for (const c of [fused, ops]) {
+          c.length += n;
+          c.position += n;
+        }
+      }
+      assert.deepEqual(fused.state, ops.state);
+      assert.deepEqual(fused.keys, ops.keys);
+      assert.deepEqual(fused.values, ops.values);
+    }
+  });
+}
+
+test("decoderLayer names the field that is wrong", () => {
+  const spec = layerSpec("softmax", "F32");
+  const bad = (patch: Partial<m1.DecoderLayerSpec>) => () => m1.decoderLayer({ ...spec, ...patch });
+  assert.throws(bad({ router: makeWeight("F32", 4, 31, 1) }), { name: "RangeError", message: "decoderLayer: spec.router has shape [4, 31], expected [4, 32]" });
+  const experts = spec.experts.slice();
+  experts[3] = { ...experts[3], w2: makeWeight("F32", 32, 23, 2) };
+  assert.throws(bad({ experts }), { name: "RangeError", message: "decoderLayer: spec.experts[3].w2 has shape [32, 23], expected [32, 24]" });
+  assert.throws(bad({ topK: 5 }), { name: "RangeError", message: /spec\.topK must be in \[1, experts = 4\], got 5/ });
+  assert.throws(bad({ ln2: new Float32Array(3) }), { name: "RangeError", message: "decoderLayer: spec.ln2 has 3 elements, expected hidden = 32" });
+  assert.throws(bad({ softmax: { ...spec.softmax!, kvHeads: 3 } }), { name: "RangeError", message: /spec\.softmax\.kvHeads \(3\) must be >= 1 and divide heads \(4\)/ });
+  assert.throws(bad({ lightning: layerSpec("lightning", "F32").lightning }), { name: "TypeError", message: /exactly one of spec\.lightning and spec\.softmax/ });
+  const { mlpBeta: _, ...noBeta } = spec;
+  assert.throws(() => m1.decoderLayer(noBeta as m1.DecoderLayerSpec), { name: "TypeError", message: "decoderLayer: spec.mlpBeta is missing" });
+  const layer = m1.decoderLayer(spec);
+  const x = new Float32Array(2 * 32);
+  const cache = { keys: new Float32Array(16 * 3), values: new Float32Array(16 * 3), length: 2, position: 2 };
+  assert.throws(() => layer.forward(x, 2, cache), { name: "RangeError", message: "DecoderLayer.forward: cache.keys has room for 3 rows, expected at least length + n = 4" });
+  assert.throws(() => layer.forward(x, 3, { ...cache, length: 0 }), { name: "RangeError", message: "DecoderLayer.forward: x has 64 elements, expected n*hidden = 96" });
+  assert.throws(() => layer.forward(x.subarray(0, 32), 1, { state: new Float32Array(256) } as unknown as m1.DecoderLayerCache), { name: "TypeError", message: "DecoderLayer.forward: cache.length is missing" });
+  const shared = new Float32Array(16 * 4);
+  assert.throws(() => layer.forward(x, 2, { keys: shared, values: shared, length: 0, position: 0 }), { name: "RangeError", message: /cache\.keys must not overlap cache\.values/ });
+});
+
+test("alignedBuffer gives writable memory of the asked size (checkpoint tensors are read into it)", () => {
+  for (const bytes of [0, 4, 100, 3 << 20]) {
+    const a = new Float32Array(m1.alignedBuffer(bytes));
+    assert.equal(a.byteLength, bytes);
+    a.fill(1.5);
+    assert.equal(a.reduce((s, v) => s + v, 0), 1.5 * (bytes / 4));
+  }
+  assert.throws(() => m1.alignedBuffer(-1), { name: "RangeError", message: /alignedBuffer: bytes must be a non-negative integer/ });
+});

@@ -1,6 +1,10 @@
 // N-API bindings. Every argument is validated here (types, lengths vs dimensions, overlaps) so that
 // no kernel reads or writes out of bounds, even when the addon is called directly.
 #include <napi.h>
+#include <stdlib.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +13,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "layer.h"
 #include "moe.h"
 #include "pool.h"
 #include "threadpool.h"
@@ -258,6 +263,23 @@ Value Copy(const CallbackInfo& info) {
 Value Empty(const CallbackInfo& info) {
   Ctx c{info.Env(), "empty"};
   return new_f32(c, dim(c, info[0], "length"));
+}
+
+// alignedBuffer(bytes): an ArrayBuffer whose memory starts on a 64-byte boundary (a cache line: the GEMV of a
+// decode step streams weights fastest from aligned rows), on a 2 MiB boundary with transparent huge pages
+// requested from 2 MiB on. Contents undefined: for data read straight into it (checkpoint tensors).
+Value AlignedBuffer(const CallbackInfo& info) {
+  Ctx c{info.Env(), "alignedBuffer"};
+  const int64_t bytes = dim(c, info[0], "bytes");
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t align = size_t(bytes) >= kHuge ? kHuge : 64;
+  void* p = nullptr;
+  if (posix_memalign(&p, align, std::max<size_t>(size_t(bytes), 64)) != 0)
+    c.range_error("out of memory allocating " + str(bytes) + " bytes");
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (align == kHuge) madvise(p, size_t(bytes) & ~(kHuge - 1), MADV_HUGEPAGE);  // a hint; failure is harmless
+#endif
+  return Napi::ArrayBuffer::New(c.env, p, size_t(bytes), [](Env, void* data) { free(data); });
 }
 
 Value MemoryStats(const CallbackInfo& info) {
@@ -687,6 +709,185 @@ Value WeightedSum(const CallbackInfo& info) {
   return o.arr;
 }
 
+// ------------------------------------------------------------------ decoder layer
+Napi::Value prop(const Ctx& c, const Napi::Object& o, const std::string& obj, const char* key) {
+  const Value v = o.Get(key);
+  if (v.IsUndefined()) c.type_error(obj + "." + key + " is missing");
+  return v;
+}
+
+void weight_shape(const Ctx& c, const WeightArg& w, const std::string& name, int64_t rows, int64_t cols) {
+  if (w.w.rows != rows || w.w.cols != cols)
+    c.range_error(name + " has shape [" + str(w.w.rows) + ", " + str(w.w.cols) + "], expected [" + str(rows) + ", " +
+                  str(cols) + "]");
+}
+
+// A decoder layer's weights and constants, validated once (see layer.h); forward() runs the layer on a few tokens.
+// The layer keeps a reference to every array it reads, so none is collected while it lives.
+class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "DecoderLayer", {InstanceMethod<&DecoderLayer::Forward>("forward")});
+  }
+
+  explicit DecoderLayer(const CallbackInfo& info) : Napi::ObjectWrap<DecoderLayer>(info) {
+    Ctx c{info.Env(), "decoderLayer"};
+    if (!info[0].IsObject()) c.type_error("spec must be an object");
+    const Napi::Object s = info[0].As<Napi::Object>();
+    const std::string S = "spec";
+    b_.hidden = dim(c, prop(c, s, S, "hidden"), "spec.hidden");
+    b_.heads = dim(c, prop(c, s, S, "heads"), "spec.heads");
+    b_.head_dim = dim(c, prop(c, s, S, "headDim"), "spec.headDim");
+    const int64_t hs = b_.hidden, d = b_.head_dim;
+    if (hs < 1 || b_.heads < 1 || d < 1) c.range_error("spec.hidden, spec.heads and spec.headDim must be >= 1");
+    const int64_t inner = prod(c, {b_.heads, d});
+    b_.ln1 = vector(c, prop(c, s, S, "ln1"), "spec.ln1", hs, "hidden");
+    b_.ln2 = vector(c, prop(c, s, S, "ln2"), "spec.ln2", hs, "hidden");
+    b_.eps = non_negative(c, prop(c, s, S, "eps"), "spec.eps");
+    b_.alpha = float(number(c, prop(c, s, S, "alpha"), "spec.alpha"));
+    b_.beta = float(number(c, prop(c, s, S, "beta"), "spec.beta"));
+    const Napi::Value pn = prop(c, s, S, "postnorm");
+    if (!pn.IsBoolean()) c.type_error("spec.postnorm must be a boolean");
+    b_.postnorm = pn.As<Napi::Boolean>().Value();
+    const Napi::Value ev = prop(c, s, S, "experts");
+    if (!ev.IsArray() || ev.As<Napi::Array>().Length() < 1) c.type_error("spec.experts must be a non-empty array of { w1, w3, w2 }");
+    const int64_t ne = int64_t(ev.As<Napi::Array>().Length());
+    b_.router = matrix(c, prop(c, s, S, "router"), "spec.router", ne, hs);
+    b_.top_k = dim(c, prop(c, s, S, "topK"), "spec.topK");
+    if (b_.top_k < 1 || b_.top_k > ne) c.range_error("spec.topK must be in [1, experts = " + str(ne) + "], got " + str(b_.top_k));
+    m_.alpha = float(number(c, prop(c, s, S, "mlpAlpha"), "spec.mlpAlpha"));
+    m_.beta = float(number(c, prop(c, s, S, "mlpBeta"), "spec.mlpBeta"));
+    views_.resize(size_t(ne));
+    ptrs_.resize(size_t(ne));
+    int64_t F = -1;
+    for (int64_t e = 0; e < ne; e++) {
+      const std::string en = "spec.experts[" + str(e) + "]";
+      const Napi::Value x = ev.As<Napi::Array>().Get(uint32_t(e));
+      if (!x.IsObject()) c.type_error(en + " must be { w1, w3, w2 }");
+      const Napi::Object eo = x.As<Napi::Object>();
+      WeightArg w1 = weight(c, prop(c, eo, en, "w1"), en + ".w1");
+      if (F < 0) F = w1.w.rows;
+      views_[size_t(e)] = ExpertView{matrix(c, w1, en + ".w1", F, hs, eo.Get("w1")),
+                                     matrix(c, prop(c, eo, en, "w3"), en + ".w3", F, hs),
+                                     matrix(c, prop(c, eo, en, "w2"), en + ".w2", hs, F)};
+      ptrs_[size_t(e)] = &views_[size_t(e)];
+    }
+    m_.experts = ptrs_.data();
+    m_.num_experts = ne;
+
+    const Napi::Value lv = s.Get("lightning"), sv = s.Get("softmax");
+    if (absent(lv) == absent(sv)) c.type_error("spec needs exactly one of spec.lightning and spec.softmax");
+    if (!absent(lv)) {
+      if (!lv.IsObject()) c.type_error("spec.lightning must be an object");
+      const Napi::Object l = lv.As<Napi::Object>();
+      const std::string L = "spec.lightning";
+      lp_.qkv = matrix(c, prop(c, l, L, "qkv"), L + ".qkv", prod(c, {3, inner}), hs);
+      lp_.gate = matrix(c, prop(c, l, L, "gate"), L + ".gate", inner, hs);
+      lp_.out = matrix(c, prop(c, l, L, "out"), L + ".out", hs, inner);
+      lp_.norm = vector(c, prop(c, l, L, "norm"), "spec.lightning.norm", inner, "heads*headDim");
+      lp_.norm_eps = non_negative(c, prop(c, l, L, "normEps"), "spec.lightning.normEps");
+      lp_.slopes = vector(c, prop(c, l, L, "slopes"), "spec.lightning.slopes", b_.heads, "heads");
+      lp_.block = dim(c, prop(c, l, L, "blockSize"), "spec.lightning.blockSize");
+      if (lp_.block < 1 || lp_.block > 4096) c.range_error("spec.lightning.blockSize must be in [1, 4096]");
+      b_.lightning = &lp_;
+    } else {
+      if (!sv.IsObject()) c.type_error("spec.softmax must be an object");
+      const Napi::Object o = sv.As<Napi::Object>();
+      const std::string O = "spec.softmax";
+      sp_.kv_heads = dim(c, prop(c, o, O, "kvHeads"), "spec.softmax.kvHeads");
+      if (sp_.kv_heads < 1 || b_.heads % sp_.kv_heads != 0)
+        c.range_error("spec.softmax.kvHeads (" + str(sp_.kv_heads) + ") must be >= 1 and divide heads (" + str(b_.heads) + ")");
+      const int64_t row = prod(c, {sp_.kv_heads, d});
+      sp_.q = matrix(c, prop(c, o, O, "q"), O + ".q", inner, hs);
+      sp_.k = matrix(c, prop(c, o, O, "k"), O + ".k", row, hs);
+      sp_.v = matrix(c, prop(c, o, O, "v"), O + ".v", row, hs);
+      sp_.o = matrix(c, prop(c, o, O, "o"), O + ".o", hs, inner);
+      sp_.rotary_dim = dim(c, prop(c, o, O, "rotaryDim"), "spec.softmax.rotaryDim");
+      if (sp_.rotary_dim > d || sp_.rotary_dim % 2)
+        c.range_error("spec.softmax.rotaryDim must be even and <= headDim (" + str(d) + "), got " + str(sp_.rotary_dim));
+      sp_.theta = finite(c, prop(c, o, O, "theta"), "spec.softmax.theta");
+      if (!(sp_.theta > 0)) c.range_error("spec.softmax.theta must be > 0");
+      b_.softmax = &sp_;
+    }
+  }
+
+ private:
+  // forward(x, n, cache, out?) → out [n, hidden]. cache: { state } (lightning, [heads, d, d], updated) or
+  // { keys, values, length, position } (softmax: the n new rows are written at [length, length + n)).
+  Napi::Value Forward(const CallbackInfo& info) {
+    Ctx c{info.Env(), "DecoderLayer.forward"};
+    Arr<float> x = f32(c, info[0], "x");
+    const int64_t n = dim(c, info[1], "n");
+    const int64_t hs = b_.hidden, d = b_.head_dim;
+    expect_len(c, x, prod(c, {n, hs}), "n*hidden");
+    if (!info[2].IsObject()) c.type_error("cache must be an object");
+    const Napi::Object cache = info[2].As<Napi::Object>();
+    Out o = out_arg(c, info[3], prod(c, {n, hs}), "n*hidden");
+    disjoint(c, o.a, x);
+    std::vector<Arr<float>> states;
+    if (b_.lightning) {
+      Arr<float> state = f32(c, prop(c, cache, "cache", "state"), "cache.state");
+      expect_len(c, state, prod(c, {b_.heads, d, d}), "heads*headDim*headDim");
+      lp_.state = state.data;
+      states.push_back(state);
+    } else {
+      const int64_t row = prod(c, {sp_.kv_heads, d});
+      sp_.length = dim(c, prop(c, cache, "cache", "length"), "cache.length");
+      sp_.position = dim(c, prop(c, cache, "cache", "position"), "cache.position");
+      if (sp_.position + n > INT32_MAX) c.range_error("cache.position + n must be < 2^31");
+      Arr<float> keys = f32(c, prop(c, cache, "cache", "keys"), "cache.keys");
+      Arr<float> values = f32(c, prop(c, cache, "cache", "values"), "cache.values");
+      const int64_t need = prod(c, {sp_.length + n, row});
+      for (const Arr<float>* a : {&keys, &values}) {
+        if (a->len < need)
+          c.range_error(std::string(a->name) + " has room for " + str(a->len / row) +
+                        " rows, expected at least length + n = " + str(sp_.length + n));
+      }
+      disjoint(c, keys, values);
+      sp_.keys = keys.data;
+      sp_.values = values.data;
+      states.insert(states.end(), {keys, values});
+    }
+    for (const Arr<float>& st : states) {
+      disjoint(c, st, x);
+      disjoint(c, st, o.a);
+    }
+    if (n > 0) decoder_layer(kernels(), b_, m_, x.data, n, o.a.data);
+    return o.arr;
+  }
+
+  // a kept Float32Array of `want` elements
+  const float* vector(const Ctx& c, const Napi::Value& v, const char* name, int64_t want, const char* expr) {
+    Arr<float> a = f32(c, v, name);
+    expect_len(c, a, want, expr);
+    keep(v);
+    return a.data;
+  }
+  // a kept weight of shape [rows, cols]
+  WeightView matrix(const Ctx& c, const WeightArg& w, const std::string& name, int64_t rows, int64_t cols, const Napi::Value& v) {
+    weight_shape(c, w, name, rows, cols);
+    keep(v.As<Napi::Object>().Get("data"));
+    return w.w;
+  }
+  WeightView matrix(const Ctx& c, const Napi::Value& v, const std::string& name, int64_t rows, int64_t cols) {
+    return matrix(c, weight(c, v, name), name, rows, cols, v);
+  }
+  void keep(const Napi::Value& v) { kept_.push_back(Napi::Persistent(v.As<Napi::Object>())); }
+  static double non_negative(const Ctx& c, const Napi::Value& v, const char* name) {
+    const double x = finite(c, v, name);
+    if (x < 0) c.range_error(std::string(name) + " must be >= 0");
+    return x;
+  }
+
+  AttentionBlock b_{};
+  LightningParams lp_{};
+  SoftmaxParams sp_{};
+  MlpBlock m_{};
+  std::vector<ExpertView> views_;
+  std::vector<const ExpertView*> ptrs_;
+  std::vector<Napi::ObjectReference> kept_;
+};
+
 Napi::Object Init(Env env, Napi::Object exports) {
   try {
     dispatch_init();
@@ -699,6 +900,7 @@ Napi::Object Init(Env env, Napi::Object exports) {
   exports.Set("readAll", Napi::Function::New(env, ReadAll, "readAll"));
   exports.Set("copy", Napi::Function::New(env, Copy, "copy"));
   exports.Set("empty", Napi::Function::New(env, Empty, "empty"));
+  exports.Set("alignedBuffer", Napi::Function::New(env, AlignedBuffer, "alignedBuffer"));
   exports.Set("memoryStats", Napi::Function::New(env, MemoryStats, "memoryStats"));
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
@@ -722,6 +924,7 @@ Napi::Object Init(Env env, Napi::Object exports) {
   exports.Set("moeExperts", Napi::Function::New(env, MoeExperts, "moeExperts"));
   exports.Set("moe", Napi::Function::New(env, Moe, "moe"));
   exports.Set("weightedSum", Napi::Function::New(env, WeightedSum, "weightedSum"));
+  exports.Set("DecoderLayer", DecoderLayer::Define(env));
   exports.Set("builtWithAvx512Bf16", Napi::Boolean::New(env, built_with_avx512bf16()));
   return exports;
 }

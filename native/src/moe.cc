@@ -1,11 +1,10 @@
 #include "moe.h"
 
-#include <stdlib.h>
-
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "buffer.h"
 #include "threadpool.h"
 
 namespace m1 {
@@ -15,22 +14,6 @@ constexpr int64_t kChunkFloats = int64_t(1) << 22;  // slot buffer of a chunk of
 constexpr int64_t kRowBlock = 1024;  // rows of one expert per GEMM chain (bounds its hidden activations)
 constexpr int64_t kColBlock = 32;    // weight rows per task in the few-rows path
 
-// A growable buffer that keeps its memory between calls (no page faults, no zero fill).
-struct Buf {
-  float* p = nullptr;
-  size_t cap = 0;
-  float* get(int64_t n) {
-    if (size_t(n) > cap) {
-      free(p);
-      p = nullptr;
-      cap = 0;
-      if (posix_memalign(reinterpret_cast<void**>(&p), 64, size_t(n) * 4) != 0) abort();
-      cap = size_t(n);
-    }
-    return p;
-  }
-  ~Buf() { free(p); }
-};
 thread_local Buf tl_xs, tl_h1, tl_h3, tl_y, tl_slots;
 
 struct Group {

@@ -1,5 +1,6 @@
 #include "threadpool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -31,9 +32,15 @@ constexpr auto kWorkerYield = std::chrono::microseconds(2000);
 struct Job {
   RangeFn fn;
   void* ctx;
-  int64_t n, chunk, nchunks;
+  int64_t n, grain, divisor;
   uint32_t gen;
 };
+
+// next_ packs the generation of the job (high bits) with the start of the next unclaimed range (low bits), so
+// a worker still holding an older job claims nothing from a newer one.
+constexpr int kStartBits = 40;  // ranges up to 2^40 items (the addon's largest dimension)
+constexpr uint64_t kStartMask = (uint64_t(1) << kStartBits) - 1;
+constexpr uint32_t kGenMask = (uint32_t(1) << (64 - kStartBits)) - 1;
 
 class Pool {
  public:
@@ -52,21 +59,18 @@ class Pool {
     std::unique_lock<std::mutex> run(run_mu_, std::try_to_lock);
     if (!run.owns_lock() || nthreads_ <= 1) return fn(ctx, 0, n);
 
-    int64_t nchunks = (n + grain - 1) / grain;
-    const int64_t cap = int64_t(nthreads_) * 4;
-    if (nchunks > cap) nchunks = cap;
     Job job;
     job.fn = fn;
     job.ctx = ctx;
     job.n = n;
-    job.chunk = (n + nchunks - 1) / nchunks;
-    job.nchunks = (n + job.chunk - 1) / job.chunk;
+    job.grain = grain;
+    job.divisor = int64_t(nthreads_) * 2;
     {
       std::lock_guard<std::mutex> lk(mu_);
-      job.gen = gen_.load(std::memory_order_relaxed) + 1;
+      job.gen = (gen_.load(std::memory_order_relaxed) + 1) & kGenMask;
       job_ = job;
-      remaining_.store(job.nchunks, std::memory_order_relaxed);
-      next_.store(uint64_t(job.gen) << 32, std::memory_order_relaxed);
+      remaining_.store(n, std::memory_order_relaxed);
+      next_.store(uint64_t(job.gen) << kStartBits, std::memory_order_relaxed);
       gen_.store(job.gen, std::memory_order_release);
     }
     cv_.notify_all();
@@ -128,18 +132,25 @@ class Pool {
     }
   }
 
-  // Claims chunks of job.gen until none is left; a stale job claims nothing.
+  // Claims ranges of job.gen until none is left; a stale job claims nothing. Guided self-scheduling: each claim
+  // takes a share of what is left (remaining / (2 · threads), at least the grain), so the ranges shrink towards
+  // the end and no thread waits long for another's last range (decode GEMVs are memory-bound: a large last
+  // range would leave half the bandwidth idle).
   void work(const Job& job) {
     for (;;) {
       uint64_t cur = next_.load(std::memory_order_relaxed);
+      int64_t lo, hi;
       for (;;) {
-        if (uint32_t(cur >> 32) != job.gen || int64_t(cur & 0xffffffffu) >= job.nchunks) return;
-        if (next_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel)) break;
+        lo = int64_t(cur & kStartMask);
+        if (uint32_t(cur >> kStartBits) != job.gen || lo >= job.n) return;
+        const int64_t left = job.n - lo;
+        const int64_t size = std::min(left, std::max(job.grain, (left + job.divisor - 1) / job.divisor));
+        hi = lo + size;
+        if (next_.compare_exchange_weak(cur, (uint64_t(job.gen) << kStartBits) | uint64_t(hi), std::memory_order_acq_rel))
+          break;
       }
-      const int64_t lo = int64_t(cur & 0xffffffffu) * job.chunk;
-      const int64_t hi = lo + job.chunk < job.n ? lo + job.chunk : job.n;
       job.fn(job.ctx, lo, hi);
-      remaining_.fetch_sub(1, std::memory_order_acq_rel);
+      remaining_.fetch_sub(hi - lo, std::memory_order_acq_rel);
     }
   }
 

@@ -1,6 +1,6 @@
-// Persistent thread pool. parallel_for splits [0, n) into chunks taken dynamically by the
-// workers and by the calling thread. Nested calls (from inside a chunk) and calls that find the
-// pool busy (another JS thread) run inline on the caller.
+// Persistent thread pool. parallel_for splits [0, n) into ranges taken dynamically by the workers and the
+// calling thread (guided: each claim takes a share of what is left, at least the grain). Nested calls (from
+// inside a range) and calls that find the pool busy (another JS thread) run inline on the caller.
 #pragma once
 #include <stdint.h>
 

@@ -1,0 +1,59 @@
+// A whole decoder layer (spec §2.4-§2.7) in one call, for few tokens (decode): input norm, lightning or softmax
+// attention, the residual, the post-attention norm, the router, the routed experts and the MLP residual.
+// engine/layers.ts runs the same kernels one op at a time when hooks listen; this is the path without hooks,
+// bit-identical to it and without a JavaScript round trip between the kernels.
+#pragma once
+#include <stdint.h>
+
+#include "kernels.h"
+#include "moe.h"
+
+namespace m1 {
+
+struct LightningParams {
+  WeightView qkv;   // [3·heads·d, hidden], rows per head: q (d), k (d), v (d)
+  WeightView gate;  // [heads·d, hidden]
+  WeightView out;   // [hidden, heads·d]
+  const float* norm;  // [heads·d]
+  double norm_eps;
+  const float* slopes;  // [heads]
+  int64_t block;        // block size of the prefill kernel (n > 1)
+  float* state;         // [heads, d, d], updated in place
+};
+
+struct SoftmaxParams {
+  WeightView q, k, v;  // [heads·d, hidden], [kv_heads·d, hidden] ×2
+  WeightView o;        // [hidden, heads·d]
+  int64_t kv_heads, rotary_dim;
+  double theta;
+  int64_t position;  // RoPE position of the first token
+  float* keys;       // KV cache [rows, kv_heads, d]: rows [0, length) hold the context, the n new rows are
+  float* values;     //   written at [length, length + n)
+  int64_t length;
+};
+
+struct AttentionBlock {
+  int64_t hidden, heads, head_dim;
+  const float* ln1;  // [hidden]
+  const float* ln2;  // [hidden]
+  double eps;
+  float alpha, beta;  // h = alpha · residual + beta · attention
+  bool postnorm;      // residual = ln1(x) (MiniMax-M1), else x
+  WeightView router;  // [experts, hidden]
+  int64_t top_k;
+  const LightningParams* lightning;  // exactly one of the two
+  const SoftmaxParams* softmax;
+};
+
+struct MlpBlock {
+  const ExpertView* const* experts;  // every expert of the layer
+  int64_t num_experts;
+  float alpha, beta;  // out = alpha · residual + beta · moe(normed); residual = normed when postnorm, else h
+};
+
+// x [n, hidden] → out [n, hidden], the residual stream after the layer. The lightning state or the KV cache of
+// the attention block are updated. Arguments are validated by the caller.
+void decoder_layer(const KernelTable& K, const AttentionBlock& b, const MlpBlock& m, const float* x, int64_t n,
+                   float* out);
+
+}  // namespace m1
