@@ -189,17 +189,27 @@ void gemm_nn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
 }
 
 // ---------------------------------------------------------------- dot products (n <= 16)
+// Weight bytes requested ahead of the loads (software prefetch): a decode step streams each weight once, in
+// many short runs (a few MiB per GEMV) that the hardware prefetcher alone ramps up late. 4 KiB measured best
+// (bench-small decode, runs interleaved in one process: +3-6% tokens/s over none, ahead of 1, 8 and 16 KiB).
+constexpr int64_t kPrefetchAhead = 4096;
+
+
 // C[i·ldc] = Σ_k A[i, k] B[k] for M <= 4 rows of A (f32) and one row of B (f32/bf16/f16, converted in
 // registers). B is read front to back, the access memory streams fastest. Two accumulators per row,
 // in the same order for every M: a row's result does not depend on the rows computed with it.
 template <int DT, int M>
 static void dot_row(int64_t K, const float* A, int64_t lda, const void* B, float* C, int64_t ldc) {
-  const int esz = DT == kF32 ? 4 : 2;
+  constexpr int esz = DT == kF32 ? 4 : 2;
+  constexpr int step_bytes = 2 * V::W * esz, lines = step_bytes >= 64 ? step_bytes / 64 : 1;
   const char* bb = static_cast<const char*>(B);
   V acc0[M], acc1[M];
   M1_UNROLL for (int i = 0; i < M; i++) acc0[i] = acc1[i] = V::zero();
   int64_t k = 0;
   for (; k + 2 * V::W <= K; k += 2 * V::W) {
+    if (step_bytes >= 64 || ((k * esz) & 63) == 0) {  // once per cache line
+      M1_UNROLL for (int i = 0; i < lines; i++) __builtin_prefetch(bb + k * esz + kPrefetchAhead + 64 * i, 0, 3);
+    }
     const V b0 = load_w<DT>(bb + k * esz), b1 = load_w<DT>(bb + (k + V::W) * esz);
     M1_UNROLL for (int i = 0; i < M; i++) {
       acc0[i] = fma(V::load(A + i * lda + k), b0, acc0[i]);
