@@ -359,14 +359,21 @@ export function nativeLayer(cfg: ModelConfig, l: number, w: WeightSource, slopes
   });
 }
 
+/** Layer l's decoding state as the native objects take it; a softmax layer's KV cache gets room for n more rows
+ *  (count them in with `kv.length += n` after the call). */
+export function nativeCache(l: number, cache: ModelCache, n: number): native.DecoderLayerCache {
+  const state = cache.lightning[l];
+  if (state) return { state };
+  const kv = cache.kv[l]!;
+  kv.reserve(n);
+  return { keys: kv.keys, values: kv.values, length: kv.length, position: cache.position };
+}
+
 /** Runs layer l through its native object on pass.tokens rows of x, updating its lightning state or KV cache. */
 export function runNativeLayer(layer: native.DecoderLayer, l: number, x: Float32Array, pass: Pass, cache: ModelCache): Float32Array {
   const n = pass.tokens;
-  const state = cache.lightning[l];
-  if (state) return layer.forward(x, n, { state });
-  const kv = cache.kv[l]!;
-  kv.reserve(n);
-  const out = layer.forward(x, n, { keys: kv.keys, values: kv.values, length: kv.length, position: pass.position });
-  kv.length += n;
+  const out = layer.forward(x, n, nativeCache(l, cache, n));
+  const kv = cache.kv[l];
+  if (kv) kv.length += n;
   return out;
 }

@@ -7,7 +7,7 @@ import { Checkpoint } from "./checkpoint.ts";
 import { slopes, type ModelConfig } from "./config.ts";
 import { ModelCache } from "./cache.ts";
 import { HookSet, ActivationCache, hookNames, type HookFilter } from "./hooks.ts";
-import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, runNativeLayer, NATIVE_LAYER_MAX_TOKENS, type Pass, type WeightSource } from "./layers.ts";
+import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, nativeCache, runNativeLayer, NATIVE_LAYER_MAX_TOKENS, type Pass, type WeightSource } from "./layers.ts";
 import { Tensor } from "./tensor.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { InputError } from "./errors.ts";
@@ -44,9 +44,9 @@ export class Model implements WeightSource {
   private readonly layerSlopes: (Float32Array | null)[];
   /** the hook names inside each layer */
   private readonly layerHookNames: string[][];
-  /** native layer objects, built on first use; they hold their weights, so they are dropped when the checkpoint evicts */
-  private nativeLayers: (native.DecoderLayer | undefined)[] = [];
-  private nativeLayersEvictions = 0;
+  /** native layer and model objects, built on first use; they hold their weights, so they are dropped when the
+   *  checkpoint evicts */
+  private nativeObjects: NativeObjects = { evictions: 0, layers: [] };
 
   private constructor(readonly checkpoint: Checkpoint, readonly tokenizer: Tokenizer | null) {
     const cfg = checkpoint.config;
@@ -99,11 +99,12 @@ export class Model implements WeightSource {
 
   /** Runs new tokens through the model on top of `cache` (prefill of any length, or one decode step). */
   async forward(ids: ArrayLike<number>, options: ForwardOptions = {}): Promise<ForwardResult> {
+    options.signal?.throwIfAborted();
     const run = this.run(ids, options, false);
     for (let r = run.next(); ; r = run.next()) {
+      await yieldSometimes(); // after the last step too: a decode step in one native call has no step between layers
       if (r.done) return r.value;
       options.signal?.throwIfAborted();
-      await yieldSometimes();
     }
   }
 
@@ -125,6 +126,11 @@ export class Model implements WeightSource {
     const phase = options.phase ?? (n === 1 && cache.position > 0 ? "decode" : "prefill");
     const pass: Pass = { hooks: this.hooks, phase, position: cache.position, tokens: n };
     const hs = cfg.hiddenSize;
+    const mode = options.logits ?? "all";
+    if (!stepping && n <= NATIVE_LAYER_MAX_TOKENS && this.hooks.size === 0) {
+      const decoder = this.nativeDecoder();
+      if (decoder) return this.forwardNative(decoder, tokens, cache, mode);
+    }
     const stage = (name: Stage, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]) =>
       stepping ? this.pause(pass, name, layer, inputs, output, shape) : noPause(output);
 
@@ -139,7 +145,6 @@ export class Model implements WeightSource {
     }
     cache.position += n;
 
-    const mode = options.logits ?? "all";
     if (mode === "none") return { logits: new Tensor("F32", [0, cfg.vocabSize], new Float32Array(0)), cache };
     let last = x;
     let rows = n;
@@ -185,25 +190,50 @@ export class Model implements WeightSource {
     return { ...result, activations };
   }
 
-  /** How many layers currently run as native objects (the path of a forward pass of up to 16 tokens that no hook
-   *  listens inside; streamed checkpoints and stepping run op by op). */
+  /** How many layers currently run as native objects: a forward pass of up to 16 tokens runs every layer that no
+   *  hook listens inside that way, and with no hook at all the whole model as one native call. Streamed checkpoints
+   *  and stepping run op by op. */
   get nativeLayerCount(): number {
-    return this.liveNativeLayers().filter(Boolean).length;
+    return this.liveNativeObjects().layers.filter(Boolean).length;
   }
 
   /** Layer l as a native object when the checkpoint is held in memory whole (a streamed one stays op by op). */
   private nativeLayer(l: number): native.DecoderLayer | null {
     if (!this.checkpoint.fullyResident) return null;
-    return (this.liveNativeLayers()[l] ??= nativeLayer(this.config, l, this, this.layerSlopes[l]));
+    return (this.liveNativeObjects().layers[l] ??= nativeLayer(this.config, l, this, this.layerSlopes[l]));
   }
 
-  /** The native layers built since the checkpoint last evicted tensors (older ones are dropped). */
-  private liveNativeLayers(): (native.DecoderLayer | undefined)[] {
-    if (this.nativeLayersEvictions !== this.checkpoint.evictions) {
-      this.nativeLayers = [];
-      this.nativeLayersEvictions = this.checkpoint.evictions;
+  /** The whole model as a native object, under the same condition. */
+  private nativeDecoder(): native.Decoder | null {
+    if (!this.checkpoint.fullyResident) return null;
+    const { vocabSize, hiddenSize, numLayers, rmsNormEps } = this.config;
+    return (this.liveNativeObjects().decoder ??= native.decoder({
+      embed: this.weight("model.embed_tokens.weight", [vocabSize, hiddenSize]),
+      norm: this.vector("model.norm.weight", hiddenSize),
+      eps: rmsNormEps,
+      lmHead: this.lmHead(),
+      layers: Array.from({ length: numLayers }, (_, l) => this.nativeLayer(l)!),
+    }));
+  }
+
+  /** The native objects built since the checkpoint last evicted tensors (older ones are dropped). */
+  private liveNativeObjects(): NativeObjects {
+    if (this.nativeObjects.evictions !== this.checkpoint.evictions) {
+      this.nativeObjects = { evictions: this.checkpoint.evictions, layers: [] };
     }
-    return this.nativeLayers;
+    return this.nativeObjects;
+  }
+
+  /** A forward pass as one native call (no hook registered, few tokens): bit-identical to the generator's path. */
+  private forwardNative(decoder: native.Decoder, tokens: Int32Array, cache: ModelCache, mode: "all" | "last" | "none"): ForwardResult {
+    const n = tokens.length;
+    const { vocabSize, numLayers } = this.config;
+    const caches = Array.from({ length: numLayers }, (_, l) => nativeCache(l, cache, n));
+    const rows = mode === "all" ? n : mode === "last" ? 1 : 0;
+    const logits = decoder.forward(tokens, caches, rows);
+    for (const kv of cache.kv) if (kv) kv.length += n;
+    cache.position += n;
+    return { logits: new Tensor("F32", [rows, vocabSize], logits), cache };
   }
 
   private lmHead(): native.Weight {
@@ -246,6 +276,12 @@ export class Model implements WeightSource {
     out = hook(pass, b + "hook_resid_post", l, out, shape);
     return yield* stage("mlp_residual", l, { residual: residualM, moe: mlp }, out, shape);
   }
+}
+
+interface NativeObjects {
+  evictions: number;
+  layers: (native.DecoderLayer | undefined)[];
+  decoder?: native.Decoder;
 }
 
 type StageFn = (name: Stage, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]) => Generator<SubStep, Float32Array, void>;

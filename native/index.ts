@@ -80,6 +80,21 @@ export interface DecoderLayer {
   /** x [n, hidden] → the residual stream after the layer; updates the cache. */
   forward(x: Float32Array, n: number, cache: DecoderLayerCache, out?: Float32Array): Float32Array;
 }
+/** The whole model (spec §2) over its decoder layers. */
+export interface DecoderSpec {
+  /** [vocab, hidden] */
+  embed: Weight;
+  /** the final norm [hidden] */
+  norm: Float32Array;
+  eps: number;
+  /** [vocab, hidden] */
+  lmHead: Weight;
+  layers: readonly DecoderLayer[];
+}
+export interface Decoder {
+  /** ids [n] → logits [rows, vocab] of the last `rows` positions; caches[l] (one per layer) are updated. */
+  forward(ids: Int32Array, caches: readonly DecoderLayerCache[], rows: number): Float32Array;
+}
 /** The recycling pool behind large arrays the addon returns (bytes). */
 export interface MemoryStats {
   /** held by arrays still alive in JavaScript */
@@ -131,6 +146,7 @@ interface Binding {
     experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array;
   weightedSum(slots: Float32Array, weights: Float32Array, n: number, k: number, dim: number, out?: Float32Array): Float32Array;
   DecoderLayer: new (spec: DecoderLayerSpec) => DecoderLayer;
+  Decoder: new (spec: DecoderSpec) => Decoder;
 }
 
 const addonUrl = new URL("./build/Release/m1native.node", import.meta.url);
@@ -574,4 +590,10 @@ export function weightedSum(slots: Float32Array, weights: Float32Array, n: numbe
  */
 export function decoderLayer(spec: DecoderLayerSpec): DecoderLayer {
   return new native.DecoderLayer(spec);
+}
+
+/** The whole model as one native object over its layers: a forward call runs embedding, every layer, the final norm
+ *  and the LM head without returning to JavaScript, bit-identical to the same ops called one by one. */
+export function decoder(spec: DecoderSpec): Decoder {
+  return new native.Decoder(spec);
 }

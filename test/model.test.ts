@@ -187,20 +187,24 @@ test("a generation displays its text with the thought set apart", async () => {
   assert.match(bundle["text/plain"], /stop_token/);
 });
 
-test("a layer nobody hooks runs as one native call, bit-identical to the op-by-op path, for both layer kinds", async () => {
-  const fast = await Model.load(TINY);
+test("native paths (the whole model in one call; the layers no hook listens inside) are bit-identical to op by op", async () => {
+  const fast = await Model.load(TINY); // no hooks: the whole model as one native call
+  const mixed = await Model.load(TINY);
+  mixed.hooks.add("blocks.0.hook_resid_pre", () => {}); // layer 0 op by op, the others native
   const slow = await Model.load(TINY);
-  slow.hooks.add(/hook_resid_pre$/, () => {}); // a read-only hook in every layer keeps it op by op
-  const a = fast.newCache();
-  const b = slow.newCache();
+  slow.hooks.add(/hook_resid_pre$/, () => {}); // a read-only hook in every layer keeps every layer op by op
+  const models = [fast, mixed, slow];
+  const caches = models.map((m) => m.newCache());
   const steps = [prompt.slice(0, 12), ...prompt.slice(12).map((id) => [id])]; // a 12-token prefill, then decode
   for (const ids of steps) {
-    const la = (await fast.forward(ids, { cache: a })).logits.data;
-    const lb = (await slow.forward(ids, { cache: b })).logits.data;
-    assert.deepEqual(la, lb, `logits after position ${a.position}`);
+    const [lf, lm, ls] = await Promise.all(models.map(async (m, i) => (await m.forward(ids, { cache: caches[i] })).logits.data));
+    assert.deepEqual(lf, ls, `whole model, logits after position ${caches[0].position}`);
+    assert.deepEqual(lm, ls, `mixed, logits after position ${caches[1].position}`);
   }
   assert.equal(fast.nativeLayerCount, fast.config.numLayers);
+  assert.equal(mixed.nativeLayerCount, mixed.config.numLayers - 1);
   assert.equal(slow.nativeLayerCount, 0);
+  const [a, , b] = caches;
   a.lightning.forEach((s, l) => s && assert.deepEqual(s, b.lightning[l], `lightning state of layer ${l}`));
   a.kv.forEach((kv, l) => {
     if (!kv) return;
@@ -209,7 +213,13 @@ test("a layer nobody hooks runs as one native call, bit-identical to the op-by-o
     assert.deepEqual(kv.keys.subarray(0, rows), b.kv[l]!.keys.subarray(0, rows), `keys of layer ${l}`);
     assert.deepEqual(kv.values.subarray(0, rows), b.kv[l]!.values.subarray(0, rows), `values of layer ${l}`);
   });
-  // long prompts run op by op; evicting the checkpoint drops the native layers (they hold its tensors)
+  for (const logits of ["last", "none"] as const) {
+    const got = (await fast.forward(prompt.slice(0, 5), { logits })).logits;
+    const want = (await slow.forward(prompt.slice(0, 5), { logits })).logits;
+    assert.deepEqual(got.shape, want.shape);
+    assert.deepEqual(got.data, want.data, `logits: "${logits}"`);
+  }
+  // long prompts run op by op; evicting the checkpoint drops the native objects (they hold its tensors)
   fast.checkpoint.evict();
   assert.deepEqual((await fast.forward(prompt)).logits.data, await logitsOf(prompt));
   assert.equal(fast.nativeLayerCount, 0);

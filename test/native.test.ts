@@ -943,3 +943,41 @@ test("alignedBuffer gives writable memory of the asked size (checkpoint tensors 
   }
   assert.throws(() => m1.alignedBuffer(-1), { name: "RangeError", message: /alignedBuffer: bytes must be a non-negative integer/ });
 });
+
+each("decoder (embedding, a lightning and a softmax layer, final norm, LM head) equals its parts one by one, bit for bit", () => {
+  const specs = [layerSpec("lightning", "BF16"), layerSpec("softmax", "F32")];
+  const layers = specs.map((s) => m1.decoderLayer(s));
+  const embed = makeWeight("BF16", 50, 32, 7), lmHead = makeWeight("F32", 50, 32, 8), norm = randF32(32, 9, 0.5, 1.5);
+  const model = m1.decoder({ embed, norm, eps: 1e-5, lmHead, layers });
+  const fresh = () => [{ state: new Float32Array(4 * 8 * 8) }, { keys: new Float32Array(8 * 16), values: new Float32Array(8 * 16), length: 0, position: 0 }];
+  const [a, b] = [fresh(), fresh()];
+  for (const [step, ids] of [[3, 14, 49, 0], [7], [11]].entries()) {
+    const n = ids.length;
+    const rows = step === 0 ? n : 1;
+    const got = model.forward(Int32Array.from(ids), a, rows);
+    let x = m1.embedding(Int32Array.from(ids), embed);
+    layers.forEach((layer, l) => (x = layer.forward(x, n, b[l])));
+    const want = m1.matmul(m1.rmsnorm(x.subarray((n - rows) * 32), rows, 32, norm, 1e-5), rows, lmHead);
+    assert.deepEqual(got, want, `step ${step}`);
+    for (const c of [a[1], b[1]] as { length: number; position: number }[]) {
+      c.length += n;
+      c.position += n;
+    }
+  }
+  assert.deepEqual(a, b);
+  assert.equal(model.forward(Int32Array.from([1]), a, 0).length, 0);
+});
+
+test("decoder names what is wrong", () => {
+  const layer = m1.decoderLayer(layerSpec("lightning", "F32"));
+  const spec = { embed: makeWeight("F32", 50, 32, 1), norm: new Float32Array(32), eps: 1e-5, lmHead: makeWeight("F32", 50, 32, 2), layers: [layer] };
+  assert.throws(() => m1.decoder({ ...spec, layers: [{} as m1.DecoderLayer] }), { name: "TypeError", message: "decoder: spec.layers[0] must be a DecoderLayer" });
+  assert.throws(() => m1.decoder({ ...spec, lmHead: makeWeight("F32", 49, 32, 2) }), { name: "RangeError", message: "decoder: spec.lmHead has shape [49, 32], expected [50, 32]" });
+  assert.throws(() => m1.decoder({ ...spec, embed: makeWeight("F32", 50, 16, 1) }), { name: "RangeError", message: "decoder: spec.layers[0] has hidden size 32, spec.embed has 16" });
+  const model = m1.decoder(spec);
+  const cache = [{ state: new Float32Array(256) }];
+  assert.throws(() => model.forward(Int32Array.from([3, 50]), cache, 1), { name: "RangeError", message: "Decoder.forward: ids[1] = 50 is outside the vocabulary [0, 50)" });
+  assert.throws(() => model.forward(Int32Array.from([3]), [], 1), { name: "TypeError", message: "Decoder.forward: caches must be an array of 1 layer caches" });
+  assert.throws(() => model.forward(Int32Array.from([3]), cache, 2), { name: "RangeError", message: "Decoder.forward: rows (2) must be <= the number of ids (1)" });
+  assert.throws(() => model.forward(Int32Array.from([3]), [{ state: new Float32Array(255) }], 1), { name: "RangeError", message: "Decoder.forward: caches[0].state has 255 elements, expected heads*headDim*headDim = 256" });
+});

@@ -16,7 +16,8 @@ function count(name: string, text: string | undefined, fallback: number, min: nu
   return x;
 }
 
-export async function bench(args: string[]): Promise<number> {
+/** Runs the command; what it prints goes to `print` (standard output by default). */
+export async function bench(args: string[], print: (text: string) => void = (text) => process.stdout.write(text)): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -47,10 +48,10 @@ export async function bench(args: string[]): Promise<number> {
   const info = native.cpuInfo();
   Object.assign(result, { threads: info.threads, isa: info.isa });
   if (values.json) {
-    process.stdout.write(JSON.stringify(result) + "\n");
+    print(JSON.stringify(result) + "\n");
   } else {
-    process.stdout.write(`prefill ${n} tokens: ${p.tokS.toFixed(1)} tokens/s (${info.isa}, ${info.threads} threads)\n`);
-    if (steps > 0) process.stdout.write(`decode ${steps} tokens after ${result.decode_context}: ${(result.decode_tok_s as number).toFixed(1)} tokens/s\n`);
+    print(`prefill ${n} tokens: ${p.tokS.toFixed(1)} tokens/s (${info.isa}, ${info.threads} threads)\n`);
+    if (steps > 0) print(`decode ${steps} tokens after ${result.decode_context}: ${(result.decode_tok_s as number).toFixed(1)} tokens/s\n`);
   }
   return 0;
 }

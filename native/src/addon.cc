@@ -735,28 +735,28 @@ class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
     if (!info[0].IsObject()) c.type_error("spec must be an object");
     const Napi::Object s = info[0].As<Napi::Object>();
     const std::string S = "spec";
-    b_.hidden = dim(c, prop(c, s, S, "hidden"), "spec.hidden");
-    b_.heads = dim(c, prop(c, s, S, "heads"), "spec.heads");
-    b_.head_dim = dim(c, prop(c, s, S, "headDim"), "spec.headDim");
-    const int64_t hs = b_.hidden, d = b_.head_dim;
-    if (hs < 1 || b_.heads < 1 || d < 1) c.range_error("spec.hidden, spec.heads and spec.headDim must be >= 1");
-    const int64_t inner = prod(c, {b_.heads, d});
-    b_.ln1 = vector(c, prop(c, s, S, "ln1"), "spec.ln1", hs, "hidden");
-    b_.ln2 = vector(c, prop(c, s, S, "ln2"), "spec.ln2", hs, "hidden");
-    b_.eps = non_negative(c, prop(c, s, S, "eps"), "spec.eps");
-    b_.alpha = float(number(c, prop(c, s, S, "alpha"), "spec.alpha"));
-    b_.beta = float(number(c, prop(c, s, S, "beta"), "spec.beta"));
+    p_.attention.hidden = dim(c, prop(c, s, S, "hidden"), "spec.hidden");
+    p_.attention.heads = dim(c, prop(c, s, S, "heads"), "spec.heads");
+    p_.attention.head_dim = dim(c, prop(c, s, S, "headDim"), "spec.headDim");
+    const int64_t hs = p_.attention.hidden, d = p_.attention.head_dim;
+    if (hs < 1 || p_.attention.heads < 1 || d < 1) c.range_error("spec.hidden, spec.heads and spec.headDim must be >= 1");
+    const int64_t inner = prod(c, {p_.attention.heads, d});
+    p_.attention.ln1 = vector(c, prop(c, s, S, "ln1"), "spec.ln1", hs, "hidden");
+    p_.attention.ln2 = vector(c, prop(c, s, S, "ln2"), "spec.ln2", hs, "hidden");
+    p_.attention.eps = non_negative(c, prop(c, s, S, "eps"), "spec.eps");
+    p_.attention.alpha = float(number(c, prop(c, s, S, "alpha"), "spec.alpha"));
+    p_.attention.beta = float(number(c, prop(c, s, S, "beta"), "spec.beta"));
     const Napi::Value pn = prop(c, s, S, "postnorm");
     if (!pn.IsBoolean()) c.type_error("spec.postnorm must be a boolean");
-    b_.postnorm = pn.As<Napi::Boolean>().Value();
+    p_.attention.postnorm = pn.As<Napi::Boolean>().Value();
     const Napi::Value ev = prop(c, s, S, "experts");
     if (!ev.IsArray() || ev.As<Napi::Array>().Length() < 1) c.type_error("spec.experts must be a non-empty array of { w1, w3, w2 }");
     const int64_t ne = int64_t(ev.As<Napi::Array>().Length());
-    b_.router = matrix(c, prop(c, s, S, "router"), "spec.router", ne, hs);
-    b_.top_k = dim(c, prop(c, s, S, "topK"), "spec.topK");
-    if (b_.top_k < 1 || b_.top_k > ne) c.range_error("spec.topK must be in [1, experts = " + str(ne) + "], got " + str(b_.top_k));
-    m_.alpha = float(number(c, prop(c, s, S, "mlpAlpha"), "spec.mlpAlpha"));
-    m_.beta = float(number(c, prop(c, s, S, "mlpBeta"), "spec.mlpBeta"));
+    p_.attention.router = matrix(c, prop(c, s, S, "router"), "spec.router", ne, hs);
+    p_.attention.top_k = dim(c, prop(c, s, S, "topK"), "spec.topK");
+    if (p_.attention.top_k < 1 || p_.attention.top_k > ne) c.range_error("spec.topK must be in [1, experts = " + str(ne) + "], got " + str(p_.attention.top_k));
+    p_.mlp.alpha = float(number(c, prop(c, s, S, "mlpAlpha"), "spec.mlpAlpha"));
+    p_.mlp.beta = float(number(c, prop(c, s, S, "mlpBeta"), "spec.mlpBeta"));
     views_.resize(size_t(ne));
     ptrs_.resize(size_t(ne));
     int64_t F = -1;
@@ -772,8 +772,8 @@ class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
                                      matrix(c, prop(c, eo, en, "w2"), en + ".w2", hs, F)};
       ptrs_[size_t(e)] = &views_[size_t(e)];
     }
-    m_.experts = ptrs_.data();
-    m_.num_experts = ne;
+    p_.mlp.experts = ptrs_.data();
+    p_.mlp.num_experts = ne;
 
     const Napi::Value lv = s.Get("lightning"), sv = s.Get("softmax");
     if (absent(lv) == absent(sv)) c.type_error("spec needs exactly one of spec.lightning and spec.softmax");
@@ -786,17 +786,17 @@ class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
       lp_.out = matrix(c, prop(c, l, L, "out"), L + ".out", hs, inner);
       lp_.norm = vector(c, prop(c, l, L, "norm"), "spec.lightning.norm", inner, "heads*headDim");
       lp_.norm_eps = non_negative(c, prop(c, l, L, "normEps"), "spec.lightning.normEps");
-      lp_.slopes = vector(c, prop(c, l, L, "slopes"), "spec.lightning.slopes", b_.heads, "heads");
+      lp_.slopes = vector(c, prop(c, l, L, "slopes"), "spec.lightning.slopes", p_.attention.heads, "heads");
       lp_.block = dim(c, prop(c, l, L, "blockSize"), "spec.lightning.blockSize");
       if (lp_.block < 1 || lp_.block > 4096) c.range_error("spec.lightning.blockSize must be in [1, 4096]");
-      b_.lightning = &lp_;
+      p_.attention.lightning = &lp_;
     } else {
       if (!sv.IsObject()) c.type_error("spec.softmax must be an object");
       const Napi::Object o = sv.As<Napi::Object>();
       const std::string O = "spec.softmax";
       sp_.kv_heads = dim(c, prop(c, o, O, "kvHeads"), "spec.softmax.kvHeads");
-      if (sp_.kv_heads < 1 || b_.heads % sp_.kv_heads != 0)
-        c.range_error("spec.softmax.kvHeads (" + str(sp_.kv_heads) + ") must be >= 1 and divide heads (" + str(b_.heads) + ")");
+      if (sp_.kv_heads < 1 || p_.attention.heads % sp_.kv_heads != 0)
+        c.range_error("spec.softmax.kvHeads (" + str(sp_.kv_heads) + ") must be >= 1 and divide heads (" + str(p_.attention.heads) + ")");
       const int64_t row = prod(c, {sp_.kv_heads, d});
       sp_.q = matrix(c, prop(c, o, O, "q"), O + ".q", inner, hs);
       sp_.k = matrix(c, prop(c, o, O, "k"), O + ".k", row, hs);
@@ -807,7 +807,7 @@ class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
         c.range_error("spec.softmax.rotaryDim must be even and <= headDim (" + str(d) + "), got " + str(sp_.rotary_dim));
       sp_.theta = finite(c, prop(c, o, O, "theta"), "spec.softmax.theta");
       if (!(sp_.theta > 0)) c.range_error("spec.softmax.theta must be > 0");
-      b_.softmax = &sp_;
+      p_.attention.softmax = &sp_;
     }
   }
 
@@ -818,44 +818,59 @@ class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
     Ctx c{info.Env(), "DecoderLayer.forward"};
     Arr<float> x = f32(c, info[0], "x");
     const int64_t n = dim(c, info[1], "n");
-    const int64_t hs = b_.hidden, d = b_.head_dim;
-    expect_len(c, x, prod(c, {n, hs}), "n*hidden");
-    if (!info[2].IsObject()) c.type_error("cache must be an object");
-    const Napi::Object cache = info[2].As<Napi::Object>();
-    Out o = out_arg(c, info[3], prod(c, {n, hs}), "n*hidden");
+    expect_len(c, x, prod(c, {n, p_.attention.hidden}), "n*hidden");
+    Out o = out_arg(c, info[3], prod(c, {n, p_.attention.hidden}), "n*hidden");
     disjoint(c, o.a, x);
-    std::vector<Arr<float>> states;
-    if (b_.lightning) {
-      Arr<float> state = f32(c, prop(c, cache, "cache", "state"), "cache.state");
-      expect_len(c, state, prod(c, {b_.heads, d, d}), "heads*headDim*headDim");
-      lp_.state = state.data;
-      states.push_back(state);
-    } else {
-      const int64_t row = prod(c, {sp_.kv_heads, d});
-      sp_.length = dim(c, prop(c, cache, "cache", "length"), "cache.length");
-      sp_.position = dim(c, prop(c, cache, "cache", "position"), "cache.position");
-      if (sp_.position + n > INT32_MAX) c.range_error("cache.position + n must be < 2^31");
-      Arr<float> keys = f32(c, prop(c, cache, "cache", "keys"), "cache.keys");
-      Arr<float> values = f32(c, prop(c, cache, "cache", "values"), "cache.values");
-      const int64_t need = prod(c, {sp_.length + n, row});
-      for (const Arr<float>* a : {&keys, &values}) {
-        if (a->len < need)
-          c.range_error(std::string(a->name) + " has room for " + str(a->len / row) +
-                        " rows, expected at least length + n = " + str(sp_.length + n));
-      }
-      disjoint(c, keys, values);
-      sp_.keys = keys.data;
-      sp_.values = values.data;
-      states.insert(states.end(), {keys, values});
-    }
-    for (const Arr<float>& st : states) {
-      disjoint(c, st, x);
-      disjoint(c, st, o.a);
-    }
-    if (n > 0) decoder_layer(kernels(), b_, m_, x.data, n, o.a.data);
+    const LayerCache cache = CacheArg(c, info[2], "cache", n, {&x, &o.a});
+    if (n > 0) decoder_layer(kernels(), p_, cache, x.data, n, o.a.data);
     return o.arr;
   }
 
+ public:
+  const DecoderLayerParams& params() const { return p_; }
+
+  // This layer's cache argument (see Forward) for n new tokens, checked against the arrays of the call.
+  LayerCache CacheArg(const Ctx& c, const Napi::Value& v, const std::string& name, int64_t n,
+                      std::initializer_list<const Arr<float>*> others) const {
+    if (!v.IsObject()) c.type_error(name + " must be an object");
+    const Napi::Object cache = v.As<Napi::Object>();
+    const int64_t d = p_.attention.head_dim;
+    const std::string sn = name + ".state", kn = name + ".keys", vn = name + ".values";  // outlive `states`
+    LayerCache r{};
+    std::vector<Arr<float>> states;
+    if (p_.attention.lightning) {
+      Arr<float> state = f32(c, prop(c, cache, name, "state"), sn.c_str());
+      if (state.len != p_.attention.heads * d * d)
+        c.range_error(sn + " has " + str(state.len) + " elements, expected heads*headDim*headDim = " + str(p_.attention.heads * d * d));
+      r.state = state.data;
+      states.push_back(state);
+    } else {
+      const int64_t row = prod(c, {sp_.kv_heads, d});
+      r.length = dim(c, prop(c, cache, name, "length"), (name + ".length").c_str());
+      r.position = dim(c, prop(c, cache, name, "position"), (name + ".position").c_str());
+      if (r.position + n > INT32_MAX) c.range_error(name + ".position + n must be < 2^31");
+      Arr<float> keys = f32(c, prop(c, cache, name, "keys"), kn.c_str());
+      Arr<float> values = f32(c, prop(c, cache, name, "values"), vn.c_str());
+      const int64_t need = prod(c, {r.length + n, row});
+      for (const Arr<float>* a : {&keys, &values}) {
+        if (a->len < need)
+          c.range_error(std::string(a->name) + " has room for " + str(a->len / row) +
+                        " rows, expected at least length + n = " + str(r.length + n));
+      }
+      if (overlap(keys, values)) c.range_error(kn + " must not overlap " + vn);
+      r.keys = keys.data;
+      r.values = values.data;
+      states.insert(states.end(), {keys, values});
+    }
+    for (const Arr<float>& st : states) {
+      for (const Arr<float>* other : others) {
+        if (overlap(st, *other)) c.range_error(std::string(st.name) + " must not overlap " + other->name);
+      }
+    }
+    return r;
+  }
+
+ private:
   // a kept Float32Array of `want` elements
   const float* vector(const Ctx& c, const Napi::Value& v, const char* name, int64_t want, const char* expr) {
     Arr<float> a = f32(c, v, name);
@@ -879,12 +894,91 @@ class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
     return x;
   }
 
-  AttentionBlock b_{};
+  DecoderLayerParams p_{};
   LightningParams lp_{};
   SoftmaxParams sp_{};
-  MlpBlock m_{};
   std::vector<ExpertView> views_;
   std::vector<const ExpertView*> ptrs_;
+  std::vector<Napi::ObjectReference> kept_;
+};
+
+// The addon's per-environment data: the DecoderLayer class, to recognise its instances.
+struct AddonData {
+  Napi::FunctionReference decoder_layer;
+};
+
+// Decoder({ embed, norm, eps, lmHead, layers }): the whole model over DecoderLayer objects (see layer.h);
+// forward(ids, caches, rows) → logits [rows, vocab] of the last `rows` positions.
+class Decoder : public Napi::ObjectWrap<Decoder> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Decoder", {InstanceMethod<&Decoder::Forward>("forward")});
+  }
+
+  explicit Decoder(const CallbackInfo& info) : Napi::ObjectWrap<Decoder>(info) {
+    Ctx c{info.Env(), "decoder"};
+    if (!info[0].IsObject()) c.type_error("spec must be an object");
+    const Napi::Object s = info[0].As<Napi::Object>();
+    const Napi::Value lv = prop(c, s, "spec", "layers");
+    if (!lv.IsArray()) c.type_error("spec.layers must be an array of DecoderLayer objects");
+    const Napi::Array la = lv.As<Napi::Array>();
+    const Napi::Function ctor = c.env.GetInstanceData<AddonData>()->decoder_layer.Value();
+    for (uint32_t l = 0; l < la.Length(); l++) {
+      const Napi::Value v = la.Get(l);
+      if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctor))
+        c.type_error("spec.layers[" + str(l) + "] must be a DecoderLayer");
+      layers_.push_back(DecoderLayer::Unwrap(v.As<Napi::Object>()));
+      params_.push_back(&layers_.back()->params());
+      kept_.push_back(Napi::Persistent(v.As<Napi::Object>()));
+    }
+    WeightArg embed = weight(c, prop(c, s, "spec", "embed"), "spec.embed");
+    const int64_t vocab = embed.w.rows, hs = embed.w.cols;
+    for (size_t l = 0; l < layers_.size(); l++) {
+      if (params_[l]->attention.hidden != hs)
+        c.range_error("spec.layers[" + str(int64_t(l)) + "] has hidden size " + str(params_[l]->attention.hidden) +
+                      ", spec.embed has " + str(hs));
+    }
+    WeightArg head = weight(c, prop(c, s, "spec", "lmHead"), "spec.lmHead");
+    weight_shape(c, head, "spec.lmHead", vocab, hs);
+    const Napi::Value nv = prop(c, s, "spec", "norm");
+    Arr<float> norm = f32(c, nv, "spec.norm");
+    expect_len(c, norm, hs, "hidden");
+    m_.eps = finite(c, prop(c, s, "spec", "eps"), "spec.eps");
+    if (m_.eps < 0) c.range_error("spec.eps must be >= 0");
+    m_.embed = embed.w;
+    m_.lm_head = head.w;
+    m_.norm = norm.data;
+    m_.layers = params_.data();
+    m_.num_layers = int64_t(params_.size());
+    for (const char* key : {"embed", "lmHead"}) kept_.push_back(Napi::Persistent(s.Get(key).As<Napi::Object>().Get("data").As<Napi::Object>()));
+    kept_.push_back(Napi::Persistent(nv.As<Napi::Object>()));
+  }
+
+ private:
+  // forward(ids, caches, rows) → logits [rows, vocab]; caches[l] as DecoderLayer.forward takes it, updated.
+  Napi::Value Forward(const CallbackInfo& info) {
+    Ctx c{info.Env(), "Decoder.forward"};
+    Arr<int32_t> ids = i32(c, info[0], "ids");
+    const int64_t n = ids.len, vocab = m_.embed.rows;
+    for (int64_t i = 0; i < n; i++) {
+      if (ids.data[i] < 0 || ids.data[i] >= vocab)
+        c.range_error("ids[" + str(i) + "] = " + str(ids.data[i]) + " is outside the vocabulary [0, " + str(vocab) + ")");
+    }
+    if (!info[1].IsArray() || info[1].As<Napi::Array>().Length() != layers_.size())
+      c.type_error("caches must be an array of " + str(int64_t(layers_.size())) + " layer caches");
+    const Napi::Array ca = info[1].As<Napi::Array>();
+    const int64_t rows = dim(c, info[2], "rows");
+    if (rows > n) c.range_error("rows (" + str(rows) + ") must be <= the number of ids (" + str(n) + ")");
+    std::vector<LayerCache> caches(layers_.size());
+    for (uint32_t l = 0; l < layers_.size(); l++) caches[l] = layers_[l]->CacheArg(c, ca.Get(l), "caches[" + str(l) + "]", n, {});
+    Napi::Float32Array logits = new_f32(c, prod(c, {rows, vocab}));
+    if (n > 0) decoder_forward(kernels(), m_, ids.data, n, caches.data(), rows, rows ? logits.Data() : nullptr);
+    return logits;
+  }
+
+  DecoderModel m_{};
+  std::vector<DecoderLayer*> layers_;
+  std::vector<const DecoderLayerParams*> params_;
   std::vector<Napi::ObjectReference> kept_;
 };
 
@@ -924,7 +1018,10 @@ Napi::Object Init(Env env, Napi::Object exports) {
   exports.Set("moeExperts", Napi::Function::New(env, MoeExperts, "moeExperts"));
   exports.Set("moe", Napi::Function::New(env, Moe, "moe"));
   exports.Set("weightedSum", Napi::Function::New(env, WeightedSum, "weightedSum"));
-  exports.Set("DecoderLayer", DecoderLayer::Define(env));
+  Napi::Function layer = DecoderLayer::Define(env);
+  env.SetInstanceData(new AddonData{Napi::Persistent(layer)});
+  exports.Set("DecoderLayer", layer);
+  exports.Set("Decoder", Decoder::Define(env));
   exports.Set("builtWithAvx512Bf16", Napi::Boolean::New(env, built_with_avx512bf16()));
   return exports;
 }

@@ -11,7 +11,7 @@
 namespace m1 {
 namespace {
 
-thread_local Buf tl_a, tl_qkv, tl_gate, tl_o, tl_attn, tl_logits, tl_h, tl_normed, tl_mlp, tl_weights;
+thread_local Buf tl_a, tl_qkv, tl_gate, tl_o, tl_attn, tl_logits, tl_h, tl_normed, tl_mlp, tl_weights, tl_x[2], tl_final;
 thread_local std::vector<int32_t> tl_idx;
 
 struct Product {
@@ -45,16 +45,16 @@ void products(const KernelTable& K, const float* x, int64_t n, std::initializer_
 
 // Lightning attention (spec §2.5) of a = ln1(x): SiLU'd interleaved q/k/v, the decayed recurrence (or the
 // block prefill), the head norm, the sigmoid output gate, out_proj.
-void lightning(const KernelTable& K, const AttentionBlock& b, const LightningParams& p, const float* a, int64_t n,
-               float* attn) {
+void lightning(const KernelTable& K, const AttentionBlock& b, const LightningParams& p, float* state, const float* a,
+               int64_t n, float* attn) {
   const int64_t inner = b.heads * b.head_dim, d = b.head_dim;
   float* qkv = tl_qkv.get(n * 3 * inner);
   float* gate = tl_gate.get(n * inner);
   float* o = tl_o.get(n * inner);
   products(K, a, n, {{p.qkv, qkv}, {p.gate, gate}});
   K.silu(qkv, qkv, n * 3 * inner);
-  if (n == 1) K.lightning_step(qkv, qkv + d, qkv + 2 * d, 3 * inner, 3 * d, n, b.heads, d, p.slopes, p.state, o);
-  else K.lightning_prefill(qkv, qkv + d, qkv + 2 * d, 3 * inner, 3 * d, n, b.heads, d, p.slopes, p.block, p.state, o);
+  if (n == 1) K.lightning_step(qkv, qkv + d, qkv + 2 * d, 3 * inner, 3 * d, n, b.heads, d, p.slopes, state, o);
+  else K.lightning_prefill(qkv, qkv + d, qkv + 2 * d, 3 * inner, 3 * d, n, b.heads, d, p.slopes, p.block, state, o);
   K.rmsnorm(o, n, inner, p.norm, p.norm_eps, o);
   K.sigmoid(gate, gate, n * inner);
   K.mul(gate, o, o, n * inner);
@@ -63,32 +63,32 @@ void lightning(const KernelTable& K, const AttentionBlock& b, const LightningPar
 
 // Softmax attention (spec §2.6) of a: q, and k, v straight into the cache's new rows; partial RoPE; causal
 // attention over the cache; o_proj.
-void softmax(const KernelTable& K, const AttentionBlock& b, const SoftmaxParams& p, const float* a, int64_t n,
-             float* attn) {
+void softmax(const KernelTable& K, const AttentionBlock& b, const SoftmaxParams& p, const LayerCache& c, const float* a,
+             int64_t n, float* attn) {
   const int64_t d = b.head_dim, row = p.kv_heads * d;
   float* q = tl_qkv.get(n * b.heads * d);
   float* z = tl_o.get(n * b.heads * d);
-  float* k = p.keys + p.length * row;
-  float* v = p.values + p.length * row;
+  float* k = c.keys + c.length * row;
+  float* v = c.values + c.length * row;
   products(K, a, n, {{p.q, q}, {p.k, k}, {p.v, v}});
   std::vector<int32_t> positions(static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; t++) positions[size_t(t)] = int32_t(p.position + t);
+  for (int64_t t = 0; t < n; t++) positions[size_t(t)] = int32_t(c.position + t);
   K.rope(q, n, b.heads, d, p.rotary_dim, positions.data(), p.theta);
   K.rope(k, n, p.kv_heads, d, p.rotary_dim, positions.data(), p.theta);
   const float scale = float(1.0 / std::sqrt(double(d)));
-  K.attention(q, p.keys, p.values, n, p.length + n, b.heads, p.kv_heads, d, scale, z, nullptr);
+  K.attention(q, c.keys, c.values, n, c.length + n, b.heads, p.kv_heads, d, scale, z, nullptr);
   K.matmul(z, n, p.o, attn);
 }
 
 // h = α·(postnorm ? ln1(x) : x) + β·attention(ln1(x)), normed = ln2(h), and the router's top-k of normed.
-void attention_block(const KernelTable& K, const AttentionBlock& b, const float* x, int64_t n, float* h,
-                     float* normed, int32_t* idx, float* weights) {
+void attention_block(const KernelTable& K, const AttentionBlock& b, const LayerCache& c, const float* x, int64_t n,
+                     float* h, float* normed, int32_t* idx, float* weights) {
   const int64_t hs = b.hidden, experts = b.router.rows;
   float* a = tl_a.get(n * hs);
   float* attn = tl_attn.get(n * hs);
   K.rmsnorm(x, n, hs, b.ln1, b.eps, a);
-  if (b.lightning) lightning(K, b, *b.lightning, a, n, attn);
-  else softmax(K, b, *b.softmax, a, n, attn);
+  if (b.lightning) lightning(K, b, *b.lightning, c.state, a, n, attn);
+  else softmax(K, b, *b.softmax, c, a, n, attn);
   K.axpby(b.alpha, b.postnorm ? a : x, b.beta, attn, h, n * hs);
   K.rmsnorm(h, n, hs, b.ln2, b.eps, normed);
   float* logits = tl_logits.get(n * experts);
@@ -98,17 +98,34 @@ void attention_block(const KernelTable& K, const AttentionBlock& b, const float*
 
 }  // namespace
 
-void decoder_layer(const KernelTable& K, const AttentionBlock& b, const MlpBlock& m, const float* x, int64_t n,
-                   float* out) {
+void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const LayerCache& cache, const float* x,
+                   int64_t n, float* out) {
+  const AttentionBlock& b = p.attention;
   const int64_t hs = b.hidden, k = b.top_k;
   float* h = tl_h.get(n * hs);
   float* normed = tl_normed.get(n * hs);
   float* mlp = tl_mlp.get(n * hs);
   float* weights = tl_weights.get(n * k);
   tl_idx.resize(size_t(n * k));
-  attention_block(K, b, x, n, h, normed, tl_idx.data(), weights);
-  moe_experts(K, normed, n, hs, tl_idx.data(), weights, k, m.experts, m.num_experts, nullptr, mlp);
-  K.axpby(m.alpha, b.postnorm ? normed : h, m.beta, mlp, out, n * hs);
+  attention_block(K, b, cache, x, n, h, normed, tl_idx.data(), weights);
+  moe_experts(K, normed, n, hs, tl_idx.data(), weights, k, p.mlp.experts, p.mlp.num_experts, nullptr, mlp);
+  K.axpby(p.mlp.alpha, b.postnorm ? normed : h, p.mlp.beta, mlp, out, n * hs);
+}
+
+void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
+                     const LayerCache* caches, int64_t rows, float* logits) {
+  const int64_t hs = m.embed.cols;
+  float* x = tl_x[0].get(n * hs);
+  float* y = tl_x[1].get(n * hs);
+  K.embedding(ids, n, m.embed, x);
+  for (int64_t l = 0; l < m.num_layers; l++) {
+    decoder_layer(K, *m.layers[l], caches[l], x, n, y);
+    std::swap(x, y);
+  }
+  if (rows == 0) return;
+  float* normed = tl_final.get(rows * hs);
+  K.rmsnorm(x + (n - rows) * hs, rows, hs, m.norm, m.eps, normed);
+  K.matmul(normed, rows, m.lm_head, logits);
 }
 
 }  // namespace m1

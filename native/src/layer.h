@@ -18,7 +18,6 @@ struct LightningParams {
   double norm_eps;
   const float* slopes;  // [heads]
   int64_t block;        // block size of the prefill kernel (n > 1)
-  float* state;         // [heads, d, d], updated in place
 };
 
 struct SoftmaxParams {
@@ -26,10 +25,15 @@ struct SoftmaxParams {
   WeightView o;        // [hidden, heads·d]
   int64_t kv_heads, rotary_dim;
   double theta;
-  int64_t position;  // RoPE position of the first token
-  float* keys;       // KV cache [rows, kv_heads, d]: rows [0, length) hold the context, the n new rows are
-  float* values;     //   written at [length, length + n)
+};
+
+// The decoding state of one layer, updated by a call.
+struct LayerCache {
+  float* state;      // lightning: [heads, d, d]
+  float* keys;       // softmax: KV cache [rows, kv_heads, d]; rows [0, length) hold the context, the n new
+  float* values;     //   rows are written at [length, length + n)
   int64_t length;
+  int64_t position;  // RoPE position of the first token
 };
 
 struct AttentionBlock {
@@ -51,9 +55,29 @@ struct MlpBlock {
   float alpha, beta;  // out = alpha · residual + beta · moe(normed); residual = normed when postnorm, else h
 };
 
-// x [n, hidden] → out [n, hidden], the residual stream after the layer. The lightning state or the KV cache of
-// the attention block are updated. Arguments are validated by the caller.
-void decoder_layer(const KernelTable& K, const AttentionBlock& b, const MlpBlock& m, const float* x, int64_t n,
-                   float* out);
+struct DecoderLayerParams {
+  AttentionBlock attention;
+  MlpBlock mlp;
+};
+
+// x [n, hidden] → out [n, hidden], the residual stream after the layer; the cache is updated. Arguments are
+// validated by the caller.
+void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const LayerCache& cache, const float* x,
+                   int64_t n, float* out);
+
+// The whole model (spec §2): embedding, the layers, final norm, LM head.
+struct DecoderModel {
+  WeightView embed;  // [vocab, hidden]
+  const float* norm;  // [hidden]
+  double eps;
+  WeightView lm_head;  // [vocab, hidden]
+  const DecoderLayerParams* const* layers;
+  int64_t num_layers;
+};
+
+// ids [n] (within the vocabulary) → logits [rows, vocab] of the last `rows` positions (rows <= n); caches[l] is
+// updated for every layer. The kernels of engine/model.ts in the same order: bit-identical to it.
+void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
+                     const LayerCache* caches, int64_t rows, float* logits);
 
 }  // namespace m1
