@@ -149,6 +149,14 @@ export class Checkpoint {
     return this.budget === Infinity;
   }
 
+  /** Bytes of the checkpoint's safetensors files on disk (what holding every tensor in memory costs, about). */
+  fileBytes(): number {
+    const files = new Set([...this.sources.values()].map((src) => src.file));
+    let bytes = 0;
+    for (const f of files) bytes += fs.statSync(f).size;
+    return bytes;
+  }
+
   /** Number of evict calls so far: whoever keeps tensors of this checkpoint drops them when it changes. */
   get evictions(): number {
     return this.evictCount;

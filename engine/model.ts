@@ -2,6 +2,7 @@
  * The MiniMax-M1 decoder (spec §2): embedding, N postnorm decoder layers (lightning or softmax attention,
  * then MoE), final norm, LM head. Weights are read from the checkpoint on demand, one tensor at a time.
  */
+import os from "node:os";
 import * as native from "../native/index.ts";
 import { Checkpoint } from "./checkpoint.ts";
 import { slopes, type ModelConfig } from "./config.ts";
@@ -47,6 +48,7 @@ export class Model implements WeightSource {
   /** native layer and model objects, built on first use; they hold their weights, so they are dropped when the
    *  checkpoint evicts */
   private nativeObjects: NativeObjects = { evictions: 0, layers: [] };
+  private nativeFits: boolean | undefined;
 
   private constructor(readonly checkpoint: Checkpoint, readonly tokenizer: Tokenizer | null) {
     const cfg = checkpoint.config;
@@ -197,15 +199,15 @@ export class Model implements WeightSource {
     return this.liveNativeObjects().layers.filter(Boolean).length;
   }
 
-  /** Layer l as a native object when the checkpoint is held in memory whole (a streamed one stays op by op). */
+  /** Layer l as a native object when the model may be held in memory whole (see canRunNative). */
   private nativeLayer(l: number): native.DecoderLayer | null {
-    if (!this.checkpoint.fullyResident) return null;
+    if (!this.canRunNative()) return null;
     return (this.liveNativeObjects().layers[l] ??= nativeLayer(this.config, l, this, this.layerSlopes[l]));
   }
 
   /** The whole model as a native object, under the same condition. */
   private nativeDecoder(): native.Decoder | null {
-    if (!this.checkpoint.fullyResident) return null;
+    if (!this.canRunNative()) return null;
     const { vocabSize, hiddenSize, numLayers, rmsNormEps } = this.config;
     return (this.liveNativeObjects().decoder ??= native.decoder({
       embed: this.weight("model.embed_tokens.weight", [vocabSize, hiddenSize]),
@@ -214,6 +216,12 @@ export class Model implements WeightSource {
       lmHead: this.lmHead(),
       layers: Array.from({ length: numLayers }, (_, l) => this.nativeLayer(l)!),
     }));
+  }
+
+  /** Native objects hold every weight of the model (all experts): only for a checkpoint without a resident budget
+   *  that fits in half the machine's memory. Otherwise layers run op by op and read only the routed experts. */
+  private canRunNative(): boolean {
+    return (this.nativeFits ??= this.checkpoint.fullyResident && this.checkpoint.fileBytes() <= os.totalmem() / 2);
   }
 
   /** The native objects built since the checkpoint last evicted tensors (older ones are dropped). */
