@@ -391,15 +391,18 @@ Value Axpby(const CallbackInfo& info) {
   return o.arr;
 }
 
+void check_ids(const Ctx& c, const Arr<int32_t>& ids, int64_t vocab) {
+  for (int64_t i = 0; i < ids.len; i++) {
+    if (ids.data[i] < 0 || ids.data[i] >= vocab)
+      c.range_error("ids[" + str(i) + "] = " + str(ids.data[i]) + " is outside the vocabulary [0, " + str(vocab) + ")");
+  }
+}
+
 Value Embedding(const CallbackInfo& info) {
   Ctx c{info.Env(), "embedding"};
   Arr<int32_t> ids = i32(c, info[0], "ids");
   WeightArg t = weight(c, info[1], "table");
-  for (int64_t i = 0; i < ids.len; i++) {
-    if (ids.data[i] < 0 || ids.data[i] >= t.w.rows)
-      c.range_error("ids[" + str(i) + "] = " + str(ids.data[i]) + " is outside the vocabulary [0, " + str(t.w.rows) +
-                    ")");
-  }
+  check_ids(c, ids, t.w.rows);
   Out o = out_arg(c, info[2], prod(c, {ids.len, t.w.cols}), "ids.length*dim");
   t.bytes.name = "table.data";
   disjoint(c, o.a, t.bytes);
@@ -960,10 +963,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     Ctx c{info.Env(), "Decoder.forward"};
     Arr<int32_t> ids = i32(c, info[0], "ids");
     const int64_t n = ids.len, vocab = m_.embed.rows;
-    for (int64_t i = 0; i < n; i++) {
-      if (ids.data[i] < 0 || ids.data[i] >= vocab)
-        c.range_error("ids[" + str(i) + "] = " + str(ids.data[i]) + " is outside the vocabulary [0, " + str(vocab) + ")");
-    }
+    check_ids(c, ids, vocab);
     if (!info[1].IsArray() || info[1].As<Napi::Array>().Length() != layers_.size())
       c.type_error("caches must be an array of " + str(int64_t(layers_.size())) + " layer caches");
     const Napi::Array ca = info[1].As<Napi::Array>();
