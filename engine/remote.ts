@@ -4,6 +4,7 @@
  */
 import { M1Error, InputError } from "./errors.ts";
 import type { ChatMessage } from "./tokenizer.ts";
+import type { GenerateOptions } from "./generate.ts";
 
 export interface EndpointOptions {
   /** e.g. http://127.0.0.1:8000/v1 */
@@ -12,17 +13,10 @@ export interface EndpointOptions {
   apiKey?: string;
 }
 
-export interface RemoteGenerateOptions {
-  maxNewTokens?: number;
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  seed?: number;
-  stopStrings?: string[];
-  /** honoured by `m1 serve`; vLLM and SGLang ignore unknown fields */
-  thinkingBudget?: number;
-  signal?: AbortSignal;
-}
+/** The generation options an OpenAI-compatible endpoint takes (same meaning as for the local engine);
+ *  `thinkingBudget` is honoured by `m1 serve` (vLLM and SGLang ignore unknown fields). */
+export type RemoteGenerateOptions = Pick<GenerateOptions,
+  "maxNewTokens" | "temperature" | "topP" | "topK" | "seed" | "stopStrings" | "thinkingBudget" | "signal">;
 
 export class EndpointError extends M1Error {}
 
