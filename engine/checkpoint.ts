@@ -89,6 +89,14 @@ export class Checkpoint {
     return this.sources.has(this.resolveAlias(name));
   }
 
+  /** Where a weight's elements lie on disk (contiguous, row-major), with the checks of `weight`: for readers of
+   *  the files other than this one. */
+  location(name: string, shape: number[]): TensorInfo & { byteOffset: number } {
+    this.checkWeight(name, shape);
+    const loc = this.locate(name);
+    return { name, dtype: loc.dtype, shape: loc.shape, file: loc.file.path, byteOffset: loc.file.byteOffset(loc.stored, loc.offset) };
+  }
+
   info(name: string): TensorInfo {
     const loc = this.locate(name);
     return { name, dtype: loc.dtype, shape: loc.shape, file: loc.file.path };
@@ -129,6 +137,11 @@ export class Checkpoint {
 
   /** `get` for a weight: checks the shape (before reading) and that the dtype is floating point. */
   weight(name: string, shape: number[]): Tensor {
+    this.checkWeight(name, shape);
+    return this.get(name);
+  }
+
+  private checkWeight(name: string, shape: number[]): TensorInfo {
     const info = this.info(name);
     if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
       throw new CheckpointError(
@@ -137,7 +150,7 @@ export class Checkpoint {
     if (!FLOAT_DTYPES.includes(info.dtype)) {
       throw new CheckpointError(`tensor "${name}" in ${info.file} has dtype ${info.dtype}, expected one of ${FLOAT_DTYPES.join(", ")}`);
     }
-    return this.get(name);
+    return info;
   }
 
   residentBytes(): number {

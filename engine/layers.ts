@@ -329,16 +329,12 @@ export function moe(cfg: ModelConfig, l: number, b: Float32Array, pass: Pass, w:
 /** Tokens up to which a layer nobody hooks runs as its native DecoderLayer. */
 export const NATIVE_LAYER_MAX_TOKENS = 16;
 
-/**
- * Layer l as one native object (every weight of it read now, all experts included): for a checkpoint held in
- * memory whole. Its forward is bit-identical to the op-by-op sublayers above; decode then spends its time reading
- * weights, not crossing into JavaScript between kernels.
- */
-export function nativeLayer(cfg: ModelConfig, l: number, w: WeightSource, slopes: Float32Array | null): native.DecoderLayer {
+/** Everything layer l's native object holds: its constants and every weight (all experts included). */
+export function decoderLayerSpec(cfg: ModelConfig, l: number, w: WeightSource, slopes: Float32Array | null): native.DecoderLayerSpec {
   const hs = cfg.hiddenSize;
   const p = `model.layers.${l}.`;
   const lightning = cfg.layerTypes[l] === "lightning";
-  return native.decoderLayer({
+  return {
     hidden: hs,
     heads: cfg.numHeads,
     headDim: cfg.headDim,
@@ -356,7 +352,16 @@ export function nativeLayer(cfg: ModelConfig, l: number, w: WeightSource, slopes
     ...(lightning
       ? { lightning: { ...lightningWeights(cfg, l, w), normEps: cfg.lightningNormEps, slopes: slopes!, blockSize: cfg.blockSize } }
       : { softmax: { ...softmaxWeights(cfg, l, w), kvHeads: cfg.numKvHeads, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta } }),
-  });
+  };
+}
+
+/**
+ * Layer l as one native object (every weight of it read now, all experts included): for a checkpoint held in
+ * memory whole. Its forward is bit-identical to the op-by-op sublayers above; decode then spends its time reading
+ * weights, not crossing into JavaScript between kernels.
+ */
+export function nativeLayer(cfg: ModelConfig, l: number, w: WeightSource, slopes: Float32Array | null): native.DecoderLayer {
+  return native.decoderLayer(decoderLayerSpec(cfg, l, w, slopes));
 }
 
 /** Layer l's decoding state as the native objects take it; a softmax layer's KV cache gets room for n more rows

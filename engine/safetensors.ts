@@ -83,6 +83,12 @@ export class SafetensorsFile {
     return new Tensor(this.info(name).dtype, shape, data);
   }
 
+  /** Where element `offset` of tensor `name` lies in the file (bytes from its start). */
+  byteOffset(name: string, offset = 0): number {
+    const e = this.info(name);
+    return this.dataStart + e.begin + offset * DTYPE_BYTES[e.dtype];
+  }
+
   /** Fills `dst` (of the tensor's dtype) with the elements stored from element `offset` on: no allocation. */
   readContiguousInto(name: string, offset: number, dst: TensorData): void {
     const e = this.info(name);

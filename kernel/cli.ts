@@ -19,7 +19,8 @@ const USAGE = `usage:
   m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME]
   m1 eval <suite|task.json|task.yaml> (--model CHECKPOINT | --endpoint URL --model NAME) [...]   (all options: benchmarks/README.md)
   m1 make-checkpoint <bench-small> <out-dir> [--seed N]
-  m1 bench <checkpoint-dir> [--prefill N] [--context N] [--decode N] [--threads N] [--tries N] [--json]`;
+  m1 bench <checkpoint-dir> [--prefill N] [--context N] [--decode N] [--threads N] [--tries N] [--json]
+  m1 driver-manifest <checkpoint-dir> [--out FILE]   (for native/driver: the C++ core without Node.js)`;
 
 type Command = (args: string[]) => Promise<number>;
 
@@ -30,8 +31,9 @@ const serve: Command = async (args) => (await import("./commands/serve.ts")).ser
 const evaluate: Command = async (args) => (await import("./commands/eval.ts")).evaluate(args);
 const makeCheckpoint: Command = async (args) => (await import("./commands/make-checkpoint.ts")).makeCheckpoint(args);
 const bench: Command = async (args) => (await import("./commands/bench.ts")).bench(args);
+const driverManifest: Command = async (args) => (await import("./commands/driver-manifest.ts")).driverManifestCommand(args);
 
-const commands: Record<string, Command> = { info, forward, generate, kernel, run, serve, eval: evaluate, "make-checkpoint": makeCheckpoint, bench };
+const commands: Record<string, Command> = { info, forward, generate, kernel, run, serve, eval: evaluate, "make-checkpoint": makeCheckpoint, bench, "driver-manifest": driverManifest };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -2,8 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { join } from "node:path";
-import { writeFileSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { writeFileSync, mkdirSync, readFileSync } from "node:fs";
 import { SafetensorsFile } from "../engine/safetensors.ts";
 import { ROOT, TINY, M1_FIXTURE, relErr, tempDir } from "./helpers.ts";
 
@@ -84,6 +84,26 @@ test("bad input gives a clear error and a non-zero exit", () => {
     r = m1("frobnicate");
     assert.equal(r.code, 2);
     assert.match(r.stderr, /unknown command "frobnicate"/);
+  } finally {
+    cleanup();
+  }
+});
+
+test("m1 driver-manifest writes the native spec of a checkpoint with paths relative to the manifest", () => {
+  const { dir, cleanup } = tempDir("m1-manifest-");
+  try {
+    const out = join(dir, "tiny.json");
+    const r = m1("driver-manifest", TINY, "--out", out);
+    assert.equal(r.code, 0, r.stderr);
+    const m = JSON.parse(readFileSync(out, "utf8"));
+    assert.equal(m.format, "m1-driver-manifest");
+    assert.equal(m.layers.length, 8);
+    assert.deepEqual(m.layers[7].softmax.q.shape, [64, 64]);
+    assert.equal(m.layers[0].lightning.slopes.length, 4);
+    assert.equal(resolve(dir, m.embed.file), join(TINY, "model.safetensors"));
+    const bad = m1("driver-manifest");
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /expected one checkpoint directory[\s\S]*usage: m1 driver-manifest/);
   } finally {
     cleanup();
   }

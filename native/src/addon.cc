@@ -2,9 +2,6 @@
 // no kernel reads or writes out of bounds, even when the addon is called directly.
 #include <napi.h>
 #include <stdlib.h>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "aligned.h"
 #include "dispatch.h"
 #include "layer.h"
 #include "moe.h"
@@ -265,20 +263,13 @@ Value Empty(const CallbackInfo& info) {
   return new_f32(c, dim(c, info[0], "length"));
 }
 
-// alignedBuffer(bytes): an ArrayBuffer whose memory starts on a 64-byte boundary (a cache line: the GEMV of a
-// decode step streams weights fastest from aligned rows), on a 2 MiB boundary with transparent huge pages
-// requested from 2 MiB on. Contents undefined: for data read straight into it (checkpoint tensors).
+// alignedBuffer(bytes): an ArrayBuffer of weight memory (aligned.h). Contents undefined: for data read straight
+// into it (checkpoint tensors).
 Value AlignedBuffer(const CallbackInfo& info) {
   Ctx c{info.Env(), "alignedBuffer"};
   const int64_t bytes = dim(c, info[0], "bytes");
-  constexpr size_t kHuge = size_t(2) << 20;
-  const size_t align = size_t(bytes) >= kHuge ? kHuge : 64;
-  void* p = nullptr;
-  if (posix_memalign(&p, align, std::max<size_t>(size_t(bytes), 64)) != 0)
-    c.range_error("out of memory allocating " + str(bytes) + " bytes");
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (align == kHuge) madvise(p, size_t(bytes) & ~(kHuge - 1), MADV_HUGEPAGE);  // a hint; failure is harmless
-#endif
+  void* p = weight_alloc(size_t(bytes));
+  if (!p) c.range_error("out of memory allocating " + str(bytes) + " bytes");
   return Napi::ArrayBuffer::New(c.env, p, size_t(bytes), [](Env, void* data) { free(data); });
 }
 
