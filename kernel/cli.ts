@@ -20,7 +20,7 @@ const USAGE = `usage:
   m1 eval <suite|task.json|task.yaml> (--model CHECKPOINT | --endpoint URL --model NAME) [...]   (all options: benchmarks/README.md)
   m1 make-checkpoint <bench-small> <out-dir> [--seed N]
   m1 bench <checkpoint-dir> [--prefill N] [--context N] [--decode N] [--threads N] [--tries N] [--json]
-  m1 driver-manifest <checkpoint-dir> [--out FILE]   (for native/driver: the C++ core without Node.js)`;
+  m1 driver-manifest (<checkpoint-dir> | --random <config> --layers 0,7) [--out FILE]   (for native/driver, the C++ core without Node.js)`;
 
 type Command = (args: string[]) => Promise<number>;
 

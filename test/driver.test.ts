@@ -7,9 +7,10 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Model } from "../engine/model.ts";
 import { Checkpoint } from "../engine/checkpoint.ts";
-import { driverManifest } from "../engine/manifest.ts";
+import { driverManifest, randomManifest } from "../engine/manifest.ts";
+import { loadConfig } from "../engine/config.ts";
 import { EMBEDDED_DIR } from "../engine/registry.ts";
-import { ROOT, TINY, tempDir } from "./helpers.ts";
+import { ROOT, TINY, M1_FIXTURE, tempDir } from "./helpers.ts";
 
 const DRIVER = join(ROOT, "native", "driver", "build", "m1-driver");
 const build = spawnSync("make", ["-C", join(ROOT, "native", "driver"), "-j2"], { encoding: "utf8" });
@@ -104,4 +105,20 @@ test("driver errors name the manifest field, the file and the argument", () => {
   assert.match(r.stderr, /unknown command "sample"[\s\S]*usage: m1-driver/);
   writeFileSync(join(dir, "broken.json"), readFileSync(tinyManifest, "utf8").slice(0, 100));
   assert.match(driver(join(dir, "broken.json"), "forward", "1").stderr, /broken\.json: invalid JSON at byte 100/);
+});
+
+test("a random manifest has the config's full-width shapes (the real M1 layer) and runs in the driver", () => {
+  const m = randomManifest(loadConfig(join(M1_FIXTURE, "config.json")), [0, 7], { vocab: 1024, seed: 0, dtype: "BF16" }) as any;
+  assert.deepEqual(m.layers.map((l: any) => (l.lightning ? "lightning" : "softmax")), ["lightning", "softmax"]);
+  assert.deepEqual(m.layers[0].lightning.qkv.shape, [3 * 64 * 128, 6144]);
+  assert.deepEqual(m.layers[1].softmax.k.shape, [8 * 128, 6144]);
+  assert.equal(m.layers[0].experts.length, 32);
+  assert.deepEqual(m.layers[0].experts[31].w2.shape, [6144, 9216]);
+  assert.equal(m.layers[0].experts[31].w2.dtype, "BF16");
+  assert.throws(() => randomManifest(loadConfig(join(M1_FIXTURE, "config.json")), [80], { vocab: 8, seed: 0, dtype: "F32" }), /layer 80 is not in \[0, 80\)/);
+  const file = join(dir, "random-tiny.json");
+  writeFileSync(file, JSON.stringify(randomManifest(loadConfig(join(TINY, "config.json")), [0, 7], { vocab: 64, seed: 3, dtype: "BF16" })));
+  const r = driver(file, "generate", "1,2,3", "--steps", "4");
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.json.ids.length, 4);
 });
