@@ -13,6 +13,7 @@ namespace {
 constexpr int64_t kChunkFloats = int64_t(1) << 22;  // slot buffer of a chunk of tokens (16 MiB)
 constexpr int64_t kRowBlock = 1024;  // rows of one expert per GEMM chain (bounds its hidden activations)
 constexpr int64_t kColBlock = 32;    // weight rows per task in the few-rows path
+constexpr int64_t kExpertRows = 128;  // rows per expert per chunk, on average, at the least
 
 thread_local Buf tl_xs, tl_h1, tl_h3, tl_y, tl_slots;
 
@@ -75,8 +76,10 @@ void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden
   for (int64_t s = 0; s < n * k; s++) F = std::max(F, experts[idx[s]]->w1.rows);
   std::vector<int64_t> start(size_t(num_experts) + 1), order;
   std::vector<Group> groups;
-  // large chunks give each expert many rows per GEMM; the slot buffer bounds them
-  const int64_t chunk = std::max<int64_t>(256, kChunkFloats / (k * hidden));
+  // large chunks give each expert many rows per GEMM; the slot buffer bounds them, but never below kExpertRows
+  // rows per expert on average (with many experts of a wide model, a 16 MiB chunk would leave each a few dozen
+  // rows: small-row GEMMs that re-read and re-convert the expert's weights in every chunk)
+  const int64_t chunk = std::max({int64_t(256), kChunkFloats / (k * hidden), kExpertRows * num_experts / k});
   for (int64_t t0 = 0; t0 < n; t0 += chunk) {
     const int64_t nc = std::min(chunk, n - t0), s0 = t0 * k, ns = nc * k;
     // counting sort of the chunk's slots by expert
