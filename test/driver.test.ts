@@ -10,7 +10,7 @@ import { Checkpoint } from "../engine/checkpoint.ts";
 import { driverManifest, randomManifest } from "../engine/manifest.ts";
 import { loadConfig } from "../engine/config.ts";
 import { EMBEDDED_DIR } from "../engine/registry.ts";
-import { ROOT, TINY, M1_FIXTURE, tempDir } from "./helpers.ts";
+import { ROOT, TINY, M1_FIXTURE, relErr, tempDir } from "./helpers.ts";
 
 const DRIVER = join(ROOT, "native", "driver", "build", "m1-driver");
 const build = spawnSync("make", ["-C", join(ROOT, "native", "driver"), "-j2"], { encoding: "utf8" });
@@ -52,6 +52,14 @@ for (const [label, checkpoint, ids] of [
     assert.deepEqual(Float32Array.from(r.json.logits as number[]), want);
   });
 }
+
+test("driver: a prompt longer than a prefill chunk (2048 tokens) equals the engine's one long prefill", async () => {
+  const ids = Array.from({ length: 2100 }, (_, i) => (i * 37) % 500 + 2);
+  const r = driver(tinyManifest, "forward", ids.join(","), "--logits", "last");
+  assert.equal(r.status, 0, r.stderr);
+  const want = (await (await Model.load(TINY)).forward(ids, { logits: "last" })).logits.data;
+  assert.ok(relErr(Float32Array.from(r.json.logits as number[]), want) < 1e-5);
+});
 
 test("driver generate equals the engine's greedy generation", async () => {
   const model = await Model.load(TINY);

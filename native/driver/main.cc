@@ -98,12 +98,20 @@ struct State {
       caches.push_back(c);
     }
   }
-  // n tokens on top of the cache → logits of the last `rows`
+  // n tokens on top of the cache → logits of the last `rows`. A long prompt goes through in chunks of whole
+  // lightning blocks (kPrefillChunk tokens): the intermediates stay bounded, and a prefill in chunks on a cache
+  // equals one long prefill (to f32 rounding; test/golden.test.ts shows it for the engine).
   void forward(const DriverModel& m, const int32_t* ids, int64_t n, int64_t rows, float* logits) {
-    decoder_forward(kernels(), m.model, ids, n, caches.data(), rows, logits);
-    for (LayerCache& c : caches) {
-      c.length += n;
-      c.position += n;
+    constexpr int64_t kPrefillChunk = 2048;
+    const int64_t first_row = n - rows;  // the first position whose logits are wanted
+    for (int64_t t0 = 0; t0 < n; t0 += kPrefillChunk) {
+      const int64_t t1 = std::min(n, t0 + kPrefillChunk), chunk_rows = std::max<int64_t>(0, t1 - std::max(t0, first_row));
+      decoder_forward(kernels(), m.model, ids + t0, t1 - t0, caches.data(), chunk_rows,
+                      logits + (t1 - chunk_rows - first_row) * m.vocab);
+      for (LayerCache& c : caches) {
+        c.length += t1 - t0;
+        c.position += t1 - t0;
+      }
     }
   }
 };
