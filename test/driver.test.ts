@@ -103,6 +103,8 @@ test("driver errors name the manifest field, the file and the argument", () => {
   const past = manifest(TINY, "bad-offset", (m) => (m.lmHead.offset = 10 ** 9));
   r = driver(past, "forward", "1");
   assert.match(r.stderr, /bad-offset\.json: lmHead\.offset \+ 131072 bytes runs past the end of .*model\.safetensors/);
+  const block = manifest(TINY, "bad-block", (m) => (m.layers[1].lightning.blockSize = 5000.5));
+  assert.match(driver(block, "forward", "1").stderr, /bad-block\.json: layers\[1\]\.lightning\.blockSize must be an integer in \[1, 4096\], got 5000\.5/);
   const missing = manifest(TINY, "no-router", (m) => delete m.layers[2].router);
   assert.match(driver(missing, "forward", "1").stderr, /no-router\.json: layers\[2\]\.router is missing/);
   r = driver(tinyManifest, "forward", "1,512");

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -45,8 +46,11 @@ struct Field {
   }
   int64_t integer(int64_t lo, int64_t hi = int64_t(1) << 40) const {
     const double x = number();
-    if (x != std::floor(x) || x < double(lo) || x > double(hi))
-      fail("must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(x));
+    if (x != std::floor(x) || x < double(lo) || x > double(hi)) {
+      char got[32];
+      std::snprintf(got, sizeof got, "%.17g", x);
+      fail("must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + got);
+    }
     return int64_t(x);
   }
   bool boolean() const {
