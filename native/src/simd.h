@@ -106,27 +106,16 @@ static inline V operator/(V a, V b) { return {_mm512_div_ps(a.v, b.v)}; }
 static inline V fma(V a, V b, V c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
 static inline V vmax(V a, V b) { return {_mm512_max_ps(a.v, b.v)}; }
 
-// e^x: Cephes polynomial on r = x - n·ln2, scaled by 2^n split in two factors so that
-// subnormal results round once; x > 88.72 → inf, x < -103.9 → 0, NaN → NaN.
-static inline V vexp(V x) {
-  __m512 t = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x.v));
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)),
-                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), t);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  __m512i ni = _mm512_cvtps_epi32(n);
+static inline V vmin(V a, V b) { return {_mm512_min_ps(a.v, b.v)}; }
+static inline V vround(V x) { return {_mm512_roundscale_ps(x.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+// p · 2^n for integral n, as two factors 2^(n/2) so that subnormal results round once
+static inline V scale_pow2(V p, V n) {
+  __m512i ni = _mm512_cvtps_epi32(n.v);
   __m512i n1 = _mm512_srai_epi32(ni, 1);
   __m512i n2 = _mm512_sub_epi32(ni, n1);
   __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
   __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23));
-  return {_mm512_mul_ps(_mm512_mul_ps(p, s1), s2)};
+  return {_mm512_mul_ps(_mm512_mul_ps(p.v, s1), s2)};
 }
 
 // Σ x² in double
@@ -195,25 +184,15 @@ static inline V operator/(V a, V b) { return {_mm256_div_ps(a.v, b.v)}; }
 static inline V fma(V a, V b, V c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
 static inline V vmax(V a, V b) { return {_mm256_max_ps(a.v, b.v)}; }
 
-static inline V vexp(V x) {
-  __m256 t = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), x.v));
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(1.44269504088896341f)),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), t);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  __m256i ni = _mm256_cvtps_epi32(n);
+static inline V vmin(V a, V b) { return {_mm256_min_ps(a.v, b.v)}; }
+static inline V vround(V x) { return {_mm256_round_ps(x.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+static inline V scale_pow2(V p, V n) {
+  __m256i ni = _mm256_cvtps_epi32(n.v);
   __m256i n1 = _mm256_srai_epi32(ni, 1);
   __m256i n2 = _mm256_sub_epi32(ni, n1);
   __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
   __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
-  return {_mm256_mul_ps(_mm256_mul_ps(p, s1), s2)};
+  return {_mm256_mul_ps(_mm256_mul_ps(p.v, s1), s2)};
 }
 
 static inline double sumsq_f64(const float* x, int64_t n) {
@@ -274,6 +253,25 @@ static inline double sumsq_f64(const float* x, int64_t n) {
   return s0 + s1;
 }
 
+#endif
+
+#if defined(M1_ISA_AVX512) || defined(M1_ISA_AVX2)
+// e^x: Cephes polynomial on r = x - n·ln2 (ln2 in two parts), scaled by 2^n;
+// x > 88.72 → inf, x < -103.9 → 0, NaN → NaN.
+static inline V vexp(V x) {
+  const V t = vmin(V::set1(89.0f), vmax(V::set1(-104.0f), x));
+  const V n = vround(t * V::set1(1.44269504088896341f));
+  V r = fma(n, V::set1(-0.693359375f), t);
+  r = fma(n, V::set1(2.12194440e-4f), r);
+  V p = V::set1(1.9875691500e-4f);
+  p = fma(p, r, V::set1(1.3981999507e-3f));
+  p = fma(p, r, V::set1(8.3334519073e-3f));
+  p = fma(p, r, V::set1(4.1665795894e-2f));
+  p = fma(p, r, V::set1(1.6666665459e-1f));
+  p = fma(p, r, V::set1(5.0000001201e-1f));
+  p = fma(p, r * r, r + V::set1(1.0f));
+  return scale_pow2(p, n);
+}
 #endif
 
 // Loads W weight values at p (f32, bf16 or f16) as f32.
