@@ -92,8 +92,7 @@ export class Checkpoint {
   /** Where a weight's elements lie on disk (contiguous, row-major), with the checks of `weight`: for readers of
    *  the files other than this one. */
   location(name: string, shape: number[]): TensorInfo & { byteOffset: number } {
-    this.checkWeight(name, shape);
-    const loc = this.locate(name);
+    const loc = this.checkWeight(name, shape);
     return { name, dtype: loc.dtype, shape: loc.shape, file: loc.file.path, byteOffset: loc.file.byteOffset(loc.stored, loc.offset) };
   }
 
@@ -141,16 +140,18 @@ export class Checkpoint {
     return this.get(name);
   }
 
-  private checkWeight(name: string, shape: number[]): TensorInfo {
-    const info = this.info(name);
-    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+  /** Where a weight is, after checking its shape and that its dtype is floating point. */
+  private checkWeight(name: string, shape: number[]): Location {
+    const loc = this.locate(name);
+    const file = loc.file.path;
+    if (loc.shape.length !== shape.length || loc.shape.some((d, i) => d !== shape[i])) {
       throw new CheckpointError(
-        `tensor "${name}" in ${info.file} has shape [${info.shape.join(",")}], expected [${shape.join(",")}]`);
+        `tensor "${name}" in ${file} has shape [${loc.shape.join(",")}], expected [${shape.join(",")}]`);
     }
-    if (!FLOAT_DTYPES.includes(info.dtype)) {
-      throw new CheckpointError(`tensor "${name}" in ${info.file} has dtype ${info.dtype}, expected one of ${FLOAT_DTYPES.join(", ")}`);
+    if (!FLOAT_DTYPES.includes(loc.dtype)) {
+      throw new CheckpointError(`tensor "${name}" in ${file} has dtype ${loc.dtype}, expected one of ${FLOAT_DTYPES.join(", ")}`);
     }
-    return info;
+    return loc;
   }
 
   residentBytes(): number {
