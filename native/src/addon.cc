@@ -834,8 +834,7 @@ class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
     std::vector<Arr<float>> states;
     if (p_.attention.lightning) {
       Arr<float> state = f32(c, prop(c, cache, name, "state"), sn.c_str());
-      if (state.len != p_.attention.heads * d * d)
-        c.range_error(sn + " has " + str(state.len) + " elements, expected heads*headDim*headDim = " + str(p_.attention.heads * d * d));
+      expect_len(c, state, prod(c, {p_.attention.heads, d, d}), "heads*headDim*headDim");
       r.state = state.data;
       states.push_back(state);
     } else {
@@ -851,15 +850,13 @@ class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
           c.range_error(std::string(a->name) + " has room for " + str(a->len / row) +
                         " rows, expected at least length + n = " + str(r.length + n));
       }
-      if (overlap(keys, values)) c.range_error(kn + " must not overlap " + vn);
+      disjoint(c, keys, values);
       r.keys = keys.data;
       r.values = values.data;
       states.insert(states.end(), {keys, values});
     }
     for (const Arr<float>& st : states) {
-      for (const Arr<float>* other : others) {
-        if (overlap(st, *other)) c.range_error(std::string(st.name) + " must not overlap " + other->name);
-      }
+      for (const Arr<float>* other : others) disjoint(c, st, *other);
     }
     return r;
   }
