@@ -26,3 +26,4 @@ export { TraceDiff } from "./analysis/diff.ts";
 export { WeightDiff, diffWeights } from "./analysis/weights.ts";
 export { RemoteGeneration, type EndpointOptions } from "./remote.ts";
 export { DISPLAY, type MimeBundle } from "./display.ts";
+export * as rl from "./rl/index.ts";

@@ -8,7 +8,7 @@
 import type { Model } from "../model.ts";
 import { Tensor, bf16ToF32, f32ToBf16 } from "../tensor.ts";
 import type { HookFn } from "../hooks.ts";
-import { logProbability } from "../softmax.ts";
+import { completionLogprobs } from "./rollout.ts";
 
 export interface HeadPrecision {
   /** per completion token: probability with the f32 head and with the BF16 head */
@@ -22,22 +22,14 @@ export interface HeadPrecision {
 /** A hook that replaces its value by the value rounded to BF16 (nearest, ties to even). */
 const roundToBf16: HookFn = (value) => new Tensor("F32", [...value.shape], (value.data as Float32Array).map((v) => bf16ToF32(f32ToBf16(v))));
 
-async function tokenProbabilities(model: Model, prompt: readonly number[], completion: readonly number[]): Promise<number[]> {
-  const ids = [...prompt, ...completion];
-  const { logits } = await model.forward(ids);
-  const vocab = model.config.vocabSize;
-  const data = logits.data as Float32Array;
-  return completion.map((id, t) => Math.exp(logProbability(data.subarray((prompt.length - 1 + t) * vocab, (prompt.length + t) * vocab), id)));
-}
-
 /** Probabilities of each completion token of each sequence under both heads. */
 export async function headPrecision(model: Model, sequences: readonly { prompt: readonly number[]; completion: readonly number[] }[]): Promise<HeadPrecision> {
   const f32: number[] = [];
   const bf16: number[] = [];
-  for (const s of sequences) f32.push(...(await tokenProbabilities(model, s.prompt, s.completion)));
+  for (const s of sequences) f32.push(...(await completionLogprobs(model, s.prompt, s.completion)).map(Math.exp));
   const hooks: [string, HookFn][] = [["ln_final.hook_normalized", roundToBf16], ["logits", roundToBf16]];
   await model.hooks.with(hooks, async () => {
-    for (const s of sequences) bf16.push(...(await tokenProbabilities(model, s.prompt, s.completion)));
+    for (const s of sequences) bf16.push(...(await completionLogprobs(model, s.prompt, s.completion)).map(Math.exp));
   });
   let maxDifference = 0;
   f32.forEach((p, i) => (maxDifference = Math.max(maxDifference, Math.abs(p - bf16[i]))));

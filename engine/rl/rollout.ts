@@ -7,6 +7,7 @@
 import type { Model } from "../model.ts";
 import { DecodeBatch, type BatchSequenceOptions } from "../batch.ts";
 import { InputError } from "../errors.ts";
+import { logProbability } from "../softmax.ts";
 
 export interface RepetitionRule {
   run: number;
@@ -75,4 +76,13 @@ export async function rollout(model: Model, prompts: readonly string[], options:
     truncated: cut.has(s.tag) || s.stopReason !== "stop_token",
     repetitionStop: cut.has(s.tag),
   }));
+}
+
+/** log p of each completion token given the prompt and the tokens before it, from one forward pass of the model. */
+export async function completionLogprobs(model: Model, prompt: readonly number[], completion: readonly number[]): Promise<number[]> {
+  if (prompt.length === 0) throw new InputError("completionLogprobs: the prompt has no tokens");
+  const { logits } = await model.forward([...prompt, ...completion]);
+  const vocab = model.config.vocabSize;
+  const data = logits.data as Float32Array;
+  return completion.map((id, t) => logProbability(data.subarray((prompt.length - 1 + t) * vocab, (prompt.length + t) * vocab), id));
 }
