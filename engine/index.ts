@@ -15,7 +15,7 @@ export { Workbench, LoadedModel } from "./workbench.ts";
 export { Registry, type RegistryEntry, type CheckpointSource } from "./registry.ts";
 export { Trace } from "./trace.ts";
 export { Stepper } from "./stepper.ts";
-export { SubStep, type Stage } from "./substep.ts";
+export { SubStep } from "./substep.ts";
 export { Figure, heatmapGrid } from "./figure.ts";
 export { AttentionPattern } from "./analysis/attention.ts";
 export { LightningLayer, EffectiveAttention, decayTable } from "./analysis/lightning.ts";

@@ -77,13 +77,13 @@ test("the stepper pauses at every sub-step, and an edit of the residual stream c
   const plain = m.step(ids);
   for await (const s of plain) names.push(s.name);
   assert.equal(names.length, 1 + 8 * 6 + 2);
-  assert.deepEqual(names.slice(0, 7), ["embed", "blocks.0.ln1", "blocks.0.attention", "blocks.0.attn_residual", "blocks.0.ln2", "blocks.0.moe", "blocks.0.mlp_residual"]);
+  assert.deepEqual(names.slice(0, 7), ["embed", "blocks.0.ln1.hook_normalized", "blocks.0.hook_attn_out", "blocks.0.hook_resid_mid", "blocks.0.ln2.hook_normalized", "blocks.0.hook_mlp_out", "blocks.0.hook_resid_post"]);
   assert.deepEqual(plain.result.logits.data, base, "stepping without edits changes nothing");
 
   // shift the residual stream after layer 3's attention by +1 (a scaling would be undone by the next RMSNorm), via the stepper ...
   const edited = m.step(ids);
   for await (const s of edited) {
-    if (s.name === "blocks.3.attn_residual") {
+    if (s.name === "blocks.3.hook_resid_mid") {
       assert.deepEqual(Object.keys(s.inputs), ["residual", "attention"]);
       s.output = new Tensor("F32", s.output.shape, (s.output.data as Float32Array).map((x) => x + 1));
       break; // leave the loop: the pass stays paused there
