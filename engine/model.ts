@@ -268,7 +268,7 @@ export class Model implements WeightSource {
       : softmaxAttention(cfg, l, a, pass, this, cache.kv[l]!);
     attn = yield* point(b + "hook_attn_out", l, { input: a }, attn, shape);
     const residualA = cfg.postnorm ? a : x;
-    let h = native.axpby(lightning ? cfg.alpha.linear : cfg.alpha.full, residualA, lightning ? cfg.beta.linear : cfg.beta.full, attn);
+    let h = native.axpby(cfg.alpha[cfg.layerTypes[l]], residualA, cfg.beta[cfg.layerTypes[l]], attn);
     h = yield* point(b + "hook_resid_mid", l, { residual: residualA, attention: attn }, h, shape);
 
     let bn = native.rmsnorm(h, n, hs, this.vector(p + "post_attention_layernorm.weight", hs), cfg.rmsNormEps);
