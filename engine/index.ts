@@ -25,3 +25,4 @@ export { TraceDiff } from "./analysis/diff.ts";
 export { WeightDiff, diffWeights } from "./analysis/weights.ts";
 export { RemoteGeneration, type EndpointOptions } from "./remote.ts";
 export { DISPLAY, type MimeBundle } from "./display.ts";
+export * as native from "../native/index.ts";

@@ -167,7 +167,7 @@ export class Model implements WeightSource {
   private *pause(pass: Pass, name: string, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]): Generator<SubStep, Float32Array, void> {
     const step = new SubStep(name, layer, pass, inputs, new Tensor("F32", shape, output));
     yield step;
-    return step.output.data as Float32Array;
+    return step.output.f32;
   }
 
   /** Starts generating from a prompt (token ids, or text when the checkpoint has a tokenizer). */

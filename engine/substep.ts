@@ -38,7 +38,7 @@ export class SubStep {
   [DISPLAY](): MimeBundle {
     const head = `${this.name} (${this.phase}, positions ${this.position}..${this.position + this.tokens - 1})`;
     const parts = [...Object.entries(this.inputs).map(([k, t]) => [`input ${k}`, t] as const), ["output", this.value] as const]
-      .map(([label, t]) => [label, tensorBundle({ shape: t.shape, dtype: t.dtype, values: t.data as Float32Array }, label)] as const);
+      .map(([label, t]) => [label, tensorBundle({ shape: t.shape, dtype: t.dtype, values: t.f32 }, label)] as const);
     const html = `<div class="m1-substep"><b>${escapeHtml(head)}</b>${parts.map(([label, b]) => `<div><i>${escapeHtml(label)}</i>${b["text/html"] ?? ""}</div>`).join("")}</div>`;
     const text = [head, ...parts.map(([label, b]) => `  ${label}: ${b["text/plain"].split("\n")[0]}`)].join("\n");
     return htmlBundle(html, text);
