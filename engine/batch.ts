@@ -68,7 +68,7 @@ export class DecodeBatch {
     const ids = this.model.checkIds(this.model.promptIds(prompt));
     const chooser = new TokenChooser(this.model, ids, options);
     const seq = new BatchSequence(ids, chooser, this.model.newCache(), this.tags++);
-    seq.logits = (await this.model.forward(ids, { cache: seq.cache, logits: "last", signal })).logits.data as Float32Array;
+    seq.logits = (await this.model.forward(ids, { cache: seq.cache, logits: "last", signal })).logits.f32;
     if (!seq.done) this.sequences.push(seq);
     return seq;
   }

@@ -216,7 +216,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     const { signal, keepLogits = false } = options;
     const tokenizer = model.tokenizer;
     const cache = options.cache ?? model.newCache();
-    let logits = (await model.forward(prompt, { cache, logits: "last", signal })).logits.data as Float32Array;
+    let logits = (await model.forward(prompt, { cache, logits: "last", signal })).logits.f32;
     for (let index = 0; !chooser.done; index++) {
       signal?.throwIfAborted();
       const { id, thinking, forced } = chooser.choose(logits);
@@ -225,7 +225,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
       if (chooser.stopReason !== "stop_token" && options.stopStrings?.length && this.stopStringAt(tokenizer!.decode(this.ids, { skipUnknown: true })) >= 0) {
         chooser.stop("stop_string");
       }
-      if (!chooser.done) logits = (await model.forward([id], { cache, logits: "last", signal, phase: "decode" })).logits.data as Float32Array;
+      if (!chooser.done) logits = (await model.forward([id], { cache, logits: "last", signal, phase: "decode" })).logits.f32;
     }
   }
 }

@@ -20,7 +20,7 @@ export interface HeadPrecision {
 }
 
 /** A hook that replaces its value by the value rounded to BF16 (nearest, ties to even). */
-const roundToBf16: HookFn = (value) => new Tensor("F32", [...value.shape], (value.data as Float32Array).map((v) => bf16ToF32(f32ToBf16(v))));
+const roundToBf16: HookFn = (value) => new Tensor("F32", [...value.shape], value.f32.map((v) => bf16ToF32(f32ToBf16(v))));
 
 /** Probabilities of each completion token of each sequence under both heads. */
 export async function headPrecision(model: Model, sequences: readonly { prompt: readonly number[]; completion: readonly number[] }[]): Promise<HeadPrecision> {

@@ -83,6 +83,6 @@ export async function completionLogprobs(model: Model, prompt: readonly number[]
   if (prompt.length === 0) throw new InputError("completionLogprobs: the prompt has no tokens");
   const { logits } = await model.forward([...prompt, ...completion]);
   const vocab = model.config.vocabSize;
-  const data = logits.data as Float32Array;
+  const data = logits.f32;
   return completion.map((id, t) => logProbability(data.subarray((prompt.length - 1 + t) * vocab, (prompt.length + t) * vocab), id));
 }
