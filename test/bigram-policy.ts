@@ -59,8 +59,10 @@ export class BigramPolicy implements Policy {
     return sequences.map((s) => Float32Array.from(s.slice(1), (next, t) => this.logSoftmaxRow(s[t])[next]));
   }
 
-  async lossAndGradients(sequences: number[][], { tokenWeights }: { tokenWeights: Float32Array[] }) {
-    const g = new Float32Array(V * V);
+  /** The weighted cross-entropy's gradient by W (exact), then a plain SGD step. */
+  async step(sequences: number[][], { tokenWeights }: { tokenWeights: Float32Array[] }) {
+    const tokenLogprobs = await this.tokenLogprobs(sequences);
+    const g = new Float64Array(V * V);
     let loss = 0;
     sequences.forEach((s, k) => {
       for (let t = 0; t + 1 < s.length; t++) {
@@ -71,17 +73,12 @@ export class BigramPolicy implements Policy {
         for (let j = 0; j < V; j++) g[s[t] * V + j] += w * (Math.exp(lp[j]) - (j === s[t + 1] ? 1 : 0));
       }
     });
-    return { loss, tokenLogprobs: await this.tokenLogprobs(sequences), weights: new Map([["W", g]]) };
-  }
-
-  update(gradients: Map<string, Float32Array>): { gradNorm: number; lr: number } {
-    const g = gradients.get("W")!;
     let sq = 0;
     g.forEach((x, i) => {
       sq += x * x;
       this.W[i] -= this.lr * x;
     });
-    return { gradNorm: Math.sqrt(sq), lr: this.lr };
+    return { loss, tokenLogprobs, gradNorm: Math.sqrt(sq), lr: this.lr };
   }
 
   save(dir: string): void {

@@ -22,9 +22,9 @@ test("the token weights are minus the objective's gradient on completion tokens,
   const calls: { sequences: number[][]; tokenWeights: Float32Array[]; logpNew: Float32Array[] }[] = [];
   const spy: Policy = Object.assign(Object.create(policy) as BigramPolicy, {
     rollout: async (prompts: string[], o: Parameters<Policy["rollout"]>[1]) => (rollouts = await policy.rollout(prompts, o)),
-    lossAndGradients: async (sequences: number[][], o: { tokenWeights: Float32Array[] }) => {
+    step: async (sequences: number[][], o: { tokenWeights: Float32Array[] }) => {
       calls.push({ sequences, tokenWeights: o.tokenWeights, logpNew: await policy.tokenLogprobs(sequences) });
-      return policy.lossAndGradients(sequences, o);
+      return policy.step(sequences, o);
     },
   });
   const config = rlConfig({ steps: 1, rounds: 1, objective: "dapo", dynamicSampling: false });

@@ -22,8 +22,7 @@ export function metricsTable(metrics: readonly StepMetrics[], run = ""): Table {
     lr: col((m) => m.lr),
     rollout_s: col((m) => m.seconds.rollout),
     logprobs_s: col((m) => m.seconds.logprobs),
-    backward_s: col((m) => m.seconds.backward),
-    optimizer_s: col((m) => m.seconds.optimizer),
+    update_s: col((m) => m.seconds.update),
   });
 }
 

@@ -15,15 +15,14 @@ import type { Problem } from "./tasks.ts";
 import type { Reward } from "./rewards.ts";
 import type { Rollout, RepetitionRule } from "./rollout.ts";
 
-/** What the loop needs of a model: rollouts, its weighted backward pass, an optimiser step, saving and loading. */
+/** What the loop needs of a model: rollouts, log-probabilities, a weighted optimiser step, saving and loading. */
 export interface Policy {
   rollout(prompts: readonly string[], options: { groupSize: number; seed: number; temperature: number; maxNewTokens: number; thinkingBudget: number; repetition?: RepetitionRule }): Promise<Rollout[]>;
   /** log p of every token after the first of each sequence (n_i − 1 per sequence), under the weights being trained */
   tokenLogprobs(sequences: number[][]): Promise<Float32Array[]>;
-  /** loss = Σ_t w_t · −log p(ids[t+1] | ids[..t]) and its gradient by every trained weight */
-  lossAndGradients(sequences: number[][], options: { tokenWeights: Float32Array[] }): Promise<{ loss: number; tokenLogprobs: Float32Array[]; weights: Map<string, Float32Array> }>;
-  /** one optimiser step; later rollouts and log-probabilities use the new weights */
-  update(gradients: Map<string, Float32Array>): { gradNorm: number; lr: number };
+  /** one optimiser step on loss = Σ_t w_t · −log p(ids[t+1] | ids[..t]) (the model's weighted backward pass, then
+   *  the optimiser); later rollouts and log-probabilities use the new weights */
+  step(sequences: number[][], options: { tokenWeights: Float32Array[] }): Promise<{ loss: number; tokenLogprobs: Float32Array[]; gradNorm: number; lr: number }>;
   /** tokens of a text (for SFT targets) */
   encode(text: string): number[];
   save(dir: string): void;
@@ -76,7 +75,8 @@ export interface StepMetrics {
   lr: number;
   /** counts of IS ratios in the bins of RATIO_BINS */
   ratioHistogram: number[];
-  seconds: { rollout: number; logprobs: number; backward: number; optimizer: number };
+  /** wall time of the step's parts; `update` is the backward pass and the optimiser */
+  seconds: { rollout: number; logprobs: number; update: number };
 }
 
 /** Upper edges of the IS-ratio histogram bins (the last bin takes the rest). */
@@ -147,7 +147,7 @@ export class Trainer {
       groupSize: config.groupSize, seed: stepRng(config.seed, step, 1).next() * 2 ** 31 >>> 0, temperature: config.temperature,
       maxNewTokens: config.maxNewTokens, thinkingBudget: budget, repetition: config.repetition,
     });
-    const seconds = { rollout: (performance.now() - t0) / 1000, logprobs: 0, backward: 0, optimizer: 0 };
+    const seconds = { rollout: (performance.now() - t0) / 1000, logprobs: 0, update: 0 };
     const rewards = rollouts.map((r) => config.reward!(problems[r.group], { text: r.text, tokens: r.completion.length, truncated: r.truncated }));
     const correct = rollouts.map((r) => (config.reward!(problems[r.group], { text: r.text, tokens: 0, truncated: false }) > 0 ? 1 : 0));
     const groups = rollouts.map((r) => r.group);
@@ -180,11 +180,8 @@ export class Trainer {
         return w;
       });
       t0 = performance.now();
-      const grads = await policy.lossAndGradients(sequences, { tokenWeights });
-      seconds.backward += (performance.now() - t0) / 1000;
-      t0 = performance.now();
-      const report = policy.update(grads.weights);
-      seconds.optimizer += (performance.now() - t0) / 1000;
+      const report = await policy.step(sequences, { tokenWeights });
+      seconds.update += (performance.now() - t0) / 1000;
       loss += obj.loss / slices.length;
       gradNorm = Math.max(gradNorm, report.gradNorm);
       lr = report.lr;
@@ -220,18 +217,15 @@ export class Trainer {
       w.fill(1 / total, p.prompt.length - 1);
       return w;
     });
-    let t0 = performance.now();
-    const grads = await policy.lossAndGradients(sequences, { tokenWeights });
-    const backward = (performance.now() - t0) / 1000;
-    t0 = performance.now();
-    const report = policy.update(grads.weights);
-    const optimizer = (performance.now() - t0) / 1000;
-    const logps = grads.tokenLogprobs.flatMap((lp, k) => [...lp.subarray(pairs[k].prompt.length - 1)]);
+    const t0 = performance.now();
+    const report = await policy.step(sequences, { tokenWeights });
+    const update = (performance.now() - t0) / 1000;
+    const logps = report.tokenLogprobs.flatMap((lp, k) => [...lp.subarray(pairs[k].prompt.length - 1)]);
     return {
-      step: step + 1, budget: config.thinkingBudget(step), loss: grads.loss, reward: 0, accuracy: 0,
+      step: step + 1, budget: config.thinkingBudget(step), loss: report.loss, reward: 0, accuracy: 0,
       responseLength: total / pairs.length, clipFraction: 0, keptGroups: 1, truncated: 0, entropy: -mean(logps),
       gradNorm: report.gradNorm, lr: report.lr, ratioHistogram: new Array<number>(RATIO_BINS.length).fill(0),
-      seconds: { rollout: 0, logprobs: 0, backward, optimizer },
+      seconds: { rollout: 0, logprobs: 0, update },
     };
   }
 }
