@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { Tokenizer } from "../engine/tokenizer.ts";
 import { Trainer, type TrainConfig, type StepMetrics, type Policy } from "../engine/rl/train.ts";
 import { objective, groupAdvantages } from "../engine/rl/objectives.ts";
-import { stepRng } from "../engine/rl/train.ts";
+import { stepRng, RATIO_BINS } from "../engine/rl/train.ts";
 import type { Rollout } from "../engine/rl/rollout.ts";
 import { scratchpadCompletion, additionProblem } from "../engine/rl/tasks.ts";
 import { BigramPolicy, rlConfig } from "./bigram-policy.ts";
@@ -95,4 +95,15 @@ test("the scratchpad target is the demo format", () => {
 test("bad configurations are named", () => {
   assert.throws(() => new Trainer(new BigramPolicy(tokenizer), rlConfig({ rounds: 0 })), /rounds must be an integer >= 1, got 0/);
   assert.throws(() => new Trainer(new BigramPolicy(tokenizer), rlConfig({ reward: undefined })), /a reward is needed/);
+});
+
+test("off-policy rounds move the ratios: clipped tokens and the tokens PPO-style clipping drops are counted", async () => {
+  const [first] = await new Trainer(new BigramPolicy(tokenizer, 40), rlConfig({ steps: 1, rounds: 4, groupSize: 8 })).run();
+  const inRange = first.ratioHistogram.reduce((a, b) => a + b, 0);
+  const beyond = first.ratioHistogram.slice(RATIO_BINS.findIndex((e) => e >= 1.28) + 1).reduce((a, b) => a + b, 0);
+  assert.ok(beyond > 0, "some ratios left the range");
+  // CISPO (no lower bound) clips exactly the ratios above 1 + 0.28
+  assert.equal(first.clipFraction, beyond / inRange);
+  const dropped = Object.values(first.ppoDropped).reduce((a, b) => a + b, 0);
+  assert.ok(dropped > 0 && dropped <= inRange);
 });

@@ -37,7 +37,7 @@ export function ratioTable(metrics: readonly StepMetrics[]): Table {
 }
 
 /** One line per run of one metric against the step. */
-export function metricFigure(runs: Record<string, readonly StepMetrics[]>, metric: keyof Omit<StepMetrics, "ratioHistogram" | "seconds">, title = String(metric)): Figure {
+export function metricFigure(runs: Record<string, readonly StepMetrics[]>, metric: keyof Omit<StepMetrics, "ratioHistogram" | "ppoDropped" | "seconds">, title = String(metric)): Figure {
   const data = Object.entries(runs).map(([name, ms]) => ({ type: "scatter", mode: "lines+markers", name, x: ms.map((m) => m.step), y: ms.map((m) => m[metric]) }));
   return new Figure(data, { xaxis: { title: { text: "step" } }, yaxis: { title: { text: String(metric) } } }, title);
 }

@@ -75,9 +75,15 @@ export interface StepMetrics {
   lr: number;
   /** counts of IS ratios in the bins of RATIO_BINS */
   ratioHistogram: number[];
+  /** by token id: tokens whose update PPO-style clipping (DAPO's range 0.8/1.28) drops — the ratio beyond the range in
+   *  the direction of the advantage. A DAPO/GRPO run lost their gradient; a CISPO run kept it. */
+  ppoDropped: Record<number, number>;
   /** wall time of the step's parts; `update` is the backward pass and the optimiser */
   seconds: { rollout: number; logprobs: number; update: number };
 }
+
+/** The PPO-style clip range against which every run counts the tokens such clipping drops (DAPO's). */
+const PPO_CLIP = DEFAULT_CLIP.dapo;
 
 /** Upper edges of the IS-ratio histogram bins (the last bin takes the rest). */
 export const RATIO_BINS = [0.5, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.28, 1.5, 2, Infinity];
@@ -159,6 +165,7 @@ export class Trainer {
     const slices = Array.from({ length: config.rounds }, (_, k) => order.filter((_, i) => i % config.rounds === k)).filter((s) => s.length > 0);
     let loss = 0, clippedTokens = 0, tokens = 0, gradNorm = 0, lr = 0;
     const histogram = new Array<number>(RATIO_BINS.length).fill(0);
+    const ppoDropped: Record<number, number> = {};
     for (const slice of slices) {
       const mb = slice.map((i) => train[i]);
       const sequences = mb.map((x) => [...x.r.prompt, ...x.r.completion]);
@@ -191,6 +198,11 @@ export class Trainer {
         clippedTokens += x;
         const r = obj.ratios[k][t];
         histogram[RATIO_BINS.findIndex((edge) => r <= edge)]++;
+        const A = scored[k].advantage;
+        if ((A > 0 && r > 1 + PPO_CLIP.epsHigh) || (A < 0 && r < 1 - PPO_CLIP.epsLow)) {
+          const id = mb[k].r.completion[t];
+          ppoDropped[id] = (ppoDropped[id] ?? 0) + 1;
+        }
       }));
     }
     const sampled = rollouts.flatMap((r) => r.logprobs.filter((_, t) => !r.forced[t]));
@@ -201,7 +213,7 @@ export class Trainer {
       keptGroups: kept.size / problems.length,
       truncated: mean(rollouts.map((r) => (r.truncated ? 1 : 0))),
       entropy: sampled.length ? -mean(sampled) : 0,
-      gradNorm, lr, ratioHistogram: histogram, seconds,
+      gradNorm, lr, ratioHistogram: histogram, ppoDropped, seconds,
     };
   }
 
@@ -224,7 +236,7 @@ export class Trainer {
     return {
       step: step + 1, budget: config.thinkingBudget(step), loss: report.loss, reward: 0, accuracy: 0,
       responseLength: total / pairs.length, clipFraction: 0, keptGroups: 1, truncated: 0, entropy: -mean(logps),
-      gradNorm: report.gradNorm, lr: report.lr, ratioHistogram: new Array<number>(RATIO_BINS.length).fill(0),
+      gradNorm: report.gradNorm, lr: report.lr, ratioHistogram: new Array<number>(RATIO_BINS.length).fill(0), ppoDropped: {},
       seconds: { rollout: 0, logprobs: 0, update },
     };
   }
