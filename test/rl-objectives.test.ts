@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { objective, groupAdvantages, informativeGroups, DEFAULT_CLIP, type ObjectiveName } from "../engine/rl/objectives.ts";
-import { exactAnswer, answerAfterThought, withLengthPenalty } from "../engine/rl/rewards.ts";
+import { exactAnswer, answerAfterThought, withLengthPenalty, answerDigitCredit } from "../engine/rl/rewards.ts";
 import { FIXTURES } from "./helpers.ts";
 
 interface GoldenCase {
@@ -84,4 +84,14 @@ test("the arithmetic verifier reads the digits after </think>; the length penalt
   assert.equal(penalised(p, c("</think> 4 6", 40)), 1);
   assert.equal(penalised(p, c("</think> 4 6", 45)), 0.5);
   assert.equal(penalised(p, c("</think> 4 6", 70)), 0);
+});
+
+test("partial credit: the share of the sum's digits right, aligned at the least significant digit", () => {
+  const p = { prompt: "", answer: "16669038", digits: 7 };
+  const c = (text: string) => ({ text, tokens: 10, truncated: false });
+  assert.equal(answerDigitCredit(p, c("</think> 1 6 6 6 9 0 3 8 </s>")), 1);
+  assert.equal(answerDigitCredit(p, c("</think> 6 6 9 0 3 8 </s>")), 6 / 8);
+  assert.equal(answerDigitCredit(p, c("</think> 4 0 4 6 9 3 </s>")), 0);
+  assert.equal(answerDigitCredit(p, c("</think> 9 1 6 6 6 9 0 3 8 </s>")), 8 / 9);
+  assert.equal(answerDigitCredit(p, c("1 6 6 6 9 0 3 8")), 0);
 });

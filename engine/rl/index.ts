@@ -1,6 +1,6 @@
 /** RL and SFT on the engine (docs/rl.md): objectives, rewards, rollouts, the training loop, metrics. */
 export { objective, groupAdvantages, informativeGroups, OBJECTIVES, DEFAULT_CLIP, type ObjectiveName, type ClipRange, type ScoredSequence, type ObjectiveResult } from "./objectives.ts";
-export { exactAnswer, withLengthPenalty, answerAfterThought, type Reward, type Completion } from "./rewards.ts";
+export { exactAnswer, answerDigitCredit, withLengthPenalty, answerAfterThought, type Reward, type Completion } from "./rewards.ts";
 export { additionProblem, additionProblems, additionPrompt, randomOperands, operand, scratchpadCompletion, type Problem } from "./tasks.ts";
 export { rollout, repetitive, completionLogprobs, type Rollout, type RolloutOptions, type RepetitionRule } from "./rollout.ts";
 export { Trainer, stepRng, RATIO_BINS, type Policy, type TrainConfig, type StepMetrics } from "./train.ts";

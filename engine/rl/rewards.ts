@@ -38,3 +38,19 @@ export function withLengthPenalty(reward: Reward, maxTokens: number, cache: numb
     return reward(problem, completion) + penalty;
   };
 }
+
+/**
+ * Partial credit for a curriculum beyond the frontier (where exact answers are all 0 and a group teaches nothing):
+ * the share of the true sum's digits that the answer has right, aligned at the least significant digit; 1 for the
+ * exact answer, 0 without `</think>`.
+ */
+export const answerDigitCredit: Reward = (problem, completion) => {
+  const answer = answerAfterThought(completion.text);
+  if (answer === null) return 0;
+  if (answer === problem.answer) return 1;
+  const truth = problem.answer;
+  const width = Math.max(truth.length, answer.length);
+  let right = 0;
+  for (let i = 1; i <= truth.length && i <= answer.length; i++) if (truth[truth.length - i] === answer[answer.length - i]) right++;
+  return right / width;
+};
