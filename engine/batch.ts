@@ -65,12 +65,24 @@ export class DecodeBatch {
 
   /** Prefills a prompt and adds its sequence; its first token is chosen at the next step. */
   async join(prompt: ArrayLike<number> | string, options: BatchSequenceOptions = {}, signal?: AbortSignal): Promise<BatchSequence> {
+    return (await this.joinGroup(prompt, [options], signal))[0];
+  }
+
+  /**
+   * Adds one sequence per entry of `options`, all continuing the same prompt (a group of G completions): the prompt
+   * is prefilled once and each sequence starts from a copy of that state, as if it had prefilled it alone.
+   */
+  async joinGroup(prompt: ArrayLike<number> | string, options: readonly BatchSequenceOptions[], signal?: AbortSignal): Promise<BatchSequence[]> {
     const ids = this.model.checkIds(this.model.promptIds(prompt));
-    const chooser = new TokenChooser(this.model, ids, options);
-    const seq = new BatchSequence(ids, chooser, this.model.newCache(), this.tags++);
-    seq.logits = (await this.model.forward(ids, { cache: seq.cache, logits: "last", signal })).logits.f32;
-    if (!seq.done) this.sequences.push(seq);
-    return seq;
+    const choosers = options.map((o) => new TokenChooser(this.model, ids, o));
+    const cache = this.model.newCache();
+    const logits = (await this.model.forward(ids, { cache, logits: "last", signal })).logits.f32;
+    return choosers.map((chooser, i) => {
+      const seq = new BatchSequence(ids, chooser, i === choosers.length - 1 ? cache : cache.clone(), this.tags++);
+      seq.logits = logits;
+      if (!seq.done) this.sequences.push(seq);
+      return seq;
+    });
   }
 
   /** Takes a sequence out of the batch (it keeps its tokens; its cache is no longer advanced). */

@@ -71,3 +71,13 @@ test("bad batch input is named", async () => {
   await assert.rejects(mini.stepBatch([1, 2], [c, c]), /a cache appears twice/);
   await assert.rejects(mini.stepBatch([99], [mini.newCache()]), /token id 99 at index 0 is outside the vocabulary/);
 });
+
+test("a group joins on one prefill: each member equals generate alone", async () => {
+  const [prompt] = additions(1, 11);
+  const options = [0, 1, 2, 3].map((k) => ({ temperature: 1, seed: 40 + k, thinkingBudget: 40, maxNewTokens: 50 }));
+  const batch = new DecodeBatch(mini);
+  const group = await batch.joinGroup(prompt, options);
+  while (batch.active.length > 0) await batch.step();
+  for (let k = 0; k < 4; k++) assert.deepEqual(group[k].ids, (await alone(mini, prompt, options[k])).ids, `member ${k}`);
+  assert.equal(new Set(group.map((s) => s.cache)).size, 4, "each member has its own cache");
+});

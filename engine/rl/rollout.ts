@@ -52,7 +52,8 @@ export async function rollout(model: Model, prompts: readonly string[], options:
   const batch = new DecodeBatch(model);
   const seqs = [];
   for (let i = 0; i < prompts.length; i++) {
-    for (let j = 0; j < groupSize; j++) seqs.push(await batch.join(prompts[i], { ...sampling, seed: seed + i * groupSize + j }, signal));
+    const group = Array.from({ length: groupSize }, (_, j) => ({ ...sampling, seed: seed + i * groupSize + j }));
+    seqs.push(...(await batch.joinGroup(prompts[i], group, signal)));
   }
   const cut = new Set<number>();
   while (batch.active.length > 0) {
