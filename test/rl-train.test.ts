@@ -10,6 +10,7 @@ import { stepRng, RATIO_BINS } from "../engine/rl/train.ts";
 import type { Rollout } from "../engine/rl/rollout.ts";
 import { scratchpadCompletion, additionProblem } from "../engine/rl/tasks.ts";
 import { BigramPolicy, rlConfig } from "./bigram-policy.ts";
+import { parseStages, staged, DEFAULT_RL_STAGES } from "../engine/rl/recipes.ts";
 import { ROOT, tempDir } from "./helpers.ts";
 
 const tokenizer = (await Tokenizer.load(join(ROOT, "engine", "checkpoints", "mini-80k")))!;
@@ -106,4 +107,15 @@ test("off-policy rounds move the ratios: clipped tokens and the tokens PPO-style
   assert.equal(first.clipFraction, beyond / inRange);
   const dropped = Object.values(first.ppoDropped).reduce((a, b) => a + b, 0);
   assert.ok(dropped > 0 && dropped <= inRange);
+});
+
+test("staged windows: budget and digit counts by step, parsed from the command line's form", () => {
+  const stages = parseStages("48:6-7,56:8", 10);
+  assert.deepEqual(stages, [{ fromStep: 0, budget: 48, digits: [6, 7] }, { fromStep: 10, budget: 56, digits: [8] }]);
+  const { thinkingBudget, problems } = staged(stages);
+  assert.deepEqual([0, 9, 10, 99].map(thinkingBudget), [48, 48, 56, 56]);
+  assert.ok(problems(stepRng(0, 12, 0), 12, 5).every((p) => p.digits === 8));
+  assert.throws(() => parseStages("48:7-6", 10), /stage 1 "48:7-6": digit counts must be >= 1 and increasing/);
+  assert.throws(() => parseStages("48;6", 10), /expected BUDGET:DIGITS/);
+  assert.equal(parseStages(DEFAULT_RL_STAGES, 1).at(-1)!.budget, 80);
 });

@@ -6,3 +6,4 @@ export { rollout, repetitive, completionLogprobs, type Rollout, type RolloutOpti
 export { Trainer, stepRng, RATIO_BINS, type Policy, type TrainConfig, type StepMetrics } from "./train.ts";
 export { metricsTable, ratioTable, metricFigure } from "./metrics.ts";
 export { headPrecision, pearson, type HeadPrecision } from "./precision.ts";
+export { parseStages, staged, stageAt, DEFAULT_RL_STAGES, SFT_RECIPES, SFT_OPTIMIZER, type Stage } from "./recipes.ts";
