@@ -49,7 +49,7 @@ export interface SoftmaxSpec {
   rotaryDim: number;
   theta: number;
 }
-/** A whole decoder layer (spec §2.4): one of `lightning` and `softmax`, then the MoE over every expert. */
+/** A whole decoder layer (docs/architecture.md §3.3): one of `lightning` and `softmax`, then the MoE over every expert. */
 export interface DecoderLayerSpec {
   hidden: number;
   heads: number;
@@ -80,7 +80,7 @@ export interface DecoderLayer {
   /** x [n, hidden] → the residual stream after the layer; updates the cache. */
   forward(x: Float32Array, n: number, cache: DecoderLayerCache, out?: Float32Array): Float32Array;
 }
-/** The whole model (spec §2) over its decoder layers. */
+/** The whole model (docs/architecture.md §3) over its decoder layers. */
 export interface DecoderSpec {
   /** [vocab, hidden] */
   embed: Weight;
@@ -247,7 +247,7 @@ export const embedding: Binding["embedding"] = native.embedding;
  *  x'_i = x_i cos - x_{i+r/2} sin, x'_{i+r/2} = x_{i+r/2} cos + x_i sin; dims >= rotaryDim unchanged. */
 export const rope: Binding["rope"] = native.rope;
 
-/** Lightning attention, block-wise (spec §2.5.4). q,k,v: [n, heads, d] (already SiLU'd). state: [heads, d, d]
+/** Lightning attention, block-wise (docs/architecture.md §3.4.4). q,k,v: [n, heads, d] (already SiLU'd). state: [heads, d, d]
  *  (row = key dim, col = value dim), read as the initial state and overwritten with the final state.
  *  slopes[h] = s_h, decay λ = exp(-s). Returns out [n, heads, d]. */
 export const lightningPrefill: Binding["lightningPrefill"] = native.lightningPrefill;
@@ -256,7 +256,7 @@ export const lightningPrefill: Binding["lightningPrefill"] = native.lightningPre
 export const lightningStep: Binding["lightningStep"] = native.lightningStep;
 
 /** lightningPrefill reading q, k, v in place from the qkv projection's per-head interleaved layout
- *  [n, heads, 3, d] (spec §2.5.1): bit-identical to splitQkv followed by lightningPrefill. */
+ *  [n, heads, 3, d] (docs/architecture.md §3.4.1): bit-identical to splitQkv followed by lightningPrefill. */
 export const lightningPrefillQkv: Binding["lightningPrefillQkv"] = native.lightningPrefillQkv;
 
 /** lightningStep reading the interleaved [n, heads, 3, d] layout in place. */

@@ -1,4 +1,4 @@
-// Lightning attention (spec §2.5). Per head, decay λ = exp(−s), state S [d, d] (row: key dim,
+// Lightning attention (docs/architecture.md §3.4). Per head, decay λ = exp(−s), state S [d, d] (row: key dim,
 // column: value dim). Recurrence: S_t = λ S_{t−1} + k_tᵀ v_t, o_t = q_t S_t.
 // Block form for m ≤ B tokens (local i, j):
 //   O = ((Q Kᵀ) ⊙ diag) V + (Q ⊙ q_decay) S,  diag[i,j] = λ^{i−j} (i ≥ j), q_decay[i] = λ^{i+1}
