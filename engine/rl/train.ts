@@ -123,14 +123,14 @@ export class Trainer {
     return true;
   }
 
-  /** Runs until `config.steps` (or `until`), calling `onStep` after each step. */
-  async run(onStep?: (m: StepMetrics) => void, until = this.config.steps): Promise<StepMetrics[]> {
+  /** Runs until `config.steps` (or `until`), calling (and awaiting) `onStep` after each step. */
+  async run(onStep?: (m: StepMetrics) => void | Promise<void>, until = this.config.steps): Promise<StepMetrics[]> {
     while (this.step < Math.min(until, this.config.steps)) {
       const m = this.config.mode === "rl" ? await this.rlStep() : await this.sftStep();
       this.step++;
       this.metrics.push(m);
       if (this.dir && (this.step % this.config.checkpointEvery === 0 || this.step === this.config.steps)) this.checkpoint();
-      onStep?.(m);
+      await onStep?.(m);
     }
     return this.metrics;
   }
