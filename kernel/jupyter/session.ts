@@ -40,6 +40,8 @@ const BROWSER_ONLY: Record<string, string> = {
 const ALIASES: Record<string, string> = {
   "m1-workbench": join(ROOT, "engine", "index.ts"),
   "m1-workbench/kernel": join(KERNEL_DIR, "api.ts"),
+  "m1-workbench/benchmarks": join(ROOT, "benchmarks", "index.ts"),
+  "m1-workbench/openai": join(ROOT, "kernel", "openai", "server.ts"),
   ...Object.fromEntries(LIBRARIES.map((pkg) => [pkg, fileURLToPath(import.meta.resolve(pkg))])),
 };
 
