@@ -81,8 +81,8 @@ export function layerForward(tp: TrainPass, l: number, x: Float32Array): { out: 
   a = hook(pass, b + "ln1.hook_normalized", l, a, shape);
   const { attn, saved: attention } = lightning ? lightningForward(tp, l, a) : softmaxForward(tp, l, a);
   const attnOut = hook(pass, b + "hook_attn_out", l, attn, shape);
-  let h = native.axpby(lightning ? cfg.alpha.linear : cfg.alpha.full, cfg.postnorm ? a : x,
-    lightning ? cfg.beta.linear : cfg.beta.full, attnOut);
+  const type = cfg.layerTypes[l];
+  let h = native.axpby(cfg.alpha[type], cfg.postnorm ? a : x, cfg.beta[type], attnOut);
   h = hook(pass, b + "hook_resid_mid", l, h, shape);
 
   let bn = native.rmsnorm(h, n, hs, w.vector(p + "post_attention_layernorm.weight", hs), cfg.rmsNormEps);
@@ -116,7 +116,6 @@ export function layerBackward(tp: TrainPass, l: number, s: LayerSaved, dOut: Flo
   const hs = cfg.hiddenSize;
   const b = `blocks.${l}.`;
   const p = `model.layers.${l}.`;
-  const lightning = cfg.layerTypes[l] === "lightning";
   const { numExperts: ne, topK: k } = cfg;
   acts.record(b + "hook_resid_post", dOut, [hs]);
 
@@ -154,8 +153,8 @@ export function layerBackward(tp: TrainPass, l: number, s: LayerSaved, dOut: Flo
   acts.record(b + "hook_resid_mid", dH, [hs]);
 
   // h = α · (postnorm ? a : x) + β · attention(a)
-  const alpha = lightning ? cfg.alpha.linear : cfg.alpha.full;
-  const dAttn = scaled(lightning ? cfg.beta.linear : cfg.beta.full, dH);
+  const alpha = cfg.alpha[cfg.layerTypes[l]];
+  const dAttn = scaled(cfg.beta[cfg.layerTypes[l]], dH);
   acts.record(b + "hook_attn_out", dAttn, [hs]);
   const dA = s.attention.kind === "lightning"
     ? lightningBackward(tp, l, s.a, s.attention, dAttn, grads, acts)
