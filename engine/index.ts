@@ -4,6 +4,8 @@ export { Generation, TokenChooser, type GenerateOptions, type GeneratedToken, ty
 export { DecodeBatch, BatchSequence, generateBatch, type BatchSequenceOptions, type GenerateBatchOptions } from "./batch.ts";
 export { Sampler, Rng, argmax, type SamplingOptions } from "./sampling.ts";
 export { ModelCache, KvCache } from "./cache.ts";
+export { Tape, type ForwardForBackwardOptions, type Gradients } from "./train/tape.ts";
+export { type LossOptions, type LossResult } from "./train/loss.ts";
 export { HookSet, ActivationCache, hookNames, type HookFn, type HookContext, type HookFilter } from "./hooks.ts";
 export { Checkpoint, type TensorInfo } from "./checkpoint.ts";
 export { SafetensorsFile, writeSafetensors } from "./safetensors.ts";

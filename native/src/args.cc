@@ -137,5 +137,59 @@ void check_ids(const Ctx& c, const Arr<int32_t>& ids, int64_t vocab) {
   }
 }
 
+Experts experts_arg(const Ctx& c, const Value& v, const Arr<int32_t>& idx, int64_t hidden,
+                    std::initializer_list<const Arr<float>*> outs) {
+  if (!v.IsArray()) c.type_error("experts must be an array of { w1, w3, w2 } (or null for unused experts)");
+  Napi::Array arr = v.As<Napi::Array>();
+  const int64_t ne = int64_t(arr.Length());
+  Experts r;
+  r.views.resize(size_t(ne));
+  r.ptrs.assign(size_t(ne), nullptr);
+  int64_t F = -1;  // every routed expert must have the same intermediate size
+  for (int64_t s = 0; s < idx.len; s++) {
+    const int64_t e = idx.data[s];
+    if (e < 0 || e >= ne)
+      c.range_error("idx[" + str(s) + "] = " + str(e) + " is not an expert index (experts has " + str(ne) +
+                    " entries)");
+    if (r.ptrs[size_t(e)]) continue;
+    const std::string en = "experts[" + str(e) + "]";
+    const Value ev = arr.Get(uint32_t(e));
+    if (absent(ev))
+      c.error("expert " + str(e) + " is routed to (idx[" + str(s) + "] = " + str(e) + ") but " + en + " is " +
+              (ev.IsNull() ? "null" : "undefined"));
+    if (!ev.IsObject()) c.type_error(en + " must be { w1, w3, w2 }");
+    Napi::Object eo = ev.As<Napi::Object>();
+    WeightArg w1 = weight(c, eo.Get("w1"), en + ".w1");
+    WeightArg w3 = weight(c, eo.Get("w3"), en + ".w3");
+    WeightArg w2 = weight(c, eo.Get("w2"), en + ".w2");
+    const int64_t f = w1.w.rows;
+    auto shape = [&](const WeightArg& w, const std::string& nm, int64_t rows, int64_t cols) {
+      if (w.w.rows != rows || w.w.cols != cols)
+        c.range_error(en + "." + nm + " has shape [" + str(w.w.rows) + ", " + str(w.w.cols) + "], expected [" +
+                      str(rows) + ", " + str(cols) + "]");
+    };
+    shape(w1, "w1", f, hidden);
+    shape(w3, "w3", f, hidden);
+    shape(w2, "w2", hidden, f);
+    if (F >= 0 && f != F)
+      c.range_error(en + " has intermediate size " + str(f) + ", other routed experts have " + str(F) + " (all must match)");
+    F = f;
+    for (const WeightArg* w : {&w1, &w3, &w2}) {
+      Arr<const char> b = w->bytes;
+      b.name = "expert weights";
+      for (const Arr<float>* o : outs) disjoint(c, *o, b);
+    }
+    r.views[size_t(e)] = ExpertView{w1.w, w3.w, w2.w};
+    r.ptrs[size_t(e)] = &r.views[size_t(e)];
+  }
+  return r;
+}
+
+int64_t routed_intermediate(const Experts& ex) {
+  for (const ExpertView* e : ex.ptrs)
+    if (e) return e->w1.rows;
+  return 0;
+}
+
 }  // namespace args
 }  // namespace m1

@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "kernels.h"
+#include "moe.h"
 
 namespace m1 {
 namespace args {
@@ -119,6 +121,17 @@ void weight_shape(const Ctx& c, const WeightArg& w, const std::string& name, int
 
 // Every id in [0, vocab)
 void check_ids(const Ctx& c, const Arr<int32_t>& ids, int64_t vocab);
+
+// The experts array of moeExperts/moe/moeBackward: views of every routed expert (validated, all of one
+// intermediate size), null for the others; the given outputs must not overlap any expert's weights.
+struct Experts {
+  std::vector<ExpertView> views;
+  std::vector<const ExpertView*> ptrs;
+};
+Experts experts_arg(const Ctx& c, const Value& v, const Arr<int32_t>& idx, int64_t hidden,
+                    std::initializer_list<const Arr<float>*> outs);
+// the intermediate size of the routed experts; 0 when none is routed
+int64_t routed_intermediate(const Experts& ex);
 
 }  // namespace args
 }  // namespace m1

@@ -391,60 +391,6 @@ Value RouterTopk(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// The experts array of moeExperts/moe: views of every routed expert (validated), null for the others.
-struct Experts {
-  std::vector<ExpertView> views;
-  std::vector<const ExpertView*> ptrs;
-};
-
-Experts experts_arg(const Ctx& c, const Value& v, const Arr<int32_t>& idx, int64_t hidden,
-                    std::initializer_list<const Arr<float>*> outs) {
-  if (!v.IsArray()) c.type_error("experts must be an array of { w1, w3, w2 } (or null for unused experts)");
-  Napi::Array arr = v.As<Napi::Array>();
-  const int64_t ne = int64_t(arr.Length());
-  Experts r;
-  r.views.resize(size_t(ne));
-  r.ptrs.assign(size_t(ne), nullptr);
-  int64_t F = -1;  // every routed expert must have the same intermediate size
-  for (int64_t s = 0; s < idx.len; s++) {
-    const int64_t e = idx.data[s];
-    if (e < 0 || e >= ne)
-      c.range_error("idx[" + str(s) + "] = " + str(e) + " is not an expert index (experts has " + str(ne) +
-                    " entries)");
-    if (r.ptrs[size_t(e)]) continue;
-    const std::string en = "experts[" + str(e) + "]";
-    const Value ev = arr.Get(uint32_t(e));
-    if (absent(ev))
-      c.error("expert " + str(e) + " is routed to (idx[" + str(s) + "] = " + str(e) + ") but " + en + " is " +
-              (ev.IsNull() ? "null" : "undefined"));
-    if (!ev.IsObject()) c.type_error(en + " must be { w1, w3, w2 }");
-    Napi::Object eo = ev.As<Napi::Object>();
-    WeightArg w1 = weight(c, eo.Get("w1"), en + ".w1");
-    WeightArg w3 = weight(c, eo.Get("w3"), en + ".w3");
-    WeightArg w2 = weight(c, eo.Get("w2"), en + ".w2");
-    const int64_t f = w1.w.rows;
-    auto shape = [&](const WeightArg& w, const std::string& nm, int64_t rows, int64_t cols) {
-      if (w.w.rows != rows || w.w.cols != cols)
-        c.range_error(en + "." + nm + " has shape [" + str(w.w.rows) + ", " + str(w.w.cols) + "], expected [" +
-                      str(rows) + ", " + str(cols) + "]");
-    };
-    shape(w1, "w1", f, hidden);
-    shape(w3, "w3", f, hidden);
-    shape(w2, "w2", hidden, f);
-    if (F >= 0 && f != F)
-      c.range_error(en + " has intermediate size " + str(f) + ", other routed experts have " + str(F) + " (all must match)");
-    F = f;
-    for (const WeightArg* w : {&w1, &w3, &w2}) {
-      Arr<const char> b = w->bytes;
-      b.name = "expert weights";
-      for (const Arr<float>* o : outs) disjoint(c, *o, b);
-    }
-    r.views[size_t(e)] = ExpertView{w1.w, w3.w, w2.w};
-    r.ptrs[size_t(e)] = &r.views[size_t(e)];
-  }
-  return r;
-}
-
 Value MoeExperts(const CallbackInfo& info) {
   Ctx c{info.Env(), "moeExperts"};
   Arr<float> x = f32(c, info[0], "x");
@@ -457,9 +403,17 @@ Value MoeExperts(const CallbackInfo& info) {
   Out o = out_arg(c, info[6], prod(c, {n, k, hidden}), "n*k*hidden");
   disjoint(c, o.a, x);
   disjoint(c, o.a, idx);
-  Experts ex = experts_arg(c, info[5], idx, hidden, {&o.a});
+  Arr<float> gu;  // optional: W1 x and W3 x of each slot, for the backward pass
+  if (!absent(info[7])) {
+    gu = f32(c, info[7], "gateUp");
+    disjoint(c, gu, x);
+    disjoint(c, gu, idx);
+    disjoint(c, gu, o.a);
+  }
+  Experts ex = experts_arg(c, info[5], idx, hidden, {&o.a, &gu});
+  if (!absent(info[7])) expect_len(c, gu, prod(c, {n, k, 2, routed_intermediate(ex)}), "n*k*2*intermediate");
   moe_experts(kernels(), x.data, n, hidden, idx.data, nullptr, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), o.a.data,
-              nullptr, false);
+              nullptr, gu.len ? gu.data : nullptr);
   return o.arr;
 }
 
@@ -484,7 +438,7 @@ Value Moe(const CallbackInfo& info) {
     return o.arr;
   }
   moe_experts(kernels(), x.data, n, hidden, idx.data, w.data, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), nullptr,
-              o.a.data, false);
+              o.a.data);
   return o.arr;
 }
 

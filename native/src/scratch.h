@@ -29,7 +29,17 @@ constexpr int kLightningKeysT = 3;   // block: the block's keys transposed (then
 constexpr int kLightningScores = 4;  // block: the decayed q·k products within the block
 constexpr int kLightningDecay = 5;   // lightning_prefill: λ_h^i for i = 0..block size, per head
 
-// elementwise.cc (call nothing that uses scratch)
+// lightning.cc, lightning_backward (calls block)
+constexpr int kLightningStateGrad = 6;  // lightning_backward: the state (gradient) of one reversed or forward scan
+
+// backward_attention.cc (calls gemm_nn)
+constexpr int kAttnGradRows = 2;   // a query block's q, dO, log-sum-exp and rowsum(dO ⊙ O)
+constexpr int kAttnGradTiles = 3;  // one key tile of K and V transposed
+constexpr int kAttnGradProbs = 4;  // P and dS of the block against the tile
+constexpr int kAttnGradT = 5;      // P or dS transposed
+constexpr int kAttnGradAcc = 6;    // the dQ block, or the dK and dV tiles, being accumulated
+
+// elementwise.cc, backward_elementwise.cc (call nothing that uses scratch)
 constexpr int kRopeAngles = 3;     // rope: cos and sin of one position
 constexpr int kRouterProbs = 3;    // router_topk: one row's probabilities
 
@@ -40,6 +50,15 @@ static_assert(kGemmPanel != kAttnQuery && kGemmPanel != kAttnScores && kGemmPane
               "attention holds its slots while gemm_nn runs");
 static_assert(kGemmPanel != kLightningKeysT && kGemmPanel != kLightningScores && kGemmPanel != kLightningDecay,
               "lightning holds its slots while gemm_nn runs");
+static_assert(kGemmPanel != kLightningStateGrad && kLightningStateGrad != kLightningKeysT &&
+                  kLightningStateGrad != kLightningScores && kLightningStateGrad != kLightningDecay,
+              "lightning_backward holds its state and decay powers while block runs");
+static_assert(kGemmPanel != kAttnGradRows && kGemmPanel != kAttnGradTiles && kGemmPanel != kAttnGradProbs &&
+                  kGemmPanel != kAttnGradT && kGemmPanel != kAttnGradAcc && kAttnGradRows != kAttnGradTiles &&
+                  kAttnGradRows != kAttnGradProbs && kAttnGradRows != kAttnGradT && kAttnGradRows != kAttnGradAcc &&
+                  kAttnGradTiles != kAttnGradProbs && kAttnGradTiles != kAttnGradT && kAttnGradTiles != kAttnGradAcc &&
+                  kAttnGradProbs != kAttnGradT && kAttnGradProbs != kAttnGradAcc && kAttnGradT != kAttnGradAcc,
+              "attention_backward works on all of its slots at once, around gemm_nn");
 static_assert(kPanelRow != kMatmulPack, "matmul holds its packed block while pack_panel_t converts a row");
 static_assert(kMatmulXt != kMatmulRows, "xt_path's threads convert rows while x transposed is shared");
 // One call holds these together on one thread.
