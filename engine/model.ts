@@ -75,8 +75,9 @@ export class Model implements WeightSource {
     return this.checkpoint.weight(name, shape) as native.Weight; // Checkpoint.weight admits only F32, BF16 and F16
   }
 
-  /** 1-D weights (norms) as f32, converted once and kept: they are tiny. */
+  /** 1-D weights (norms) as f32, converted once and kept (until the checkpoint's tensors change): they are tiny. */
   vector(name: string, length: number): Float32Array {
+    this.liveNativeObjects();
     let v = this.vectors.get(name);
     if (!v) {
       v = this.checkpoint.weight(name, [length]).toFloat32();
@@ -224,10 +225,12 @@ export class Model implements WeightSource {
     return (this.nativeFits ??= this.checkpoint.fullyResident && this.checkpoint.fileBytes() <= os.totalmem() / 2);
   }
 
-  /** The native objects built since the checkpoint last evicted tensors (older ones are dropped). */
+  /** The native objects built since the checkpoint last evicted or changed tensors (older ones are dropped, and
+   *  with them the f32 copies of norm weights). */
   private liveNativeObjects(): NativeObjects {
     if (this.nativeObjects.evictions !== this.checkpoint.evictions) {
       this.nativeObjects = { evictions: this.checkpoint.evictions, layers: [] };
+      this.vectors.clear();
     }
     return this.nativeObjects;
   }
