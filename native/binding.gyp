@@ -13,6 +13,7 @@
       'src/lightning.cc',
       'src/table.cc',
       'src/peak.cc',
+      'src/optimizer.cc',
     ],
   },
   'target_defaults': {

@@ -113,6 +113,9 @@ interface Binding {
   bf16DotPeak(tasks: number, iters: number): number;
   readAll(src: Float32Array): number;
   copy(src: Float32Array, dst: Float32Array): void;
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, gradScale: number, beta1: number, beta2: number,
+    decay: number, stepSize: number, invSqrtBc2: number, eps: number): void;
+  sumSquares(x: Float32Array): number;
   empty(length: number): Float32Array;
   alignedBuffer(bytes: number): ArrayBuffer;
   memoryStats(): MemoryStats;
@@ -310,6 +313,32 @@ export function copy(src: Float32Array, dst: Float32Array): void {
   f32("copy", "src", src, null);
   f32("copy", "dst", dst, src.length, "src.length");
   native.copy(src, dst);
+}
+
+// ------------------------------------------------------------------ optimiser
+/** The constants of one AdamW step for one parameter (engine/train/optimizer.ts derives them). */
+export interface AdamwStep {
+  gradScale: number;
+  beta1: number;
+  beta2: number;
+  decay: number;
+  stepSize: number;
+  invSqrtBc2: number;
+  eps: number;
+}
+
+/** One AdamW update in place (f32 arithmetic, on the pool): g' = g·gradScale, m ← β1·m + (1−β1)·g',
+ *  v ← β2·v + (1−β2)·g'², p ← p·decay − stepSize · m / (√v · invSqrtBc2 + eps). */
+export function adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, s: AdamwStep): void {
+  f32("adamw", "p", p, null);
+  for (const [name, a] of [["g", g], ["m", m], ["v", v]] as const) f32("adamw", name, a, p.length, "p.length");
+  native.adamw(p, g, m, v, s.gradScale, s.beta1, s.beta2, s.decay, s.stepSize, s.invSqrtBc2, s.eps);
+}
+
+/** Σ x² accumulated in double, on the pool. */
+export function sumSquares(x: Float32Array): number {
+  f32("sumSquares", "x", x, null);
+  return native.sumSquares(x);
 }
 
 // ------------------------------------------------------------------ ops

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { AdamW, type Parameter } from "../engine/train/optimizer.ts";
 import { constantLr, warmupCosine } from "../engine/train/schedule.ts";
 import { InputError } from "../engine/errors.ts";
+import * as native from "../native/index.ts";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -135,4 +136,48 @@ test("bad input is refused with a clear error and leaves parameters and state un
   assert.throws(() => new AdamW(ps, { lr: 1, maxGradNorm: 0 }), /maxGradNorm must be a number > 0/);
   opt.step(good); // and a good step after all those refusals is the first step
   assert.equal(opt.steps, 1);
+});
+
+test("the native AdamW and sum-of-squares kernels equal float64 formulas under every ISA and thread count", () => {
+  const info = native.cpuInfo();
+  const n = 100_003; // several parallel chunks and a vector tail
+  const r = rng(11);
+  const p0 = Float32Array.from({ length: n }, r);
+  const g = Float32Array.from({ length: n }, () => 3 * r());
+  const m0 = Float32Array.from({ length: n }, () => 0.1 * r());
+  const v0 = Float32Array.from({ length: n }, () => Math.abs(0.01 * r()));
+  const s = { gradScale: 0.7, beta1: 0.9, beta2: 0.95, decay: 0.999, stepSize: 0.01, invSqrtBc2: 1.3, eps: 1e-8 };
+  let sumSq = 0;
+  for (const x of g) sumSq += x * x;
+  try {
+    for (const isa of info.supported as native.Isa[]) {
+      for (const threads of [1, 2]) {
+        native.setIsa(isa);
+        native.setThreads(threads);
+        const [p, m, v] = [p0.slice(), m0.slice(), v0.slice()];
+        native.adamw(p, g, m, v, s);
+        let worst = 0;
+        for (let i = 0; i < n; i++) {
+          const gi = g[i] * s.gradScale;
+          const mi = s.beta1 * m0[i] + (1 - s.beta1) * gi;
+          const vi = s.beta2 * v0[i] + (1 - s.beta2) * gi * gi;
+          const step = (s.stepSize * mi) / (Math.sqrt(vi) * s.invSqrtBc2 + s.eps);
+          const pi = p0[i] * s.decay - step;
+          // f32 rounding, relative to the size of the terms each result is made of (sums may cancel)
+          const err = [
+            Math.abs(m[i] - mi) / (s.beta1 * Math.abs(m0[i]) + (1 - s.beta1) * Math.abs(gi)),
+            Math.abs(v[i] - vi) / vi,
+            Math.abs(p[i] - pi) / (Math.abs(p0[i]) + Math.abs(step)),
+          ];
+          worst = Math.max(worst, ...err);
+        }
+        assert.ok(worst < 1e-5, `${isa}, ${threads} threads: worst relative error ${worst}`);
+        assert.ok(Math.abs(native.sumSquares(g) - sumSq) <= 1e-12 * sumSq, `${isa}: sumSquares`);
+      }
+    }
+  } finally {
+    native.setIsa(info.isa as native.Isa);
+    native.setThreads(info.threads);
+  }
+  assert.throws(() => native.adamw(p0, g.subarray(1), m0, v0, s), /adamw: g .*length/);
 });

@@ -5,6 +5,8 @@
 //   θ ← θ − η/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + ε)
 // where g is the gradient after clipping: g · min(1, maxNorm / (‖g‖ + 1e-6)), ‖g‖ over every parameter at once.
 // Every input is checked before anything is written, so a refused step leaves parameters and state unchanged.
+// The update and the norm run natively (native/src/optimizer.cc): they touch every weight, at memory bandwidth.
+import * as native from "../../native/index.ts";
 import { InputError } from "../errors.ts";
 import { checkLr, constantLr, type LrSchedule } from "./schedule.ts";
 
@@ -112,7 +114,7 @@ export class AdamW {
     }
     let sumSq = 0;
     for (const [slot, g] of updates) {
-      const s = sumOfSquares(g);
+      const s = native.sumSquares(g);
       if (!Number.isFinite(s)) throw new InputError(`AdamW: the gradient of "${slot.param.name}" is not finite (NaN or Inf); nothing was updated`);
       sumSq += s;
     }
@@ -120,41 +122,14 @@ export class AdamW {
     const clipScale = gradNorm > this.maxGradNorm ? this.maxGradNorm / (gradNorm + 1e-6) : 1;
 
     this.t = t;
-    const stepSize = lr / (1 - this.beta1 ** t);
-    const sqrtBc2 = Math.sqrt(1 - this.beta2 ** t);
+    const constants = {
+      gradScale: clipScale, beta1: this.beta1, beta2: this.beta2, eps: this.eps,
+      stepSize: lr / (1 - this.beta1 ** t),
+      invSqrtBc2: 1 / Math.sqrt(1 - this.beta2 ** t),
+    };
     for (const [slot, g] of updates) {
-      const decay = slot.decays ? 1 - lr * this.weightDecay : 1;
-      adamwUpdate(slot.param.value, g, slot.m, slot.v, clipScale, this.beta1, this.beta2, decay, stepSize, sqrtBc2, this.eps);
+      native.adamw(slot.param.value, g, slot.m, slot.v, { ...constants, decay: slot.decays ? 1 - lr * this.weightDecay : 1 });
     }
     return { step: t, lr, gradNorm, clipScale };
-  }
-}
-
-/** Σ x² in double precision, four partial sums (independent chains keep the loop from waiting on one add). */
-export function sumOfSquares(x: Float32Array): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  const n4 = x.length & ~3;
-  for (let i = 0; i < n4; i += 4) {
-    s0 += x[i] * x[i];
-    s1 += x[i + 1] * x[i + 1];
-    s2 += x[i + 2] * x[i + 2];
-    s3 += x[i + 3] * x[i + 3];
-  }
-  for (let i = n4; i < x.length; i++) s0 += x[i] * x[i];
-  return s0 + s1 + s2 + s3;
-}
-
-/** The element-wise AdamW update of one parameter (see the top of this file); monomorphic over Float32Arrays. */
-function adamwUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, scale: number, b1: number, b2: number,
-  decay: number, stepSize: number, sqrtBc2: number, eps: number): void {
-  const c1 = 1 - b1;
-  const c2 = 1 - b2;
-  for (let i = 0; i < p.length; i++) {
-    const gi = g[i] * scale;
-    const mi = b1 * m[i] + c1 * gi;
-    const vi = b2 * v[i] + c2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] * decay - (stepSize * mi) / (Math.sqrt(vi) / sqrtBc2 + eps);
   }
 }
