@@ -78,8 +78,7 @@ export function layerForward(tp: TrainPass, l: number, x: Float32Array): { out: 
   a = hook(pass, b + "ln1.hook_normalized", l, a, shape);
   const { attn, saved: attention } = lightning ? lightningForward(tp, l, a) : softmaxForward(tp, l, a);
   const attnOut = hook(pass, b + "hook_attn_out", l, attn, shape);
-  let h = native.axpby(lightning ? cfg.alpha.linear : cfg.alpha.full, cfg.postnorm ? a : x,
-    lightning ? cfg.beta.linear : cfg.beta.full, attnOut);
+  let h = native.axpby(cfg.alpha[cfg.layerTypes[l]], cfg.postnorm ? a : x, cfg.beta[cfg.layerTypes[l]], attnOut);
   h = hook(pass, b + "hook_resid_mid", l, h, shape);
 
   let bn = native.rmsnorm(h, n, hs, w.vector(p + "post_attention_layernorm.weight", hs), cfg.rmsNormEps);
@@ -138,8 +137,8 @@ export function layerBackward(tp: TrainPass, l: number, s: LayerSaved, dOut: Flo
   acts.record(b + "hook_resid_mid", dH, [hs]);
 
   // h = α · (postnorm ? a : x) + β · attention(a)
-  const alpha = lightning ? cfg.alpha.linear : cfg.alpha.full;
-  const dAttn = scaled(lightning ? cfg.beta.linear : cfg.beta.full, dH);
+  const alpha = cfg.alpha[cfg.layerTypes[l]];
+  const dAttn = scaled(cfg.beta[cfg.layerTypes[l]], dH);
   acts.record(b + "hook_attn_out", dAttn, [hs]);
   const dA = s.attention.kind === "lightning"
     ? lightningBackward(tp, l, s.a, s.attention, dAttn, grads, acts)
