@@ -17,6 +17,8 @@ import { SubStep } from "./substep.ts";
 import { Stepper } from "./stepper.ts";
 import { forwardForBackward, type ForwardForBackwardOptions, type Tape } from "./train/tape.ts";
 import { lossAndGradients, type LossOptions, type LossResult } from "./train/loss.ts";
+import { Trainer, type TrainerOptions } from "./train/trainer.ts";
+import { saveCheckpoint } from "./train/save.ts";
 
 export interface LoadOptions {
   /** Keep at most this many bytes of weights resident (per-layer streaming for checkpoints larger than memory). */
@@ -207,6 +209,18 @@ export class Model implements WeightSource {
    *  gradients, in one forward and one backward pass (engine/train/loss.ts). */
   lossAndGradients(sequences: ArrayLike<number> | readonly ArrayLike<number>[], options: LossOptions): Promise<LossResult> {
     return lossAndGradients(this, sequences, options);
+  }
+
+  /** A fine-tuning loop on this model: `await trainer.step(batch)` computes the loss and gradients and takes an
+   *  AdamW step, changing this model's weights in place (engine/train/trainer.ts). */
+  trainer(options: TrainerOptions): Trainer {
+    return new Trainer(this, options);
+  }
+
+  /** Writes this model, with any weights changed in memory, as a checkpoint directory in the format it was loaded
+   *  from (config and tokenizer files copied; engine/train/save.ts). */
+  save(dir: string): void {
+    saveCheckpoint(this.checkpoint, dir);
   }
 
   /** How many layers currently run as native objects: a forward pass of up to 16 tokens runs every layer that no

@@ -10,13 +10,15 @@ import type { Tensor } from "../tensor.ts";
 import { f32IntoBf16 } from "../tensor.ts";
 import { InputError } from "../errors.ts";
 import { AdamW, type AdamWOptions, type Parameter, type StepReport } from "./optimizer.ts";
+import { sequenceList } from "./batch.ts";
+import type { LossOptions } from "./loss.ts";
 
 export type TrainerOptions = AdamWOptions;
 
-export interface TrainStepOptions {
-  /** w_t per predicted token of each sequence (length n−1); default: 1 / (predicted tokens in the batch), the mean */
-  tokenWeights?: ArrayLike<number>[];
-  signal?: AbortSignal;
+export interface TrainStepOptions extends Omit<LossOptions, "tokenWeights" | "activationGrads"> {
+  /** w_t per predicted token of each sequence (n − 1 of them); default 1 / (predicted tokens in the batch): the
+   *  loss is the mean cross-entropy */
+  tokenWeights?: LossOptions["tokenWeights"];
 }
 
 export interface TrainStepResult extends StepReport {
@@ -48,6 +50,13 @@ export class Trainer {
     this.optimizer = new AdamW(this.weights, options);
   }
 
+  /** The f32 values AdamW updates for weight `name` (for an F32 weight, the model's own data). */
+  master(name: string): Float32Array {
+    const w = this.weights.find((x) => x.name === name);
+    if (!w) throw new InputError(`Trainer: "${name}" is not a weight of ${this.model.checkpoint.dir}`);
+    return w.value;
+  }
+
   /** Bytes of the weights as the model holds them, of the f32 masters kept beside BF16 weights, and of AdamW's state. */
   get memory(): { weightBytes: number; masterBytes: number; optimizerBytes: number } {
     let weightBytes = 0;
@@ -64,9 +73,9 @@ export class Trainer {
    * weights, then AdamW. Bad input (ids, weights, learning rate, non-finite gradients) is refused before any weight
    * changes.
    */
-  async step(sequences: ArrayLike<number>[], options: TrainStepOptions = {}): Promise<TrainStepResult> {
-    const tokenWeights = options.tokenWeights ?? meanWeights(sequences);
-    const r = await this.model.lossAndGradients(sequences, { tokenWeights, signal: options.signal });
+  async step(sequences: ArrayLike<number> | readonly ArrayLike<number>[], options: TrainStepOptions = {}): Promise<TrainStepResult> {
+    const seqs = sequenceList(sequences);
+    const r = await this.model.lossAndGradients(seqs, { ...options, tokenWeights: options.tokenWeights ?? meanWeights(seqs) });
     const grads = new Map<string, Float32Array>();
     for (const [name, g] of r.weights) grads.set(name, g.f32);
     const report = this.optimizer.step(grads);
@@ -79,7 +88,7 @@ export class Trainer {
 }
 
 /** Weights 1/(number of predicted tokens) on every predicted token: the loss is the mean cross-entropy. */
-function meanWeights(sequences: ArrayLike<number>[]): Float32Array[] {
+function meanWeights(sequences: readonly ArrayLike<number>[]): Float32Array[] {
   const predicted = sequences.reduce((s, ids) => s + Math.max(0, ids.length - 1), 0);
   if (predicted === 0) throw new InputError("Trainer.step: no sequence has two or more tokens, so there is nothing to predict");
   return sequences.map((ids) => new Float32Array(Math.max(0, ids.length - 1)).fill(1 / predicted));
