@@ -26,6 +26,8 @@ export interface TrainStepResult extends StepReport {
   loss: number;
   /** log p(ids[t+1] | ids[..t]) per sequence, before the update */
   tokenLogprobs: Float32Array[];
+  /** bytes of activations the forward pass kept for the backward pass */
+  keptBytes: number;
 }
 
 /** One trainable weight: the model's tensor and the f32 values AdamW updates (the tensor's own data for F32). */
@@ -83,7 +85,7 @@ export class Trainer {
       if (w.tensor.dtype === "BF16") f32IntoBf16(w.value, w.tensor.u16);
     }
     this.model.checkpoint.changed();
-    return { ...report, loss: r.loss, tokenLogprobs: r.tokenLogprobs };
+    return { ...report, loss: r.loss, tokenLogprobs: r.tokenLogprobs, keptBytes: r.keptBytes };
   }
 }
 
