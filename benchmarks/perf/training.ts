@@ -11,6 +11,7 @@
 //   --no-peer          skip the peer
 //   --memory-lengths   tokens of the memory figures (default 1024,4096,16384)
 //   --memory-child N   (internal) one step on one sequence of N tokens in this fresh process; prints JSON
+import { KernelProfile, type KernelTime } from "./kernel-profile.ts"; // first: it wraps the addon before the engine binds it
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -22,7 +23,6 @@ import { Model } from "../../engine/model.ts";
 import { writeBenchCheckpoint } from "./checkpoint.ts";
 import { cpuModel, fmaPeak } from "./machine.ts";
 import { tokenIds } from "./engine.ts";
-import { KernelProfile, type KernelTime } from "./kernel-profile.ts";
 import { trainingStepFlops } from "./train-flops.ts";
 import { installPeer, peerAvailable, runPeer, type PeerTrainResult } from "./peer.ts";
 import { writeTrainingReport, type TrainingResults, type MemoryPoint } from "./training-report.ts";
