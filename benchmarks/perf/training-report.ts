@@ -18,7 +18,7 @@ export interface MemoryPoint {
   optimizerBytes: number;
   /** intermediates the forward pass kept for the backward pass */
   keptBytes: number;
-  /** the logits and their gradient, [n, vocab] f32 each */
+  /** the logits, [n, vocab] f32 (their gradient is written over them) */
   logitsBytes: number;
 }
 
@@ -93,9 +93,9 @@ export function trainingMarkdown(r: TrainingResults): string {
     lines.push("## Memory of a step", "",
       "Each length runs in a fresh process (one sequence, one step); peak resident memory is the kernel's high-water mark, reset just " +
         "before the step, so it holds the runtime and the loaded weights too. The sum is weights + gradients (f32) + AdamW state (two f32 " +
-        "moments) + f32 masters (BF16 checkpoints only) + the activations kept for the backward pass + the logits and their gradient. " +
+        "moments) + f32 masters (BF16 checkpoints only) + the activations kept for the backward pass + the logits (their gradient is written over them). " +
         `Tokens per memory figure: \`${command} --memory-lengths ${r.memory.map((m) => m.tokens).join(",")}\`.`, "",
-      "| tokens | peak RSS | weights | gradients | AdamW state | masters | kept activations | logits + dlogits | sum | peak / sum | PyTorch eager peak RSS |",
+      "| tokens | peak RSS | weights | gradients | AdamW state | masters | kept activations | logits | sum | peak / sum | PyTorch eager peak RSS |",
       "|---|---|---|---|---|---|---|---|---|---|---|");
     for (const m of r.memory) {
       const sum = m.weightBytes + m.gradBytes + m.optimizerBytes + m.masterBytes + m.keptBytes + m.logitsBytes;

@@ -57,7 +57,7 @@ async function memoryChild(dir: string, n: number): Promise<MemoryPoint> {
   const { weightBytes, masterBytes, optimizerBytes } = trainer.memory;
   const gradBytes = model.checkpoint.names().reduce((s, name) => s + 4 * model.checkpoint.info(name).shape.reduce((a, b) => a * b, 1), 0);
   return { tokens: n, peakRssBytes: peak, rssBeforeBytes: rssBefore, weightBytes, masterBytes, gradBytes, optimizerBytes,
-    keptBytes: r.keptBytes, logitsBytes: 2 * n * model.config.vocabSize * 4 };
+    keptBytes: r.keptBytes, logitsBytes: n * model.config.vocabSize * 4 };
 }
 
 async function main(): Promise<void> {
