@@ -41,11 +41,14 @@ export class Trainer {
 
   constructor(readonly model: Model, options: TrainerOptions) {
     const checkpoint = model.checkpoint;
+    for (const name of checkpoint.names()) {
+      const { dtype } = checkpoint.info(name);
+      if (dtype !== "F32" && dtype !== "BF16") {
+        throw new InputError(`Trainer: weight "${name}" of ${checkpoint.dir} is ${dtype}; training supports F32 and BF16 checkpoints`);
+      }
+    }
     this.weights = checkpoint.names().map((name) => {
       const tensor = checkpoint.hold(name);
-      if (tensor.dtype !== "F32" && tensor.dtype !== "BF16") {
-        throw new InputError(`Trainer: weight "${name}" of ${checkpoint.dir} is ${tensor.dtype}; training supports F32 and BF16 checkpoints`);
-      }
       const value = tensor.dtype === "F32" ? tensor.f32 : tensor.toFloat32();
       return { name, shape: tensor.shape, value, tensor };
     });
