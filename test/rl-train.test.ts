@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { Tokenizer } from "../engine/tokenizer.ts";
-import { Trainer, type TrainConfig, type StepMetrics, type Policy } from "../engine/rl/train.ts";
+import { TrainingLoop, type TrainConfig, type StepMetrics, type Policy } from "../engine/rl/train.ts";
 import { objective, groupAdvantages } from "../engine/rl/objectives.ts";
 import { stepRng, RATIO_BINS } from "../engine/rl/train.ts";
 import type { Rollout } from "../engine/rl/rollout.ts";
@@ -29,7 +29,7 @@ test("the token weights are minus the objective's gradient on completion tokens,
     },
   });
   const config = rlConfig({ steps: 1, rounds: 1, objective: "dapo", dynamicSampling: false });
-  await new Trainer(spy, config).run();
+  await new TrainingLoop(spy, config).run();
   assert.equal(calls.length, 1);
   const { sequences, tokenWeights, logpNew } = calls[0];
   assert.equal(sequences.length, config.batchSize * config.groupSize);
@@ -50,9 +50,9 @@ test("the token weights are minus the objective's gradient on completion tokens,
 });
 
 test("the same seed gives the same run; another seed another", async () => {
-  const a = await new Trainer(new BigramPolicy(tokenizer), rlConfig()).run();
-  const b = await new Trainer(new BigramPolicy(tokenizer), rlConfig()).run();
-  const c = await new Trainer(new BigramPolicy(tokenizer), rlConfig({ seed: 4 })).run();
+  const a = await new TrainingLoop(new BigramPolicy(tokenizer), rlConfig()).run();
+  const b = await new TrainingLoop(new BigramPolicy(tokenizer), rlConfig()).run();
+  const c = await new TrainingLoop(new BigramPolicy(tokenizer), rlConfig({ seed: 4 })).run();
   assert.deepEqual(withoutTimes(a), withoutTimes(b));
   assert.notDeepEqual(withoutTimes(a), withoutTimes(c));
   assert.ok(a.some((m) => m.keptGroups > 0 && m.gradNorm > 0), "some step trained");
@@ -60,14 +60,14 @@ test("the same seed gives the same run; another seed another", async () => {
 
 test("resume after a kill: no step lost or repeated, the same weights and metrics as an uninterrupted run", async () => {
   const straightPolicy = new BigramPolicy(tokenizer);
-  const straight = await new Trainer(straightPolicy, rlConfig()).run();
+  const straight = await new TrainingLoop(straightPolicy, rlConfig()).run();
   const { dir, cleanup } = tempDir();
   try {
     // a child process trains with checkpoints every 2 steps and is killed after step 3 (not checkpointed)
     const child = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "test", "rl-train-child.ts"), dir, "3"], { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
     assert.equal(child.signal, "SIGKILL", child.stderr);
     const resumedPolicy = new BigramPolicy(tokenizer);
-    const trainer = new Trainer(resumedPolicy, rlConfig(), dir);
+    const trainer = new TrainingLoop(resumedPolicy, rlConfig(), dir);
     assert.equal(trainer.resume(), true);
     assert.equal(trainer.step, 2);
     const all = await trainer.run();
@@ -81,7 +81,7 @@ test("resume after a kill: no step lost or repeated, the same weights and metric
 
 test("SFT through the same loop learns the scratchpad's statistics", async () => {
   const policy = new BigramPolicy(tokenizer, 2);
-  const ms = await new Trainer(policy, { ...rlConfig(), mode: "sft", steps: 15, batchSize: 8, reward: undefined, target: (p) => {
+  const ms = await new TrainingLoop(policy, { ...rlConfig(), mode: "sft", steps: 15, batchSize: 8, reward: undefined, target: (p) => {
     const [a, b] = p.prompt.replace("<s>", "").replace("= <think>", "").split("+").map((s) => s.replace(/\s+/g, ""));
     return scratchpadCompletion(a, b);
   } }).run();
@@ -94,12 +94,12 @@ test("the scratchpad target is the demo format", () => {
 });
 
 test("bad configurations are named", () => {
-  assert.throws(() => new Trainer(new BigramPolicy(tokenizer), rlConfig({ rounds: 0 })), /rounds must be an integer >= 1, got 0/);
-  assert.throws(() => new Trainer(new BigramPolicy(tokenizer), rlConfig({ reward: undefined })), /a reward is needed/);
+  assert.throws(() => new TrainingLoop(new BigramPolicy(tokenizer), rlConfig({ rounds: 0 })), /rounds must be an integer >= 1, got 0/);
+  assert.throws(() => new TrainingLoop(new BigramPolicy(tokenizer), rlConfig({ reward: undefined })), /a reward is needed/);
 });
 
 test("off-policy rounds move the ratios: clipped tokens and the tokens PPO-style clipping drops are counted", async () => {
-  const [first] = await new Trainer(new BigramPolicy(tokenizer, 40), rlConfig({ steps: 1, rounds: 4, groupSize: 8 })).run();
+  const [first] = await new TrainingLoop(new BigramPolicy(tokenizer, 40), rlConfig({ steps: 1, rounds: 4, groupSize: 8 })).run();
   const inRange = first.ratioHistogram.reduce((a, b) => a + b, 0);
   const beyond = first.ratioHistogram.slice(RATIO_BINS.findIndex((e) => e >= 1.28) + 1).reduce((a, b) => a + b, 0);
   assert.ok(beyond > 0, "some ratios left the range");

@@ -97,7 +97,7 @@ export function stepRng(seed: number, step: number, stream: number): Rng {
   return new Rng(((seed >>> 0) * 1000003 + step * 7919 + stream) >>> 0);
 }
 
-export class Trainer {
+export class TrainingLoop {
   /** steps done */
   step = 0;
   readonly metrics: StepMetrics[] = [];
@@ -139,7 +139,7 @@ export class Trainer {
   private checkpoint(): void {
     const at = stepDir(this.dir!, this.step);
     fs.rmSync(at, { recursive: true, force: true });
-    fs.mkdirSync(path.dirname(at), { recursive: true });
+    fs.mkdirSync(at, { recursive: true });
     this.policy.save(at);
     fs.writeFileSync(path.join(at, "metrics.json"), JSON.stringify(this.metrics));
     const tmp = path.join(this.dir!, "latest.json.tmp");

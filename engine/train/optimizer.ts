@@ -83,6 +83,29 @@ export class AdamW {
     return this.t;
   }
 
+  /** The step count and each parameter's moment estimates (views of the live arrays), to save a run. */
+  state(): { step: number; moments: Map<string, { m: Float32Array; v: Float32Array }> } {
+    return { step: this.t, moments: new Map([...this.slots].map(([name, s]) => [name, { m: s.m, v: s.v }])) };
+  }
+
+  /** Continues from a saved state: the step count and every parameter's moments (checked before anything changes). */
+  restore(state: { step: number; moments: ReadonlyMap<string, { m: Float32Array; v: Float32Array }> }): void {
+    if (!(Number.isInteger(state.step) && state.step >= 0)) throw new InputError(`AdamW.restore: step must be an integer ≥ 0, got ${state.step}`);
+    for (const [name, slot] of this.slots) {
+      const saved = state.moments.get(name);
+      if (!saved) throw new InputError(`AdamW.restore: no saved moments for parameter "${name}"`);
+      if (saved.m.length !== slot.m.length || saved.v.length !== slot.v.length) {
+        throw new InputError(`AdamW.restore: the saved moments of "${name}" have ${saved.m.length} elements, the parameter ${slot.m.length}`);
+      }
+    }
+    for (const [name, slot] of this.slots) {
+      const saved = state.moments.get(name)!;
+      slot.m.set(saved.m);
+      slot.v.set(saved.v);
+    }
+    this.t = state.step;
+  }
+
   /** Bytes of optimiser state (the two moment estimates). */
   get stateBytes(): number {
     let bytes = 0;

@@ -9,6 +9,8 @@ import type { Model } from "../model.ts";
 import type { Tensor } from "../tensor.ts";
 import { f32IntoBf16 } from "../tensor.ts";
 import { InputError } from "../errors.ts";
+import { Tensor as T } from "../tensor.ts";
+import { SafetensorsFile, writeSafetensors } from "../safetensors.ts";
 import { AdamW, type AdamWOptions, type Parameter, type StepReport } from "./optimizer.ts";
 import { sequenceList } from "./batch.ts";
 import type { LossOptions } from "./loss.ts";
@@ -71,6 +73,42 @@ export class Trainer {
       if (w.value !== w.tensor.data) masterBytes += w.value.byteLength;
     }
     return { weightBytes, masterBytes, optimizerBytes: this.optimizer.stateBytes };
+  }
+
+  /** Writes the f32 masters, AdamW's moments and step count to a safetensors file (`master.`, `m.`, `v.` + name). */
+  saveState(file: string): void {
+    const { step, moments } = this.optimizer.state();
+    const tensors: Record<string, T> = {};
+    for (const w of this.weights) {
+      const { m, v } = moments.get(w.name)!;
+      tensors[`master.${w.name}`] = new T("F32", w.shape, w.value);
+      tensors[`m.${w.name}`] = new T("F32", w.shape, m);
+      tensors[`v.${w.name}`] = new T("F32", w.shape, v);
+    }
+    writeSafetensors(file, tensors, { step: String(step) });
+  }
+
+  /** Continues from `saveState`'s file: masters, moments and step count; the model's weights are rewritten from the masters. */
+  loadState(file: string): void {
+    const f = SafetensorsFile.open(file);
+    try {
+      const read = (name: string, numel: number): Float32Array => {
+        if (!f.has(name)) throw new InputError(`${file}: no tensor "${name}"`);
+        const t = f.read(name);
+        if (t.dtype !== "F32" || t.f32.length !== numel) throw new InputError(`${file}: "${name}" is not an f32 tensor of ${numel} elements`);
+        return t.f32;
+      };
+      const masters = this.weights.map((w) => read(`master.${w.name}`, w.value.length));
+      const moments = new Map(this.weights.map((w) => [w.name, { m: read(`m.${w.name}`, w.value.length), v: read(`v.${w.name}`, w.value.length) }]));
+      this.optimizer.restore({ step: Number(f.metadata().step), moments });
+      this.weights.forEach((w, i) => w.value.set(masters[i]));
+    } finally {
+      f.close();
+    }
+    for (const w of this.weights) {
+      if (w.tensor.dtype === "BF16") f32IntoBf16(w.value, w.tensor.u16);
+    }
+    this.model.checkpoint.changed();
   }
 
   /**

@@ -21,6 +21,8 @@ const USAGE = `usage:
   m1 eval <suite|task.json|task.yaml> (--model CHECKPOINT | --endpoint URL --model NAME) [...]   (all options: benchmarks/README.md)
   m1 grad <checkpoint-dir> --ids 1,5,... [--token-weights 0.5,-1,...] --out FILE.safetensors [--hidden]
   m1 make-checkpoint <bench-small> <out-dir> [--seed N]
+  m1 train rl <checkpoint> --out DIR [--objective cispo|cispo_mask|dapo|grpo|reinforce] [--steps N] [--stages 48:6-7,...] [...]
+  m1 train sft <checkpoint> --out DIR --recipe mini-40k|mini-80k [--steps N] [...]   (all options: docs/rl.md)
   m1 bench <checkpoint-dir> [--prefill N] [--context N] [--decode N] [--threads N] [--tries N] [--json]
   m1 driver-manifest (<checkpoint-dir> | --random <config> --layers 0,7) [--out FILE]   (for native/driver, the C++ core without Node.js)`;
 
@@ -33,10 +35,11 @@ const serve: Command = async (args) => (await import("./serve.ts")).serve(args);
 const evaluate: Command = async (args) => (await import("./eval.ts")).evaluate(args);
 const makeCheckpoint: Command = async (args) => (await import("./make-checkpoint.ts")).makeCheckpoint(args);
 const bench: Command = async (args) => (await import("./bench.ts")).bench(args);
+const train: Command = async (args) => (await import("./train.ts")).train(args);
 const grad: Command = async (args) => (await import("./grad.ts")).grad(args);
 const driverManifest: Command = async (args) => (await import("./driver-manifest.ts")).driverManifestCommand(args);
 
-const commands: Record<string, Command> = { info, forward, generate, kernel, run, serve, eval: evaluate, grad, "make-checkpoint": makeCheckpoint, bench, "driver-manifest": driverManifest };
+const commands: Record<string, Command> = { info, forward, generate, kernel, run, serve, eval: evaluate, grad, "make-checkpoint": makeCheckpoint, bench, "driver-manifest": driverManifest, train };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -1,0 +1,128 @@
+// `m1 train rl|sft <checkpoint> --out DIR [...]`: the training loop of engine/rl on a checkpoint, with a progress line
+// per step, the metrics as Arrow files (metrics.arrow, ratios.arrow, rewritten after every step), a checkpoint every
+// N steps under DIR, and --resume to continue a killed run exactly. docs/rl.md explains every option.
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { tableToIPC } from "apache-arrow";
+import { InputError } from "../../engine/errors.ts";
+import { loadLocalModel } from "../../benchmarks/registry.ts";
+import { OBJECTIVES, type ObjectiveName } from "../../engine/rl/objectives.ts";
+import { exactAnswer, answerDigitCredit } from "../../engine/rl/rewards.ts";
+import { scratchpadCompletion } from "../../engine/rl/tasks.ts";
+import { TrainingLoop, type TrainConfig, type StepMetrics } from "../../engine/rl/train.ts";
+import { parseStages, staged, DEFAULT_RL_STAGES, SFT_RECIPES, SFT_OPTIMIZER } from "../../engine/rl/recipes.ts";
+import { metricsTable, ratioTable } from "../../engine/rl/metrics.ts";
+import { EnginePolicy } from "../../engine/rl/engine-policy.ts";
+import { warmupCosine } from "../../engine/train/schedule.ts";
+
+export const TRAIN_USAGE = `m1 train rl <checkpoint> --out DIR [--objective ${OBJECTIVES.join("|")}] [--steps N] [--stages ${DEFAULT_RL_STAGES}]
+              [--stage-steps N] [--batch P] [--group G] [--rounds R] [--lr LR] [--temperature T] [--reward exact|digits]
+              [--no-dynamic-sampling] [--checkpoint-every N] [--seed S] [--resume]
+  m1 train sft <checkpoint> --out DIR --recipe ${Object.keys(SFT_RECIPES).join("|")} [--steps N] [--batch N] [--lr LR] [--checkpoint-every N] [--seed S] [--resume]`;
+
+const REWARDS = { exact: exactAnswer, digits: answerDigitCredit };
+
+export async function train(args: string[]): Promise<number> {
+  const [mode, ...rest] = args;
+  if (mode !== "rl" && mode !== "sft") throw new InputError(`expected rl or sft, got ${mode ?? "nothing"}\nusage: ${TRAIN_USAGE}`);
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      out: { type: "string" }, objective: { type: "string", default: "cispo" }, steps: { type: "string" },
+      stages: { type: "string", default: DEFAULT_RL_STAGES }, "stage-steps": { type: "string", default: "20" },
+      batch: { type: "string" }, group: { type: "string", default: "8" }, rounds: { type: "string", default: "4" },
+      lr: { type: "string" }, temperature: { type: "string", default: "1" }, reward: { type: "string", default: "digits" },
+      "no-dynamic-sampling": { type: "boolean" }, "checkpoint-every": { type: "string", default: "10" },
+      seed: { type: "string", default: "0" }, resume: { type: "boolean" }, recipe: { type: "string" },
+    },
+  });
+  if (positionals.length !== 1) throw new InputError(`expected one checkpoint, got ${positionals.length ? positionals.join(" ") : "none"}\nusage: ${TRAIN_USAGE}`);
+  if (!values.out) throw new InputError(`--out DIR is required (checkpoints and metrics go there)\nusage: ${TRAIN_USAGE}`);
+  const int = (name: string, v: string | undefined, min = 1) => {
+    const x = Number(v);
+    if (!(Number.isInteger(x) && x >= min)) throw new InputError(`--${name}: "${v}" is not an integer >= ${min}`);
+    return x;
+  };
+  const positive = (name: string, v: string | undefined) => {
+    const x = Number(v);
+    if (!(Number.isFinite(x) && x > 0)) throw new InputError(`--${name}: "${v}" is not a number > 0`);
+    return x;
+  };
+  const seed = int("seed", values.seed, 0);
+  const { model } = await loadLocalModel(positionals[0]);
+  let config: TrainConfig;
+  let policy: EnginePolicy;
+  if (mode === "rl") {
+    if (!OBJECTIVES.includes(values.objective as ObjectiveName)) throw new InputError(`--objective must be one of ${OBJECTIVES.join(", ")}, got ${values.objective}`);
+    const reward = REWARDS[values.reward as keyof typeof REWARDS];
+    if (!reward) throw new InputError(`--reward must be exact or digits, got ${values.reward}`);
+    const stages = parseStages(values.stages!, int("stage-steps", values["stage-steps"]));
+    const maxBudget = Math.max(...stages.map((s) => s.budget));
+    const maxDigits = Math.max(...stages.flatMap((s) => s.digits));
+    config = {
+      mode, objective: values.objective as ObjectiveName, seed, steps: int("steps", values.steps ?? "100"), batchSize: int("batch", values.batch ?? "8"),
+      groupSize: int("group", values.group), rounds: int("rounds", values.rounds), temperature: positive("temperature", values.temperature),
+      maxNewTokens: maxBudget + maxDigits + 4, ...staged(stages), reward, verifier: exactAnswer, dynamicSampling: !values["no-dynamic-sampling"],
+      repetition: { run: maxBudget + maxDigits + 3, probability: 0.99 }, checkpointEvery: int("checkpoint-every", values["checkpoint-every"]),
+    };
+    // the paper's RL optimiser: AdamW β = (0.9, 0.95), ε = 1e-15
+    policy = new EnginePolicy(model, { lr: positive("lr", values.lr ?? "5e-5"), betas: [0.9, 0.95], eps: 1e-15 });
+  } else {
+    const recipe = SFT_RECIPES[values.recipe as keyof typeof SFT_RECIPES];
+    if (!recipe) throw new InputError(`--recipe must be one of ${Object.keys(SFT_RECIPES).join(", ")}, got ${values.recipe ?? "nothing"}`);
+    const steps = int("steps", values.steps ?? String(recipe.steps));
+    const [lo, hi] = recipe.digits;
+    const stages = [{ fromStep: 0, budget: recipe.budget, digits: Array.from({ length: hi - lo + 1 }, (_, k) => lo + k) }];
+    config = {
+      mode, objective: "reinforce", seed, steps, batchSize: int("batch", values.batch ?? String(SFT_OPTIMIZER.batchSize)), groupSize: 1, rounds: 1,
+      temperature: 1, maxNewTokens: 1, ...staged(stages), dynamicSampling: false, checkpointEvery: int("checkpoint-every", values["checkpoint-every"]),
+      target: (p) => scratchpadCompletion(...operandsOf(p.prompt)),
+    };
+    const lr = positive("lr", values.lr ?? String(recipe.lr));
+    policy = new EnginePolicy(model, {
+      lr: warmupCosine({ peak: lr, warmupSteps: Math.min(SFT_OPTIMIZER.warmupSteps, steps - 1), totalSteps: steps }), betas: SFT_OPTIMIZER.betas,
+      weightDecay: SFT_OPTIMIZER.weightDecay, maxGradNorm: SFT_OPTIMIZER.maxGradNorm,
+    });
+  }
+  const out = path.resolve(values.out);
+  fs.mkdirSync(out, { recursive: true });
+  const trainer = new TrainingLoop(policy, config, out);
+  if (values.resume && trainer.resume()) process.stderr.write(`m1 train: resumed ${out} at step ${trainer.step}\n`);
+  else if (fs.existsSync(path.join(out, "latest.json"))) throw new InputError(`${out} holds a run already: add --resume to continue it, or choose another --out`);
+  const started = performance.now();
+  const controller = new AbortController();
+  process.once("SIGINT", () => controller.abort());
+  await trainer.run((m) => {
+    writeMetrics(out, trainer.metrics);
+    process.stderr.write(progressLine(m, config.steps, (performance.now() - started) / 1000) + "\n");
+  });
+  const final = path.join(out, "final");
+  fs.rmSync(final, { recursive: true, force: true });
+  fs.mkdirSync(final);
+  policy.save(final);
+  process.stderr.write(`m1 train: ${config.steps} steps done; the model is ${path.join(out, "final", "model")}\n`);
+  return 0;
+}
+
+function operandsOf(prompt: string): [string, string] {
+  const [a, b] = prompt.replace("<s>", "").replace("= <think>", "").split("+").map((s) => s.replace(/\s+/g, ""));
+  return [a, b];
+}
+
+function writeMetrics(dir: string, metrics: readonly StepMetrics[]): void {
+  for (const [name, table] of [["metrics.arrow", metricsTable(metrics)], ["ratios.arrow", ratioTable(metrics)]] as const) {
+    const tmp = path.join(dir, `${name}.tmp`);
+    fs.writeFileSync(tmp, tableToIPC(table, "file"));
+    fs.renameSync(tmp, path.join(dir, name));
+  }
+}
+
+function progressLine(m: StepMetrics, steps: number, seconds: number): string {
+  const width = 20;
+  const done = Math.round((m.step / steps) * width);
+  return `[${"█".repeat(done)}${"░".repeat(width - done)}] step ${m.step}/${steps} budget ${m.budget} loss ${m.loss.toFixed(4)} ` +
+    `reward ${m.reward.toFixed(3)} acc ${m.accuracy.toFixed(3)} len ${m.responseLength.toFixed(1)} clip ${m.clipFraction.toFixed(3)} ` +
+    `grad ${m.gradNorm.toExponential(2)} ${seconds.toFixed(0)} s`;
+}
