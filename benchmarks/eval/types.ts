@@ -58,6 +58,18 @@ export interface Task {
   /** what the groups are, for axis titles (default "group") */
   groupTitle?: string;
   reference?: (model: string, thinkingBudget: number | undefined) => Reference | null;
+  /** how the paper ran it (sampling, samples per item); run options override it */
+  protocol?: Protocol;
+  /** the row of the paper's Table 2 this task reproduces (e.g. "AIME 2024") */
+  paperRow?: string;
+}
+
+/** Sampling and repetition of a task as a paper ran it. */
+export interface Protocol {
+  temperature: number;
+  topP?: number;
+  /** completions per item, each graded; the item's score is their mean */
+  samples: number;
 }
 
 export interface CompletionRequest {
