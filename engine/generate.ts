@@ -7,6 +7,7 @@ import type { ModelCache } from "./cache.ts";
 import { Sampler, type SamplingOptions } from "./sampling.ts";
 import { InputError } from "./errors.ts";
 import { DISPLAY, htmlBundle, escapeHtml, type MimeBundle } from "./display.ts";
+import { ExpertRouting, type LayerRouting } from "./expert-routing.ts";
 
 export interface GenerateOptions extends SamplingOptions {
   /** Most new tokens (default 256). */
@@ -21,6 +22,10 @@ export interface GenerateOptions extends SamplingOptions {
   thinkTokens?: { open: number[]; close: number[] };
   /** Keep the logits that chose each token. */
   keepLogits?: boolean;
+  /** Keep, per token, the experts each layer chose for the position that produced it, with their weights. */
+  routingLog?: boolean;
+  /** Of the top-k experts, keep those whose renormalised weight reaches this (at least one), renormalised again. */
+  expertThreshold?: number;
   /** Continue from this decoding state instead of a fresh one (updated in place). */
   cache?: ModelCache;
   signal?: AbortSignal;
@@ -37,6 +42,8 @@ export interface GeneratedToken {
   /** emitted by the thinking budget, not chosen by the sampler */
   readonly forced: boolean;
   readonly logits?: Float32Array;
+  /** with `routingLog`: each layer's experts and weights at the position whose logits chose this token */
+  readonly routing?: LayerRouting[];
 }
 
 export type StopReason = "max_tokens" | "stop_token" | "stop_string";
@@ -81,12 +88,26 @@ export class Generation implements AsyncIterable<GeneratedToken> {
   readonly ids: number[] = [];
   stopReason: StopReason | null = null;
   thoughtTokens = 0;
+  /** the router hooks of `routingLog` / `expertThreshold` (null without either): slots dropped, positions forwarded */
+  readonly routing: ExpertRouting | null;
   private emitted = "";
   private readonly stream: AsyncGenerator<GeneratedToken>;
   private started = false;
 
   constructor(private readonly model: Model, prompt: ArrayLike<number>, private readonly options: GenerateOptions = {}) {
-    this.stream = this.run(model.checkIds(prompt));
+    const { routingLog = false, expertThreshold } = options;
+    this.routing = routingLog || expertThreshold !== undefined ? new ExpertRouting(expertThreshold, routingLog) : null;
+    this.stream = this.routed(model.checkIds(prompt));
+  }
+
+  /** Runs with the router hooks registered for the generation's lifetime. */
+  private async *routed(prompt: Int32Array): AsyncGenerator<GeneratedToken> {
+    const removers = this.routing?.hooks().map(([filter, fn]) => this.model.hooks.add(filter, fn)) ?? [];
+    try {
+      yield* this.run(prompt);
+    } finally {
+      for (const remove of removers) remove();
+    }
   }
 
   [Symbol.asyncIterator](): AsyncIterator<GeneratedToken> {
@@ -172,7 +193,8 @@ export class Generation implements AsyncIterable<GeneratedToken> {
       if (thought) this.thoughtTokens = Math.max(this.thoughtTokens, thought.spent);
       this.ids.push(id);
       const text = tokenizer ? this.newText() : null;
-      yield { id, index, text, thinking, forced, ...(keepLogits ? { logits } : {}) };
+      const routing = this.options.routingLog ? { routing: this.routing!.takeLatest() } : {};
+      yield { id, index, text, thinking, forced, ...(keepLogits ? { logits } : {}), ...routing };
       if (stopTokens.has(id) && forcedQueue.length === 0) {
         this.stopReason = "stop_token";
         return;

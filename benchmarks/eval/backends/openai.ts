@@ -5,6 +5,7 @@
 import { InputError, M1Error } from "../../../engine/errors.ts";
 import type { Backend, Completion, CompletionRequest } from "../types.ts";
 import { requestBody, httpErrorMessage } from "../../../engine/remote.ts";
+import { parseToolCalls, type ToolCall } from "../../../engine/tool-calls.ts";
 
 export interface OpenAIBackendOptions {
   /** e.g. http://127.0.0.1:8000/v1 */
@@ -61,8 +62,11 @@ export class OpenAIBackend implements Backend {
     const text = chat ? (message?.content as string | null) ?? "" : (choice.text as string);
     if (typeof text !== "string") throw new BackendError(`${this.url}: the answer's choice has no text`);
     const usage = json.usage as Record<string, number> | undefined;
+    const served = message?.tool_calls as ToolCall[] | undefined;
+    const parsed = served?.length ? { content: text, toolCalls: served } : parseToolCalls(text);
     return {
-      text,
+      text: parsed.content,
+      ...(parsed.toolCalls.length ? { toolCalls: parsed.toolCalls } : {}),
       finishReason: choice.finish_reason === "length" ? "length" : "stop",
       promptTokens: usage?.prompt_tokens ?? null,
       completionTokens: usage?.completion_tokens ?? null,
