@@ -12,7 +12,7 @@ import type { LayerRouting } from "../../engine/expert-routing.ts";
 import { countParameters } from "../../engine/plan.ts";
 import type { ChatMessage, Tokenizer } from "../../engine/tokenizer.ts";
 import { InputError } from "../../engine/errors.ts";
-import type { CompletionRequest } from "../eval/types.ts";
+import type { CompletionRequest } from "../../benchmarks/eval/types.ts";
 
 /** A completion request as the eval runner makes it, with the prompt as text or token ids (chat already rendered). */
 export interface EngineRequest extends Omit<CompletionRequest, "prompt" | "temperature"> {
