@@ -49,10 +49,10 @@ export class ExpertRouting {
 
   hooks(): [HookFilter, HookFn][] {
     return [
-      [(name) => IDX.test(name), (value, ctx) => void this.lastIdx.set(ctx.layer!, value.data as Int32Array)],
+      [(name) => IDX.test(name), (value, ctx) => void this.lastIdx.set(ctx.layer!, value.i32)],
       [(name) => WEIGHTS.test(name), (value, ctx) => {
         const [n, k] = value.shape;
-        const weights = value.data as Float32Array;
+        const weights = value.f32;
         if (ctx.layer === 0) {
           this.positions += n;
           this.latest = [];

@@ -14,8 +14,8 @@ import { Model } from "../engine/model.ts";
 import { renderChatTemplate } from "../engine/tokenizer.ts";
 import { parseToolCalls, renderToolCalls } from "../engine/tool-calls.ts";
 import { applyExpertThreshold } from "../engine/expert-routing.ts";
-import { CompletionServer } from "../benchmarks/serve/server.ts";
-import { chatParams } from "../benchmarks/serve/requests.ts";
+import { CompletionServer } from "../kernel/openai/server.ts";
+import { chatParams } from "../kernel/openai/requests.ts";
 import { OpenAIBackend } from "../benchmarks/eval/backends/openai.ts";
 
 const model = await Model.load(join(ROOT, "engine", "checkpoints", "mini-80k"));
@@ -120,7 +120,7 @@ test("logprobs with echo and max_tokens 0 score a text over HTTP exactly as the 
   const ids = model.tokenizer!.encode(text);
   const logits = (await model.forward(ids)).logits;
   const vocab = logits.shape[1];
-  const data = logits.data as Float32Array;
+  const data = logits.f32;
   assert.equal(json.choices[0].text, text);
   assert.equal(lp.tokens.length, ids.length);
   assert.equal(lp.token_logprobs[0], null);
@@ -158,8 +158,8 @@ test("routing logs: per generated token, each layer's experts and weights, as th
     for (const { layer, experts, weights } of r.layers) {
       const pos = prompt.length - 1 + i;
       const k = model.config.topK;
-      const idx = activations.get(`blocks.${layer}.moe.hook_topk_idx`).data as Int32Array;
-      const w = activations.get(`blocks.${layer}.moe.hook_topk_weights`).data as Float32Array;
+      const idx = activations.get(`blocks.${layer}.moe.hook_topk_idx`).i32;
+      const w = activations.get(`blocks.${layer}.moe.hook_topk_weights`).f32;
       assert.deepEqual(experts, [...idx.subarray(pos * k, pos * k + k)]);
       [...w.subarray(pos * k, pos * k + k)].forEach((x, j) => assert.ok(Math.abs(weights[j] - x) < 1e-5)); // decode steps vs one prefill: f32 rounding
     }

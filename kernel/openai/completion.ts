@@ -181,7 +181,7 @@ async function tokenLogprobs(model: Model, tokenizer: Tokenizer, request: Engine
   if (request.echo) {
     const { logits } = await model.forward(promptIds, { logits: "all", signal: request.signal });
     const vocab = logits.shape[1];
-    const all = logits.data as Float32Array;
+    const all = logits.f32;
     add(promptIds, (i) => (i === 0 ? null : all.subarray((i - 1) * vocab, i * vocab)));
   }
   add(tokens.map((t) => t.id), (i) => tokens[i].logits!);
