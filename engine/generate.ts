@@ -83,21 +83,79 @@ function endsWith(seq: number[], tail: number[]): boolean {
   return true;
 }
 
-/** A running generation: iterate it for a stream of tokens, or await `result()`. Produced tokens stay in `ids`. */
-export class Generation implements AsyncIterable<GeneratedToken> {
+/**
+ * The choice of each new token of one sequence: sampling, the thinking budget (the closing tag forced once the
+ * budget is spent), stop tokens and the token limit. Generation and the decode batch both drive one per sequence.
+ */
+export class TokenChooser {
   readonly ids: number[] = [];
   stopReason: StopReason | null = null;
   thoughtTokens = 0;
+  private readonly sampler: Sampler;
+  private readonly thought: ThoughtTracker | null;
+  private readonly close: number[];
+  private readonly stopTokens: Set<number>;
+  private readonly maxNewTokens: number;
+  private forcedQueue: number[] = [];
+
+  constructor(model: Model, prompt: ArrayLike<number>, readonly options: GenerateOptions = {}) {
+    const { maxNewTokens = 256 } = options;
+    if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 0)) throw new InputError(`maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
+    if (prompt.length === 0) throw new InputError("generate: the prompt has no tokens");
+    this.maxNewTokens = maxNewTokens;
+    this.stopTokens = new Set(options.stopTokens ?? defaultStopTokens(model));
+    this.sampler = new Sampler(options);
+    const markers = thoughtMarkers(model, options);
+    this.thought = markers ? new ThoughtTracker(markers.open, markers.close) : null;
+    this.close = markers?.close ?? [];
+    if (this.thought) for (let i = 0; i < prompt.length; i++) this.thought.push(prompt[i]);
+    if (maxNewTokens === 0) this.stopReason = "max_tokens";
+  }
+
+  /** No more tokens: a stop token, the token limit, or `stop` was called. */
+  get done(): boolean {
+    return this.stopReason !== null;
+  }
+
+  /** Chooses the next token from the logits that follow the sequence so far. */
+  choose(logits: Float32Array): { id: number; thinking: boolean; forced: boolean } {
+    if (this.done) throw new InputError(`the sequence has stopped (${this.stopReason})`);
+    const thought = this.thought;
+    if (this.forcedQueue.length === 0 && thought && thought.inside && thought.spent >= this.options.thinkingBudget!) {
+      this.forcedQueue = [...this.close];
+    }
+    const forced = this.forcedQueue.length > 0;
+    const id = forced ? this.forcedQueue.shift()! : this.sampler.pick(logits);
+    const thinking = thought?.inside ?? false;
+    thought?.push(id);
+    if (thought) this.thoughtTokens = Math.max(this.thoughtTokens, thought.spent);
+    this.ids.push(id);
+    if (this.stopTokens.has(id) && this.forcedQueue.length === 0) this.stopReason = "stop_token";
+    else if (this.ids.length >= this.maxNewTokens) this.stopReason = "max_tokens";
+    return { id, thinking, forced };
+  }
+
+  stop(reason: StopReason): void {
+    this.stopReason = reason;
+  }
+}
+
+/** A running generation: iterate it for a stream of tokens, or await `result()`. Produced tokens stay in `ids`. */
+export class Generation implements AsyncIterable<GeneratedToken> {
   /** the router hooks of `routingLog` / `expertThreshold` (null without either): slots dropped, positions forwarded */
   readonly routing: ExpertRouting | null;
   private emitted = "";
   private readonly stream: AsyncGenerator<GeneratedToken>;
+  private readonly chooser: TokenChooser;
   private started = false;
 
   constructor(private readonly model: Model, prompt: ArrayLike<number>, private readonly options: GenerateOptions = {}) {
+    const ids = model.checkIds(prompt);
+    if (options.stopStrings?.length && !model.tokenizer) throw new InputError("stopStrings need a tokenizer; this checkpoint has none (use stopTokens)");
+    this.chooser = new TokenChooser(model, ids, options);
     const { routingLog = false, expertThreshold } = options;
     this.routing = routingLog || expertThreshold !== undefined ? new ExpertRouting(expertThreshold, routingLog) : null;
-    this.stream = this.routed(model.checkIds(prompt));
+    this.stream = this.routed(ids);
   }
 
   /** Runs with the router hooks registered for the generation's lifetime. */
@@ -108,6 +166,20 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     } finally {
       for (const remove of removers) remove();
     }
+  }
+
+  /** The new tokens so far. */
+  get ids(): number[] {
+    return this.chooser.ids;
+  }
+
+  /** Why it stopped; null while running. */
+  get stopReason(): StopReason | null {
+    return this.chooser.stopReason;
+  }
+
+  get thoughtTokens(): number {
+    return this.chooser.thoughtTokens;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<GeneratedToken> {
@@ -161,72 +233,37 @@ export class Generation implements AsyncIterable<GeneratedToken> {
   }
 
   private async *run(prompt: Int32Array): AsyncGenerator<GeneratedToken> {
-    const { model, options } = this;
-    const { maxNewTokens = 256, signal, keepLogits = false } = options;
-    if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 0)) throw new InputError(`maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
-    if (prompt.length === 0) throw new InputError("generate: the prompt has no tokens");
+    const { model, options, chooser } = this;
+    const { signal, keepLogits = false } = options;
     const tokenizer = model.tokenizer;
-    if (options.stopStrings?.length && !tokenizer) throw new InputError("stopStrings need a tokenizer; this checkpoint has none (use stopTokens)");
-    const stopTokens = new Set(options.stopTokens ?? defaultStopTokens(model));
-    const sampler = new Sampler(options);
-    const thought = this.thoughtTracker();
-    if (thought) for (const id of prompt) thought.push(id);
-
     const cache = options.cache ?? model.newCache();
     let logits = (await model.forward(prompt, { cache, logits: "last", signal })).logits.f32;
-    let forcedQueue: number[] = [];
-    for (let index = 0; index < maxNewTokens; index++) {
+    for (let index = 0; !chooser.done; index++) {
       signal?.throwIfAborted();
-      let id: number;
-      let forced = false;
-      if (forcedQueue.length === 0 && thought && thought.inside && thought.spent >= options.thinkingBudget!) {
-        forcedQueue = [...options.thinkTokens?.close ?? this.thinkTokens()!.close];
-      }
-      if (forcedQueue.length > 0) {
-        id = forcedQueue.shift()!;
-        forced = true;
-      } else {
-        id = sampler.pick(logits);
-      }
-      const thinking = thought?.inside ?? false;
-      thought?.push(id);
-      if (thought) this.thoughtTokens = Math.max(this.thoughtTokens, thought.spent);
-      this.ids.push(id);
+      const { id, thinking, forced } = chooser.choose(logits);
       const text = tokenizer ? this.newText() : null;
       const routing = this.options.routingLog ? { routing: this.routing!.takeLatest() } : {};
       yield { id, index, text, thinking, forced, ...(keepLogits ? { logits } : {}), ...routing };
-      if (stopTokens.has(id) && forcedQueue.length === 0) {
-        this.stopReason = "stop_token";
-        return;
+      if (chooser.stopReason !== "stop_token" && options.stopStrings?.length && this.stopStringAt(tokenizer!.decode(this.ids, { skipUnknown: true })) >= 0) {
+        chooser.stop("stop_string");
       }
-      if (options.stopStrings?.length && this.stopStringAt(tokenizer!.decode(this.ids, { skipUnknown: true })) >= 0) {
-        this.stopReason = "stop_string";
-        return;
-      }
-      if (index + 1 < maxNewTokens) {
-        logits = (await model.forward([id], { cache, logits: "last", signal, phase: "decode" })).logits.f32;
-      }
+      if (!chooser.done) logits = (await model.forward([id], { cache, logits: "last", signal, phase: "decode" })).logits.f32;
     }
-    this.stopReason = "max_tokens";
   }
+}
 
-  private thinkTokens(): { open: number[]; close: number[] } | null {
-    if (this.options.thinkTokens) return this.options.thinkTokens;
-    const tok = this.model.tokenizer;
-    if (!tok) return null;
-    return { open: tok.encode("<think>", { addSpecialTokens: false }), close: tok.encode("</think>", { addSpecialTokens: false }) };
+/** The <think>/</think> ids when a thinking budget is set (validated), else null. */
+function thoughtMarkers(model: Model, options: GenerateOptions): { open: number[]; close: number[] } | null {
+  const budget = options.thinkingBudget;
+  if (budget === undefined) return null;
+  if (!(Number.isInteger(budget) && budget >= 0)) throw new InputError(`thinkingBudget must be an integer >= 0, got ${budget}`);
+  const tok = model.tokenizer;
+  const markers = options.thinkTokens ??
+    (tok ? { open: tok.encode("<think>", { addSpecialTokens: false }), close: tok.encode("</think>", { addSpecialTokens: false }) } : null);
+  if (!markers || markers.open.length === 0 || markers.close.length === 0) {
+    throw new InputError("thinkingBudget needs the <think>/</think> token ids: give thinkTokens, or use a checkpoint with a tokenizer");
   }
-
-  private thoughtTracker(): ThoughtTracker | null {
-    const budget = this.options.thinkingBudget;
-    if (budget === undefined) return null;
-    if (!(Number.isInteger(budget) && budget >= 0)) throw new InputError(`thinkingBudget must be an integer >= 0, got ${budget}`);
-    const markers = this.thinkTokens();
-    if (!markers || markers.open.length === 0 || markers.close.length === 0) {
-      throw new InputError("thinkingBudget needs the <think>/</think> token ids: give thinkTokens, or use a checkpoint with a tokenizer");
-    }
-    return new ThoughtTracker(markers.open, markers.close);
-  }
+  return markers;
 }
 
 function defaultStopTokens(model: Model): number[] {

@@ -2,7 +2,7 @@
  * The `m1` command line. Stable forms (used by people and by outside checks):
  *   m1 info <checkpoint-dir-or-config.json> [--json]
  *   m1 forward <checkpoint-dir> --ids 5,17,3 --out logits.safetensors
- *   m1 generate <checkpoint-dir> --ids 5,17,3 --max-new 16 --greedy --json
+ *   m1 generate <checkpoint-dir-or-name> --ids 5,17,3 --max-new 16 --greedy --json
  */
 import { parseArgs } from "node:util";
 import { M1Error, InputError } from "../../engine/errors.ts";
@@ -10,7 +10,7 @@ import { M1Error, InputError } from "../../engine/errors.ts";
 const USAGE = `usage:
   m1 info <checkpoint-dir-or-config.json> [--json]
   m1 forward <checkpoint-dir> --ids 5,17,3 --out logits.safetensors
-  m1 generate <checkpoint-dir> (--ids 5,17,3 | --prompt TEXT) [--max-new N] [--greedy | --temperature T --top-k K --top-p P --seed S]
+  m1 generate <checkpoint-dir|mini-40k|mini-80k> (--ids 5,17,3 | --prompt TEXT) [--max-new N] [--greedy | --temperature T --top-k K --top-p P --seed S]
               [--thinking-budget N] [--stop-token ID ...] [--stop STRING ...] [--json]
   m1 kernel --connection-file FILE
   m1 kernel install [--user | --prefix DIR] [--name NAME]
@@ -121,10 +121,9 @@ async function generate(args: string[]): Promise<number> {
       json: { type: "boolean" },
     },
   });
-  const dir = positional(positionals, "checkpoint directory");
+  const checkpoint = positional(positionals, "checkpoint (a registry name such as mini-40k, or a directory)");
   if ((values.ids === undefined) === (values.prompt === undefined)) throw new InputError("give exactly one of --ids or --prompt");
-  const { Model } = await engine();
-  const model = await Model.load(dir);
+  const { model } = await (await import("../../benchmarks/registry.ts")).loadLocalModel(checkpoint);
   const controller = new AbortController();
   process.once("SIGINT", () => controller.abort());
   const generation = model.generate(values.prompt ?? parseIds(values.ids), {
