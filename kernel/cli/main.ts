@@ -16,7 +16,7 @@ const USAGE = `usage:
   m1 kernel install [--user | --prefix DIR] [--name NAME]
   m1 run <notebook.ipynb> [--out executed.ipynb] [--html report.html] [-p name=value ...] [--timeout S]
               [--server URL --token T [--server-path PATH]] [--kernel NAME]
-  m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME]
+  m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME] [--max-batch N]
   m1 eval <suite|task.json|task.yaml> (--model CHECKPOINT | --endpoint URL --model NAME) [...]   (all options: benchmarks/README.md)
   m1 make-checkpoint <bench-small> <out-dir> [--seed N]
   m1 bench <checkpoint-dir> [--prefill N] [--context N] [--decode N] [--threads N] [--tries N] [--json]

@@ -7,8 +7,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Model } from "../../engine/model.ts";
-import type { GeneratedToken, Generation } from "../../engine/generate.ts";
-import type { LayerRouting } from "../../engine/expert-routing.ts";
+import type { StopReason } from "../../engine/generate.ts";
+import type { ExpertRouting, LayerRouting } from "../../engine/expert-routing.ts";
+import type { BatchScheduler } from "./scheduler.ts";
 import { countParameters } from "../../engine/plan.ts";
 import type { ChatMessage, Tokenizer } from "../../engine/tokenizer.ts";
 import { InputError } from "../../engine/errors.ts";
@@ -77,35 +78,55 @@ export function requireTokenizer(model: Model): Tokenizer {
   return model.tokenizer;
 }
 
+/** A token as a completion reads it: its id, and (from the engine's own generation) its logits and routing. */
+interface SourceToken { id: number; logits?: Float32Array; routing?: LayerRouting[] }
+
+/** The engine's own generation of one request, or the request's share of the server's batch. */
+type TokenSource = AsyncIterable<SourceToken> & { readonly stopReason: StopReason | null };
+
 interface Started {
   tokenizer: Tokenizer;
   promptIds: number[];
   stop: string[];
-  generation: Generation;
+  generation: TokenSource;
+  /** the router hooks of a request with routing logs or an expert threshold */
+  routing: ExpertRouting | null;
 }
 
-function start(model: Model, request: EngineRequest): Started {
+/** Whether a request can decode in a shared batch: it needs no hook and no logits beyond choosing its tokens. */
+export function batchable(request: Omit<EngineRequest, "prompt">): boolean {
+  return request.logprobs === undefined && !request.echo && !request.routingLog && request.expertThreshold === undefined;
+}
+
+function start(model: Model, request: EngineRequest, scheduler?: BatchScheduler): Started {
   const tokenizer = requireTokenizer(model);
   const promptIds = typeof request.prompt === "string" ? tokenizer.encode(request.prompt) : request.prompt;
   const stop = (request.stop ?? []).filter((s) => s !== "");
-  const generation = model.generate(promptIds, {
+  const sampling = {
     maxNewTokens: request.maxTokens,
     greedy: request.temperature === 0,
     temperature: request.temperature === 0 ? undefined : request.temperature,
     topP: request.topP,
     topK: request.topK,
     seed: request.seed,
-    stopStrings: stop.length > 0 ? stop : undefined,
     thinkingBudget: request.thinkingBudget,
+  };
+  if (scheduler) {
+    if (!batchable(request)) throw new InputError("this request needs the engine to itself (logprobs, echo, routing logs or an expert threshold): run it through the scheduler's exclusive path");
+    return { tokenizer, promptIds, stop, generation: scheduler.generate(promptIds, sampling, stop, request.signal), routing: null };
+  }
+  const generation = model.generate(promptIds, {
+    ...sampling,
+    stopStrings: stop.length > 0 ? stop : undefined,
     signal: request.signal,
     keepLogits: request.logprobs !== undefined,
     routingLog: request.routingLog,
     expertThreshold: request.expertThreshold,
   });
-  return { tokenizer, promptIds, stop, generation };
+  return { tokenizer, promptIds, stop, generation, routing: generation.routing };
 }
 
-async function finished(model: Model, request: EngineRequest, { tokenizer, promptIds, stop, generation }: Started, tokens: GeneratedToken[]): Promise<EngineCompletion> {
+async function finished(model: Model, request: EngineRequest, { tokenizer, promptIds, stop, generation, routing }: Started, tokens: SourceToken[]): Promise<EngineCompletion> {
   const ids = tokens.map((t) => t.id);
   const droppedStop = generation.stopReason === "stop_token";
   const { text } = visibleText(tokenizer, ids, stop, droppedStop);
@@ -116,14 +137,13 @@ async function finished(model: Model, request: EngineRequest, { tokenizer, promp
     text: prompt + text, finishReason: stopped ? "stop" : "length", promptTokens: promptIds.length, completionTokens: ids.length,
     ...(request.logprobs !== undefined ? { logprobs: await tokenLogprobs(model, tokenizer, request, promptIds, shown) } : {}),
     ...(request.routingLog ? { routing: pieceTexts(tokenizer, shown.map((t) => t.id)).map((token, i) => ({ token, layers: shown[i].routing! })) } : {}),
-    ...(request.expertThreshold !== undefined ? { experts: expertUsage(model, generation, request.expertThreshold) } : {}),
+    ...(request.expertThreshold !== undefined ? { experts: expertUsage(model, routing!, request.expertThreshold) } : {}),
   };
 }
 
-function expertUsage(model: Model, generation: Generation, threshold: number): ExpertUsage {
+function expertUsage(model: Model, r: ExpertRouting, threshold: number): ExpertUsage {
   const { activePerToken } = countParameters(model.config);
   const perExpert = 3 * model.config.intermediateSize * model.config.hiddenSize; // w1, w3, w2
-  const r = generation.routing!;
   return { expert_threshold: threshold, active_params_per_token: activePerToken, active_params_saved_per_token: r.positions ? (r.dropped * perExpert) / r.positions : 0 };
 }
 
@@ -161,7 +181,7 @@ function logprobsAt(tokenizer: Tokenizer, logits: Float32Array, id: number, top:
  * OpenAI's completions logprobs for the generated tokens, after the prompt's (one forward over it) with echo.
  * The text is the prompt's decoding (with echo) followed by the completion's, so each is cut into pieces alone.
  */
-async function tokenLogprobs(model: Model, tokenizer: Tokenizer, request: EngineRequest, promptIds: number[], tokens: GeneratedToken[]): Promise<CompletionLogprobs> {
+async function tokenLogprobs(model: Model, tokenizer: Tokenizer, request: EngineRequest, promptIds: number[], tokens: SourceToken[]): Promise<CompletionLogprobs> {
   const top = request.logprobs!;
   const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: top > 0 ? [] : null, text_offset: [] };
   let offset = 0;
@@ -188,12 +208,15 @@ async function tokenLogprobs(model: Model, tokenizer: Tokenizer, request: Engine
   return out;
 }
 
-/** Streams text pieces; returns the finished completion (the same as completeWithEngine's). */
-export async function* streamCompletion(model: Model, request: EngineRequest): AsyncGenerator<string, EngineCompletion> {
-  const started = start(model, request);
+/**
+ * Streams text pieces; returns the finished completion (the same as completeWithEngine's). With a scheduler the
+ * tokens come from its shared batch (the request must be `batchable`).
+ */
+export async function* streamCompletion(model: Model, request: EngineRequest, scheduler?: BatchScheduler): AsyncGenerator<string, EngineCompletion> {
+  const started = start(model, request, scheduler);
   const { tokenizer, stop, generation } = started;
   const ids: number[] = [];
-  const tokens: GeneratedToken[] = [];
+  const tokens: SourceToken[] = [];
   let emitted = "";
   for await (const token of generation) {
     ids.push(token.id);
@@ -214,7 +237,7 @@ export async function* streamCompletion(model: Model, request: EngineRequest): A
 
 export async function completeWithEngine(model: Model, request: EngineRequest): Promise<EngineCompletion> {
   const started = start(model, request);
-  const tokens: GeneratedToken[] = [];
+  const tokens: SourceToken[] = [];
   for await (const token of started.generation) tokens.push(token);
   return finished(model, request, started, tokens);
 }

@@ -1,6 +1,7 @@
 // An OpenAI-compatible HTTP server over the local engine (what vLLM and SGLang offer for the real M1):
 // GET /v1/models, POST /v1/completions, POST /v1/chat/completions, with SSE streaming ("data: {…}\n\n", then
-// "data: [DONE]"). The engine is single-threaded, so requests are generated one at a time in arrival order.
+// "data: [DONE]"). Requests decode together in one batch (continuous batching, ./scheduler.ts); those that need
+// the engine to themselves (logprobs, echo, routing logs, an expert threshold) run alone between batch steps.
 // Bad requests get 400 with {"error": {message, type, param, code}}; unknown routes 404; the server keeps serving.
 import http from "node:http";
 import { randomUUID } from "node:crypto";
@@ -9,17 +10,20 @@ import type { Model } from "../../engine/model.ts";
 import { InputError, M1Error, TokenizerError } from "../../engine/errors.ts";
 import { RequestError, parseBody, completionParams, chatParams, type SamplingParams, type ToolChoice } from "./requests.ts";
 import { parseToolCalls, TOOL_CALLS_OPEN, type ToolCall } from "../../engine/tool-calls.ts";
-import { streamCompletion, chatPrompt, requireTokenizer, type EngineCompletion, type PromptFormat } from "./completion.ts";
+import { streamCompletion, chatPrompt, requireTokenizer, batchable, type EngineCompletion, type EngineRequest, type PromptFormat } from "./completion.ts";
+import { BatchScheduler } from "./scheduler.ts";
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
 export class CompletionServer {
   readonly server: http.Server;
-  private queue: Promise<unknown> = Promise.resolve();
+  readonly scheduler: BatchScheduler;
   private readonly created = Math.floor(Date.now() / 1000);
 
-  constructor(private readonly model: Model, readonly name: string) {
+  /** `maxBatch`: most requests decoding together (1: one at a time) */
+  constructor(private readonly model: Model, readonly name: string, maxBatch = 64) {
     requireTokenizer(model);
+    this.scheduler = new BatchScheduler(model, maxBatch);
     this.server = http.createServer((req, res) => {
       this.route(req, res).catch((err) => sendError(res, err));
     });
@@ -80,11 +84,12 @@ export class CompletionServer {
     }
     const aborted = new AbortController();
     res.on("close", () => aborted.abort());
-    await this.serialized(async () => {
+    const request: EngineRequest = {
+      ...params, ...extra, prompt, stop: params.stop, signal: aborted.signal, routingLog: params.routingLogs, expertThreshold: params.expertThreshold,
+    };
+    const respond = async (scheduler?: BatchScheduler) => {
       if (aborted.signal.aborted) return;
-      const stream = streamCompletion(this.model, {
-        ...params, ...extra, prompt, stop: params.stop, signal: aborted.signal, routingLog: params.routingLogs, expertThreshold: params.expertThreshold,
-      });
+      const stream = streamCompletion(this.model, request, scheduler);
       const reply = new Reply(res, kind, this.name, format, tools, prefill);
       let next = await stream.next(); // bad input fails here, before any header is written
       if (params.stream) reply.startStream();
@@ -94,14 +99,9 @@ export class CompletionServer {
       }
       if (params.stream) reply.endStream(next.value, params.includeUsage);
       else reply.whole(next.value);
-    });
-  }
-
-  /** Runs generations one after another. */
-  private serialized(task: () => Promise<void>): Promise<void> {
-    const run = this.queue.then(task);
-    this.queue = run.catch(() => undefined);
-    return run;
+    };
+    if (batchable(request)) await respond(this.scheduler);
+    else await this.scheduler.exclusive(() => respond());
   }
 }
 
