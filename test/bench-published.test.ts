@@ -70,6 +70,10 @@ test("MATH-500: grouped by level, equivalent forms accepted", async () => {
   assert.equal((await grade(t, "test/algebra/2.json", "\\boxed{\\sqrt{18}}")).score, 1);
   assert.equal((await grade(t, "test/algebra/2.json", "\\boxed{2\\sqrt{3}}")).score, 0);
   await t.grader.close?.();
+  const plain = await loadPublished("math-500", file("math500.jsonl"), { systemPrompt: null, limit: 1 });
+  assert.deepEqual((plain.items[0].prompt as { role: string }[]).map((m) => m.role), ["user"]);
+  const other = await loadPublished("math-500", file("math500.jsonl"), { systemPrompt: "Be brief.", limit: 1 });
+  assert.equal((other.items[0].prompt as { content: string }[])[0].content, "Be brief.");
 });
 
 test("GPQA-Diamond: four choices shuffled with a seed fixed per item, the target letter follows the correct answer", async () => {

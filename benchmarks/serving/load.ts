@@ -46,7 +46,7 @@ async function run(concurrency: number): Promise<Level> {
       const i = next++;
       const s = performance.now();
       const res = await fetch(`${url}/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body(i)) });
-      const json = await res.json();
+      const json = (await res.json()) as { usage: { completion_tokens: number } };
       if (!res.ok) throw new Error(`request ${i}: HTTP ${res.status}: ${JSON.stringify(json)}`);
       tokens += json.usage.completion_tokens;
       latencies.push(performance.now() - s);

@@ -10,7 +10,7 @@ import { choiceLetters, multipleChoiceGrader } from "../graders/choice.ts";
 import { Picker } from "../suites/random.ts";
 import { Fields, readRecords, recordWhere } from "./records.ts";
 import { SYSTEM_PROMPTS, paperProtocol } from "./protocol.ts";
-import { chatItem, uniqueIds } from "./items.ts";
+import { chatItem, systemPrompt, uniqueIds } from "./items.ts";
 import type { LoadOptions } from "./math.ts";
 
 /** The question, its lettered options and how to answer. */
@@ -34,7 +34,7 @@ export async function gpqaDiamondTask(file: string, options: LoadOptions = {}): 
     const wrong = [1, 2, 3].map((k) => f.string(`Incorrect Answer ${k}`));
     const choices = new Picker(itemSeed(id)).sample([correct, ...wrong], 4);
     const target = choiceLetters(4)[choices.indexOf(correct)];
-    const item = chatItem(id, SYSTEM_PROMPTS.general, choicePrompt(f.string("Question"), choices), target, { choices });
+    const item = chatItem(id, systemPrompt(options, SYSTEM_PROMPTS.general), choicePrompt(f.string("Question"), choices), target, { choices });
     return { ...item, group: f.optionalString("High-level domain") ?? "all" };
   });
   return choiceTask("gpqa-diamond", "GPQA Diamond", `GPQA-Diamond: ${items.length} questions from ${file}, choices shuffled per item`, items, 32, "domain");
@@ -48,7 +48,7 @@ export async function mmluProTask(file: string, options: LoadOptions = {}): Prom
     if (choices.length < 2 || choices.length > 10) throw new InputError(`${recordWhere(file, i, r.question_id)}: "options" must hold 2 to 10 options, has ${choices.length}`);
     const target = f.string("answer").trim().toUpperCase();
     if (!choiceLetters(choices.length).includes(target)) throw new InputError(`${recordWhere(file, i, r.question_id)}: "answer" ${JSON.stringify(target)} is not one of the ${choices.length} option letters`);
-    const item = chatItem(`mmlu-pro-${f.string("question_id")}`, SYSTEM_PROMPTS.general, choicePrompt(f.string("question"), choices), target, { choices });
+    const item = chatItem(`mmlu-pro-${f.string("question_id")}`, systemPrompt(options, SYSTEM_PROMPTS.general), choicePrompt(f.string("question"), choices), target, { choices });
     return { ...item, group: f.optionalString("category") ?? "all" };
   });
   return choiceTask("mmlu-pro", "MMLU-Pro", `MMLU-Pro: ${items.length} questions from ${file}`, items, 1, "category");
@@ -62,7 +62,7 @@ export async function longBenchV2Task(file: string, options: LoadOptions = {}): 
     const target = f.string("answer").trim().toUpperCase();
     if (!["A", "B", "C", "D"].includes(target)) throw new InputError(`${recordWhere(file, i, r._id)}: "answer" must be A, B, C or D, got ${JSON.stringify(target)}`);
     const question = `Read the following text and answer the question after it.\n\n<text>\n${f.string("context")}\n</text>\n\n${f.string("question")}`;
-    const item = chatItem(f.string("_id"), SYSTEM_PROMPTS.general, choicePrompt(question, choices), target, { choices });
+    const item = chatItem(f.string("_id"), systemPrompt(options, SYSTEM_PROMPTS.general), choicePrompt(question, choices), target, { choices });
     return { ...item, group: f.optionalString("length") ?? "all" };
   });
   const order = ["short", "medium", "long"];

@@ -11,6 +11,8 @@ import { multiChallengeTask, simpleQaTask } from "./judged.ts";
 
 export interface PublishedLoadOptions {
   limit?: number;
+  /** instead of MiniMax's recommended system prompt (null: none) */
+  systemPrompt?: string | null;
   /** the judge model, for simpleqa and multichallenge */
   judge?: Backend;
   /** OpenAI-MRCR: leave out longer conversations (≈ tokens) */
@@ -38,8 +40,8 @@ export const PUBLISHED: Record<string, Benchmark> = {
   "openai-mrcr": { source: "huggingface.co/datasets/openai/mrcr ({2,4,8}needle/*.parquet)", load: (f, o) => openaiMrcrTask(f, { limit: o.limit, maxTokens: o.maxContextTokens }) },
   "longbench-v2": { source: "huggingface.co/datasets/THUDM/LongBench-v2 (data.json)", load: (f, o) => longBenchV2Task(f, o) },
   livecodebench: { source: "huggingface.co/datasets/livecodebench/code_generation_lite (test*.jsonl; release v6 covers 2024-08 to 2025-05)", load: (f, o) => liveCodeBenchTask(f, o) },
-  simpleqa: { source: "openaipublic.blob.core.windows.net/simple-evals/simple_qa_test_set.csv", load: (f, o) => simpleQaTask(f, { limit: o.limit, judge: needJudge("simpleqa", o) }) },
-  multichallenge: { source: "github.com/ekwinox117/multi-challenge (data/benchmark_questions.jsonl)", load: (f, o) => multiChallengeTask(f, { limit: o.limit, judge: needJudge("multichallenge", o) }) },
+  simpleqa: { source: "openaipublic.blob.core.windows.net/simple-evals/simple_qa_test_set.csv", load: (f, o) => simpleQaTask(f, { ...o, judge: needJudge("simpleqa", o) }) },
+  multichallenge: { source: "github.com/ekwinox117/multi-challenge (data/benchmark_questions.jsonl)", load: (f, o) => multiChallengeTask(f, { ...o, judge: needJudge("multichallenge", o) }) },
 };
 
 export const PUBLISHED_NAMES = Object.keys(PUBLISHED);

@@ -9,6 +9,11 @@ export function chatItem(id: string, system: string | null, user: string, target
   return { id, prompt, target, ...(meta ? { meta } : {}) };
 }
 
+/** The system prompt a loader sends: MiniMax's recommended one, unless the options give another (null: none). */
+export function systemPrompt(options: { systemPrompt?: string | null }, recommended: string): string | null {
+  return options.systemPrompt === undefined ? recommended : options.systemPrompt;
+}
+
 export function uniqueIds(items: EvalItem[], where: string): void {
   const seen = new Set<string>();
   for (const item of items) {

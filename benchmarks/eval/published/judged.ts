@@ -11,7 +11,7 @@ import type { Backend, EvalItem, Grade, Grader, Task } from "../types.ts";
 import { splitThinking } from "../thinking.ts";
 import { Fields, isObject, readRecords, recordWhere } from "./records.ts";
 import { SYSTEM_PROMPTS, paperProtocol } from "./protocol.ts";
-import { chatItem, uniqueIds } from "./items.ts";
+import { chatItem, systemPrompt, uniqueIds } from "./items.ts";
 import type { LoadOptions } from "./math.ts";
 
 export interface JudgeOptions extends LoadOptions {
@@ -32,7 +32,7 @@ export async function simpleQaTask(file: string, options: JudgeOptions): Promise
   const items = records.map((r, i) => {
     const f = new Fields(r, recordWhere(file, i));
     const topic = /'topic':\s*'([^']*)'/.exec(String(r.metadata ?? ""))?.[1] ?? "all";
-    return { ...chatItem(`simpleqa-${i}`, SYSTEM_PROMPTS.general, f.string("problem"), f.string("answer"), { question: f.string("problem") }), group: topic };
+    return { ...chatItem(`simpleqa-${i}`, systemPrompt(options, SYSTEM_PROMPTS.general), f.string("problem"), f.string("answer"), { question: f.string("problem") }), group: topic };
   });
   uniqueIds(items, file);
   const grader: Grader = {

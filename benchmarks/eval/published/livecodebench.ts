@@ -12,7 +12,7 @@ import type { EvalItem, Grade, Grader, JsonValue, Task } from "../types.ts";
 import { runSandboxed, sandboxUnavailable, type SandboxLimits, type SandboxRun } from "../sandbox.ts";
 import { Fields, isObject, parseJson, readRecords, recordWhere } from "./records.ts";
 import { SYSTEM_PROMPTS, paperProtocol } from "./protocol.ts";
-import { chatItem, uniqueIds } from "./items.ts";
+import { chatItem, systemPrompt, uniqueIds } from "./items.ts";
 import type { LoadOptions } from "./math.ts";
 
 export interface TestCase { input: string; output: string; testtype: "stdin" | "functional" }
@@ -44,7 +44,7 @@ export async function liveCodeBenchTask(file: string, options: LiveCodeBenchOpti
     const funcName = isObject(metadata) && typeof metadata.func_name === "string" ? metadata.func_name : null;
     if (functional && !funcName) throw new InputError(`${where}: functional tests need "metadata" with a "func_name"`);
     const starter = f.optionalString("starter_code") ?? "";
-    const item = chatItem(f.string("question_id"), SYSTEM_PROMPTS.general, codePrompt(f.string("question_content"), starter, functional), "", {
+    const item = chatItem(f.string("question_id"), systemPrompt(options, SYSTEM_PROMPTS.general), codePrompt(f.string("question_content"), starter, functional), "", {
       tests: tests as unknown as JsonValue, func_name: funcName,
     });
     items.push({ ...item, group: f.optionalString("difficulty") ?? "all" });

@@ -7,11 +7,13 @@ import type { EvalItem, Task } from "../types.ts";
 import { mathGrader } from "../graders/math.ts";
 import { Fields, readRecords, recordWhere } from "./records.ts";
 import { SYSTEM_PROMPTS, paperProtocol } from "./protocol.ts";
-import { chatItem, uniqueIds } from "./items.ts";
+import { chatItem, systemPrompt, uniqueIds } from "./items.ts";
 
 export interface LoadOptions {
   /** first n items only */
   limit?: number;
+  /** instead of MiniMax's recommended system prompt (null: none), e.g. for a model that was not trained with it */
+  systemPrompt?: string | null;
 }
 
 export async function aimeTask(file: string, year: 2024 | 2025, options: LoadOptions = {}): Promise<Task> {
@@ -19,7 +21,7 @@ export async function aimeTask(file: string, year: 2024 | 2025, options: LoadOpt
   const items = records.map((r, i) => {
     const f = new Fields(r, recordWhere(file, i, r.id ?? r.ID));
     const id = r.id ?? r.ID ?? i;
-    return chatItem(`aime${year}-${id}`, SYSTEM_PROMPTS.math, f.string("problem", "question", "Problem"), boxed(f.string("answer", "Answer")));
+    return chatItem(`aime${year}-${id}`, systemPrompt(options, SYSTEM_PROMPTS.math), f.string("problem", "question", "Problem"), f.string("answer", "Answer"));
   });
   return mathTask(`aime-${year}`, `AIME ${year}`, `AIME ${year}: ${items.length} problems from ${file}`, items, 32);
 }
@@ -28,17 +30,14 @@ export async function math500Task(file: string, options: LoadOptions = {}): Prom
   const records = (await readRecords(file)).slice(0, options.limit);
   const items = records.map((r, i) => {
     const f = new Fields(r, recordWhere(file, i, r.unique_id));
-    const item = chatItem(f.optionalString("unique_id") ?? String(i), SYSTEM_PROMPTS.math, f.string("problem"), boxed(f.string("answer")));
+    const item = chatItem(f.optionalString("unique_id") ?? String(i), systemPrompt(options, SYSTEM_PROMPTS.math), f.string("problem"), f.string("answer"));
     const level = r.level;
     return { ...item, group: typeof level === "number" || typeof level === "string" ? `level ${level}` : "all" };
   });
   return { ...mathTask("math-500", "MATH-500", `MATH-500: ${items.length} problems from ${file}`, items, 1), groupTitle: "difficulty level" };
 }
 
-/** The reference answer as the grader reads it whole (a bare "\\frac{5}{6}" would otherwise be read as its last number). */
-const boxed = (answer: string) => `\\boxed{${answer}}`;
-
 function mathTask(name: string, paperRow: string, description: string, items: EvalItem[], samples: number): Task {
   uniqueIds(items, description);
-  return { name, description, items, grader: mathGrader(), generation: { maxTokens: 4096 }, protocol: paperProtocol(samples), paperRow };
+  return { name, description, items, grader: mathGrader({ targetIsAnswer: true }), generation: { maxTokens: 4096 }, protocol: paperProtocol(samples), paperRow };
 }

@@ -6,7 +6,7 @@ import { InputError } from "../../../engine/errors.ts";
 import type { EvalItem, Grade, Grader, Task } from "../types.ts";
 import { Fields, isObject, readRecords, recordWhere } from "./records.ts";
 import { SYSTEM_PROMPTS, paperProtocol } from "./protocol.ts";
-import { chatItem, uniqueIds } from "./items.ts";
+import { chatItem, systemPrompt, uniqueIds } from "./items.ts";
 import type { LoadOptions } from "./math.ts";
 
 interface Grid { header: string[]; rows: string[][] }
@@ -17,7 +17,7 @@ export async function zebraLogicTask(file: string, options: LoadOptions = {}): P
     const where = recordWhere(file, i, r.id);
     const f = new Fields(r, where);
     const grid = readGrid(f.json("solution"), `${where}: field "solution"`);
-    const item = chatItem(f.string("id"), SYSTEM_PROMPTS.general, zebraPrompt(f.string("puzzle"), grid), JSON.stringify(grid));
+    const item = chatItem(f.string("id"), systemPrompt(options, SYSTEM_PROMPTS.general), zebraPrompt(f.string("puzzle"), grid), JSON.stringify(grid));
     return { ...item, group: f.optionalString("size") ?? "all" };
   });
   uniqueIds(items, file);
