@@ -20,6 +20,8 @@ export interface OpenAIBackendOptions {
   apiKey?: string;
   /** first backoff delay (default 500 ms), doubled per retry */
   backoffMs?: number;
+  /** fields added to every request body (server extensions such as m1 serve's expert_threshold); part of the backend's id */
+  extraBody?: Record<string, unknown>;
 }
 
 export class BackendError extends M1Error {}
@@ -32,7 +34,7 @@ export class OpenAIBackend implements Backend {
   constructor(private readonly options: OpenAIBackendOptions) {
     const api = options.api ?? "completions";
     this.url = `${options.baseUrl.replace(/\/+$/, "")}/${api === "chat" ? "chat/completions" : "completions"}`;
-    this.id = `openai:${this.url}#${options.model}`;
+    this.id = `openai:${this.url}#${options.model}${options.extraBody ? JSON.stringify(options.extraBody) : ""}`;
     this.concurrency = options.concurrency ?? 4;
     if (!(Number.isInteger(this.concurrency) && this.concurrency >= 1)) throw new InputError(`concurrency must be an integer >= 1, got ${this.concurrency}`);
   }
@@ -55,7 +57,7 @@ export class OpenAIBackend implements Backend {
       stopStrings: request.stop,
       thinkingBudget: request.thinkingBudget,
     }, false);
-    const json = await this.post(body, request.signal);
+    const json = await this.post({ ...body, ...this.options.extraBody }, request.signal);
     const choice = (json.choices as Record<string, unknown>[] | undefined)?.[0];
     if (!choice) throw new BackendError(`${this.url}: the answer has no choices: ${JSON.stringify(json).slice(0, 300)}`);
     const message = choice.message as Record<string, unknown> | undefined;
