@@ -49,6 +49,9 @@ export interface TrainConfig {
   problems: (rng: Rng, step: number, count: number) => Problem[];
   /** RL: the reward of a completion; SFT: the reference completion of a problem */
   reward?: Reward;
+  /** RL: what `accuracy` counts, the completions it scores above 0 (default: the reward itself), e.g. the exact
+   *  verifier beside a partial-credit reward */
+  verifier?: Reward;
   target?: (problem: Problem) => string;
   /** drop groups whose rewards are all equal (DAPO's dynamic sampling) */
   dynamicSampling: boolean;
@@ -62,6 +65,7 @@ export interface StepMetrics {
   budget: number;
   loss: number;
   reward: number;
+  /** share of completions the verifier accepts */
   accuracy: number;
   responseLength: number;
   /** tokens whose clip range bound, over all tokens of the update rounds */
@@ -119,14 +123,14 @@ export class Trainer {
     return true;
   }
 
-  /** Runs until `config.steps` (or `until`), calling `onStep` after each step. */
-  async run(onStep?: (m: StepMetrics) => void, until = this.config.steps): Promise<StepMetrics[]> {
+  /** Runs until `config.steps` (or `until`), calling (and awaiting) `onStep` after each step. */
+  async run(onStep?: (m: StepMetrics) => void | Promise<void>, until = this.config.steps): Promise<StepMetrics[]> {
     while (this.step < Math.min(until, this.config.steps)) {
       const m = this.config.mode === "rl" ? await this.rlStep() : await this.sftStep();
       this.step++;
       this.metrics.push(m);
       if (this.dir && (this.step % this.config.checkpointEvery === 0 || this.step === this.config.steps)) this.checkpoint();
-      onStep?.(m);
+      await onStep?.(m);
     }
     return this.metrics;
   }
@@ -154,8 +158,10 @@ export class Trainer {
       maxNewTokens: config.maxNewTokens, thinkingBudget: budget, repetition: config.repetition,
     });
     const seconds = { rollout: (performance.now() - t0) / 1000, logprobs: 0, update: 0 };
-    const rewards = rollouts.map((r) => config.reward!(problems[r.group], { text: r.text, tokens: r.completion.length, truncated: r.truncated }));
-    const correct = rollouts.map((r) => (config.reward!(problems[r.group], { text: r.text, tokens: 0, truncated: false }) > 0 ? 1 : 0));
+    const completions = rollouts.map((r) => ({ text: r.text, tokens: r.completion.length, truncated: r.truncated }));
+    const rewards = rollouts.map((r, i) => config.reward!(problems[r.group], completions[i]));
+    const verifier = config.verifier ?? config.reward!;
+    const correct = rollouts.map((r, i) => (verifier(problems[r.group], completions[i]) > 0 ? 1 : 0));
     const groups = rollouts.map((r) => r.group);
     const advantages = groupAdvantages(rewards, groups);
     const kept = config.dynamicSampling ? informativeGroups(rewards, groups) : new Set(groups);

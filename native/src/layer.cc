@@ -19,10 +19,10 @@ struct Product {
   float* out;  // [n, w.rows]
 };
 
-// The products x · Wᵢᵀ of one input x [n, K]. For few rows (matmul's dot path) all weights' rows are shared out
-// to the threads in one pass: each weight row is read once and no thread waits between two small GEMVs. The
-// rows are computed by the dot-path kernel itself, so each output equals matmul's bit for bit.
-// The dot path for any n: every row of x gives the bits that a one-row call gives (batched decode).
+// The products x · Wᵢᵀ of one input x [n, K] on matmul's dot path, for any n: all weights' rows are shared out to
+// the threads in one pass, so each weight row is read once and no thread waits between two small GEMVs. The rows
+// are computed by the dot-path kernel itself, so each output equals matmul's bit for bit, and every row of x gives
+// the bits that a one-row call gives (batched decode of independent sequences).
 void row_products(const KernelTable& K, const float* x, int64_t n, std::initializer_list<Product> ps) {
   int64_t rows = 0, cols = 1;
   for (const Product& p : ps) {
@@ -40,6 +40,7 @@ void row_products(const KernelTable& K, const float* x, int64_t n, std::initiali
   });
 }
 
+// The products x · Wᵢᵀ of one input x [n, K]: matmul for many rows; for few rows (matmul's dot path) row_products.
 void products(const KernelTable& K, const float* x, int64_t n, std::initializer_list<Product> ps) {
   if (n > kDotRows) {
     for (const Product& p : ps) K.matmul(x, n, p.w, p.out);
@@ -48,7 +49,7 @@ void products(const KernelTable& K, const float* x, int64_t n, std::initializer_
   row_products(K, x, n, ps);
 }
 
-// Lightning attention (spec §2.5) of a = ln1(x): SiLU'd interleaved q/k/v, the decayed recurrence (or the
+// Lightning attention (docs/architecture.md §3.4) of a = ln1(x): SiLU'd interleaved q/k/v, the decayed recurrence (or the
 // block prefill), the head norm, the sigmoid output gate, out_proj.
 void lightning(const KernelTable& K, const AttentionBlock& b, const LightningParams& p, float* state, const float* a,
                int64_t n, float* attn) {
@@ -66,7 +67,7 @@ void lightning(const KernelTable& K, const AttentionBlock& b, const LightningPar
   K.matmul(o, n, p.out, attn);
 }
 
-// Softmax attention (spec §2.6) of a: q, and k, v straight into the cache's new rows; partial RoPE; causal
+// Softmax attention (docs/architecture.md §3.5) of a: q, and k, v straight into the cache's new rows; partial RoPE; causal
 // attention over the cache; o_proj.
 void softmax(const KernelTable& K, const AttentionBlock& b, const SoftmaxParams& p, const LayerCache& c, const float* a,
              int64_t n, float* attn) {
