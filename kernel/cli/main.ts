@@ -2,10 +2,11 @@
  * The `m1` command line. Stable forms (used by people and by outside checks):
  *   m1 info <checkpoint-dir-or-config.json> [--json]
  *   m1 forward <checkpoint-dir> --ids 5,17,3 --out logits.safetensors
- *   m1 generate <checkpoint-dir-or-name> --ids 5,17,3 --max-new 16 --greedy --json
+ *   m1 generate <checkpoint-dir-or-name> --ids 5,17,3 --max-new 16 --greedy --json   (tool_calls parsed from M1's <tool_calls> block)
  */
 import { parseArgs } from "node:util";
 import { M1Error, InputError } from "../../engine/errors.ts";
+import { parseToolCalls } from "../../engine/tool-calls.ts";
 
 const USAGE = `usage:
   m1 info <checkpoint-dir-or-config.json> [--json]
@@ -141,7 +142,11 @@ async function generate(args: string[]): Promise<number> {
   if (values.json) {
     const result = await generation.result();
     const out: Record<string, unknown> = { ids: result.ids, stop_reason: result.stopReason };
-    if (result.text !== null) out.text = result.text;
+    if (result.text !== null) {
+      out.text = result.text;
+      const { toolCalls } = parseToolCalls(result.text); // M1's <tool_calls> block, as m1 serve returns it
+      if (toolCalls.length) out.tool_calls = toolCalls;
+    }
     process.stdout.write(JSON.stringify(out) + "\n");
   } else {
     for await (const token of generation) process.stdout.write(token.text ?? `${token.index ? " " : ""}${token.id}`);
