@@ -7,6 +7,7 @@ import type { ModelCache } from "./cache.ts";
 import { Sampler, type SamplingOptions } from "./sampling.ts";
 import { InputError } from "./errors.ts";
 import { DISPLAY, htmlBundle, escapeHtml, type MimeBundle } from "./display.ts";
+import { ExpertRouting, type LayerRouting } from "./expert-routing.ts";
 
 export interface GenerateOptions extends SamplingOptions {
   /** Most new tokens (default 256). */
@@ -21,6 +22,10 @@ export interface GenerateOptions extends SamplingOptions {
   thinkTokens?: { open: number[]; close: number[] };
   /** Keep the logits that chose each token. */
   keepLogits?: boolean;
+  /** Keep, per token, the experts each layer chose for the position that produced it, with their weights. */
+  routingLog?: boolean;
+  /** Of the top-k experts, keep those whose renormalised weight reaches this (at least one), renormalised again. */
+  expertThreshold?: number;
   /** Continue from this decoding state instead of a fresh one (updated in place). */
   cache?: ModelCache;
   signal?: AbortSignal;
@@ -37,6 +42,8 @@ export interface GeneratedToken {
   /** emitted by the thinking budget, not chosen by the sampler */
   readonly forced: boolean;
   readonly logits?: Float32Array;
+  /** with `routingLog`: each layer's experts and weights at the position whose logits chose this token */
+  readonly routing?: LayerRouting[];
 }
 
 export type StopReason = "max_tokens" | "stop_token" | "stop_string";
@@ -135,6 +142,8 @@ export class TokenChooser {
 
 /** A running generation: iterate it for a stream of tokens, or await `result()`. Produced tokens stay in `ids`. */
 export class Generation implements AsyncIterable<GeneratedToken> {
+  /** the router hooks of `routingLog` / `expertThreshold` (null without either): slots dropped, positions forwarded */
+  readonly routing: ExpertRouting | null;
   private emitted = "";
   private readonly stream: AsyncGenerator<GeneratedToken>;
   private readonly chooser: TokenChooser;
@@ -144,7 +153,19 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     const ids = model.checkIds(prompt);
     if (options.stopStrings?.length && !model.tokenizer) throw new InputError("stopStrings need a tokenizer; this checkpoint has none (use stopTokens)");
     this.chooser = new TokenChooser(model, ids, options);
-    this.stream = this.run(ids);
+    const { routingLog = false, expertThreshold } = options;
+    this.routing = routingLog || expertThreshold !== undefined ? new ExpertRouting(expertThreshold, routingLog) : null;
+    this.stream = this.routed(ids);
+  }
+
+  /** Runs with the router hooks registered for the generation's lifetime. */
+  private async *routed(prompt: Int32Array): AsyncGenerator<GeneratedToken> {
+    const removers = this.routing?.hooks().map(([filter, fn]) => this.model.hooks.add(filter, fn)) ?? [];
+    try {
+      yield* this.run(prompt);
+    } finally {
+      for (const remove of removers) remove();
+    }
   }
 
   /** The new tokens so far. */
@@ -221,7 +242,8 @@ export class Generation implements AsyncIterable<GeneratedToken> {
       signal?.throwIfAborted();
       const { id, thinking, forced } = chooser.choose(logits);
       const text = tokenizer ? this.newText() : null;
-      yield { id, index, text, thinking, forced, ...(keepLogits ? { logits } : {}) };
+      const routing = this.options.routingLog ? { routing: this.routing!.takeLatest() } : {};
+      yield { id, index, text, thinking, forced, ...(keepLogits ? { logits } : {}), ...routing };
       if (chooser.stopReason !== "stop_token" && options.stopStrings?.length && this.stopStringAt(tokenizer!.decode(this.ids, { skipUnknown: true })) >= 0) {
         chooser.stop("stop_string");
       }

@@ -114,7 +114,7 @@ void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const Laye
   float* weights = tl_weights.get(n * k);
   tl_idx.resize(size_t(n * k));
   attention_block(K, b, cache, x, n, h, normed, tl_idx.data(), weights);
-  moe_experts(K, normed, n, hs, tl_idx.data(), weights, k, p.mlp.experts, p.mlp.num_experts, nullptr, mlp);
+  moe_experts(K, normed, n, hs, tl_idx.data(), weights, k, p.mlp.experts, p.mlp.num_experts, nullptr, mlp, false);
   K.axpby(p.mlp.alpha, b.postnorm ? normed : h, p.mlp.beta, mlp, out, n * hs);
 }
 
@@ -203,7 +203,7 @@ void decoder_layer_batch(const KernelTable& K, const DecoderLayerParams& p, cons
   K.rmsnorm(h, B, hs, b.ln2, b.eps, normed);
   row_products(K, normed, B, {{b.router, logits}});
   K.router_topk(logits, B, experts, k, tl_idx.data(), weights);
-  moe_experts(K, normed, B, hs, tl_idx.data(), weights, k, p.mlp.experts, p.mlp.num_experts, nullptr, mlp, nullptr, true);
+  moe_experts(K, normed, B, hs, tl_idx.data(), weights, k, p.mlp.experts, p.mlp.num_experts, nullptr, mlp, true);
   K.axpby(p.mlp.alpha, b.postnorm ? normed : h, p.mlp.beta, mlp, out, B * hs);
 }
 

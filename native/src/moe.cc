@@ -98,7 +98,7 @@ int64_t group_by_expert(const int32_t* idx, int64_t s0, int64_t ns, int64_t num_
 
 void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                  const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
-                 float* out, float* gate_up, bool rowwise) {
+                 float* out, bool rowwise, float* gate_up) {
   if (n == 0 || k == 0 || hidden == 0) return;
   int64_t F = 0;
   for (int64_t s = 0; s < n * k; s++) F = std::max(F, experts[idx[s]]->w1.rows);
