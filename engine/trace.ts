@@ -39,6 +39,13 @@ export class Trace {
     return new Trace(model, name, ids, logits, activations);
   }
 
+  /** Traces of many prompts from one packed forward pass (see Model.forwardBatch), in the prompts' order. */
+  static async runBatch(model: Model, name: string, prompts: readonly (ArrayLike<number> | string)[], names: HookFilter = () => true): Promise<Trace[]> {
+    const ids = prompts.map((p) => Array.from(model.promptIds(p)));
+    const { logits, activations } = await model.runWithCacheBatch(ids, names);
+    return ids.map((seq, i) => new Trace(model, name, seq, logits[i], activations[i]));
+  }
+
   get tokens(): number {
     return this.ids.length;
   }
