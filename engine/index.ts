@@ -25,3 +25,5 @@ export { TraceDiff } from "./analysis/diff.ts";
 export { WeightDiff, diffWeights } from "./analysis/weights.ts";
 export { RemoteGeneration, type EndpointOptions } from "./remote.ts";
 export { DISPLAY, type MimeBundle } from "./display.ts";
+export { ActivationPatching, type Metric } from "./interp/patching.ts";
+export { PatchingResult } from "./interp/result.ts";
