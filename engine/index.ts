@@ -27,3 +27,4 @@ export { RemoteGeneration, type EndpointOptions } from "./remote.ts";
 export { DISPLAY, type MimeBundle } from "./display.ts";
 export { ActivationPatching, type Metric } from "./interp/patching.ts";
 export { PatchingResult } from "./interp/result.ts";
+export { LogitAttribution, type LogitTarget, type Component } from "./interp/attribution.ts";

@@ -15,6 +15,7 @@ import { AttentionPattern } from "./analysis/attention.ts";
 import { LightningLayer } from "./analysis/lightning.ts";
 import { Routing } from "./analysis/routing.ts";
 import { LogitLens } from "./analysis/lens.ts";
+import { LogitAttribution, type LogitTarget } from "./interp/attribution.ts";
 import { TraceDiff, relativeDifference, routingAgreement, logitsDivergence } from "./analysis/diff.ts";
 
 export class Trace {
@@ -94,6 +95,11 @@ export class Trace {
       return native.matmul(native.rmsnorm(x, n, hs, norm, rmsNormEps), n, head);
     });
     return LogitLens.compute(perLayer, n, vocab, this.logits.data as Float32Array, this.labels, (id) => tokenText(this.model, id));
+  }
+
+  /** Direct logit attribution of a token's logit, or of a pair's logit difference, at a position (default: the last). */
+  logitAttribution(target: LogitTarget, position?: number): LogitAttribution {
+    return LogitAttribution.of(this, target, position);
   }
 
   /** Where this trace and another of the same prompt diverge: residual, attention and MoE outputs, routing, logits. */
