@@ -14,17 +14,17 @@ test("a packed batch equals one forward per sequence (logits and caches) and dec
   for (let i = 0; i < SEQS.length; i++) {
     const one = await model.forward(SEQS[i]);
     assert.deepEqual(batch.logits[i].shape, one.logits.shape);
-    assert.ok(relErr(batch.logits[i].data as Float32Array, one.logits.data as Float32Array) < 1e-5, `sequence ${i}`);
+    assert.ok(relErr(batch.logits[i].f32, one.logits.f32) < 1e-5, `sequence ${i}`);
     assert.equal(batch.caches[i].position, SEQS[i].length);
     const next = [7];
     const a = await model.forward(next, { cache: batch.caches[i] });
     const b = await model.forward(next, { cache: one.cache });
-    assert.ok(relErr(a.logits.data as Float32Array, b.logits.data as Float32Array) < 1e-5, `decode after sequence ${i}`);
+    assert.ok(relErr(a.logits.f32, b.logits.f32) < 1e-5, `decode after sequence ${i}`);
   }
   const last = await model.forwardBatch(SEQS, { logits: "last" });
   last.logits.forEach((t, i) => {
-    const row = (batch.logits[i].data as Float32Array).subarray((SEQS[i].length - 1) * model.config.vocabSize);
-    assert.ok(relErr(t.data as Float32Array, row) < 1e-6, `last logits of sequence ${i}`);
+    const row = batch.logits[i].f32.subarray((SEQS[i].length - 1) * model.config.vocabSize);
+    assert.ok(relErr(t.f32, row) < 1e-6, `last logits of sequence ${i}`);
   });
 });
 
@@ -50,13 +50,13 @@ test("a hook that edits one sequence's rows in a packed pass changes that sequen
   const plain = await model.forwardBatch(SEQS.slice(0, 3));
   const edited = await model.hooks.with([["blocks.2.hook_resid_post", (v, ctx) => {
     assert.equal(ctx.sequences?.length, 3);
-    const out = (v.data as Float32Array).slice();
+    const out = v.f32.slice();
     const seq = ctx.sequences![1];
     out.fill(0.5, seq.start * model.config.hiddenSize, (seq.start + seq.tokens) * model.config.hiddenSize);
     return new Tensor("F32", v.shape, out);
   }]], () => model.forwardBatch(SEQS.slice(0, 3)));
-  for (const i of [0, 2]) assert.ok(relErr(edited.logits[i].data as Float32Array, plain.logits[i].data as Float32Array) < 1e-6);
-  assert.ok(relErr(edited.logits[1].data as Float32Array, plain.logits[1].data as Float32Array) > 1e-2);
+  for (const i of [0, 2]) assert.ok(relErr(edited.logits[i].f32, plain.logits[i].f32) < 1e-6);
+  assert.ok(relErr(edited.logits[1].f32, plain.logits[1].f32) > 1e-2);
 });
 
 test("bad batches are refused with a clear message", async () => {

@@ -20,7 +20,7 @@ for (const [name, dir, prompt, target] of [
       assert.ok(Math.abs(dla.total - dla.actual) < 1e-5, `Σ = ${dla.total}, run = ${dla.actual} at position ${position}`);
       assert.ok(Math.abs(dla.accumulated().at(-1)! - dla.actual) < 1e-5);
       // the stack's vectors rebuild the final residual stream at the position
-      const final = trace.get(`blocks.${model.config.numLayers - 1}.hook_resid_post`).data as Float32Array;
+      const final = trace.get(`blocks.${model.config.numLayers - 1}.hook_resid_post`).f32;
       for (let i = 0; i < hs; i++) {
         const sum = dla.stack.reduce((s, c) => s + c.vector[i], 0);
         assert.ok(Math.abs(sum - final[position * hs + i]) < 1e-4 * Math.max(1, Math.abs(final[position * hs + i])), `dimension ${i}`);

@@ -22,7 +22,7 @@ async function setup() {
   /** the metric of one full corrupted forward pass with `hooks` */
   const brute = async (hooks: [string, (v: Tensor) => Tensor | void][]) => {
     const { logits } = await model.hooks.with(hooks, () => model.forward(corruptIds));
-    return metric((logits.data as Float32Array).subarray((n - 1) * vocab));
+    return metric(logits.f32.subarray((n - 1) * vocab));
   };
   return { model, ap, cleanRun, corruptIds, n, brute, metric };
 }
@@ -39,10 +39,10 @@ test("(layer × position) sweeps equal one patched forward per cell, for residua
     const result = await ap.positions(hook);
     for (const l of result.spec.rows) {
       const name = `blocks.${l}.${hook}`;
-      const clean = cleanRun.activations.get(name).data as Float32Array;
+      const clean = cleanRun.activations.get(name).f32;
       const width = clean.length / n;
       for (let p = 0; p < n; p++) {
-        const expected = await brute([[name, (v) => { (v.data as Float32Array).set(clean.subarray(p * width, (p + 1) * width), p * width); }]]);
+        const expected = await brute([[name, (v) => { v.f32.set(clean.subarray(p * width, (p + 1) * width), p * width); }]]);
         close(result, l, p, expected);
       }
     }
@@ -60,10 +60,10 @@ test("(layer × head) and (layer × expert) sweeps equal brute-force patches at 
   const experts = await ap.experts();
   for (let l = 0; l < layerTypes.length; l++) {
     const name = `blocks.${l}.${layerTypes[l] === "softmax" ? "attn.hook_z" : "lightning.hook_o"}`;
-    const clean = cleanRun.activations.get(name).data as Float32Array;
+    const clean = cleanRun.activations.get(name).f32;
     for (let h = 0; h < nh; h++) {
       close(heads, l, h, await brute([[name, (v) => {
-        const x = v.data as Float32Array;
+        const x = v.f32;
         for (let t = 0; t < n; t++) x.set(clean.subarray((t * nh + h) * d, (t * nh + h + 1) * d), (t * nh + h) * d);
       }]]));
     }
@@ -78,7 +78,7 @@ test("(layer × head) and (layer × expert) sweeps equal brute-force patches at 
         [`blocks.${l}.moe.hook_topk_weights`, (v) => record(v, { name: `blocks.${l}.moe.hook_topk_weights` })],
         [`blocks.${l}.hook_mlp_out`, (v) => {
           const mine = expertContributions(model.config, l, (x) => own.get(x)!)[e];
-          const x = v.data as Float32Array;
+          const x = v.f32;
           for (let i = 0; i < n * hs; i++) x[i] += cleanShares[e][i] - mine[i];
         }],
       ]);
@@ -98,7 +98,7 @@ test("lightning state patches equal a corrupted prefix, the clean state swapped 
       const { cache } = await model.forward(corruptIds.slice(0, p + 1));
       cache.lightning[l]!.set(cleanState);
       const { logits } = await model.forward(corruptIds.slice(p + 1), { cache });
-      close(result, l, p, metric((logits.data as Float32Array).subarray((n - p - 2) * vocab)));
+      close(result, l, p, metric(logits.f32.subarray((n - p - 2) * vocab)));
     }
   }
 });

@@ -85,7 +85,7 @@ export class LogitAttribution {
       const b = `blocks.${l}.`;
       const p = `model.layers.${l}.`;
       const lightning = cfg.layerTypes[l] === "lightning";
-      const [alphaA, betaA] = lightning ? [cfg.alpha.linear, cfg.beta.linear] : [cfg.alpha.full, cfg.beta.full];
+      const [alphaA, betaA] = [cfg.alpha[cfg.layerTypes[l]], cfg.beta[cfg.layerTypes[l]]];
 
       const mlp = [term(`${b}mlp`, l, "mlp", null, coef, cfg.beta.mlp, row(b + "hook_mlp_out"))];
       expertContributions(cfg, l, (name) => trace.get(name)).forEach((share, e) =>
@@ -99,7 +99,7 @@ export class LogitAttribution {
       perLayer[l] = [...attn, ...mlp];
     }
     const components = [term("embed", null, "embed", null, coef, 1, row("embed")), ...perLayer.flat()];
-    const logits = trace.logits.data as Float32Array;
+    const logits = trace.logits.f32;
     const actual = logits[position * vocab + good!] - (bad === null ? 0 : logits[position * vocab + bad]);
     const text = (id: number) => JSON.stringify(tokenText(model, id));
     const label = bad === null ? `logit(${text(good!)})` : `logit(${text(good!)}) − logit(${text(bad)})`;

@@ -9,9 +9,9 @@ import type { Tensor } from "../tensor.ts";
  */
 export function expertContributions(cfg: ModelConfig, l: number, get: (name: string) => Tensor): Float32Array[] {
   const { numExperts: ne, topK: k, hiddenSize: hs } = cfg;
-  const slots = get(`blocks.${l}.moe.hook_expert_out`).data as Float32Array;
-  const idx = get(`blocks.${l}.moe.hook_topk_idx`).data as Int32Array;
-  const weights = get(`blocks.${l}.moe.hook_topk_weights`).data as Float32Array;
+  const slots = get(`blocks.${l}.moe.hook_expert_out`).f32;
+  const idx = get(`blocks.${l}.moe.hook_topk_idx`).i32;
+  const weights = get(`blocks.${l}.moe.hook_topk_weights`).f32;
   const n = idx.length / k;
   const out = Array.from({ length: ne }, () => new Float32Array(n * hs));
   for (let t = 0; t < n; t++) {

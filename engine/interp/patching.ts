@@ -72,7 +72,7 @@ export class ActivationPatching {
     const acts = activations.map((a) => new Map(a.names().map((name) => [name, a.get(name)])));
     const vocab = model.config.vocabSize;
     const n = cleanIds.length;
-    const lastRow = (t: Tensor) => (t.data as Float32Array).slice((n - 1) * vocab, n * vocab);
+    const lastRow = (t: Tensor) => t.f32.slice((n - 1) * vocab, n * vocab);
     const prefixes = async (ids: number[]) => {
       const caches = [model.newCache()];
       for (let p = 0; p < n - 1; p++) caches.push((await model.forward([ids[p]], { cache: caches[p].clone(), logits: "none" })).cache);
@@ -123,7 +123,7 @@ export class ActivationPatching {
     const s = this.firstDifference;
     for (let l = 0; l < layerTypes.length; l++) {
       const name = `blocks.${l}.${layerTypes[l] === "softmax" ? "attn.hook_z" : "lightning.hook_o"}`;
-      const source = this.cleanActs.get(name)!.data as Float32Array;
+      const source = this.cleanActs.get(name)!.f32;
       for (let h = 0; h < nh; h++) {
         runs.push(this.run(s, new Map([[name, (rows) => {
           for (let t = 0; t < this.tokens - s; t++) rows.set(source.subarray(((s + t) * nh + h) * d, ((s + t) * nh + h + 1) * d), (t * nh + h) * d);
@@ -224,7 +224,7 @@ export class ActivationPatching {
       }
       const names = [...new Set(batch.flatMap((r) => [...r.edits.keys()]))];
       const edit: HookFn = (value: Tensor, ctx: HookContext) => {
-        const data = value.data as Float32Array;
+        const data = value.f32;
         const width = data.length / value.shape[0];
         batch.forEach((run, j) => {
           const fn = run.edits.get(ctx.name);
@@ -236,7 +236,7 @@ export class ActivationPatching {
       const ids = batch.map((r) => this.corruptedIds.slice(r.start));
       const { logits } = await this.model.hooks.with(names.length ? [[names, edit]] : [], () =>
         this.model.forwardBatch(ids, { caches: batch.map((r) => r.cache), logits: "last", signal }));
-      for (const t of logits) values.push(this.metric((t.data as Float32Array).subarray(0, vocab)));
+      for (const t of logits) values.push(this.metric(t.f32.subarray(0, vocab)));
     }
     return values;
   }

@@ -3,7 +3,7 @@
 import { parseArgs } from "node:util";
 import { InputError } from "../../engine/errors.ts";
 import { loadLocalModel } from "../../benchmarks/registry.ts";
-import { CompletionServer } from "../../benchmarks/serve/server.ts";
+import { CompletionServer } from "../openai/server.ts";
 
 export const SERVE_USAGE = "m1 serve <checkpoint|mini-40k|mini-80k> [--port P (default 8000; 0 = any free port)] [--name MODEL_NAME]";
 

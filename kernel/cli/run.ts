@@ -7,11 +7,11 @@
 import { basename, dirname, resolve } from "node:path";
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { InputError } from "../engine/errors.ts";
-import { KERNEL_NAME } from "./kernelspec.ts";
-import { injectParameters, OutputCollector, parseParameter, readNotebook, sourceOf, writeNotebook, type Cell, type Notebook } from "./notebook.ts";
-import { renderReport } from "./report.ts";
-import { localKernel, serverKernel, type Transport } from "./transport.ts";
+import { InputError } from "../../engine/errors.ts";
+import { KERNEL_NAME } from "../jupyter/kernelspec.ts";
+import { injectParameters, OutputCollector, parseParameter, readNotebook, sourceOf, writeNotebook, type Cell, type Notebook } from "../notebook/notebook.ts";
+import { renderReport } from "../notebook/report.ts";
+import { localKernel, serverKernel, type Transport } from "../jupyter/transport.ts";
 
 export interface RunResult {
   /** The first failing cell (index in nb.cells), or null when all ran. */
