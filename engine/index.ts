@@ -29,3 +29,5 @@ export { ActivationPatching, type Metric } from "./interp/patching.ts";
 export { PatchingResult } from "./interp/result.ts";
 export { LogitAttribution, type LogitTarget, type Component } from "./interp/attribution.ts";
 export * as native from "../native/index.ts";
+export { DatasetRouting } from "./interp/routing-stats.ts";
+export { score, loglikelihoodRolling, type ScoreRequest, type ContinuationScore, type RollingLikelihood, type ScoreOptions } from "./interp/scoring.ts";
