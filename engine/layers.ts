@@ -6,25 +6,11 @@ import * as native from "../native/index.ts";
 import type { ModelConfig } from "./config.ts";
 import type { KvCache, ModelCache } from "./cache.ts";
 import { Tensor } from "./tensor.ts";
-import type { HookSet, HookContext } from "./hooks.ts";
+import type { HookSet, HookContext, SequenceRows } from "./hooks.ts";
 import { CheckpointError } from "./errors.ts";
 import { softmax } from "./softmax.ts";
 
-/** One sequence of a forward call: its rows of the pass and the decoding state it continues from. */
-export interface PassSequence {
-  /** first row of the sequence in the pass's [tokens, ...] values */
-  readonly start: number;
-  readonly tokens: number;
-  /** absolute position of its first token (its cache's position before the pass) */
-  readonly position: number;
-  readonly cache: ModelCache;
-}
-
-/**
- * What one forward call shares with its sublayers. A call may pack several sequences into its rows: row-wise ops
- * (norms, projections, MoE) run on all rows at once, and the ops that mix tokens (attention, the lightning state)
- * run per sequence on that sequence's own cache, so no token sees another sequence.
- */
+/** What one forward call shares with its sublayers (and its hooks see). */
 export interface Pass {
   readonly hooks: HookSet;
   readonly phase: "prefill" | "decode";
@@ -32,13 +18,28 @@ export interface Pass {
   readonly position: number;
   /** rows of the pass: every sequence's tokens */
   readonly tokens: number;
-  readonly sequences: readonly PassSequence[];
+  /** the rows of each sequence when the call packs several */
+  readonly sequences?: readonly SequenceRows[];
   /** set on the pass of one sequence of a packed call (its attention hooks fire once per sequence) */
   readonly sequence?: number;
 }
 
+/** One sequence of an inference pass: its rows and the decoding state it continues from. */
+export interface PassSequence extends SequenceRows {
+  readonly cache: ModelCache;
+}
+
+/**
+ * An inference forward call. It may pack several sequences into its rows: row-wise ops (norms, projections, MoE)
+ * run on all rows at once, and the ops that mix tokens (attention, the lightning state) run per sequence on that
+ * sequence's own cache, so no token sees another sequence.
+ */
+export interface ForwardPass extends Pass {
+  readonly sequences: readonly PassSequence[];
+}
+
 /** The pass of sequence i alone (for the hooks that fire per sequence). */
-export function sequencePass(pass: Pass, i: number): Pass {
+export function sequencePass(pass: ForwardPass, i: number): ForwardPass {
   if (pass.sequences.length === 1) return pass;
   const seq = pass.sequences[i];
   return { hooks: pass.hooks, phase: pass.phase, position: seq.position, tokens: seq.tokens, sequences: [{ ...seq, start: 0 }], sequence: i };
@@ -49,7 +50,7 @@ export function hook<T extends Float32Array | Int32Array>(pass: Pass, name: stri
   if (!pass.hooks.wants(name)) return data;
   const ctx: HookContext = {
     name, phase: pass.phase, position: pass.position, tokens: pass.tokens, layer,
-    ...(pass.sequences.length > 1 ? { sequences: pass.sequences } : {}),
+    ...(pass.sequences && pass.sequences.length > 1 ? { sequences: pass.sequences } : {}),
     ...(pass.sequence !== undefined ? { sequence: pass.sequence } : {}),
   };
   const dtype = data instanceof Int32Array ? "I32" : "F32";
@@ -138,7 +139,7 @@ const LIGHTNING_CHUNK = 2048;
  * into pieces whose state carries over from one to the next (so the result is the block-wise prefill of the whole
  * sequence), and short sequences of a packed pass share a chunk, each piece with its own sequence's state.
  */
-export function lightningAttention(cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource, slopes: Float32Array): Float32Array {
+export function lightningAttention(cfg: ModelConfig, l: number, a: Float32Array, pass: ForwardPass, w: WeightSource, slopes: Float32Array): Float32Array {
   const n = pass.tokens;
   const hs = cfg.hiddenSize;
   const name = `blocks.${l}.lightning.`;
@@ -170,7 +171,7 @@ interface LightningPiece {
 }
 
 /** The pass's rows as pieces of at most `chunk` rows (each sequence cut at whole blocks), grouped into chunks. */
-function chunkGroups(pass: Pass, l: number, chunk: number): LightningPiece[][] {
+function chunkGroups(pass: ForwardPass, l: number, chunk: number): LightningPiece[][] {
   const groups: LightningPiece[][] = [];
   let group: LightningPiece[] = [];
   let rows = 0;
@@ -222,7 +223,7 @@ function lightningRows(
 }
 
 /** The sublayer with its hooks, in the order they fire: q, k, v, state (per sequence), o, gate. */
-function observedLightning(cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource, slopes: Float32Array): Float32Array {
+function observedLightning(cfg: ModelConfig, l: number, a: Float32Array, pass: ForwardPass, w: WeightSource, slopes: Float32Array): Float32Array {
   const n = pass.tokens;
   const { numHeads: nh, headDim: d } = cfg;
   const inner = nh * d;
@@ -253,7 +254,7 @@ function observedLightning(cfg: ModelConfig, l: number, a: Float32Array, pass: P
 }
 
 /** Softmax attention (spec §2.6): GQA, partial NeoX RoPE on the first rotary_dim dims, causal, KV cache per sequence. */
-export function softmaxAttention(cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource): Float32Array {
+export function softmaxAttention(cfg: ModelConfig, l: number, a: Float32Array, pass: ForwardPass, w: WeightSource): Float32Array {
   const n = pass.tokens;
   const { numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const sw = softmaxWeights(cfg, l, w);

@@ -8,7 +8,7 @@ import { Checkpoint } from "./checkpoint.ts";
 import { slopes, type ModelConfig } from "./config.ts";
 import { ModelCache } from "./cache.ts";
 import { HookSet, ActivationCache, hookNames, bySequence, type HookFilter, type HookContext } from "./hooks.ts";
-import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, nativeCache, runNativeLayer, NATIVE_LAYER_MAX_TOKENS, type Pass, type PassSequence, type WeightSource } from "./layers.ts";
+import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, nativeCache, runNativeLayer, NATIVE_LAYER_MAX_TOKENS, type Pass, type ForwardPass, type PassSequence, type WeightSource } from "./layers.ts";
 import { Tensor } from "./tensor.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { InputError } from "./errors.ts";
@@ -206,7 +206,7 @@ export class Model implements WeightSource {
     tokenLists.forEach((t, i) => tokens.set(t, sequences[i].start));
     const decoding = sequences.every((s) => s.tokens === 1 && s.position > 0);
     const phase = phaseOption ?? (decoding ? "decode" : "prefill");
-    const pass: Pass = { hooks: this.hooks, phase, position: sequences[0].position, tokens: n, sequences };
+    const pass: ForwardPass = { hooks: this.hooks, phase, position: sequences[0].position, tokens: n, sequences };
     const single = sequences.length === 1;
     // A hook point: its hooks fire, then (when stepping) the pass pauses there as a sub-step of the same name.
     const point: PointFn = (name, layer, inputs, output, shape) => {
@@ -336,7 +336,7 @@ export class Model implements WeightSource {
   }
 
   /** One decoder layer (spec §2.4): postnorm residual with α on the normalised input and β on the sublayer. */
-  private *layer(l: number, x: Float32Array, pass: Pass, point: PointFn): Generator<SubStep, Float32Array, void> {
+  private *layer(l: number, x: Float32Array, pass: ForwardPass, point: PointFn): Generator<SubStep, Float32Array, void> {
     const cfg = this.config;
     const n = pass.tokens;
     const hs = cfg.hiddenSize;

@@ -5,7 +5,7 @@ import vm from "node:vm";
 import * as native from "../../native/index.ts";
 import type { Model } from "../../engine/model.ts";
 import type { ModelCache } from "../../engine/cache.ts";
-import { lightningAttention, softmaxAttention, type Pass } from "../../engine/layers.ts";
+import { lightningAttention, softmaxAttention, type ForwardPass } from "../../engine/layers.ts";
 import { slopes } from "../../engine/config.ts";
 
 export interface PrefillResult { tokens: number; seconds: number; tokS: number }
@@ -165,7 +165,7 @@ export async function scaling(model: Model, n: number): Promise<ScalingPoint> {
   const a = noise(n * hs, 5);
   const cache = model.newCache();
   cache.kv[sLayer]!.reserve(n);
-  const pass: Pass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, sequences: [{ start: 0, tokens: n, position: 0, cache }] };
+  const pass: ForwardPass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, sequences: [{ start: 0, tokens: n, position: 0, cache }] };
   const sl = slopes(cfg, lLayer);
   const lightningLayerS = await timeIt(() => {
     cache.lightning[lLayer]!.fill(0);
