@@ -64,7 +64,7 @@ export interface WeightSource {
 }
 
 /** The weights of a lightning attention sublayer (spec §3.1 names). */
-function lightningWeights(cfg: ModelConfig, l: number, w: WeightSource) {
+export function lightningWeights(cfg: ModelConfig, l: number, w: WeightSource) {
   const { hiddenSize: hs, numHeads: nh, headDim: d } = cfg;
   const inner = nh * d;
   const p = `model.layers.${l}.self_attn.`;
@@ -78,7 +78,7 @@ function lightningWeights(cfg: ModelConfig, l: number, w: WeightSource) {
 }
 
 /** The weights of a softmax attention sublayer. */
-function softmaxWeights(cfg: ModelConfig, l: number, w: WeightSource) {
+export function softmaxWeights(cfg: ModelConfig, l: number, w: WeightSource) {
   const { hiddenSize: hs, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const p = `model.layers.${l}.self_attn.`;
   return {
@@ -89,11 +89,11 @@ function softmaxWeights(cfg: ModelConfig, l: number, w: WeightSource) {
   };
 }
 
-function routerWeight(cfg: ModelConfig, l: number, w: WeightSource): native.Weight {
+export function routerWeight(cfg: ModelConfig, l: number, w: WeightSource): native.Weight {
   return w.weight(`model.layers.${l}.block_sparse_moe.gate.weight`, [cfg.numExperts, cfg.hiddenSize]);
 }
 
-function expertWeights(cfg: ModelConfig, l: number, e: number, w: WeightSource): native.ExpertWeights {
+export function expertWeights(cfg: ModelConfig, l: number, e: number, w: WeightSource): native.ExpertWeights {
   const { hiddenSize: hs, intermediateSize: f } = cfg;
   const p = `model.layers.${l}.block_sparse_moe.experts.${e}.`;
   return { w1: w.weight(p + "w1.weight", [f, hs]), w3: w.weight(p + "w3.weight", [f, hs]), w2: w.weight(p + "w2.weight", [hs, f]) };

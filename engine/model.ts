@@ -15,6 +15,8 @@ import { InputError } from "./errors.ts";
 import { Generation, type GenerateOptions } from "./generate.ts";
 import { SubStep } from "./substep.ts";
 import { Stepper } from "./stepper.ts";
+import { forwardForBackward, type ForwardForBackwardOptions, type Tape } from "./train/tape.ts";
+import { lossAndGradients, type LossOptions, type LossResult } from "./train/loss.ts";
 
 export interface LoadOptions {
   /** Keep at most this many bytes of weights resident (per-layer streaming for checkpoints larger than memory). */
@@ -276,6 +278,19 @@ export class Model implements WeightSource {
     };
     const result = await this.hooks.with([[filter, record]], () => this.forwardBatch(sequences, options));
     return { ...result, activations };
+  }
+
+  /** The training forward over one sequence or several of different lengths (positions restart per sequence):
+   *  logits, and a tape whose backward(dLogits) gives the gradients of every weight and of the hooked activations
+   *  asked for (engine/train/tape.ts). */
+  forwardForBackward(sequences: ArrayLike<number> | readonly ArrayLike<number>[], options: ForwardForBackwardOptions = {}): Promise<Tape> {
+    return forwardForBackward(this, sequences, options);
+  }
+
+  /** Per-token weighted cross-entropy Σ_t w_t · −log p(ids[t+1] | ids[..t]), its token log-probabilities and its
+   *  gradients, in one forward and one backward pass (engine/train/loss.ts). */
+  lossAndGradients(sequences: ArrayLike<number> | readonly ArrayLike<number>[], options: LossOptions): Promise<LossResult> {
+    return lossAndGradients(this, sequences, options);
   }
 
   /** How many layers currently run as native objects: a forward pass of up to 16 tokens runs every layer that no

@@ -4,30 +4,11 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import * as m1 from "../native/index.ts";
-import { relErr } from "./helpers.ts";
+import { randF32, relErr, rng } from "./helpers.ts";
 
 const TOL = 1e-6;
 
 // ------------------------------------------------------------------ helpers
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randF32(len: number, seed: number, lo = -1, hi = 1): Float32Array {
-  const r = rng(seed);
-  const a = new Float32Array(len);
-  for (let i = 0; i < len; i++) a[i] = lo + (hi - lo) * r();
-  return a;
-}
-
-
 function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, what: string, tol = TOL): void {
   const e = relErr(a, b);
   assert.ok(e < tol, `${what}: relative error ${e.toExponential(3)} >= ${tol}`);

@@ -10,26 +10,15 @@
 //    l = Σ l_s e^(m_s − m), O = Σ O_s e^(m_s − m) / l.
 // With probs: scores of each head are written to probs [heads, n, total], normalised in place, then
 // out = P · V.
-#include "simd.h"
+#include "attention_tiles.h"
 
 namespace m1 {
 namespace M1_NS {
 
 namespace {
-constexpr int64_t BK = 64;           // keys per tile
 constexpr int64_t kRows = 128;       // rows (queries × grouped heads) per block in prefill
 constexpr int64_t kGemmRows = 32;    // from this many rows on, scores come from the transposed-K GEMM
 constexpr int64_t kSplitKeys = 512;  // key range per task when few rows attend to a long cache (L2-sized)
-
-// Kt[c·BK + jj] = K[j0 + jj, g, c] for jj < bk, zero for bk <= jj < BK
-inline void load_kt(const float* kc, int64_t ldkv, int64_t g, int64_t d, int64_t j0, int64_t bk, float* Kt) {
-  for (int64_t jj = 0; jj < bk; jj++) {
-    const float* kr = kc + (j0 + jj) * ldkv + g * d;
-    for (int64_t c = 0; c < d; c++) Kt[c * BK + jj] = kr[c];
-  }
-  for (int64_t c = 0; c < d; c++)
-    for (int64_t jj = bk; jj < BK; jj++) Kt[c * BK + jj] = 0.0f;
-}
 
 inline float row_max(const float* s, int64_t len) {
   float mx = -INFINITY;
@@ -92,6 +81,7 @@ struct Block {
   const float *q, *kc, *vc, *KT;  // KT: transposed K tiles of kv head g (prefill)
   int64_t heads, G, g, d, ldkv, past;
   float scale;
+  float* lse = nullptr;  // if set, [n, heads]: each row's log Σ_j e^(score_j) (kept for the backward pass)
 };
 
 // A block of R rows against keys [j_lo, j_hi) in tiles: unnormalised Ob [R, d], running max m and sum l per row.
@@ -132,12 +122,14 @@ void attend(const Block& b, int64_t t0, int64_t R, int64_t j_lo, int64_t j_hi, f
   }
 }
 
-// out rows of the block = Ob / l
-void store_rows(const Block& b, int64_t t0, int64_t R, const float* Ob, const double* l, float* out) {
+// out rows of the block = Ob / l (and lse = m + log l)
+void store_rows(const Block& b, int64_t t0, int64_t R, const float* Ob, const float* m, const double* l, float* out) {
   for (int64_t r = 0; r < R; r++) {
-    float* o = out + ((t0 + r / b.G) * b.heads + b.g * b.G + r % b.G) * b.d;
+    const int64_t row = (t0 + r / b.G) * b.heads + b.g * b.G + r % b.G;
+    float* o = out + row * b.d;
     memcpy(o, Ob + r * b.d, size_t(b.d) * 4);
     scale_row(o, b.d, float(1.0 / l[r]));
+    if (b.lse) b.lse[row] = float(double(m[r]) + log(l[r]));
   }
 }
 
@@ -162,7 +154,7 @@ void attention_prefill(Block b, int64_t n, int64_t kvh, float* out) {
       float* m = scratch(6, 3 * R + 1);
       double* l = reinterpret_cast<double*>(m + R + (R & 1));  // 8-byte aligned
       attend(bg, t0, R, 0, b.past + t0 + R / b.G, Ob, m, l);
-      store_rows(bg, t0, R, Ob, l, out);
+      store_rows(bg, t0, R, Ob, m, l, out);
     }
   });
 }
@@ -271,7 +263,7 @@ void attention_decode(Block b, int64_t n, int64_t kvh, float* out) {
         m0[r] = mx;
       }
     }
-    store_rows(bg, 0, R, O0, l0, out);
+    store_rows(bg, 0, R, O0, m0, l0, out);
   }
 }
 
@@ -326,6 +318,16 @@ void attention(const float* q, const float* kc, const float* vc, int64_t n, int6
   const Block b{q, kc, vc, nullptr, heads, heads / kv_heads, 0, d, kv_heads * d, total - n, scale};
   if (n * b.G < kGemmRows) attention_decode(b, n, kv_heads, out);
   else attention_prefill(b, n, kv_heads, out);
+}
+
+// Self-attention of n tokens (k, v [n, kv_heads, d]) through the prefill path, keeping each row's
+// log-sum-exp lse [n, heads] of the scaled scores for attention_backward.
+void attention_lse(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t kv_heads,
+                   int64_t d, float scale, float* out, float* lse) {
+  if (n <= 0 || heads <= 0 || d <= 0) return;
+  Block b{q, k, v, nullptr, heads, heads / kv_heads, 0, d, kv_heads * d, 0, scale};
+  b.lse = lse;
+  attention_prefill(b, n, kv_heads, out);
 }
 
 }  // namespace M1_NS

@@ -4,6 +4,7 @@
 //  - n <= 64 (AVX2: 32): x transposed once, W read in place, broadcast against XT in registers.
 //  - otherwise: BLIS-like. W panels of NR rows × KC cols are converted to f32 and packed k-major,
 //    an MR × NR register-blocked outer-product micro-kernel runs over the rows of x.
+// The backward products (dx = dy · W, dW += dyᵀ · x) run on the same packed path with other packers.
 // Also the small single-threaded row-major gemm_nn used by attention and lightning attention.
 #include "simd.h"
 
@@ -455,19 +456,12 @@ static void pack_panel(const WeightView& w, int64_t j, int64_t nr, int64_t k0, i
   else pack_panel_t<kF16>(w, j, nr, k0, kc, dst);
 }
 
-void matmul(const float* x, int64_t M, const WeightView& w, float* out) {
-  const int64_t N = w.rows, K = w.cols;
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    memset(out, 0, size_t(M * N) * 4);
-    return;
-  }
-  if (M <= kDotRows) {
-    if (w.dtype == kF32) return dot_path<kF32>(x, M, w, out);
-    if (w.dtype == kBF16) return dot_path<kBF16>(x, M, w, out);
-    return dot_path<kF16>(x, M, w, out);
-  }
-  if (M <= kXtMaxRows) return small_m(x, M, w, out);
+// C[M, N] = beta·C + A[M, K] · B[K, N] with B given by its packer: pack(j, nr, k0, kc, dst) writes
+// dst[kk·NR + jj] = B[k0 + kk, j + jj] as f32 (zero for jj >= nr). Threads split the columns into blocks of
+// up to 8 panels, and the rows too when there are few column blocks.
+template <class Pack>
+static void packed_gemm(const float* A, int64_t lda, int64_t M, int64_t N, int64_t K, Pack pack, float* C,
+                        int64_t ldc, float beta) {
   const int64_t T = num_threads();
   const int64_t panels = cdiv(N, NR);
   // panels per task: enough tasks for load balance, at most 8 panels (NC = 8·NR)
@@ -481,7 +475,7 @@ void matmul(const float* x, int64_t M, const WeightView& w, float* out) {
   msplit = cdiv(M, mchunk);
 
   parallel_for(ntn * msplit, 1, [&](int64_t lo, int64_t hi) {
-    float* pack = scratch(0, KC * NC);
+    float* packed = scratch(0, KC * NC);
     for (int64_t task = lo; task < hi; task++) {
       const int64_t tn = task % ntn, tm = task / ntn;
       const int64_t j0 = tn * NC, j1 = imin(N, j0 + NC);
@@ -491,23 +485,88 @@ void matmul(const float* x, int64_t M, const WeightView& w, float* out) {
         const int64_t kc = imin(KC, K - pc);
         for (int64_t p = 0; p < np; p++) {
           const int64_t j = j0 + p * NR;
-          pack_panel(w, j, imin(NR, j1 - j), pc, kc, pack + p * kc * NR);
+          pack(j, imin(NR, j1 - j), pc, kc, packed + p * kc * NR);
         }
-        const float beta = pc == 0 ? 0.0f : 1.0f;
+        const float b = pc == 0 ? beta : 1.0f;
         for (int64_t ic = i0; ic < i1; ic += MC) {
           const int64_t ie = imin(i1, ic + MC);
           for (int64_t p = 0; p < np; p++) {
             const int64_t j = j0 + p * NR;
             const int64_t nr = imin(NR, j1 - j);
-            const float* bp = pack + p * kc * NR;
+            const float* bp = packed + p * kc * NR;
             for (int64_t i = ic; i < ie; i += MR) {
-              tile(imin(MR, ie - i), nr, kc, x + i * K + pc, K, bp, NR, out + i * N + j, N, beta);
+              tile(imin(MR, ie - i), nr, kc, A + i * lda + pc, lda, bp, NR, C + i * ldc + j, ldc, b);
             }
           }
         }
       }
     }
   });
+}
+
+void matmul(const float* x, int64_t M, const WeightView& w, float* out) {
+  const int64_t N = w.rows, K = w.cols;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    memset(out, 0, size_t(M * N) * 4);
+    return;
+  }
+  if (M <= kDotRows) {
+    if (w.dtype == kF32) return dot_path<kF32>(x, M, w, out);
+    if (w.dtype == kBF16) return dot_path<kBF16>(x, M, w, out);
+    return dot_path<kF16>(x, M, w, out);
+  }
+  if (M <= kXtMaxRows) return small_m(x, M, w, out);
+  packed_gemm(
+      x, K, M, N, K, [&](int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) { pack_panel(w, j, nr, k0, kc, dst); },
+      out, N, 0.0f);
+}
+
+// ---------------------------------------------------------------- backward products
+// dst[kk·NR + jj] = W[k0 + kk, j + jj] as f32: rows of W are already k-major, so a panel is row pieces.
+static void pack_rows(const WeightView& w, int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) {
+  for (int64_t kk = 0; kk < kc; kk++) {
+    float* d = dst + kk * NR;
+    convert_row(w, k0 + kk, j, nr, d);
+    for (int64_t jj = nr; jj < NR; jj++) d[jj] = 0.0f;
+  }
+}
+
+// dx[n, w.cols] = beta·dx + dy[n, w.rows] · W: the input gradient of out = x · Wᵀ.
+void matmul_dx(const float* dy, int64_t n, const WeightView& w, float* dx, float beta) {
+  if (n <= 0 || w.cols <= 0) return;
+  if (w.rows <= 0) {
+    for (int64_t i = 0; i < n * w.cols; i++) dx[i] = beta == 0.0f ? 0.0f : beta * dx[i];
+    return;
+  }
+  packed_gemm(
+      dy, w.rows, n, w.cols, w.rows,
+      [&](int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) { pack_rows(w, j, nr, k0, kc, dst); }, dx, w.cols,
+      beta);
+}
+
+// dw[rows, cols] += dy[n, rows]ᵀ · x[n, cols]: the weight gradient of out = x · Wᵀ, summed over the n rows.
+// dyᵀ is formed once (rows × n floats) so that the product runs on the packed micro-kernel.
+void matmul_dw(const float* dy, const float* x, int64_t n, int64_t rows, int64_t cols, float* dw) {
+  if (n <= 0 || rows <= 0 || cols <= 0) return;
+  float* dyt = static_cast<float*>(aalloc(size_t(rows * n) * 4 + 64));
+  if (!dyt) {
+    fprintf(stderr, "m1native: out of memory (%lld bytes for a weight gradient)\n", (long long)(rows * n * 4));
+    abort();
+  }
+  constexpr int64_t TB = 64;  // transposed in TB × TB tiles
+  parallel_for(cdiv(rows, TB), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t r0 = lo * TB; r0 < imin(rows, hi * TB); r0 += TB)
+      for (int64_t t0 = 0; t0 < n; t0 += TB)
+        for (int64_t r = r0; r < imin(rows, r0 + TB); r++)
+          for (int64_t t = t0; t < imin(n, t0 + TB); t++) dyt[r * n + t] = dy[t * rows + r];
+  });
+  const WeightView xv{x, kF32, n, cols};
+  packed_gemm(
+      dyt, n, rows, cols, n,
+      [&](int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) { pack_rows(xv, j, nr, k0, kc, dst); }, dw, cols,
+      1.0f);
+  afree(dyt);
 }
 
 }  // namespace M1_NS

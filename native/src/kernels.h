@@ -46,6 +46,33 @@ struct KernelTable {
                     int64_t kv_heads, int64_t d, float scale, float* out, float* probs);
   void (*router_topk)(const float* logits, int64_t n, int64_t experts, int64_t k, int32_t* idx, float* weights);
   void (*weighted_sum)(const float* slots, const float* weights, int64_t n, int64_t k, int64_t dim, float* out);
+  // ---- training: self-attention of n tokens keeping each row's log-sum-exp lse [n, heads] (prefill path)
+  void (*attention_lse)(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t kv_heads,
+                        int64_t d, float scale, float* out, float* lse);
+  // ---- backward ops (the gradients of the inputs from dy, the gradient of the output; weight gradients are
+  // added to). dx[n, w.cols] = beta·dx + dy[n, w.rows] · W
+  void (*matmul_dx)(const float* dy, int64_t n, const WeightView& w, float* dx, float beta);
+  // dw[rows, cols] += dy[n, rows]ᵀ · x[n, cols]
+  void (*matmul_dw)(const float* dy, const float* x, int64_t n, int64_t rows, int64_t cols, float* dw);
+  void (*rmsnorm_backward)(const float* x, const float* dy, int64_t n, int64_t dim, const float* weight, double eps,
+                           float* dx, float* dweight);
+  void (*silu_backward)(const float* x, const float* dy, float* dx, int64_t len);
+  // y = sigmoid(x), the forward's output
+  void (*sigmoid_backward)(const float* y, const float* dy, float* dx, int64_t len);
+  void (*swiglu_backward)(const float* gate, const float* up, const float* dy, float* dgate, float* dup, int64_t len);
+  void (*embedding_backward)(const int32_t* ids, int64_t n, int64_t dim, const float* dy, float* dtable);
+  void (*router_topk_backward)(const float* logits, int64_t n, int64_t experts, int64_t k, const int32_t* idx,
+                               const float* dweights, float* dlogits);
+  // logprobs[t] = log softmax(logits[t])[targets[t]]; dlogits = ∂(Σ_t −weights[t]·logprobs[t]) / ∂logits
+  void (*cross_entropy)(const float* logits, int64_t n, int64_t vocab, const int32_t* targets, const float* weights,
+                        float* logprobs, float* dlogits);
+  // from a zero initial state; dq, dk, dv in the layout of q, k, v (ld, hs); dout [n, heads, d]
+  void (*lightning_backward)(const float* q, const float* k, const float* v, int64_t ld, int64_t hs, const float* dout,
+                             int64_t n, int64_t heads, int64_t d, const float* slopes, int64_t block, float* dq,
+                             float* dk, float* dv);
+  void (*attention_backward)(const float* q, const float* k, const float* v, const float* o, const float* dout,
+                             const float* lse, int64_t n, int64_t heads, int64_t kv_heads, int64_t d, float scale,
+                             float* dq, float* dk, float* dv);
   // benchmark ceilings: FLOPs of tasks × iters rounds of independent FMAs (on the pool), the same with
   // VDPBF16PS (0 without it); a parallel sum and a parallel memcpy
   double (*fma_peak)(int64_t tasks, int64_t iters);

@@ -16,17 +16,21 @@ constexpr int64_t RB = 64;  // query rows per intra-block step (only the causal 
 }
 
 namespace {
-// One block of m <= B tokens of head h from t0 on: out rows and the state S of the head (pw[i] = λ^i).
-void block(const float* q, const float* k, const float* v, int64_t ld, int64_t hs, int64_t ldo, int64_t h, int64_t d,
-           double s, const float* pw, int64_t t0, int64_t m, float* S, float* out) {
+// Rows of one head's operand: row i at p + i·ld (ld < 0 walks the sequence backwards).
+struct Rows {
+  const float* p;
+  int64_t ld;
+  Rows at(int64_t t) const { return {p + t * ld, ld}; }
+};
+
+// One block of m <= B tokens of one head (rows from the block's first token): out rows O (row i at O + i·ldo)
+// and the head's state S (pw[i] = λ^i).
+void block(Rows Q, Rows K, Rows Vb, float* O, int64_t ldo, int64_t d, double s, const float* pw, int64_t m,
+           float* S) {
   float* Kt = scratch(3, d * m);
   float* A = scratch(4, m * m);
-  const float* Q = q + t0 * ld + h * hs;
-  const float* K = k + t0 * ld + h * hs;
-  const float* Vb = v + t0 * ld + h * hs;
-  float* O = out + t0 * ldo + h * d;
   // inter-block: O = (Q S) ⊙ q_decay
-  gemm_nn(m, d, d, Q, ld, S, d, O, ldo, 0.0f);
+  gemm_nn(m, d, d, Q.p, Q.ld, S, d, O, ldo, 0.0f);
   for (int64_t i = 0; i < m; i++) {
     float* o = O + i * ldo;
     const float f = pw[i + 1];
@@ -34,18 +38,18 @@ void block(const float* q, const float* k, const float* v, int64_t ld, int64_t h
   }
   // Kt = Kᵀ [d, m]
   for (int64_t j = 0; j < m; j++)
-    for (int64_t a = 0; a < d; a++) Kt[a * m + j] = K[j * ld + a];
+    for (int64_t a = 0; a < d; a++) Kt[a * m + j] = K.p[j * K.ld + a];
   // intra-block: O += ((Q Kᵀ) ⊙ diag) V, row block by row block, causal columns only
   for (int64_t i0 = 0; i0 < m; i0 += RB) {
     const int64_t mb = imin(RB, m - i0), w = i0 + mb;
     float* Ar = A + i0 * m;
-    gemm_nn(mb, w, d, Q + i0 * ld, ld, Kt, m, Ar, m, 0.0f);
+    gemm_nn(mb, w, d, Q.p + i0 * Q.ld, Q.ld, Kt, m, Ar, m, 0.0f);
     for (int64_t i = i0; i < w; i++) {
       float* row = A + i * m;
       for (int64_t j = 0; j <= i; j++) row[j] *= pw[i - j];
       for (int64_t j = i + 1; j < w; j++) row[j] = 0.0f;
     }
-    gemm_nn(mb, d, w, Ar, m, Vb, ld, O + i0 * ldo, ldo, 1.0f);
+    gemm_nn(mb, d, w, Ar, m, Vb.p, Vb.ld, O + i0 * ldo, ldo, 1.0f);
   }
   // state: S = λ^m S + (K ⊙ k_decay)ᵀ V. λ^m is applied as hi + lo so that it does not
   // compound an f32 rounding once per block.
@@ -62,7 +66,18 @@ void block(const float* q, const float* k, const float* v, int64_t ld, int64_t h
     fma(vh, x, vl * x).store(S + e);
   }
   for (; e < d * d; e++) S[e] = lm_hi * S[e] + lm_lo * S[e];
-  gemm_nn(d, d, m, Kt, m, Vb, ld, S, d, 1.0f);
+  gemm_nn(d, d, m, Kt, m, Vb.p, Vb.ld, S, d, 1.0f);
+}
+
+// pw[i] = λ^i = exp(−s·i) for i = 0..B
+void decay_powers(double s, int64_t B, float* pw) {
+  for (int64_t i = 0; i <= B; i++) pw[i] = float(exp(-s * double(i)));
+}
+
+// The whole sequence of n tokens of one head in blocks of B, state S carried across blocks.
+void scan(Rows Q, Rows K, Rows Vb, float* O, int64_t ldo, int64_t n, int64_t d, double s, const float* pw,
+          int64_t B, float* S) {
+  for (int64_t t0 = 0; t0 < n; t0 += B) block(Q.at(t0), K.at(t0), Vb.at(t0), O + t0 * ldo, ldo, d, s, pw, imin(B, n - t0), S);
 }
 }  // namespace
 
@@ -74,14 +89,12 @@ void lightning_prefill(const float* q, const float* k, const float* v, int64_t l
   const int64_t ldo = heads * d;
   parallel_for(heads, cdiv(heads, num_threads()), [&](int64_t lo, int64_t hi) {
     float* pw = scratch(5, (hi - lo) * (B + 1));  // λ_h^i, i = 0..B, per head
-    for (int64_t h = lo; h < hi; h++) {
-      const double s = double(slopes[h]);
-      for (int64_t i = 0; i <= B; i++) pw[(h - lo) * (B + 1) + i] = float(exp(-s * double(i)));
-    }
+    for (int64_t h = lo; h < hi; h++) decay_powers(double(slopes[h]), B, pw + (h - lo) * (B + 1));
     for (int64_t t0 = 0; t0 < n; t0 += B) {
       for (int64_t h = lo; h < hi; h++) {
-        block(q, k, v, ld, hs, ldo, h, d, double(slopes[h]), pw + (h - lo) * (B + 1), t0, imin(B, n - t0),
-              state + h * d * d, out);
+        const int64_t off = t0 * ld + h * hs;
+        block({q + off, ld}, {k + off, ld}, {v + off, ld}, out + t0 * ldo + h * d, ldo, d, double(slopes[h]),
+              pw + (h - lo) * (B + 1), imin(B, n - t0), state + h * d * d);
       }
     }
   });
@@ -137,6 +150,38 @@ void lightning_step(const float* q, const float* k, const float* v, int64_t ld, 
           if (c0 + 4 * V::W <= d) step_cols<true>(q + off, k + off, v + off, lam_hi, lam_lo, S, d, c0, o);
           else step_cols<false>(q + off, k + off, v + off, lam_hi, lam_lo, S, d, c0, o);
         }
+      }
+    }
+  });
+}
+
+// Backward of lightning_prefill from a zero initial state. With o_t = Σ_{s≤t} λ^{t−s} (q_t·k_s) v_s:
+//   dq_t = Σ_{s≤t} λ^{t−s} (do_t·v_s) k_s   — the forward scan with (q, k, v) = (do, v, k)
+//   dk_s = Σ_{t≥s} λ^{t−s} (v_s·do_t) q_t   — the forward scan over the reversed sequence with (v, do, q)
+//   dv_s = Σ_{t≥s} λ^{t−s} (k_s·q_t) do_t   — the same with (k, q, do)
+// The reversed scans carry the state gradient dS backwards across blocks; within a block the decay tables
+// weight the intra-block terms. dq, dk, dv are written in the layout of q, k, v (ld, hs); dout is [n, heads, d].
+void lightning_backward(const float* q, const float* k, const float* v, int64_t ld, int64_t hs, const float* dout,
+                        int64_t n, int64_t heads, int64_t d, const float* slopes, int64_t B, float* dq, float* dk,
+                        float* dv) {
+  if (heads <= 0 || d <= 0 || n <= 0) return;
+  const int64_t ldo = heads * d;
+  parallel_for(3 * heads, 1, [&](int64_t lo, int64_t hi) {
+    float* pw = scratch(5, B + 1);
+    float* S = scratch(6, d * d);
+    for (int64_t item = lo; item < hi; item++) {
+      const int64_t h = item / 3, which = item % 3;
+      const double s = double(slopes[h]);
+      decay_powers(s, B, pw);
+      memset(S, 0, size_t(d * d) * 4);
+      const int64_t last = n - 1;
+      if (which == 0) {
+        scan({dout + h * d, ldo}, {v + h * hs, ld}, {k + h * hs, ld}, dq + h * hs, ld, n, d, s, pw, B, S);
+      } else {
+        const Rows rq{q + last * ld + h * hs, -ld}, rk{k + last * ld + h * hs, -ld}, rv{v + last * ld + h * hs, -ld};
+        const Rows rdo{dout + last * ldo + h * d, -ldo};
+        if (which == 1) scan(rv, rdo, rq, dk + last * ld + h * hs, -ld, n, d, s, pw, B, S);
+        else scan(rk, rq, rdo, dv + last * ld + h * hs, -ld, n, d, s, pw, B, S);
       }
     }
   });

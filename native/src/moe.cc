@@ -17,16 +17,7 @@ constexpr int64_t kExpertRows = 128;  // rows per expert per chunk, on average, 
 
 thread_local Buf tl_xs, tl_h1, tl_h3, tl_y, tl_slots;
 
-struct Group {
-  int64_t e, begin, rows;  // expert, first entry in `order`, number of slots
-};
-
-// Rows of the slots in `order` [begin, begin + rows) gathered from x.
-void gather(const float* x, int64_t hidden, const int64_t* order, int64_t k, int64_t rows, float* xs) {
-  parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, hidden)), [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; r++) std::memcpy(xs + r * hidden, x + (order[r] / k) * hidden, size_t(hidden) * 4);
-  });
-}
+using Group = ExpertGroup;
 
 void scatter(const float* y, int64_t hidden, const int64_t* order, int64_t rows, int64_t s0, float* slots) {
   parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, hidden)), [&](int64_t lo, int64_t hi) {
@@ -68,13 +59,38 @@ void few_rows(const KernelTable& K, const std::vector<Group>& groups, const Expe
 
 }  // namespace
 
+void gather_slots(const float* x, int64_t hidden, const int64_t* order, int64_t k, int64_t rows, float* xs) {
+  parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, hidden)), [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; r++) std::memcpy(xs + r * hidden, x + (order[r] / k) * hidden, size_t(hidden) * 4);
+  });
+}
+
+int64_t group_by_expert(const int32_t* idx, int64_t s0, int64_t ns, int64_t num_experts, std::vector<int64_t>& order,
+                        std::vector<ExpertGroup>& groups) {
+  // counting sort of the slots by expert
+  std::vector<int64_t> start(size_t(num_experts) + 1, 0);
+  for (int64_t s = s0; s < s0 + ns; s++) start[size_t(idx[s]) + 1]++;
+  for (int64_t e = 0; e < num_experts; e++) start[size_t(e) + 1] += start[size_t(e)];
+  order.assign(size_t(ns), 0);
+  std::vector<int64_t> fill(start.begin(), start.end() - 1);
+  for (int64_t s = s0; s < s0 + ns; s++) order[size_t(fill[size_t(idx[s])]++)] = s;
+  groups.clear();
+  int64_t most = 0;
+  for (int64_t e = 0; e < num_experts; e++) {
+    const int64_t rows = start[size_t(e) + 1] - start[size_t(e)];
+    if (rows) groups.push_back({e, start[size_t(e)], rows});
+    most = std::max(most, rows);
+  }
+  return most;
+}
+
 void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                  const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
                  float* out) {
   if (n == 0 || k == 0 || hidden == 0) return;
   int64_t F = 0;
   for (int64_t s = 0; s < n * k; s++) F = std::max(F, experts[idx[s]]->w1.rows);
-  std::vector<int64_t> start(size_t(num_experts) + 1), order;
+  std::vector<int64_t> order;
   std::vector<Group> groups;
   // large chunks give each expert many rows per GEMM; the slot buffer bounds them, but never below kExpertRows
   // rows per expert on average (with many experts of a wide model, a 16 MiB chunk would leave each a few dozen
@@ -82,23 +98,10 @@ void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden
   const int64_t chunk = std::max({int64_t(256), kChunkFloats / (k * hidden), kExpertRows * num_experts / k});
   for (int64_t t0 = 0; t0 < n; t0 += chunk) {
     const int64_t nc = std::min(chunk, n - t0), s0 = t0 * k, ns = nc * k;
-    // counting sort of the chunk's slots by expert
-    std::fill(start.begin(), start.end(), 0);
-    for (int64_t s = s0; s < s0 + ns; s++) start[size_t(idx[s]) + 1]++;
-    for (int64_t e = 0; e < num_experts; e++) start[size_t(e) + 1] += start[size_t(e)];
-    order.assign(size_t(ns), 0);
-    std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (int64_t s = s0; s < s0 + ns; s++) order[size_t(fill[size_t(idx[s])]++)] = s;
-    groups.clear();
-    int64_t most = 0;
-    for (int64_t e = 0; e < num_experts; e++) {
-      const int64_t rows = start[size_t(e) + 1] - start[size_t(e)];
-      if (rows) groups.push_back({e, start[size_t(e)], rows});
-      most = std::max(most, rows);
-    }
+    const int64_t most = group_by_expert(idx, s0, ns, num_experts, order, groups);
     float* ys = slots ? slots + s0 * hidden : tl_slots.get(ns * hidden);
     float* xs = tl_xs.get(ns * hidden);
-    gather(x, hidden, order.data(), k, ns, xs);
+    gather_slots(x, hidden, order.data(), k, ns, xs);
     if (most <= kDotRows) {
       float* h1 = tl_h1.get(ns * F);
       float* h3 = tl_h3.get(ns * F);

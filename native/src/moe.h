@@ -6,6 +6,8 @@
 #pragma once
 #include <stdint.h>
 
+#include <vector>
+
 #include "kernels.h"
 
 namespace m1 {
@@ -16,11 +18,40 @@ struct ExpertView {
   WeightView w2;  // down [hidden, F]
 };
 
+// The slots (token, rank) of one expert, as a range of an order of slots sorted by expert.
+struct ExpertGroup {
+  int64_t e, begin, rows;  // expert, first entry in `order`, number of slots
+};
+
+// Sorts slots [s0, s0 + ns) of idx by expert (order: slot numbers t·k + j) into the non-empty groups; returns
+// the most slots of one expert.
+int64_t group_by_expert(const int32_t* idx, int64_t s0, int64_t ns, int64_t num_experts, std::vector<int64_t>& order,
+                        std::vector<ExpertGroup>& groups);
+
+// xs[r] = x[order[r] / k] for r < rows (the token row of each slot)
+void gather_slots(const float* x, int64_t hidden, const int64_t* order, int64_t k, int64_t rows, float* xs);
+
 // x [n, hidden]; idx [n, k]; experts[e] is non-null for every routed e (validated by the caller).
 // slots != null: slots[t, j, :] = y of (t, idx[t, j]).
 // out != null: out[t, :] = Σ_j weights[t, j] · y(t, j), bit-identical to slots followed by weighted_sum.
 void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                  const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
                  float* out);
+
+}  // namespace m1
+
+namespace m1 {
+
+// Gradient of moe_experts' out = Σ_j weights[t, j] · y(t, j) from dout [n, hidden], expert by expert over all
+// of its rows (the hidden activations are recomputed): dx [n, hidden] (written), dweights [n, k] (written),
+// and per routed expert e, grads[e] = { dW1, dW3, dW2 } f32 in the weights' shapes (added to).
+struct ExpertGrads {
+  float* w1;
+  float* w3;
+  float* w2;
+};
+void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
+                  const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts,
+                  const float* dout, float* dx, float* dweights, const ExpertGrads* grads);
 
 }  // namespace m1

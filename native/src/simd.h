@@ -316,6 +316,26 @@ void attention(const float* q, const float* kc, const float* vc, int64_t n, int6
                int64_t kv_heads, int64_t d, float scale, float* out, float* probs);
 void router_topk(const float* logits, int64_t n, int64_t experts, int64_t k, int32_t* idx, float* weights);
 void weighted_sum(const float* slots, const float* weights, int64_t n, int64_t k, int64_t dim, float* out);
+void attention_lse(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t kv_heads,
+                   int64_t d, float scale, float* out, float* lse);
+void matmul_dx(const float* dy, int64_t n, const WeightView& w, float* dx, float beta);
+void matmul_dw(const float* dy, const float* x, int64_t n, int64_t rows, int64_t cols, float* dw);
+void rmsnorm_backward(const float* x, const float* dy, int64_t n, int64_t dim, const float* weight, double eps,
+                      float* dx, float* dweight);
+void silu_backward(const float* x, const float* dy, float* dx, int64_t len);
+void sigmoid_backward(const float* y, const float* dy, float* dx, int64_t len);
+void swiglu_backward(const float* gate, const float* up, const float* dy, float* dgate, float* dup, int64_t len);
+void embedding_backward(const int32_t* ids, int64_t n, int64_t dim, const float* dy, float* dtable);
+void router_topk_backward(const float* logits, int64_t n, int64_t experts, int64_t k, const int32_t* idx,
+                          const float* dweights, float* dlogits);
+void cross_entropy(const float* logits, int64_t n, int64_t vocab, const int32_t* targets, const float* weights,
+                   float* logprobs, float* dlogits);
+void lightning_backward(const float* q, const float* k, const float* v, int64_t ld, int64_t hs, const float* dout,
+                        int64_t n, int64_t heads, int64_t d, const float* slopes, int64_t block, float* dq, float* dk,
+                        float* dv);
+void attention_backward(const float* q, const float* k, const float* v, const float* o, const float* dout,
+                        const float* lse, int64_t n, int64_t heads, int64_t kv_heads, int64_t d, float scale, float* dq,
+                        float* dk, float* dv);
 double fma_peak(int64_t tasks, int64_t iters);
 double bf16_dot_peak(int64_t tasks, int64_t iters);
 double read_sum(const float* src, int64_t len);
