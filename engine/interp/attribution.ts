@@ -19,7 +19,7 @@ import { Tensor } from "../tensor.ts";
 import { InputError } from "../errors.ts";
 import { Figure } from "../figure.ts";
 import { DISPLAY, htmlBundle, escapeHtml, type MimeBundle } from "../display.ts";
-import { tokenText } from "../analysis/tokens.ts";
+import { tokenText, tokenId } from "../analysis/tokens.ts";
 import { expertContributions } from "./experts.ts";
 
 /** A token (id or its text), or a pair [a, b] for the logit difference a − b. */
@@ -58,7 +58,7 @@ export class LogitAttribution {
     if (!(Number.isInteger(position) && position >= 0 && position < trace.tokens)) {
       throw new InputError(`position ${position} is outside the ${trace.tokens} positions of the trace`);
     }
-    const [good, bad] = (Array.isArray(target) ? target : [target, null]).map((t) => (t === null ? null : tokenId(trace, t)));
+    const [good, bad] = (Array.isArray(target) ? target : [target, null]).map((t) => (t === null ? null : tokenId(model, t)));
     const row = (name: string, width = hs) => trace.get(name).toFloat32().subarray(position * width, (position + 1) * width);
     const unembed = (id: number) => rowOf(model.weight("lm_head.weight", [vocab, hs]), id);
 
@@ -241,17 +241,4 @@ function perHead(x: Float32Array, nh: number, d: number, w: native.Weight): Floa
 function rowOf(w: native.Weight, r: number): Float32Array {
   const cols = w.shape[1];
   return new Tensor(w.dtype, [cols], w.data.subarray(r * cols, (r + 1) * cols) as Float32Array).toFloat32();
-}
-
-function tokenId(trace: Trace, t: number | string): number {
-  const vocab = trace.model.config.vocabSize;
-  if (typeof t === "number") {
-    if (!(Number.isInteger(t) && t >= 0 && t < vocab)) throw new InputError(`target token id ${t} is outside the vocabulary [0, ${vocab})`);
-    return t;
-  }
-  const tok = trace.model.tokenizer;
-  if (!tok) throw new InputError(`the checkpoint has no tokenizer: give the target token "${t}" as an id`);
-  const ids = tok.encode(t, { addSpecialTokens: false });
-  if (ids.length !== 1) throw new InputError(`target "${t}" is ${ids.length} tokens, not one`);
-  return ids[0];
 }

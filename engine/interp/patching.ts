@@ -15,9 +15,7 @@ import { InputError } from "../errors.ts";
 import { tokenLabels } from "../analysis/tokens.ts";
 import { PatchingResult } from "./result.ts";
 import { expertContributions } from "./experts.ts";
-
-/** A number computed from the logits of the last position ([vocab]); larger means "more like the clean run". */
-export type Metric = (lastLogits: Float32Array) => number;
+import type { Metric } from "./metric.ts";
 
 /** One patched run: where it starts, its cache at that point, and the edits its hooks make to its own rows. */
 interface PatchedRun {
@@ -44,8 +42,9 @@ export class ActivationPatching {
     readonly cleanIds: number[],
     readonly corruptedIds: number[],
     readonly metric: Metric,
-    private readonly cleanActs: Map<string, Tensor>,
-    private readonly corruptActs: Map<string, Tensor>,
+    /** every activation of the clean and of the corrupted run, by hook name */
+    readonly cleanActs: ReadonlyMap<string, Tensor>,
+    readonly corruptActs: ReadonlyMap<string, Tensor>,
     /** caches after p tokens of each prompt, p = 0 .. n-1 */
     private readonly cleanPrefix: ModelCache[],
     private readonly corruptPrefix: ModelCache[],
@@ -192,7 +191,7 @@ export class ActivationPatching {
   }
 
   /** The layers whose blocks have hook `blocks.{l}.${hook}`. */
-  private layersWith(hook: string): number[] {
+  layersWith(hook: string): number[] {
     const known = new Set(hookNames(this.model.config.layerTypes));
     const layers = this.model.config.layerTypes.flatMap((_, l) => (known.has(`blocks.${l}.${hook}`) ? [l] : []));
     if (layers.length === 0) {
@@ -202,7 +201,7 @@ export class ActivationPatching {
     return layers;
   }
 
-  private layerLabel(l: number): string {
+  layerLabel(l: number): string {
     return `${l} ${this.model.config.layerTypes[l]}`;
   }
 
