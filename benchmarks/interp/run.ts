@@ -1,14 +1,15 @@
 // `node --import tsx benchmarks/interp/run.ts [--threads T] [--tries N]`: the interpretability methods' speed on
 // mini-80k. (1) A batched forward of 32 prompts × 64 tokens (one packed pass) against the same prompts one forward
 // call at a time, in tokens/s. (2) A full (layer × position) residual patching sweep (hook_resid_pre) on a
-// 32-token prompt, preparation included. Prints a Markdown table and writes benchmarks/interp/RESULTS.md.
+// 32-token prompt, preparation included, and attribution patching's estimate of every hook point at once (one forward
+// and one backward pass). Prints a Markdown table and writes benchmarks/interp/RESULTS.md.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import * as native from "../../native/index.ts";
-import { Model, Rng, ActivationPatching } from "../../engine/index.ts";
+import { Model, Rng, ActivationPatching, AttributionPatching } from "../../engine/index.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MINI = path.join(HERE, "..", "..", "engine", "checkpoints", "mini-80k");
@@ -52,6 +53,8 @@ corrupted[14] = ids[14] === ids[13] ? ids[12] : ids[13]; // a's last digit repla
 const [x, y] = [ids[14], corrupted[14]];
 const metric = (logits: Float32Array) => logits[x] - logits[y];
 const sweep = await best(async () => (await ActivationPatching.prepare(model, ids, corrupted, metric)).positions("hook_resid_pre"));
+const patching = await ActivationPatching.prepare(model, ids, corrupted, metric);
+const attribution = await best(() => AttributionPatching.compute(patching));
 
 const load = os.loadavg()[0].toFixed(2);
 const rows = [
@@ -59,6 +62,7 @@ const rows = [
   ["the same prompts one forward call each", `${(tokens / oneByOne).toFixed(0)} tok/s (${(oneByOne * 1000).toFixed(0)} ms)`],
   ["speed-up of the batch", `${(oneByOne / batched).toFixed(2)}x (target ≥ 4x)`],
   [`residual patching sweep, ${model.config.numLayers} layers × 32 positions, preparation included`, `${sweep.toFixed(2)} s (target < 5 s)`],
+  ["attribution patching: gradients at every hook point (one forward + backward of the 32 tokens)", `${(attribution * 1000).toFixed(0)} ms`],
 ];
 const table = ["| measurement | result |", "|---|---|", ...rows.map((r) => `| ${r[0]} | ${r[1]} |`)].join("\n");
 const cpu = native.cpuInfo();
