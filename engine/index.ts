@@ -3,6 +3,8 @@ export { Model, type LoadOptions, type ForwardOptions, type ForwardResult, type 
 export { Generation, type GenerateOptions, type GeneratedToken, type GenerationResult, type StopReason } from "./generate.ts";
 export { Sampler, Rng, argmax, type SamplingOptions } from "./sampling.ts";
 export { ModelCache, KvCache } from "./cache.ts";
+export { Tape, type ForwardForBackwardOptions, type Gradients } from "./train/tape.ts";
+export { type LossOptions, type LossResult } from "./train/loss.ts";
 export { HookSet, ActivationCache, hookNames, bySequence, type HookFn, type HookContext, type HookFilter, type SequenceRows } from "./hooks.ts";
 export { Checkpoint, type TensorInfo } from "./checkpoint.ts";
 export { SafetensorsFile, writeSafetensors } from "./safetensors.ts";

@@ -36,7 +36,7 @@ interface BackwardBinding {
     lse: Float32Array, n: number, heads: number, kvHeads: number, d: number, scale: number): [Float32Array, Float32Array, Float32Array];
   moeBackward(x: Float32Array, n: number, hidden: number, idx: Int32Array, weights: Float32Array, k: number,
     experts: ReadonlyArray<ExpertWeights | null | undefined>, dout: Float32Array,
-    grads: ReadonlyArray<ExpertGradients | null | undefined>): [Float32Array, Float32Array];
+    grads: ReadonlyArray<ExpertGradients | null | undefined>, slots?: Float32Array, gateUp?: Float32Array): [Float32Array, Float32Array];
 }
 
 // the addon that native/index.ts loaded (require caches it), seen through its backward entry points
@@ -122,10 +122,11 @@ export function attentionBackward(q: Float32Array, k: Float32Array, v: Float32Ar
 }
 
 /** The routed SwiGLU experts (moe): dx [n, hidden] and dweights [n, k] from dout; the weight gradients of every routed
- *  expert are added into grads[e]. Expert by expert, the hidden activations recomputed. */
+ *  expert are added into grads[e]. Expert by expert; the experts' forward products are read from `kept` (moeExperts'
+ *  slots and gateUp) when given, else recomputed. */
 export function moeBackward(x: Float32Array, n: number, hidden: number, idx: Int32Array, weights: Float32Array, k: number,
   experts: ReadonlyArray<ExpertWeights | null | undefined>, dout: Float32Array,
-  grads: ReadonlyArray<ExpertGradients | null | undefined>): { dx: Float32Array; dweights: Float32Array } {
-  const [dx, dweights] = native.moeBackward(x, n, hidden, idx, weights, k, experts, dout, grads);
+  grads: ReadonlyArray<ExpertGradients | null | undefined>, kept?: { slots: Float32Array; gateUp: Float32Array }): { dx: Float32Array; dweights: Float32Array } {
+  const [dx, dweights] = native.moeBackward(x, n, hidden, idx, weights, k, experts, dout, grads, kept?.slots, kept?.gateUp);
   return { dx, dweights };
 }

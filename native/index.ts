@@ -141,7 +141,7 @@ interface Binding {
     kvHeads: number, d: number, scale: number, out?: Float32Array, probs?: Float32Array | null): Float32Array;
   routerTopk(logits: Float32Array, n: number, experts: number, k: number, idx: Int32Array, weights: Float32Array): void;
   moeExperts(x: Float32Array, n: number, hidden: number, idx: Int32Array, k: number,
-    experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array;
+    experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array, gateUp?: Float32Array): Float32Array;
   moe(x: Float32Array, n: number, hidden: number, idx: Int32Array, weights: Float32Array, k: number,
     experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array;
   weightedSum(slots: Float32Array, weights: Float32Array, n: number, k: number, dim: number, out?: Float32Array): Float32Array;
@@ -553,12 +553,14 @@ function checkExperts(fn: string, x: Float32Array, n: number, hidden: number, id
 
 /** SwiGLU experts for routed tokens. x [n, hidden]; idx [n, k]; experts[e] = { w1 [F, hidden] (gate), w3 [F, hidden] (up),
  *  w2 [hidden, F] (down) } or null/undefined for experts nobody is routed to. Returns the per-slot outputs [n, k, hidden]:
- *  slot (t, j) = W2_e (silu(W1_e x_t) ⊙ (W3_e x_t)), e = idx[t, j]. */
+ *  slot (t, j) = W2_e (silu(W1_e x_t) ⊙ (W3_e x_t)), e = idx[t, j]. With gateUp [n, k, 2, F], also writes each slot's
+ *  W1_e x_t and W3_e x_t there (what the backward pass reads). */
 export function moeExperts(x: Float32Array, n: number, hidden: number, idx: Int32Array, k: number,
-  experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array {
+  experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array, gateUp?: Float32Array): Float32Array {
   checkExperts("moeExperts", x, n, hidden, idx, k, experts);
   optOut("moeExperts", out, n * k * hidden, "n*k*hidden");
-  return native.moeExperts(x, n, hidden, idx, k, experts, out);
+  if (gateUp !== undefined) f32("moeExperts", "gateUp", gateUp, null);
+  return native.moeExperts(x, n, hidden, idx, k, experts, out, gateUp);
 }
 
 /** The whole MoE after the router: out[t, :] = Σ_j weights[t, j] · slot (t, j) of moeExperts, bit-identical to

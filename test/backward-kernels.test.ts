@@ -370,5 +370,12 @@ for (const isa of m1.cpuInfo().supported as m1.Isa[]) {
       const with2 = (p: Float64Array) => all().map((ex, e) => (e === 2 ? { ...ex, [part]: p } : ex));
       checkGradient(`expert 2 ${part}`, (p) => dot(dout, moeRef(x, n, hs, F, idx, w, k, with2(p))), experts[2][part].data, grads[2]![part], 60);
     }
+    // reading what the forward kept (moeExperts' slots and gateUp) instead of recomputing gives the same gradients
+    const gateUp = new Float32Array(n * k * 2 * F);
+    const slots = m1.moeExperts(x, n, hs, idx, k, experts, undefined, gateUp);
+    const keptGrads = grads.map((g) => g && { w1: new Float32Array(F * hs), w3: new Float32Array(F * hs), w2: new Float32Array(hs * F) });
+    const kept = bw.moeBackward(x, n, hs, idx, w, k, experts, dout, keptGrads, { slots, gateUp });
+    assert.ok(relErr(kept.dx, r.dx) < 1e-6 && relErr(kept.dweights, r.dweights) < 1e-6, "dx, dweights from the kept products");
+    for (const part of ["w1", "w3", "w2"] as const) assert.ok(relErr(keptGrads[2]![part], grads[2]![part]) < 1e-6, part);
   });
 }

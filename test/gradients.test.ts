@@ -23,7 +23,7 @@ for (const dir of [TINY, TINY_ROPE8]) {
     const golden = SafetensorsFile.open(join(dir, "grad.safetensors"));
     const f = (key: string) => golden.read(key).toFloat32();
     const model = await Model.load(dir);
-    const ids: number[] = Array.from(golden.read("input_ids").data as Int32Array);
+    const ids: number[] = Array.from(golden.read("input_ids").i32);
     const layers = model.config.numLayers;
     const hidden = Array.from({ length: layers + 1 }, (_, i) => (i === 0 ? "embed" : `blocks.${i - 1}.hook_resid_post`));
     const r = await model.lossAndGradients(ids as number[], { tokenWeights: Array.from(f("token_weights")), activationGrads: hidden });
@@ -43,14 +43,14 @@ for (const dir of [TINY, TINY_ROPE8]) {
       assert.ok(got, `gradient of ${key.slice(5)}`);
       assert.deepEqual(got.shape, golden.info(key).shape, key);
       if (norm(ref) <= 1e-6 * largest) continue;
-      const e = relErr(got.data as Float32Array, ref);
+      const e = relErr(got.f32, ref);
       if (e > worst) [worst, worstName] = [e, key];
     }
     errors.weights = worst;
     assert.ok(worst <= 1e-4, `worst weight gradient ${worstName}: ${worst}`);
     let worstHidden = 0;
     hidden.forEach((hook, i) => {
-      const e = relErr(r.activations.get(hook)![0].data as Float32Array, f(`grad.hidden.${i}`));
+      const e = relErr(r.activations.get(hook)![0].f32, f(`grad.hidden.${i}`));
       worstHidden = Math.max(worstHidden, e);
     });
     errors.hidden = worstHidden;
@@ -75,11 +75,11 @@ test("a batch of sequences of different lengths: per-sequence log-probabilities,
   assert.ok(relErr(batch.tokenLogprobs[1], rb.tokenLogprobs[0]) < 1e-6, "sequence 1 log-probabilities (positions restart)");
   const embed = batch.activations.get("embed")!;
   assert.deepEqual(embed.map((t) => t.shape), [[37, model.config.hiddenSize], [20, model.config.hiddenSize]]);
-  assert.ok(relErr(embed[1].data as Float32Array, rb.activations.get("embed")![0].data as Float32Array) < 1e-5);
+  assert.ok(relErr(embed[1].f32, rb.activations.get("embed")![0].f32) < 1e-5);
   for (const [name, g] of batch.weights) {
-    const sum = (ra.weights.get(name)!.data as Float32Array).map((v, i) => v + (rb.weights.get(name)!.data as Float32Array)[i]);
+    const sum = ra.weights.get(name)!.f32.map((v, i) => v + rb.weights.get(name)!.f32[i]);
     if (norm(sum) === 0) continue;
-    assert.ok(relErr(g.data as Float32Array, sum) < 1e-5, `${name}: the batch gradient is the sum of the sequences'`);
+    assert.ok(relErr(g.f32, sum) < 1e-5, `${name}: the batch gradient is the sum of the sequences'`);
   }
 });
 
@@ -105,8 +105,8 @@ test("hooks fire in the training forward; a replacement is used and differentiat
   let original: Float32Array | null = null;
   const lossAt = async (alpha: number) => {
     const remove = model.hooks.add(at, (x) => {
-      original = (x.data as Float32Array).slice();
-      return new Tensor("F32", x.shape, (x.data as Float32Array).map((v) => alpha * v));
+      original = x.f32.slice();
+      return new Tensor("F32", x.shape, x.f32.map((v) => alpha * v));
     });
     try {
       return await model.lossAndGradients(ids, { tokenWeights, activationGrads: [at, "blocks.2.lightning.hook_gate"] });
@@ -116,7 +116,7 @@ test("hooks fire in the training forward; a replacement is used and differentiat
   };
   const alpha = 0.6, h = 1e-3;
   const r = await lossAt(alpha);
-  const g = r.activations.get(at)![0].data as Float32Array;
+  const g = r.activations.get(at)![0].f32;
   // d loss / d alpha = Σ (d loss / d out') · out, out' = alpha · out
   let dAlpha = 0;
   for (let i = 0; i < g.length; i++) dAlpha += g[i] * original![i];

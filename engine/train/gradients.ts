@@ -11,8 +11,8 @@ import type { LayerType } from "../config.ts";
 import type { Batch } from "./batch.ts";
 
 /** Hook names whose values are not differentiable (indices, the recurrent state after the pass) or that the training
- *  forward does not build (the n × n scores and pattern, the per-slot expert outputs). */
-const NOT_DIFFERENTIABLE = /(\.hook_topk_idx|\.hook_state|\.hook_scores|\.hook_pattern|\.hook_expert_out)$/;
+ *  forward does not build (the n × n scores and pattern). */
+const NOT_DIFFERENTIABLE = /(\.hook_topk_idx|\.hook_state|\.hook_scores|\.hook_pattern)$/;
 
 /** The hook names that have gradients, in the order the forward pass fires them. */
 export function differentiableHookNames(layerTypes: readonly LayerType[]): string[] {
@@ -20,7 +20,7 @@ export function differentiableHookNames(layerTypes: readonly LayerType[]): strin
 }
 
 /** Hooks that the training forward cannot run (it never builds their values). */
-export const UNSUPPORTED_TRAINING_HOOKS = /(\.hook_scores|\.hook_pattern|\.hook_expert_out)$/;
+export const UNSUPPORTED_TRAINING_HOOKS = /(\.hook_scores|\.hook_pattern)$/;
 
 export class WeightGradients {
   private readonly grads = new Map<string, Float32Array>();
@@ -70,7 +70,7 @@ export class ActivationGradients {
       throw new InputError(`activationGrads: "${name}" ${why} (differentiable hooks: embed, blocks.{L}.hook_resid_pre, ` +
         "blocks.{L}.ln1.hook_normalized, blocks.{L}.attn.hook_q/k/v/z, blocks.{L}.lightning.hook_q/k/v/o/gate, " +
         "blocks.{L}.hook_attn_out, blocks.{L}.hook_resid_mid, blocks.{L}.ln2.hook_normalized, " +
-        "blocks.{L}.moe.hook_router_logits/hook_topk_weights, blocks.{L}.hook_mlp_out, blocks.{L}.hook_resid_post, " +
+        "blocks.{L}.moe.hook_router_logits/hook_topk_weights/hook_expert_out, blocks.{L}.hook_mlp_out, blocks.{L}.hook_resid_post, " +
         "ln_final.hook_normalized, logits)");
     }
   }

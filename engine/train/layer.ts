@@ -55,10 +55,13 @@ export interface LayerSaved {
   routerLogits: Float32Array;
   idx: Int32Array;
   topkWeights: Float32Array;
+  /** the experts' outputs per slot [rows, k, hidden] (after hook_expert_out) and W1 x, W3 x per slot [rows, k, 2, F] */
+  slots: Float32Array;
+  gateUp: Float32Array;
 }
 
 export function savedBytes(s: LayerSaved): number {
-  const arrays: ArrayBufferView[] = [s.a, s.h, s.bn, s.routerLogits, s.idx, s.topkWeights];
+  const arrays: ArrayBufferView[] = [s.a, s.h, s.bn, s.routerLogits, s.idx, s.topkWeights, s.slots, s.gateUp];
   for (const v of Object.values(s.attention)) if (ArrayBuffer.isView(v)) arrays.push(v);
   return arrays.reduce((sum, a) => sum + a.byteLength, 0);
 }
@@ -78,8 +81,8 @@ export function layerForward(tp: TrainPass, l: number, x: Float32Array): { out: 
   a = hook(pass, b + "ln1.hook_normalized", l, a, shape);
   const { attn, saved: attention } = lightning ? lightningForward(tp, l, a) : softmaxForward(tp, l, a);
   const attnOut = hook(pass, b + "hook_attn_out", l, attn, shape);
-  let h = native.axpby(cfg.alpha[cfg.layerTypes[l]], cfg.postnorm ? a : x,
-    cfg.beta[cfg.layerTypes[l]], attnOut);
+  const type = cfg.layerTypes[l];
+  let h = native.axpby(cfg.alpha[type], cfg.postnorm ? a : x, cfg.beta[type], attnOut);
   h = hook(pass, b + "hook_resid_mid", l, h, shape);
 
   let bn = native.rmsnorm(h, n, hs, w.vector(p + "post_attention_layernorm.weight", hs), cfg.rmsNormEps);
@@ -92,11 +95,14 @@ export function layerForward(tp: TrainPass, l: number, x: Float32Array): { out: 
   native.routerTopk(routerLogits, n, ne, k, idx, topkWeights);
   idx = hook(pass, m + "hook_topk_idx", l, idx, [n, k]);
   topkWeights = hook(pass, m + "hook_topk_weights", l, topkWeights, [n, k]);
-  let mlp = native.moe(bn, n, hs, idx, topkWeights, k, routed(cfg, l, w, idx));
+  const gateUp = new Float32Array(n * k * 2 * cfg.intermediateSize);
+  let slots = native.moeExperts(bn, n, hs, idx, k, routed(cfg, l, w, idx), undefined, gateUp);
+  slots = hook(pass, m + "hook_expert_out", l, slots, [n, k, hs]);
+  let mlp = native.weightedSum(slots, topkWeights, n, k, hs);
   mlp = hook(pass, b + "hook_mlp_out", l, mlp, shape);
   let out = native.axpby(cfg.alpha.mlp, cfg.postnorm ? bn : h, cfg.beta.mlp, mlp);
   out = hook(pass, b + "hook_resid_post", l, out, shape);
-  return { out, saved: { x, a, attention, h, bn, routerLogits, idx, topkWeights } };
+  return { out, saved: { x, a, attention, h, bn, routerLogits, idx, topkWeights, slots, gateUp } };
 }
 
 /**
@@ -110,7 +116,6 @@ export function layerBackward(tp: TrainPass, l: number, s: LayerSaved, dOut: Flo
   const hs = cfg.hiddenSize;
   const b = `blocks.${l}.`;
   const p = `model.layers.${l}.`;
-  const lightning = cfg.layerTypes[l] === "lightning";
   const { numExperts: ne, topK: k } = cfg;
   acts.record(b + "hook_resid_post", dOut, [hs]);
 
@@ -123,7 +128,17 @@ export function layerBackward(tp: TrainPass, l: number, s: LayerSaved, dOut: Flo
     w3: grads.of(`${p}block_sparse_moe.experts.${e}.w3.weight`, ex.w3.data.length),
     w2: grads.of(`${p}block_sparse_moe.experts.${e}.w2.weight`, ex.w2.data.length),
   });
-  const { dx: dBn, dweights } = bw.moeBackward(s.bn, n, hs, s.idx, s.topkWeights, k, experts, dMlp, expertGrads);
+  if (acts.wants(b + "moe.hook_expert_out")) {
+    const dSlots = new Float32Array(n * k * hs); // out_t = Σ_j w_tj · slot_tj
+    for (let t = 0; t < n; t++) {
+      for (let j = 0; j < k; j++) {
+        const wt = s.topkWeights[t * k + j];
+        for (let c = 0; c < hs; c++) dSlots[(t * k + j) * hs + c] = wt * dMlp[t * hs + c];
+      }
+    }
+    acts.record(b + "moe.hook_expert_out", dSlots, [k, hs]);
+  }
+  const { dx: dBn, dweights } = bw.moeBackward(s.bn, n, hs, s.idx, s.topkWeights, k, experts, dMlp, expertGrads, s);
   acts.record(b + "moe.hook_topk_weights", dweights, [k]);
   const dLogits = bw.routerTopkBackward(s.routerLogits, n, ne, k, s.idx, dweights);
   acts.record(b + "moe.hook_router_logits", dLogits, [ne]);

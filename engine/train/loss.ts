@@ -32,7 +32,7 @@ export async function lossAndGradients(model: TrainableModel, sequences: ArrayLi
     const tokens = tape.batch.tokens.subarray(tape.batch.starts[i], tape.batch.starts[i] + n);
     const logprobs = new Float32Array(n - 1);
     const d = new Float32Array(n * V); // the last position predicts nothing: its row stays 0
-    bw.crossEntropy((logits.data as Float32Array).subarray(0, (n - 1) * V), n - 1, V, tokens.subarray(1), weights[i], logprobs,
+    bw.crossEntropy(logits.f32.subarray(0, (n - 1) * V), n - 1, V, tokens.subarray(1), weights[i], logprobs,
       d.subarray(0, (n - 1) * V));
     for (let t = 0; t < n - 1; t++) loss -= weights[i][t] * logprobs[t];
     tokenLogprobs.push(logprobs);

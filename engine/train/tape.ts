@@ -133,7 +133,7 @@ export async function forwardForBackward(model: TrainableModel, sequences: Array
   const unsupported = names.find((name) => UNSUPPORTED_TRAINING_HOOKS.test(name) && model.hooks.wants(name));
   if (unsupported) {
     throw new InputError(`forwardForBackward: a hook listens at "${unsupported}", which the training forward does not build ` +
-      "(the n × n attention scores and pattern, the per-slot expert outputs); remove it or use forward()");
+      "(the n × n attention scores and pattern); remove it or use forward()");
   }
   const n = batch.rows;
   const hs = cfg.hiddenSize;

@@ -644,6 +644,13 @@ Experts experts_arg(const Ctx& c, const Value& v, const Arr<int32_t>& idx, int64
   return r;
 }
 
+// the intermediate size of the routed experts (experts_arg checked that they agree); 0 when none is routed
+int64_t routed_intermediate(const Experts& ex) {
+  for (const ExpertView* e : ex.ptrs)
+    if (e) return e->w1.rows;
+  return 0;
+}
+
 Value MoeExperts(const CallbackInfo& info) {
   Ctx c{info.Env(), "moeExperts"};
   Arr<float> x = f32(c, info[0], "x");
@@ -656,9 +663,21 @@ Value MoeExperts(const CallbackInfo& info) {
   Out o = out_arg(c, info[6], prod(c, {n, k, hidden}), "n*k*hidden");
   disjoint(c, o.a, x);
   disjoint(c, o.a, idx);
-  Experts ex = experts_arg(c, info[5], idx, hidden, {&o.a});
+  float* gate_up = nullptr;
+  Arr<float> gu;
+  if (!absent(info[7])) {
+    gu = f32(c, info[7], "gateUp");
+    disjoint(c, gu, x);
+    disjoint(c, gu, idx);
+    disjoint(c, gu, o.a);
+  }
+  Experts ex = experts_arg(c, info[5], idx, hidden, {&o.a, &gu});
+  if (!absent(info[7])) {
+    expect_len(c, gu, prod(c, {n, k, 2, routed_intermediate(ex)}), "n*k*2*intermediate");
+    gate_up = gu.data;
+  }
   moe_experts(kernels(), x.data, n, hidden, idx.data, nullptr, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), o.a.data,
-              nullptr);
+              nullptr, gate_up);
   return o.arr;
 }
 
@@ -962,8 +981,9 @@ Value AttentionBackward(const CallbackInfo& info) {
   return r;
 }
 
-// moeBackward(x, n, hidden, idx, weights, k, experts, dout, grads) → [dx, dweights]; grads[e] = { w1, w3, w2 }
-// (f32 arrays in the weights' shapes, added to) for every routed expert e.
+// moeBackward(x, n, hidden, idx, weights, k, experts, dout, grads, slots?, gateUp?) → [dx, dweights];
+// grads[e] = { w1, w3, w2 } (f32 arrays in the weights' shapes, added to) for every routed expert e; slots and gateUp
+// from moeExperts spare recomputing the experts' forward products.
 Value MoeBackward(const CallbackInfo& info) {
   Ctx c{info.Env(), "moeBackward"};
   Arr<float> x = f32(c, info[0], "x");
@@ -1003,8 +1023,17 @@ Value MoeBackward(const CallbackInfo& info) {
       *dst[i] = a.data;
     }
   }
+  const float* kept[2] = {nullptr, nullptr};  // the forward's slots and gateUp, optional
+  const char* kept_names[2] = {"slots", "gateUp"};
+  const int64_t kept_lens[2] = {prod(c, {n, k, hidden}), prod(c, {n, k, 2, routed_intermediate(ex)})};
+  for (int i = 0; i < 2; i++) {
+    if (absent(info[9 + i])) continue;
+    Arr<float> a = f32(c, info[9 + i], kept_names[i]);
+    expect_len(c, a, kept_lens[i], i == 0 ? "n*k*hidden" : "n*k*2*intermediate");
+    kept[i] = a.data;
+  }
   moe_backward(kernels(), x.data, n, hidden, idx.data, w.data, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), dout.data,
-               dx.a.data, dw.a.data, grads.data());
+               dx.a.data, dw.a.data, grads.data(), kept[0], kept[1]);
   Napi::Array r = Napi::Array::New(c.env, 2);
   r.Set(uint32_t(0), dx.arr);
   r.Set(uint32_t(1), dw.arr);

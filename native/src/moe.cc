@@ -26,8 +26,19 @@ void scatter(const float* y, int64_t hidden, const int64_t* order, int64_t rows,
 }
 
 // Every group has at most kDotRows rows: W1/W3 row blocks of all experts in one parallel pass, then W2.
+// gate_up rows of the slots order[0..rows): [h1, h3] of each (see moe_experts)
+void keep_gate_up(const float* h1, const float* h3, int64_t F, const int64_t* order, int64_t rows, float* gate_up) {
+  parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, F)), [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; r++) {
+      std::memcpy(gate_up + order[r] * 2 * F, h1 + r * F, size_t(F) * 4);
+      std::memcpy(gate_up + order[r] * 2 * F + F, h3 + r * F, size_t(F) * 4);
+    }
+  });
+}
+
 void few_rows(const KernelTable& K, const std::vector<Group>& groups, const ExpertView* const* experts,
-              int64_t hidden, int64_t F, const float* xs, float* h1, float* h3, float* y) {
+              int64_t hidden, int64_t F, const float* xs, float* h1, float* h3, float* y, const int64_t* order,
+              float* gate_up) {
   int64_t rows = 0, most = 0;
   for (const Group& g : groups) {
     rows += g.rows;
@@ -45,6 +56,7 @@ void few_rows(const KernelTable& K, const std::vector<Group>& groups, const Expe
       else K.matmul_cols(xs + g.begin * hidden, g.rows, ex.w3, j0, j1, h3 + g.begin * F);
     }
   });
+  if (gate_up) keep_gate_up(h1, h3, F, order, rows, gate_up);
   K.swiglu(h1, h3, h1, rows * F);
   const int64_t per_h = (hidden + kColBlock - 1) / kColBlock;
   const int64_t grain_h = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, kColBlock * F * most));
@@ -86,7 +98,7 @@ int64_t group_by_expert(const int32_t* idx, int64_t s0, int64_t ns, int64_t num_
 
 void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                  const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
-                 float* out) {
+                 float* out, float* gate_up) {
   if (n == 0 || k == 0 || hidden == 0) return;
   int64_t F = 0;
   for (int64_t s = 0; s < n * k; s++) F = std::max(F, experts[idx[s]]->w1.rows);
@@ -106,7 +118,7 @@ void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden
       float* h1 = tl_h1.get(ns * F);
       float* h3 = tl_h3.get(ns * F);
       float* y = tl_y.get(ns * hidden);
-      few_rows(K, groups, experts, hidden, F, xs, h1, h3, y);
+      few_rows(K, groups, experts, hidden, F, xs, h1, h3, y, order.data(), gate_up);
       scatter(y, hidden, order.data(), ns, s0, ys);
     } else {
       const int64_t block = std::min(most, kRowBlock);
@@ -120,6 +132,7 @@ void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden
           const float* xg = xs + (g.begin + r0) * hidden;
           K.matmul(xg, rows, ex.w1, h1);
           K.matmul(xg, rows, ex.w3, h3);
+          if (gate_up) keep_gate_up(h1, h3, F, order.data() + g.begin + r0, rows, gate_up);
           K.swiglu(h1, h3, h1, rows * F);
           K.matmul(h1, rows, ex.w2, y);
           scatter(y, hidden, order.data() + g.begin + r0, rows, s0, ys);

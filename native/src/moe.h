@@ -34,17 +34,20 @@ void gather_slots(const float* x, int64_t hidden, const int64_t* order, int64_t 
 // x [n, hidden]; idx [n, k]; experts[e] is non-null for every routed e (validated by the caller).
 // slots != null: slots[t, j, :] = y of (t, idx[t, j]).
 // out != null: out[t, :] = Σ_j weights[t, j] · y(t, j), bit-identical to slots followed by weighted_sum.
+// gate_up != null: gate_up[t, j, :] = [W1 x_t, W3 x_t] of slot (t, j) (2F floats, before the SwiGLU), kept for the
+// backward pass.
 void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                  const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
-                 float* out);
+                 float* out, float* gate_up = nullptr);
 
 }  // namespace m1
 
 namespace m1 {
 
 // Gradient of moe_experts' out = Σ_j weights[t, j] · y(t, j) from dout [n, hidden], expert by expert over all
-// of its rows (the hidden activations are recomputed): dx [n, hidden] (written), dweights [n, k] (written),
-// and per routed expert e, grads[e] = { dW1, dW3, dW2 } f32 in the weights' shapes (added to).
+// of its rows: dx [n, hidden] (written), dweights [n, k] (written), and per routed expert e,
+// grads[e] = { dW1, dW3, dW2 } f32 in the weights' shapes (added to). The forward's slots (y) and gate_up, when
+// given, are read instead of recomputing the experts' GEMMs.
 struct ExpertGrads {
   float* w1;
   float* w3;
@@ -52,6 +55,7 @@ struct ExpertGrads {
 };
 void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                   const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts,
-                  const float* dout, float* dx, float* dweights, const ExpertGrads* grads);
+                  const float* dout, float* dx, float* dweights, const ExpertGrads* grads, const float* slots = nullptr,
+                  const float* gate_up = nullptr);
 
 }  // namespace m1

@@ -1,5 +1,5 @@
 // Backward of the SwiGLU experts (moe.cc), grouped by expert: each expert's rows are gathered once and its
-// GEMM chain is recomputed and differentiated on them:
+// GEMM chain differentiated on them (its forward products read from what the forward kept, or recomputed):
 //   h1 = x W1ᵀ, h3 = x W3ᵀ, a = silu(h1) ⊙ h3, y = a W2ᵀ, out_t = Σ_j w_tj y_tj
 //   dw_tj = dout_t · y_tj,  dy = w_tj dout_t,  dW2 += dyᵀ a,  da = dy W2,  (dh1, dh3) = swiglu'(da),
 //   dW1 += dh1ᵀ x,  dW3 += dh3ᵀ x,  dx_t += dh1 W1 + dh3 W3
@@ -20,7 +20,8 @@ thread_local Buf tl_xs, tl_h1, tl_h3, tl_a, tl_y, tl_dy;
 
 void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                   const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts,
-                  const float* dout, float* dx, float* dweights, const ExpertGrads* grads) {
+                  const float* dout, float* dx, float* dweights, const ExpertGrads* grads, const float* slots,
+                  const float* gate_up) {
   std::memset(dx, 0, size_t(n * hidden) * 4);
   if (n == 0 || k == 0 || hidden == 0) return;
   std::vector<int64_t> order;
@@ -42,10 +43,20 @@ void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidde
       const int64_t rows = std::min(kRowBlock, g.rows - r0);
       const int64_t* slot = order.data() + g.begin + r0;
       gather_slots(x, hidden, slot, k, rows, xs);
-      K.matmul(xs, rows, ex.w1, h1);
-      K.matmul(xs, rows, ex.w3, h3);
+      if (gate_up) {
+        parallel_for(rows, std::max<int64_t>(1, 4096 / F), [&](int64_t lo, int64_t hi) {
+          for (int64_t r = lo; r < hi; r++) {
+            std::memcpy(h1 + r * F, gate_up + slot[r] * 2 * F, size_t(F) * 4);
+            std::memcpy(h3 + r * F, gate_up + slot[r] * 2 * F + F, size_t(F) * 4);
+          }
+        });
+      } else {
+        K.matmul(xs, rows, ex.w1, h1);
+        K.matmul(xs, rows, ex.w3, h3);
+      }
       K.swiglu(h1, h3, a, rows * F);
-      K.matmul(a, rows, ex.w2, y);
+      if (slots) gather_slots(slots, hidden, slot, 1, rows, y);  // slot numbers index the [n·k, hidden] rows
+      else K.matmul(a, rows, ex.w2, y);
       parallel_for(rows, std::max<int64_t>(1, 4096 / hidden), [&](int64_t lo, int64_t hi) {
         for (int64_t r = lo; r < hi; r++) {
           const float* d = dout + (slot[r] / k) * hidden;
