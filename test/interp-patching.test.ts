@@ -108,6 +108,8 @@ test("patching refuses prompts of different lengths, unknown hook points and row
   const metric = (l: Float32Array) => l[0];
   await assert.rejects(ActivationPatching.prepare(model, "<s> 1 2", "<s> 1", metric), /same length: the clean prompt has 3 tokens, the corrupted one 2/);
   await assert.rejects(ActivationPatching.prepare(model, "<s> 1", "<s> 2", () => NaN), /metric of the clean run is NaN/);
+  await assert.rejects(ActivationPatching.prepare(model, "<s> 1 2", "<s> 1 2", metric), /are the same tokens/);
+  await assert.rejects(ActivationPatching.prepare(model, "<s> 1 2", "<s> 3 2", () => 1), /the metric is 1 on both runs/);
   const ap = await ActivationPatching.prepare(model, "<s> 1 2", "<s> 3 2", metric);
   await assert.rejects(ap.positions("hook_nothing"), /no layer has a hook "blocks.\{layer\}.hook_nothing"; hook points: hook_resid_pre/);
   await assert.rejects(ap.positions("lightning.hook_state"), /not one per token/);

@@ -67,6 +67,7 @@ export class ActivationPatching {
       throw new InputError(`activation patching needs prompts of the same length: the clean prompt has ${cleanIds.length} tokens, the corrupted one ${corruptedIds.length}`);
     }
     if (cleanIds.length < 1) throw new InputError("activation patching: the prompts are empty");
+    if (cleanIds.every((id, i) => id === corruptedIds[i])) throw new InputError("activation patching: the clean and the corrupted prompt are the same tokens");
     const { logits, activations } = await model.runWithCacheBatch([cleanIds, corruptedIds], (name) => name.startsWith("blocks.") || name === "embed");
     const acts = activations.map((a) => new Map(a.names().map((name) => [name, a.get(name)])));
     const vocab = model.config.vocabSize;
@@ -82,6 +83,7 @@ export class ActivationPatching {
     for (const [what, v] of [["clean", cleanValue], ["corrupted", corruptValue]] as const) {
       if (!Number.isFinite(v)) throw new InputError(`the metric of the ${what} run is ${v}: it must return a finite number`);
     }
+    if (cleanValue === corruptValue) throw new InputError(`the metric is ${cleanValue} on both runs: there is nothing for a patch to restore`);
     return new ActivationPatching(model, cleanIds, corruptedIds, metric, acts[0], acts[1], cleanPrefix, corruptPrefix, cleanValue, corruptValue);
   }
 
