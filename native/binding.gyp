@@ -54,6 +54,10 @@
       'target_name': 'm1native',
       'sources': [
         'src/addon.cc',
+        'src/args.cc',
+        'src/ops.cc',
+        'src/backward_ops.cc',
+        'src/decoder.cc',
         'src/dispatch.cc',
         'src/threadpool.cc',
         'src/moe.cc',

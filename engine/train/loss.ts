@@ -27,13 +27,14 @@ export async function lossAndGradients(model: TrainableModel, sequences: ArrayLi
   const V = model.config.vocabSize;
   let loss = 0;
   const tokenLogprobs: Float32Array[] = [];
+  // d loss / d logits is written over the logits (the tape is this call's own): no second [rows, vocab] array
   const dLogits = tape.logits.map((logits, i) => {
     const n = seqs[i].length;
     const tokens = tape.batch.tokens.subarray(tape.batch.starts[i], tape.batch.starts[i] + n);
     const logprobs = new Float32Array(n - 1);
-    const d = new Float32Array(n * V); // the last position predicts nothing: its row stays 0
-    bw.crossEntropy(logits.f32.subarray(0, (n - 1) * V), n - 1, V, tokens.subarray(1), weights[i], logprobs,
-      d.subarray(0, (n - 1) * V));
+    const d = logits.f32;
+    bw.crossEntropy(d.subarray(0, (n - 1) * V), n - 1, V, tokens.subarray(1), weights[i], logprobs, d.subarray(0, (n - 1) * V));
+    d.fill(0, (n - 1) * V); // the last position predicts nothing
     for (let t = 0; t < n - 1; t++) loss -= weights[i][t] * logprobs[t];
     tokenLogprobs.push(logprobs);
     return d;

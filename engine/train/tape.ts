@@ -90,13 +90,12 @@ export class Tape {
     if (!Array.isArray(dLogits) || dLogits.length !== batch.count) {
       throw new InputError(`backward: dLogits must be an array of ${batch.count} Float32Array (one per sequence)`);
     }
-    const dLog = new Float32Array(batch.rows * V);
     dLogits.forEach((g, i) => {
       if (!(g instanceof Float32Array) || g.length !== batch.lengths[i] * V) {
         throw new InputError(`backward: dLogits[${i}] must be a Float32Array of ${batch.lengths[i]}·${V} = ${batch.lengths[i] * V} elements`);
       }
-      dLog.set(g, batch.starts[i] * V);
     });
+    const dLog = packed(dLogits, batch, V);
     const grads = new WeightGradients(this.model.checkpoint);
     const acts = new ActivationGradients(this.filter, batch);
     const n = batch.rows;
@@ -118,6 +117,17 @@ export class Tape {
     bw.embeddingBackward(batch.tokens, dX, grads.of("model.embed_tokens.weight", V * hs), V, hs);
     return { weights: grads.tensors(), activations: acts.values };
   }
+}
+
+/** The per-sequence rows as one [rows, width] array: the arrays' own memory when they are consecutive views of one
+ *  buffer (as lossAndGradients passes them), else a copy. */
+function packed(parts: readonly Float32Array[], batch: Batch, width: number): Float32Array {
+  const first = parts[0];
+  const views = parts.every((p, i) => p.buffer === first.buffer && p.byteOffset === first.byteOffset + batch.starts[i] * width * 4);
+  if (views) return new Float32Array(first.buffer, first.byteOffset, batch.rows * width);
+  const out = new Float32Array(batch.rows * width);
+  parts.forEach((p, i) => out.set(p, batch.starts[i] * width));
+  return out;
 }
 
 /** The training forward (see Tape). Hooks registered on the model fire as in the inference forward. */

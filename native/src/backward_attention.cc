@@ -70,13 +70,13 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   const int64_t nqb = cdiv(n, BQ), ntiles = cdiv(n, BK);
   // pass 1: dQ of each query block, over the keys it sees
   parallel_for(kv_heads * nqb, 1, [&](int64_t lo, int64_t hi) {
-    float* rows = scratch(2, RMAX * (2 * d + 2));
+    float* rows = scratch(slot::kAttnGradRows, RMAX * (2 * d + 2));
     float *Qb = rows, *dOb = Qb + RMAX * d, *lse_b = dOb + RMAX * d, *D_b = lse_b + RMAX;
-    float* Kt = scratch(3, 2 * d * BK);
+    float* Kt = scratch(slot::kAttnGradTiles, 2 * d * BK);
     float* Vt = Kt + d * BK;
-    float* P = scratch(4, 2 * RMAX * BK);
+    float* P = scratch(slot::kAttnGradProbs, 2 * RMAX * BK);
     float* dS = P + RMAX * BK;
-    float* dQb = scratch(6, RMAX * d);
+    float* dQb = scratch(slot::kAttnGradAcc, RMAX * d);
     for (int64_t item = lo; item < hi; item++) {
       const int64_t g = item % kv_heads, qb = nqb - 1 - item / kv_heads;  // longest blocks first
       const int64_t t0 = qb * BQ, nq = imin(n, t0 + BQ) - t0, R = nq * p.G;
@@ -97,14 +97,14 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   });
   // pass 2: dK, dV of each key tile, over the query blocks that see it
   parallel_for(kv_heads * ntiles, 1, [&](int64_t lo, int64_t hi) {
-    float* rows = scratch(2, RMAX * (2 * d + 2));
+    float* rows = scratch(slot::kAttnGradRows, RMAX * (2 * d + 2));
     float *Qb = rows, *dOb = Qb + RMAX * d, *lse_b = dOb + RMAX * d, *D_b = lse_b + RMAX;
-    float* Kt = scratch(3, 2 * d * BK);
+    float* Kt = scratch(slot::kAttnGradTiles, 2 * d * BK);
     float* Vt = Kt + d * BK;
-    float* P = scratch(4, 2 * RMAX * BK);
+    float* P = scratch(slot::kAttnGradProbs, 2 * RMAX * BK);
     float* dS = P + RMAX * BK;
-    float* T = scratch(5, BK * RMAX);
-    float* dKV = scratch(6, 2 * BK * d);
+    float* T = scratch(slot::kAttnGradT, BK * RMAX);
+    float* dKV = scratch(slot::kAttnGradAcc, 2 * BK * d);
     float* dKt = dKV;
     float* dVt = dKV + BK * d;
     for (int64_t item = lo; item < hi; item++) {

@@ -112,7 +112,7 @@ void embedding_backward(const int32_t* ids, int64_t n, int64_t dim, const float*
 void router_topk_backward(const float* logits, int64_t n, int64_t experts, int64_t k, const int32_t* idx,
                           const float* dweights, float* dlogits) {
   parallel_for(n, imax(1, 4096 / imax(1, experts * k)), [&](int64_t lo, int64_t hi) {
-    double* p = reinterpret_cast<double*>(scratch(3, 4 * experts));
+    double* p = reinterpret_cast<double*>(scratch(slot::kRouterProbs, 4 * experts));
     double* dp = p + experts;
     for (int64_t t = lo; t < hi; t++) {
       const float* l = logits + t * experts;

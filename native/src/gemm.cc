@@ -29,12 +29,11 @@ void afree(void* p) {
 #endif
 }
 
-constexpr int kSlots = 8;
 struct Scratch {
-  float* p[kSlots] = {};
-  int64_t cap[kSlots] = {};
+  float* p[slot::kCount] = {};
+  int64_t cap[slot::kCount] = {};
   ~Scratch() {
-    for (int i = 0; i < kSlots; i++) afree(p[i]);
+    for (int i = 0; i < slot::kCount; i++) afree(p[i]);
   }
 };
 thread_local Scratch tl_scratch;
@@ -175,7 +174,7 @@ void gemm_nn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
     const float* bp = B + j;
     int64_t ldbp = ldb;
     if (nr < NR) {  // zero-padded copy of the last column panel
-      float* t = scratch(1, K * NR);
+      float* t = scratch(slot::kGemmPanel, K * NR);
       for (int64_t k = 0; k < K; k++) {
         for (int64_t c = 0; c < nr; c++) t[k * NR + c] = B[k * ldb + j + c];
         for (int64_t c = nr; c < NR; c++) t[k * NR + c] = 0.0f;
@@ -316,7 +315,7 @@ static void xt_path(const float* x, int64_t M, const WeightView& w, float* out) 
   constexpr int RT = kXtRegs / NVT;
   constexpr int64_t Mp = int64_t(NVT) * V::W;
   const int64_t N = w.rows, K = w.cols;
-  float* XT = scratch(2, K * Mp);  // read by every pool thread during this call
+  float* XT = scratch(slot::kMatmulXt, K * Mp);  // read by every pool thread during this call
   for (int64_t k = 0; k < K; k++) {
     for (int64_t i = 0; i < M; i++) XT[k * Mp + i] = x[i * K + k];
     for (int64_t i = M; i < Mp; i++) XT[k * Mp + i] = 0.0f;
@@ -324,7 +323,7 @@ static void xt_path(const float* x, int64_t M, const WeightView& w, float* out) 
   const int64_t blocks = cdiv(N, RT);
   const int64_t grain = imax(1, (int64_t(1) << 16) / imax(1, RT * K * Mp));
   parallel_for(blocks, grain, [&](int64_t lo, int64_t hi) {
-    float* conv = w.dtype == kF32 ? nullptr : scratch(3, RT * K);
+    float* conv = w.dtype == kF32 ? nullptr : scratch(slot::kMatmulRows, RT * K);
     alignas(64) float tile[RT * Mp];
     const float* wr[RT];
     for (int64_t b = lo; b < hi; b++) {
@@ -436,7 +435,7 @@ static void pack_panel_t(const WeightView& w, int64_t j, int64_t nr, int64_t k0,
   if (kk == kc) return;
   for (int64_t k = kk; k < kc; k++)
     for (int64_t jj = nr; jj < NR; jj++) dst[k * NR + jj] = 0.0f;
-  float* row = scratch(1, kc);
+  float* row = scratch(slot::kPanelRow, kc);
   for (int64_t jj = 0; jj < nr; jj++) {
     const float* src;  // W[j + jj, k0 + kk ...]
     if (DT == kF32) {
@@ -475,7 +474,7 @@ static void packed_gemm(const float* A, int64_t lda, int64_t M, int64_t N, int64
   msplit = cdiv(M, mchunk);
 
   parallel_for(ntn * msplit, 1, [&](int64_t lo, int64_t hi) {
-    float* packed = scratch(0, KC * NC);
+    float* packed = scratch(slot::kMatmulPack, KC * NC);
     for (int64_t task = lo; task < hi; task++) {
       const int64_t tn = task % ntn, tm = task / ntn;
       const int64_t j0 = tn * NC, j1 = imin(N, j0 + NC);
@@ -545,25 +544,52 @@ void matmul_dx(const float* dy, int64_t n, const WeightView& w, float* dx, float
       beta);
 }
 
+// dst[c·ldd + r] = src[r·lds + c] for r < rows, c < cols; W × W blocks through the register transpose.
+static void transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst, int64_t ldd) {
+  parallel_for(cdiv(cols, V::W), imax(1, 4096 / imax(1, rows)), [&](int64_t lo, int64_t hi) {
+    for (int64_t c0 = lo * V::W; c0 < imin(cols, hi * V::W); c0 += V::W) {
+      const int64_t cw = imin(V::W, cols - c0);
+      int64_t r0 = 0;
+#if defined(M1_ISA_AVX512) || defined(M1_ISA_AVX2)
+      if (cw == V::W) {
+        for (; r0 + V::W <= rows; r0 += V::W) {
+  #if defined(M1_ISA_AVX512)
+          __m512 t[16];
+  #else
+          __m256 t[8];
+  #endif
+          for (int i = 0; i < V::W; i++) t[i] = V::load(src + (r0 + i) * lds + c0).v;
+  #if defined(M1_ISA_AVX512)
+          transpose16(t);
+  #else
+          transpose8(t);
+  #endif
+          for (int i = 0; i < V::W; i++) V{t[i]}.store(dst + (c0 + i) * ldd + r0);
+        }
+      }
+#endif
+      for (int64_t c = c0; c < c0 + cw; c++)
+        for (int64_t r = r0; r < rows; r++) dst[c * ldd + r] = src[r * lds + c];
+    }
+  });
+}
+
 // dw[rows, cols] += dy[n, rows]ᵀ · x[n, cols]: the weight gradient of out = x · Wᵀ, summed over the n rows.
 // dyᵀ is formed once (rows × n floats) so that the product runs on the packed micro-kernel.
 void matmul_dw(const float* dy, const float* x, int64_t n, int64_t rows, int64_t cols, float* dw) {
   if (n <= 0 || rows <= 0 || cols <= 0) return;
-  float* dyt = static_cast<float*>(aalloc(size_t(rows * n) * 4 + 64));
+  // rows of dyᵀ a little longer than n: a power-of-two row length would put the micro-kernel's rows of A in
+  // one cache set
+  const int64_t ld = n + 16;
+  float* dyt = static_cast<float*>(aalloc(size_t(rows * ld) * 4 + 64));
   if (!dyt) {
     fprintf(stderr, "m1native: out of memory (%lld bytes for a weight gradient)\n", (long long)(rows * n * 4));
     abort();
   }
-  constexpr int64_t TB = 64;  // transposed in TB × TB tiles
-  parallel_for(cdiv(rows, TB), 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t r0 = lo * TB; r0 < imin(rows, hi * TB); r0 += TB)
-      for (int64_t t0 = 0; t0 < n; t0 += TB)
-        for (int64_t r = r0; r < imin(rows, r0 + TB); r++)
-          for (int64_t t = t0; t < imin(n, t0 + TB); t++) dyt[r * n + t] = dy[t * rows + r];
-  });
+  transpose(dy, n, rows, rows, dyt, ld);
   const WeightView xv{x, kF32, n, cols};
   packed_gemm(
-      dyt, n, rows, cols, n,
+      dyt, ld, rows, cols, n,
       [&](int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) { pack_rows(xv, j, nr, k0, kc, dst); }, dw, cols,
       1.0f);
   afree(dyt);

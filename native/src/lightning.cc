@@ -1,4 +1,4 @@
-// Lightning attention (spec §2.5). Per head, decay λ = exp(−s), state S [d, d] (row: key dim,
+// Lightning attention (docs/architecture.md §3.4). Per head, decay λ = exp(−s), state S [d, d] (row: key dim,
 // column: value dim). Recurrence: S_t = λ S_{t−1} + k_tᵀ v_t, o_t = q_t S_t.
 // Block form for m ≤ B tokens (local i, j):
 //   O = ((Q Kᵀ) ⊙ diag) V + (Q ⊙ q_decay) S,  diag[i,j] = λ^{i−j} (i ≥ j), q_decay[i] = λ^{i+1}
@@ -27,8 +27,8 @@ struct Rows {
 // and the head's state S (pw[i] = λ^i).
 void block(Rows Q, Rows K, Rows Vb, float* O, int64_t ldo, int64_t d, double s, const float* pw, int64_t m,
            float* S) {
-  float* Kt = scratch(3, d * m);
-  float* A = scratch(4, m * m);
+  float* Kt = scratch(slot::kLightningKeysT, d * m);
+  float* A = scratch(slot::kLightningScores, m * m);
   // inter-block: O = (Q S) ⊙ q_decay
   gemm_nn(m, d, d, Q.p, Q.ld, S, d, O, ldo, 0.0f);
   for (int64_t i = 0; i < m; i++) {
@@ -88,7 +88,7 @@ void lightning_prefill(const float* q, const float* k, const float* v, int64_t l
   if (heads <= 0 || d <= 0) return;
   const int64_t ldo = heads * d;
   parallel_for(heads, cdiv(heads, num_threads()), [&](int64_t lo, int64_t hi) {
-    float* pw = scratch(5, (hi - lo) * (B + 1));  // λ_h^i, i = 0..B, per head
+    float* pw = scratch(slot::kLightningDecay, (hi - lo) * (B + 1));  // λ_h^i, i = 0..B, per head
     for (int64_t h = lo; h < hi; h++) decay_powers(double(slopes[h]), B, pw + (h - lo) * (B + 1));
     for (int64_t t0 = 0; t0 < n; t0 += B) {
       for (int64_t h = lo; h < hi; h++) {
@@ -167,8 +167,8 @@ void lightning_backward(const float* q, const float* k, const float* v, int64_t 
   if (heads <= 0 || d <= 0 || n <= 0) return;
   const int64_t ldo = heads * d;
   parallel_for(3 * heads, 1, [&](int64_t lo, int64_t hi) {
-    float* pw = scratch(5, B + 1);
-    float* S = scratch(6, d * d);
+    float* pw = scratch(slot::kLightningDecay, B + 1);
+    float* S = scratch(slot::kLightningStateGrad, d * d);
     for (int64_t item = lo; item < hi; item++) {
       const int64_t h = item / 3, which = item % 3;
       const double s = double(slopes[h]);
