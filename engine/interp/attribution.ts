@@ -169,8 +169,10 @@ export class LogitAttribution {
         { type: "heatmap", z: experts, x: Array.from({ length: cfg.numExperts }, (_, e) => `expert ${e}`), y: layerLabels, colorscale: "RdBu", reversescale: true, zmin: -zmax, zmax, xaxis: "x3", yaxis: "y3" },
       ],
       {
-        grid: { rows: 1, columns: 3, pattern: "independent" }, height: 420, barmode: "group",
-        yaxis2: { autorange: "reversed" }, yaxis3: { autorange: "reversed", showticklabels: false },
+        height: 460, barmode: "group", legend: { orientation: "h", x: 0, y: -0.35 },
+        xaxis: { domain: [0, 0.3], tickangle: -60 }, yaxis: { title: { text: "direct contribution" } },
+        xaxis2: { domain: [0.42, 0.66], anchor: "y2" }, yaxis2: { anchor: "x2", autorange: "reversed" },
+        xaxis3: { domain: [0.7, 0.94], anchor: "y3" }, yaxis3: { anchor: "x3", autorange: "reversed", showticklabels: false },
         annotations: [["per layer", "x"], ["per head", "x2"], ["per expert", "x3"]].map(([text, x]) => ({ text, showarrow: false, xref: `${x} domain`, yref: "paper", x: 0.5, y: 1.06 })),
       },
       `Direct logit attribution of ${this.targetLabel} at ${this.trace.labels[this.position]} (every norm's scale frozen from the cache)`,
