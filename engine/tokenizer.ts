@@ -13,8 +13,6 @@ export interface ChatMessage { role: string; content: string | ChatPart[]; name?
 export class Tokenizer {
   readonly vocabSize: number;
   readonly eosTokenIds: number[];
-  /** the pad_token of tokenizer_config.json, when it names one in the vocabulary */
-  readonly padTokenId: number | null;
   private template: Template | null = null;
 
   private constructor(
@@ -28,7 +26,6 @@ export class Tokenizer {
     this.vocabSize = maxId + 1;
     const eos = [this.tokenId(tokenContent(config.eos_token) ?? ""), ...[generationEos].flat()];
     this.eosTokenIds = [...new Set(eos.filter((id): id is number => Number.isInteger(id)))];
-    this.padTokenId = this.tokenId(tokenContent(config.pad_token) ?? "") ?? null;
   }
 
   /** Loads `dir`/tokenizer.json (and tokenizer_config.json, generation_config.json if present); null without tokenizer.json. */
