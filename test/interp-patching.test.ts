@@ -33,7 +33,7 @@ function close(result: PatchingResult, row: number, column: number, expected: nu
 }
 
 test("(layer × position) sweeps equal one patched forward per cell, for residual and attention-internal hooks", async () => {
-  const { model, ap, cleanRun, n, brute } = await setup();
+  const { ap, cleanRun, n, brute } = await setup();
   assert.ok(ap.clean > 0 && ap.corrupted < 0, "the clean prompt prefers 7, the corrupted one 2");
   for (const hook of ["hook_resid_pre", "attn.hook_z"]) {
     const result = await ap.positions(hook);

@@ -154,7 +154,7 @@ async function frozenRouting(model: Model, ids: number[], copies: number): Promi
 
 /** Gauss-Legendre quadrature of m points on [0, 1]: exact for polynomials of degree 2m − 1. Nodes are the roots of
  *  the Legendre polynomial P_m found by Newton's method from Chebyshev guesses; weights 2 / ((1 − x²) P_m'(x)²), halved. */
-export function gaussLegendre(m: number): { nodes: number[]; weights: number[] } {
+function gaussLegendre(m: number): { nodes: number[]; weights: number[] } {
   const nodes: number[] = [], weights: number[] = [];
   for (let i = 0; i < m; i++) {
     let x = Math.cos((Math.PI * (i + 0.75)) / (m + 0.5));
