@@ -1,70 +1,83 @@
-/** Batched forward passes: packed sequences equal one forward call per sequence; nothing crosses sequences. */
+/** Batched decode: each sequence of a batch equals generate on it alone, bit for bit. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Model, Tensor, Trace } from "../engine/index.ts";
-import { TINY, relErr } from "./helpers.ts";
+import { join } from "node:path";
+import { Model, DecodeBatch, Rng } from "../engine/index.ts";
+import { logProbability } from "../engine/softmax.ts";
+import { ROOT, TINY } from "./helpers.ts";
 
-const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 37 + seed * 101) % 500));
-// one token, shorter than a lightning block (16), several blocks with a partial last, and more than a chunk (2048)
-const SEQS = [ids(1, 1), ids(9, 2), ids(37, 3), ids(2050, 4), ids(16, 5)];
+const mini = await Model.load(join(ROOT, "engine", "checkpoints", "mini-80k"));
 
-test("a packed batch equals one forward per sequence (logits and caches) and decoding continues each cache", async () => {
-  const model = await Model.load(TINY);
-  const batch = await model.forwardBatch(SEQS);
-  for (let i = 0; i < SEQS.length; i++) {
-    const one = await model.forward(SEQS[i]);
-    assert.deepEqual(batch.logits[i].shape, one.logits.shape);
-    assert.ok(relErr(batch.logits[i].f32, one.logits.f32) < 1e-5, `sequence ${i}`);
-    assert.equal(batch.caches[i].position, SEQS[i].length);
-    const next = [7];
-    const a = await model.forward(next, { cache: batch.caches[i] });
-    const b = await model.forward(next, { cache: one.cache });
-    assert.ok(relErr(a.logits.f32, b.logits.f32) < 1e-5, `decode after sequence ${i}`);
+function additions(count: number, seed: number): string[] {
+  const rng = new Rng(seed);
+  const digits = (n: number) => Array.from({ length: n }, () => Math.floor(rng.next() * 10)).join(" ");
+  return Array.from({ length: count }, (_, i) => `<s> ${digits(2 + (i % 7))} + ${digits(2 + ((i * 3) % 7))} = <think>`);
+}
+
+async function alone(model: Model, prompt: string | number[], options: object): Promise<{ ids: number[]; logprobs: number[]; stop: string | null }> {
+  const gen = model.generate(prompt, { ...options, keepLogits: true });
+  const logprobs: number[] = [];
+  for await (const t of gen) logprobs.push(logProbability(t.logits!, t.id));
+  return { ids: gen.ids, logprobs, stop: gen.stopReason };
+}
+
+test("20 sampled sequences in one batch equal 20 generate calls (tokens, log-probabilities, stop reasons)", async () => {
+  // 20 > 16 rows: the batched products and experts still take the row-independent path
+  const prompts = additions(20, 7);
+  const options = { temperature: 1, topP: 0.95, thinkingBudget: 30, maxNewTokens: 60 };
+  const batch = await mini.generateBatch(prompts, { ...options, seed: 100 });
+  for (let i = 0; i < prompts.length; i++) {
+    const ref = await alone(mini, prompts[i], { ...options, seed: 100 + i });
+    assert.deepEqual(batch[i].ids, ref.ids, `sequence ${i}`);
+    assert.deepEqual(batch[i].logprobs, ref.logprobs, `sequence ${i} log-probabilities`);
+    assert.equal(batch[i].stopReason, ref.stop);
   }
-  const last = await model.forwardBatch(SEQS, { logits: "last" });
-  last.logits.forEach((t, i) => {
-    const row = batch.logits[i].f32.subarray((SEQS[i].length - 1) * model.config.vocabSize);
-    assert.ok(relErr(t.f32, row) < 1e-6, `last logits of sequence ${i}`);
-  });
+  // the thinking budget bound somewhere, and forced tokens are marked
+  assert.ok(batch.some((s) => s.forced.includes(true)));
 });
 
-test("batched activations are indexed by prompt and equal the single traces, per-sequence hooks included", async () => {
-  const model = await Model.load(TINY);
-  const seqs = SEQS.filter((s) => s.length < 100);
-  const names = /hook_resid_post|hook_state|hook_pattern|hook_topk_idx|lightning\.hook_q|ln_final/;
-  const traces = await Trace.runBatch(model, "tiny", seqs, names);
-  for (let i = 0; i < seqs.length; i++) {
-    const single = await Trace.run(model, "tiny", seqs[i], names);
-    assert.deepEqual(traces[i].activations.names().sort(), single.activations.names().sort());
-    for (const name of single.activations.names()) {
-      const [a, b] = [traces[i].get(name), single.get(name)];
-      assert.deepEqual(a.shape, b.shape, name);
-      if (a.dtype === "I32") assert.deepEqual(a.data, b.data, name);
-      else assert.ok(relErr(a.toFloat32(), b.toFloat32()) < 1e-5, `${name} of sequence ${i}`);
-    }
-  }
+test("sequences join and leave between steps without changing the others", async () => {
+  const prompts = additions(5, 3);
+  const options = { greedy: true, thinkingBudget: 80, maxNewTokens: 90 };
+  const refs = await Promise.all(prompts.map(async (p) => (await alone(mini, p, options)).ids));
+  const batch = new DecodeBatch(mini);
+  const seqs = [await batch.join(prompts[0], options), await batch.join(prompts[1], options)];
+  for (let k = 0; k < 5; k++) await batch.step();
+  seqs.push(await batch.join(prompts[2], options));
+  await batch.step();
+  batch.leave(seqs[1]); // leaves after 6 tokens
+  seqs.push(await batch.join(prompts[3], options), await batch.join(prompts[4], options));
+  while (batch.active.length > 0) await batch.step();
+  for (const i of [0, 2, 3, 4]) assert.deepEqual(seqs[i].ids, refs[i], `sequence ${i}`);
+  assert.deepEqual(seqs[1].ids, refs[1].slice(0, 6));
+  assert.throws(() => batch.leave(seqs[1]), /not in this batch/);
 });
 
-test("a hook that edits one sequence's rows in a packed pass changes that sequence only", async () => {
-  const model = await Model.load(TINY);
-  const plain = await model.forwardBatch(SEQS.slice(0, 3));
-  const edited = await model.hooks.with([["blocks.2.hook_resid_post", (v, ctx) => {
-    assert.equal(ctx.sequences?.length, 3);
-    const out = v.f32.slice();
-    const seq = ctx.sequences![1];
-    out.fill(0.5, seq.start * model.config.hiddenSize, (seq.start + seq.tokens) * model.config.hiddenSize);
-    return new Tensor("F32", v.shape, out);
-  }]], () => model.forwardBatch(SEQS.slice(0, 3)));
-  for (const i of [0, 2]) assert.ok(relErr(edited.logits[i].f32, plain.logits[i].f32) < 1e-6);
-  assert.ok(relErr(edited.logits[1].f32, plain.logits[1].f32) > 1e-2);
+test("f32 tiny model with a softmax layer: batch equals alone; hooks take the per-sequence path", async () => {
+  const tiny = await Model.load(TINY);
+  const prompts = [[1, 5, 9, 2], [3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3], [7]];
+  const options = { temperature: 0.8, maxNewTokens: 12, stopTokens: [] };
+  const batch = await tiny.generateBatch(prompts, { ...options, seeds: [5, 6, 7] });
+  for (let i = 0; i < prompts.length; i++) assert.deepEqual(batch[i].ids, (await alone(tiny, prompts[i], { ...options, seed: 5 + i })).ids);
+  let seen = 0;
+  const hooked = await tiny.hooks.with([["blocks.0.hook_resid_pre", () => void seen++]], () => tiny.generateBatch(prompts, { ...options, seeds: [5, 6, 7] }));
+  assert.deepEqual(hooked.map((s) => s.ids), batch.map((s) => s.ids));
+  assert.equal(seen, 3 * 12); // a prefill and 11 decode steps per sequence
 });
 
-test("bad batches are refused with a clear message", async () => {
-  const model = await Model.load(TINY);
-  await assert.rejects(model.forwardBatch([]), /no sequences/);
-  await assert.rejects(model.forwardBatch([[1, 2], []]), /sequence 1 has no token ids/);
-  await assert.rejects(model.forwardBatch([[1, 2], [3]], { caches: [model.newCache()] }), /1 caches for 2 sequences/);
-  const c = model.newCache();
-  await assert.rejects(model.forwardBatch([[1, 2], [3]], { caches: [c, c] }), /its own cache/);
-  await assert.rejects(model.forwardBatch([[1, 2], [3, 9999]]), /token id 9999 at index 1/);
+test("bad batch input is named", async () => {
+  await assert.rejects(mini.generateBatch(["<s> 1 + 2 = <think>"], { seeds: [1, 2] }), /seeds has 2 entries for 1 prompts/);
+  const c = mini.newCache();
+  await assert.rejects(mini.stepBatch([1, 2], [c, c]), /a cache appears twice/);
+  await assert.rejects(mini.stepBatch([99], [mini.newCache()]), /token id 99 at index 0 is outside the vocabulary/);
+});
+
+test("a group joins on one prefill: each member equals generate alone", async () => {
+  const [prompt] = additions(1, 11);
+  const options = [0, 1, 2, 3].map((k) => ({ temperature: 1, seed: 40 + k, thinkingBudget: 40, maxNewTokens: 50 }));
+  const batch = new DecodeBatch(mini);
+  const group = await batch.joinGroup(prompt, options);
+  while (batch.active.length > 0) await batch.step();
+  for (let k = 0; k < 4; k++) assert.deepEqual(group[k].ids, (await alone(mini, prompt, options[k])).ids, `member ${k}`);
+  assert.equal(new Set(group.map((s) => s.cache)).size, 4, "each member has its own cache");
 });
