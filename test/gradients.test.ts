@@ -6,10 +6,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { Model } from "../engine/model.ts";
-import { SafetensorsFile } from "../engine/safetensors.ts";
-import { Tensor } from "../engine/tensor.ts";
-import { TINY, TINY_ROPE8, relErr } from "./helpers.ts";
+import { SafetensorsFile, writeSafetensors } from "../engine/safetensors.ts";
+import { castTensor, Tensor } from "../engine/tensor.ts";
+import { TINY, TINY_ROPE8, relErr, tempDir } from "./helpers.ts";
 
 function norm(a: ArrayLike<number>): number {
   let s = 0;
@@ -142,4 +143,34 @@ test("bad input: a clear error, nothing computed, the model unchanged", async ()
   await assert.rejects(model.forwardForBackward(ids), /training forward does not build/);
   remove();
   assert.deepEqual((await model.forward(ids)).logits.data, before);
+});
+
+test("BF16 weights get f32 gradients equal to those of f32 weights holding the same values", async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const src = SafetensorsFile.open(join(TINY, "model.safetensors"));
+    const bf16: Record<string, Tensor> = {};
+    const rounded: Record<string, Tensor> = {};
+    for (const name of src.names()) {
+      bf16[name] = castTensor(src.read(name), "BF16");
+      rounded[name] = castTensor(bf16[name], "F32");
+    }
+    for (const [sub, tensors] of [["bf16", bf16], ["rounded", rounded]] as const) {
+      mkdirSync(join(dir, sub));
+      writeSafetensors(join(dir, sub, "model.safetensors"), tensors);
+      copyFileSync(join(TINY, "config.json"), join(dir, sub, "config.json"));
+    }
+    const ids = Array.from({ length: 37 }, (_, t) => (t * 23 + 4) % 512);
+    const tokenWeights = weightsOf(ids, 5);
+    const ours = await (await Model.load(join(dir, "bf16"))).lossAndGradients(ids, { tokenWeights });
+    const ref = await (await Model.load(join(dir, "rounded"))).lossAndGradients(ids, { tokenWeights });
+    assert.ok(Math.abs(ours.loss - ref.loss) <= 1e-6 * Math.abs(ref.loss), "loss");
+    for (const [name, g] of ref.weights) {
+      const mine = ours.weights.get(name)!;
+      assert.equal(mine.dtype, "F32", name);
+      if (norm(g.f32) > 0) assert.ok(relErr(mine.f32, g.f32) <= 1e-5, `${name}: ${relErr(mine.f32, g.f32)}`);
+    }
+  } finally {
+    cleanup();
+  }
 });

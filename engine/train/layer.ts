@@ -66,7 +66,7 @@ export function savedBytes(s: LayerSaved): number {
   return arrays.reduce((sum, a) => sum + a.byteLength, 0);
 }
 
-/** Layer l on x [rows, hidden] (spec §2.4): the residual stream after it and what its backward pass needs. */
+/** Layer l on x [rows, hidden] (docs/architecture.md §3.3): the residual stream after it and what its backward pass needs. */
 export function layerForward(tp: TrainPass, l: number, x: Float32Array): { out: Float32Array; saved: LayerSaved } {
   const { cfg, w, pass, batch } = tp;
   const n = batch.rows;
@@ -185,7 +185,7 @@ function addScaled(acc: Float32Array, f: number, x: Float32Array): void {
   native.axpby(1, acc, f, x, acc);
 }
 
-// ------------------------------------------------------------------ lightning attention (spec §2.5)
+// ------------------------------------------------------------------ lightning attention (docs/architecture.md §3.4)
 
 function lightningForward(tp: TrainPass, l: number, a: Float32Array): { attn: Float32Array; saved: LightningSaved } {
   const { cfg, w, pass, batch } = tp;
@@ -260,7 +260,7 @@ function lightningBackward(tp: TrainPass, l: number, a: Float32Array, s: Lightni
   return dA;
 }
 
-// ------------------------------------------------------------------ softmax attention (spec §2.6)
+// ------------------------------------------------------------------ softmax attention (docs/architecture.md §3.5)
 
 function softmaxForward(tp: TrainPass, l: number, a: Float32Array): { attn: Float32Array; saved: SoftmaxSaved } {
   const { cfg, w, pass, batch } = tp;
