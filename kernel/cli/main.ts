@@ -2,22 +2,23 @@
  * The `m1` command line. Stable forms (used by people and by outside checks):
  *   m1 info <checkpoint-dir-or-config.json> [--json]
  *   m1 forward <checkpoint-dir> --ids 5,17,3 --out logits.safetensors
- *   m1 generate <checkpoint-dir> --ids 5,17,3 --max-new 16 --greedy --json
+ *   m1 generate <checkpoint-dir-or-name> --ids 5,17,3 --max-new 16 --greedy --json   (tool_calls parsed from M1's <tool_calls> block)
  *   m1 grad <checkpoint-dir> --ids 1,5,9 --token-weights 0.5,-1 --out grad.safetensors [--hidden]
  */
 import { parseArgs } from "node:util";
 import { M1Error, InputError } from "../../engine/errors.ts";
+import { parseToolCalls } from "../../engine/tool-calls.ts";
 
 const USAGE = `usage:
   m1 info <checkpoint-dir-or-config.json> [--json]
   m1 forward <checkpoint-dir> --ids 5,17,3 --out logits.safetensors
-  m1 generate <checkpoint-dir> (--ids 5,17,3 | --prompt TEXT) [--max-new N] [--greedy | --temperature T --top-k K --top-p P --seed S]
+  m1 generate <checkpoint-dir|mini-40k|mini-80k> (--ids 5,17,3 | --prompt TEXT) [--max-new N] [--greedy | --temperature T --top-k K --top-p P --seed S]
               [--thinking-budget N] [--stop-token ID ...] [--stop STRING ...] [--json]
   m1 kernel --connection-file FILE
   m1 kernel install [--user | --prefix DIR] [--name NAME]
   m1 run <notebook.ipynb> [--out executed.ipynb] [--html report.html] [-p name=value ...] [--timeout S]
               [--server URL --token T [--server-path PATH]] [--kernel NAME]
-  m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME]
+  m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME] [--max-batch N]
   m1 eval <suite|task.json|task.yaml> (--model CHECKPOINT | --endpoint URL --model NAME) [...]   (all options: benchmarks/README.md)
   m1 grad <checkpoint-dir> --ids 1,5,... [--token-weights 0.5,-1,...] --out FILE.safetensors [--hidden]
   m1 make-checkpoint <bench-small> <out-dir> [--seed N]
@@ -124,10 +125,9 @@ async function generate(args: string[]): Promise<number> {
       json: { type: "boolean" },
     },
   });
-  const dir = positional(positionals, "checkpoint directory");
+  const checkpoint = positional(positionals, "checkpoint (a registry name such as mini-40k, or a directory)");
   if ((values.ids === undefined) === (values.prompt === undefined)) throw new InputError("give exactly one of --ids or --prompt");
-  const { Model } = await engine();
-  const model = await Model.load(dir);
+  const { model } = await (await import("../../benchmarks/registry.ts")).loadLocalModel(checkpoint);
   const controller = new AbortController();
   process.once("SIGINT", () => controller.abort());
   const generation = model.generate(values.prompt ?? parseIds(values.ids), {
@@ -145,7 +145,11 @@ async function generate(args: string[]): Promise<number> {
   if (values.json) {
     const result = await generation.result();
     const out: Record<string, unknown> = { ids: result.ids, stop_reason: result.stopReason };
-    if (result.text !== null) out.text = result.text;
+    if (result.text !== null) {
+      out.text = result.text;
+      const { toolCalls } = parseToolCalls(result.text); // M1's <tool_calls> block, as m1 serve returns it
+      if (toolCalls.length) out.tool_calls = toolCalls;
+    }
     process.stdout.write(JSON.stringify(out) + "\n");
   } else {
     for await (const token of generation) process.stdout.write(token.text ?? `${token.index ? " " : ""}${token.id}`);

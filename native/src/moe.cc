@@ -98,7 +98,7 @@ int64_t group_by_expert(const int32_t* idx, int64_t s0, int64_t ns, int64_t num_
 
 void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                  const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
-                 float* out, float* gate_up) {
+                 float* out, bool rowwise, float* gate_up) {
   if (n == 0 || k == 0 || hidden == 0) return;
   int64_t F = 0;
   for (int64_t s = 0; s < n * k; s++) F = std::max(F, experts[idx[s]]->w1.rows);
@@ -114,7 +114,7 @@ void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden
     float* ys = slots ? slots + s0 * hidden : tl_slots.get(ns * hidden);
     float* xs = tl_xs.get(ns * hidden);
     gather_slots(x, hidden, order.data(), k, ns, xs);
-    if (most <= kDotRows) {
+    if (most <= kDotRows || rowwise) {
       float* h1 = tl_h1.get(ns * F);
       float* h3 = tl_h3.get(ns * F);
       float* y = tl_y.get(ns * hidden);

@@ -445,7 +445,7 @@ Value MoeExperts(const CallbackInfo& info) {
   Experts ex = experts_arg(c, info[5], idx, hidden, {&o.a, &gu});
   if (!absent(info[7])) expect_len(c, gu, prod(c, {n, k, 2, routed_intermediate(ex)}), "n*k*2*intermediate");
   moe_experts(kernels(), x.data, n, hidden, idx.data, nullptr, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), o.a.data,
-              nullptr, gu.len ? gu.data : nullptr);
+              nullptr, false, gu.len ? gu.data : nullptr);
   return o.arr;
 }
 
@@ -470,7 +470,7 @@ Value Moe(const CallbackInfo& info) {
     return o.arr;
   }
   moe_experts(kernels(), x.data, n, hidden, idx.data, w.data, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), nullptr,
-              o.a.data);
+              o.a.data, false);
   return o.arr;
 }
 
