@@ -28,6 +28,8 @@ const LM_HEAD = "lm_head.weight";
 export class Checkpoint {
   private readonly files = new Map<string, SafetensorsFile>();
   private readonly cache = new Map<string, Tensor>(); // insertion order = least recently used first
+  /** tensors held for in-place changes (training): outside the LRU, never evicted, what every read returns */
+  private readonly held = new Map<string, Tensor>();
   private resident = 0;
   private evictCount = 0;
   private closed = false;
@@ -103,6 +105,8 @@ export class Checkpoint {
 
   get(name: string): Tensor {
     const key = this.resolveAlias(name);
+    const held = this.held.get(key);
+    if (held) return held;
     const hit = this.cache.get(key);
     if (hit) {
       this.cache.delete(key);
@@ -123,15 +127,44 @@ export class Checkpoint {
     return t;
   }
 
-  /** Fills `dst` with whole rows of a tensor's first dimension from `rowStart` on, straight from disk (nothing kept resident). */
+  /** Fills `dst` with whole rows of a tensor's first dimension from `rowStart` on, straight from disk (nothing kept
+   *  resident), or from memory for a held tensor. */
   readRowsInto(name: string, rowStart: number, dst: TensorData): void {
-    const loc = this.locate(this.resolveAlias(name));
+    const key = this.resolveAlias(name);
+    const loc = this.locate(key);
     const rowSize = shapeNumel(loc.shape.slice(1));
     const rows = dst.length / rowSize;
     if (!(Number.isInteger(rows) && Number.isInteger(rowStart) && rowStart >= 0 && rowStart + rows <= (loc.shape[0] ?? 1))) {
       throw new CheckpointError(`tensor "${name}" in ${loc.file.path}: cannot read ${dst.length} elements as whole rows from row ${rowStart} of [${loc.shape.join(",")}]`);
     }
-    loc.file.readContiguousInto(loc.stored, loc.offset + rowStart * rowSize, dst);
+    const held = this.held.get(key);
+    if (held) (dst as Float32Array).set((held.data as Float32Array).subarray(rowStart * rowSize, rowStart * rowSize + dst.length));
+    else loc.file.readContiguousInto(loc.stored, loc.offset + rowStart * rowSize, dst);
+  }
+
+  /**
+   * Keeps a weight in memory for changing it in place (training), outside the resident budget and never evicted;
+   * every later read returns this tensor. After changing held tensors, call `changed()`.
+   */
+  hold(name: string): Tensor {
+    const key = this.resolveAlias(name);
+    let t = this.held.get(key);
+    if (!t) {
+      t = this.get(key);
+      if (this.cache.delete(key)) this.resident -= t.nbytes;
+      this.held.set(key, t);
+    }
+    return t;
+  }
+
+  /** Canonical names of the held tensors: those whose values may differ from the files. */
+  heldNames(): string[] {
+    return [...this.held.keys()];
+  }
+
+  /** Says that held tensors were changed: whoever keeps copies derived from them (evictions) drops them. */
+  changed(): void {
+    this.evictCount++;
   }
 
   /** `get` for a weight: checks the shape (before reading) and that the dtype is floating point. */
@@ -171,7 +204,8 @@ export class Checkpoint {
     return bytes;
   }
 
-  /** Number of evict calls so far: whoever keeps tensors of this checkpoint drops them when it changes. */
+  /** Number of evict and `changed` calls so far: whoever keeps tensors of this checkpoint, or copies derived from
+   *  them, drops them when it changes. */
   get evictions(): number {
     return this.evictCount;
   }
@@ -197,6 +231,7 @@ export class Checkpoint {
   close(): void {
     for (const f of this.files.values()) f.close();
     this.files.clear();
+    this.held.clear();
     this.evict();
     this.closed = true;
   }

@@ -19,6 +19,10 @@ export { Registry, type RegistryEntry, type CheckpointSource } from "./registry.
 export { Trace } from "./trace.ts";
 export { Stepper } from "./stepper.ts";
 export { SubStep } from "./substep.ts";
+export { Trainer, type TrainerOptions, type TrainStepOptions, type TrainStepResult } from "./train/trainer.ts";
+export { AdamW, type AdamWOptions, type Parameter, type StepReport } from "./train/optimizer.ts";
+export { constantLr, warmupCosine, type LrSchedule, type WarmupCosineOptions } from "./train/schedule.ts";
+export { saveCheckpoint } from "./train/save.ts";
 export { Figure, heatmapGrid } from "./figure.ts";
 export { AttentionPattern } from "./analysis/attention.ts";
 export { LightningLayer, EffectiveAttention, decayTable } from "./analysis/lightning.ts";

@@ -18,6 +18,8 @@ import { SubStep } from "./substep.ts";
 import { Stepper } from "./stepper.ts";
 import { forwardForBackward, type ForwardForBackwardOptions, type Tape } from "./train/tape.ts";
 import { lossAndGradients, type LossOptions, type LossResult } from "./train/loss.ts";
+import { Trainer, type TrainerOptions } from "./train/trainer.ts";
+import { saveCheckpoint } from "./train/save.ts";
 
 export interface LoadOptions {
   /** Keep at most this many bytes of weights resident (per-layer streaming for checkpoints larger than memory). */
@@ -93,8 +95,9 @@ export class Model implements WeightSource {
     return this.checkpoint.weight(name, shape) as native.Weight; // Checkpoint.weight admits only F32, BF16 and F16
   }
 
-  /** 1-D weights (norms) as f32, converted once and kept: they are tiny. */
+  /** 1-D weights (norms) as f32, converted once and kept (until the checkpoint's tensors change): they are tiny. */
   vector(name: string, length: number): Float32Array {
+    this.liveNativeObjects();
     let v = this.vectors.get(name);
     if (!v) {
       v = this.checkpoint.weight(name, [length]).toFloat32();
@@ -327,6 +330,18 @@ export class Model implements WeightSource {
     return lossAndGradients(this, sequences, options);
   }
 
+  /** A fine-tuning loop on this model: `await trainer.step(batch)` computes the loss and gradients and takes an
+   *  AdamW step, changing this model's weights in place (engine/train/trainer.ts). */
+  trainer(options: TrainerOptions): Trainer {
+    return new Trainer(this, options);
+  }
+
+  /** Writes this model, with any weights changed in memory, as a checkpoint directory in the format it was loaded
+   *  from (config and tokenizer files copied; engine/train/save.ts). */
+  save(dir: string): void {
+    saveCheckpoint(this.checkpoint, dir);
+  }
+
   /** How many layers currently run as native objects: a forward pass of up to 16 tokens runs every layer that no
    *  hook listens inside that way, and with no hook at all the whole model as one native call. Streamed checkpoints
    *  and stepping run op by op. */
@@ -359,10 +374,12 @@ export class Model implements WeightSource {
     return (this.nativeFits ??= this.checkpoint.fullyResident && this.checkpoint.fileBytes() <= os.totalmem() / 2);
   }
 
-  /** The native objects built since the checkpoint last evicted tensors (older ones are dropped). */
+  /** The native objects built since the checkpoint last evicted or changed tensors (older ones are dropped, and
+   *  with them the f32 copies of norm weights). */
   private liveNativeObjects(): NativeObjects {
     if (this.nativeObjects.evictions !== this.checkpoint.evictions) {
       this.nativeObjects = { evictions: this.checkpoint.evictions, layers: [] };
+      this.vectors.clear();
     }
     return this.nativeObjects;
   }

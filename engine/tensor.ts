@@ -138,16 +138,16 @@ export function floatsInto(dtype: "BF16" | "F16", src: Uint16Array, dst: Float32
   return dst;
 }
 
-function f32ArrayToBf16(src: Float32Array): Uint16Array {
+/** f32 values rounded to BF16 (nearest-even) into `dst` (same length). */
+export function f32IntoBf16(src: Float32Array, dst: Uint16Array): Uint16Array {
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = bitsToBf16(bits[i]);
-  return out;
+  for (let i = 0; i < src.length; i++) dst[i] = bitsToBf16(bits[i]);
+  return dst;
 }
 
 /** Convert to F32 or BF16 (BF16 by round-to-nearest-even). Returns `t` itself when it already has that dtype. */
 export function castTensor(t: Tensor, dtype: "F32" | "BF16"): Tensor {
   if (t.dtype === dtype) return t;
   const asF32 = t.toFloat32();
-  return dtype === "F32" ? new Tensor("F32", t.shape, asF32) : new Tensor("BF16", t.shape, f32ArrayToBf16(asF32));
+  return dtype === "F32" ? new Tensor("F32", t.shape, asF32) : new Tensor("BF16", t.shape, f32IntoBf16(asF32, new Uint16Array(asF32.length)));
 }

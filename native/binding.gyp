@@ -15,6 +15,7 @@
       'src/backward_attention.cc',
       'src/table.cc',
       'src/peak.cc',
+      'src/optimizer.cc',
     ],
   },
   'target_defaults': {

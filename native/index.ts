@@ -117,6 +117,9 @@ interface Binding {
   bf16DotPeak(tasks: number, iters: number): number;
   readAll(src: Float32Array): number;
   copy(src: Float32Array, dst: Float32Array): void;
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, gradScale: number, beta1: number, beta2: number,
+    decay: number, stepSize: number, invSqrtBc2: number, eps: number): void;
+  sumSquares(x: Float32Array): number;
   empty(length: number): Float32Array;
   alignedBuffer(bytes: number): ArrayBuffer;
   memoryStats(): MemoryStats;
@@ -220,6 +223,27 @@ export const readAll: Binding["readAll"] = native.readAll;
 
 /** dst = src with a memcpy shared out to the thread pool (for the copy bandwidth). */
 export const copy: Binding["copy"] = native.copy;
+
+// ------------------------------------------------------------------ optimiser
+/** The constants of one AdamW step for one parameter (engine/train/optimizer.ts derives them). */
+export interface AdamwStep {
+  gradScale: number;
+  beta1: number;
+  beta2: number;
+  decay: number;
+  stepSize: number;
+  invSqrtBc2: number;
+  eps: number;
+}
+
+/** One AdamW update in place (f32 arithmetic, on the pool): g' = g·gradScale, m ← β1·m + (1−β1)·g',
+ *  v ← β2·v + (1−β2)·g'², p ← p·decay − stepSize · m / (√v · invSqrtBc2 + eps). */
+export function adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, s: AdamwStep): void {
+  native.adamw(p, g, m, v, s.gradScale, s.beta1, s.beta2, s.decay, s.stepSize, s.invSqrtBc2, s.eps);
+}
+
+/** Σ x² accumulated in double, on the pool. */
+export const sumSquares: Binding["sumSquares"] = native.sumSquares;
 
 // ------------------------------------------------------------------ ops
 /** out[n, rows] = x[n, cols] · wᵀ, f32 accumulation. */

@@ -6,14 +6,19 @@ peer our engine is measured against, on the same checkpoint and thread count; it
 
 Reads a hub-format checkpoint (config.json + model.safetensors, f32/bf16) without the safetensors package.
 
+With --train, one training step is a forward pass over a batch of sequences, the mean next-token cross-entropy,
+loss.backward() through autograd, and torch.optim.AdamW over every weight; it is timed (best of --tries after a
+warm-up step) and its peak resident memory measured (the kernel's high-water mark, reset before the step).
+
 usage: minimax_torch.py CHECKPOINT_DIR --threads T [--prefill N ...] [--decode STEPS --contexts C ...]
-                        [--logits-ids 1,2,3 --logits-out FILE]
-Prints one JSON object: {"torch": version, "threads": T, "prefill": [...], "decode": [...]}.
+                        [--logits-ids 1,2,3 --logits-out FILE] [--train BATCHxTOKENS ...]
+Prints one JSON object: {"torch": version, "threads": T, "prefill": [...], "decode": [...], "train": [...]}.
 """
 import argparse
 import json
 import math
 import os
+import resource
 import sys
 import time
 
@@ -191,6 +196,7 @@ class Model(torch.nn.Module):
         with open(os.path.join(ckpt, "config.json")) as f:
             cfg = json.load(f)
         w = load_safetensors(os.path.join(ckpt, "model.safetensors"))
+        self.weights = list(w.values())
         eps = cfg.get("rms_norm_eps", 1e-5)
         self.embed = w["model.embed_tokens.weight"]
         self.lm_head = Linear(w["lm_head.weight"])
@@ -211,19 +217,67 @@ class Model(torch.nn.Module):
             })
 
     def forward(self, ids, caches, start):
-        x = self.embed[ids][None]
+        x = self.decoder(self.embed[ids][None], caches, start)
+        return self.lm_head(self.norm(x[:, -1:]))[0, -1]
+
+    def decoder(self, x, caches, start):
         for layer, cache in zip(self.layers, caches):
             a = layer["ln1"](x)  # postnorm: the residual is the normalised input
             o = layer["attn"](a, cache, start) if layer["softmax"] else layer["attn"](a, cache)
             h = a * layer["alpha"] + o * layer["beta"]
             bn = layer["ln2"](h)
             x = bn * layer["mlp_alpha"] + layer["moe"](bn) * layer["mlp_beta"]
-        return self.lm_head(self.norm(x[:, -1:]))[0, -1]
+        return x
+
+    def loss(self, ids):
+        """Mean next-token cross-entropy of a batch of sequences [batch, tokens] (positions from 0 in each)."""
+        x = self.decoder(self.embed[ids], [{} for _ in self.layers], 0)
+        logits = self.lm_head(self.norm(x))
+        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
 
 
 def token_ids(n, vocab, seed):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(2, vocab, (n,), generator=g)
+
+
+def peak_rss_reset():
+    """Resets the kernel's high-water mark of this process's resident memory (VmHWM)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def train(model, shape, tries):
+    """Training steps on a [batch, tokens] batch: the best time of `tries` steps after one warm-up step."""
+    batch, tokens = shape
+    for t in model.weights:
+        t.requires_grad_(True)
+    optimizer = torch.optim.AdamW(model.weights, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
+    ids = token_ids(batch * tokens, model.embed.shape[0], 5).reshape(batch, tokens)
+    weight_bytes = sum(t.numel() * t.element_size() for t in model.weights)
+    best, peak, loss = math.inf, 0, None
+    for i in range(tries + 1):
+        peak_rss_reset()
+        t = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = model.loss(ids)
+        loss.backward()
+        optimizer.step()
+        seconds = time.perf_counter() - t
+        peak = max(peak, peak_rss_bytes())
+        if i > 0:
+            best = min(best, seconds)
+    state_bytes = sum(v.numel() * v.element_size() for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v))
+    return {"batch": batch, "tokens": tokens, "seconds": best, "tok_s": batch * tokens / best, "loss": loss.item(),
+            "peak_rss_bytes": peak, "weight_bytes": weight_bytes, "grad_bytes": weight_bytes, "optimizer_bytes": state_bytes}
 
 
 def main():
@@ -236,12 +290,13 @@ def main():
     ap.add_argument("--tries", type=int, default=2)
     ap.add_argument("--logits-ids", default=None)
     ap.add_argument("--logits-out", default=None)
+    ap.add_argument("--train", nargs="*", default=[], help="training steps on batches BATCHxTOKENS, e.g. 2x1024")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = Model(args.checkpoint)
     vocab = model.embed.shape[0]
     nl = len(model.layers)
-    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "prefill": [], "decode": []}
+    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "prefill": [], "decode": [], "train": []}
     with torch.inference_mode():
         if args.logits_ids:
             ids = torch.tensor([int(t) for t in args.logits_ids.split(",")])
@@ -273,6 +328,10 @@ def main():
                 pos += args.decode + 1
             result["decode"].append({"context": c, "steps": args.decode, "seconds": best, "tok_s": args.decode / best})
             print(f"peer decode at {c}: {args.decode / best:.1f} tok/s", file=sys.stderr)
+    for spec in args.train:
+        r = train(model, tuple(int(x) for x in spec.split("x")), args.tries)
+        result["train"].append(r)
+        print(f"peer training step {spec}: {r['tok_s']:.1f} tok/s, peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB", file=sys.stderr)
     print(json.dumps(result))
 
 

@@ -18,8 +18,23 @@ export interface PeerResult {
   blas: string;
   prefill: { tokens: number; seconds: number; tok_s: number }[];
   decode: { context: number; steps: number; seconds: number; tok_s: number }[];
+  /** training steps (forward, loss.backward(), torch.optim.AdamW) on [batch, tokens] batches */
+  train?: PeerTrainResult[];
   /** ‖peer − engine‖ / ‖engine‖ over the last position's logits of a short prompt */
   logitsRelErr?: number;
+}
+
+export interface PeerTrainResult {
+  batch: number;
+  tokens: number;
+  seconds: number;
+  tok_s: number;
+  loss: number;
+  /** the process's peak resident memory during the step (VmHWM, reset before it) */
+  peak_rss_bytes: number;
+  weight_bytes: number;
+  grad_bytes: number;
+  optimizer_bytes: number;
 }
 
 export function peerAvailable(): boolean {
@@ -66,12 +81,15 @@ export interface PeerOptions {
   /** prompt whose last-position logits are compared with the engine's */
   checkIds?: number[];
   tries?: number;
+  /** training steps on batches "BATCHxTOKENS" */
+  train?: string[];
 }
 
 export function peerCommand(dir: string, o: PeerOptions): string[] {
   const args = [PEER_SCRIPT, dir, "--threads", String(o.threads), "--tries", String(o.tries ?? 2)];
   if (o.prefill.length) args.push("--prefill", ...o.prefill.map(String));
   if (o.decodeSteps > 0) args.push("--decode", String(o.decodeSteps), "--contexts", ...o.contexts.map(String));
+  if (o.train?.length) args.push("--train", ...o.train);
   return args;
 }
 

@@ -17,6 +17,8 @@ export interface LossResult extends Gradients {
   loss: number;
   /** per sequence, log p(ids[t + 1] | ids[..t]) for t = 0 … n_i − 2 */
   tokenLogprobs: Float32Array[];
+  /** bytes of intermediates the forward pass kept for the backward pass (Tape.keptBytes) */
+  keptBytes: number;
 }
 
 export async function lossAndGradients(model: TrainableModel, sequences: ArrayLike<number> | readonly ArrayLike<number>[],
@@ -40,7 +42,7 @@ export async function lossAndGradients(model: TrainableModel, sequences: ArrayLi
     return d;
   });
   const grads = await tape.backward(dLogits);
-  return { loss, tokenLogprobs, ...grads };
+  return { loss, tokenLogprobs, keptBytes: tape.keptBytes, ...grads };
 }
 
 /** One Float32Array of n_i − 1 finite weights per sequence (of at least 2 tokens). */

@@ -3,6 +3,7 @@
  *   m1 info <checkpoint-dir-or-config.json> [--json]
  *   m1 forward <checkpoint-dir> --ids 5,17,3 --out logits.safetensors
  *   m1 generate <checkpoint-dir-or-name> --ids 5,17,3 --max-new 16 --greedy --json   (tool_calls parsed from M1's <tool_calls> block)
+ *   m1 grad <checkpoint-dir> --ids 1,5,9 --token-weights 0.5,-1 --out grad.safetensors [--hidden]
  */
 import { parseArgs } from "node:util";
 import { M1Error, InputError } from "../../engine/errors.ts";
@@ -19,6 +20,7 @@ const USAGE = `usage:
               [--server URL --token T [--server-path PATH]] [--kernel NAME]
   m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME] [--max-batch N]
   m1 eval <suite|task.json|task.yaml> (--model CHECKPOINT | --endpoint URL --model NAME) [...]   (all options: benchmarks/README.md)
+  m1 grad <checkpoint-dir> --ids 1,5,... [--token-weights 0.5,-1,...] --out FILE.safetensors [--hidden]
   m1 make-checkpoint <bench-small> <out-dir> [--seed N]
   m1 bench <checkpoint-dir> [--prefill N] [--context N] [--decode N] [--threads N] [--tries N] [--json]
   m1 driver-manifest (<checkpoint-dir> | --random <config> --layers 0,7) [--out FILE]   (for native/driver, the C++ core without Node.js)`;
@@ -32,9 +34,10 @@ const serve: Command = async (args) => (await import("./serve.ts")).serve(args);
 const evaluate: Command = async (args) => (await import("./eval.ts")).evaluate(args);
 const makeCheckpoint: Command = async (args) => (await import("./make-checkpoint.ts")).makeCheckpoint(args);
 const bench: Command = async (args) => (await import("./bench.ts")).bench(args);
+const grad: Command = async (args) => (await import("./grad.ts")).grad(args);
 const driverManifest: Command = async (args) => (await import("./driver-manifest.ts")).driverManifestCommand(args);
 
-const commands: Record<string, Command> = { info, forward, generate, kernel, run, serve, eval: evaluate, "make-checkpoint": makeCheckpoint, bench, "driver-manifest": driverManifest };
+const commands: Record<string, Command> = { info, forward, generate, kernel, run, serve, eval: evaluate, grad, "make-checkpoint": makeCheckpoint, bench, "driver-manifest": driverManifest };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -65,7 +68,7 @@ function positional(args: string[], what: string): string {
   return args[0];
 }
 
-function parseIds(text: string | undefined): number[] {
+export function parseIds(text: string | undefined): number[] {
   if (text === undefined) throw new InputError("--ids is required (comma-separated token ids, e.g. --ids 5,17,3)");
   return text.split(",").map((s, i) => {
     const id = Number(s.trim());

@@ -19,6 +19,18 @@ struct WeightView {
   int64_t cols;
 };
 
+// One AdamW step's constants (see native/src/optimizer.cc): p ← p·decay − step_size · m / (√v · inv_sqrt_bc2 + eps)
+// after m ← β1·m + (1−β1)·g', v ← β2·v + (1−β2)·g'², g' = g · grad_scale.
+struct AdamwStep {
+  float grad_scale;
+  float beta1;
+  float beta2;
+  float decay;
+  float step_size;
+  float inv_sqrt_bc2;
+  float eps;
+};
+
 struct KernelTable {
   const char* name;
   // out[n, w.rows] = x[n, w.cols] · wᵀ
@@ -79,6 +91,9 @@ struct KernelTable {
   double (*bf16_dot_peak)(int64_t tasks, int64_t iters);
   double (*read_sum)(const float* src, int64_t len);
   void (*copy)(const float* src, float* dst, int64_t len);
+  // optimiser: the AdamW update of one parameter in place, and Σ x² in double (for the global gradient norm)
+  void (*adamw)(float* p, const float* g, float* m, float* v, int64_t len, const AdamwStep& s);
+  double (*sum_squares)(const float* x, int64_t len);
 };
 
 namespace scalar { const KernelTable* kernels(); }

@@ -67,6 +67,38 @@ Value Copy(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// adamw(p, g, m, v, gradScale, beta1, beta2, decay, stepSize, invSqrtBc2, eps): one AdamW update of p, m, v in
+// place (same length, disjoint)
+Value Adamw(const CallbackInfo& info) {
+  Ctx c{info.Env(), "adamw"};
+  Arr<float> p = f32(c, info[0], "p");
+  Arr<float> g = f32(c, info[1], "g");
+  Arr<float> m = f32(c, info[2], "m");
+  Arr<float> v = f32(c, info[3], "v");
+  expect_len(c, g, p.len, "p.length");
+  expect_len(c, m, p.len, "p.length");
+  expect_len(c, v, p.len, "p.length");
+  disjoint(c, p, g);
+  disjoint(c, p, m);
+  disjoint(c, p, v);
+  disjoint(c, g, m);
+  disjoint(c, g, v);
+  disjoint(c, m, v);
+  const char* names[] = {"gradScale", "beta1", "beta2", "decay", "stepSize", "invSqrtBc2", "eps"};
+  float k[7];
+  for (int i = 0; i < 7; i++) k[i] = float(number(c, info[4 + i], names[i]));
+  const AdamwStep s{k[0], k[1], k[2], k[3], k[4], k[5], k[6]};
+  kernels().adamw(p.data, g.data, m.data, v.data, p.len, s);
+  return info.Env().Undefined();
+}
+
+// sumSquares(x) → Σ x² accumulated in double, on the pool
+Value SumSquares(const CallbackInfo& info) {
+  Ctx c{info.Env(), "sumSquares"};
+  Arr<float> x = f32(c, info[0], "x");
+  return Napi::Number::New(c.env, kernels().sum_squares(x.data, x.len));
+}
+
 // empty(length): a Float32Array for an op to fill (pooled and uninitialised from 1 MiB on)
 Value Empty(const CallbackInfo& info) {
   Ctx c{info.Env(), "empty"};
@@ -465,6 +497,8 @@ void define_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("bf16DotPeak", Napi::Function::New(env, Bf16DotPeak, "bf16DotPeak"));
   exports.Set("readAll", Napi::Function::New(env, ReadAll, "readAll"));
   exports.Set("copy", Napi::Function::New(env, Copy, "copy"));
+  exports.Set("adamw", Napi::Function::New(env, Adamw, "adamw"));
+  exports.Set("sumSquares", Napi::Function::New(env, SumSquares, "sumSquares"));
   exports.Set("empty", Napi::Function::New(env, Empty, "empty"));
   exports.Set("alignedBuffer", Napi::Function::New(env, AlignedBuffer, "alignedBuffer"));
   exports.Set("memoryStats", Napi::Function::New(env, MemoryStats, "memoryStats"));

@@ -44,6 +44,8 @@ static const KernelTable kTable = {
     bf16_dot_peak,
     read_sum,
     copy,
+    adamw,
+    sum_squares,
 };
 
 const KernelTable* kernels() { return &kTable; }

@@ -1,0 +1,100 @@
+// Fine-tuning a loaded model in place: the loss and gradients of a batch from the engine's backward pass, AdamW
+// on f32 master weights, and the new weights written back into the model.
+//
+// Master weights: the model keeps running on its checkpoint's dtype. F32 weights are their own masters (updated in
+// place). BF16 weights get an f32 master copy that AdamW updates; after each step the model's BF16 weights are the
+// masters rounded to nearest-even, so the next forward pass, `save`, diffs and serving all see the checkpoint's own
+// format, and updates smaller than a BF16 ulp still accumulate in the masters.
+import type { Model } from "../model.ts";
+import type { Tensor } from "../tensor.ts";
+import { f32IntoBf16 } from "../tensor.ts";
+import { InputError } from "../errors.ts";
+import { AdamW, type AdamWOptions, type Parameter, type StepReport } from "./optimizer.ts";
+import { sequenceList } from "./batch.ts";
+import type { LossOptions } from "./loss.ts";
+
+export type TrainerOptions = AdamWOptions;
+
+export interface TrainStepOptions extends Omit<LossOptions, "tokenWeights" | "activationGrads"> {
+  /** w_t per predicted token of each sequence (n − 1 of them); default 1 / (predicted tokens in the batch): the
+   *  loss is the mean cross-entropy */
+  tokenWeights?: LossOptions["tokenWeights"];
+}
+
+export interface TrainStepResult extends StepReport {
+  /** Σ_t w_t · −log p(ids[t+1] | ids[..t]) of the batch, before the update */
+  loss: number;
+  /** log p(ids[t+1] | ids[..t]) per sequence, before the update */
+  tokenLogprobs: Float32Array[];
+  /** bytes of activations the forward pass kept for the backward pass */
+  keptBytes: number;
+}
+
+/** One trainable weight: the model's tensor and the f32 values AdamW updates (the tensor's own data for F32). */
+interface TrainedWeight extends Parameter {
+  readonly tensor: Tensor;
+}
+
+export class Trainer {
+  readonly optimizer: AdamW;
+  private readonly weights: TrainedWeight[];
+
+  constructor(readonly model: Model, options: TrainerOptions) {
+    const checkpoint = model.checkpoint;
+    for (const name of checkpoint.names()) {
+      const { dtype } = checkpoint.info(name);
+      if (dtype !== "F32" && dtype !== "BF16") {
+        throw new InputError(`Trainer: weight "${name}" of ${checkpoint.dir} is ${dtype}; training supports F32 and BF16 checkpoints`);
+      }
+    }
+    this.weights = checkpoint.names().map((name) => {
+      const tensor = checkpoint.hold(name);
+      const value = tensor.dtype === "F32" ? tensor.f32 : tensor.toFloat32();
+      return { name, shape: tensor.shape, value, tensor };
+    });
+    this.optimizer = new AdamW(this.weights, options);
+  }
+
+  /** The f32 values AdamW updates for weight `name` (for an F32 weight, the model's own data). */
+  master(name: string): Float32Array {
+    const w = this.weights.find((x) => x.name === name);
+    if (!w) throw new InputError(`Trainer: "${name}" is not a weight of ${this.model.checkpoint.dir}`);
+    return w.value;
+  }
+
+  /** Bytes of the weights as the model holds them, of the f32 masters kept beside BF16 weights, and of AdamW's state. */
+  get memory(): { weightBytes: number; masterBytes: number; optimizerBytes: number } {
+    let weightBytes = 0;
+    let masterBytes = 0;
+    for (const w of this.weights) {
+      weightBytes += w.tensor.nbytes;
+      if (w.value !== w.tensor.data) masterBytes += w.value.byteLength;
+    }
+    return { weightBytes, masterBytes, optimizerBytes: this.optimizer.stateBytes };
+  }
+
+  /**
+   * One optimiser step on a batch of sequences (token ids; lengths may differ): loss and gradients at the current
+   * weights, then AdamW. Bad input (ids, weights, learning rate, non-finite gradients) is refused before any weight
+   * changes.
+   */
+  async step(sequences: ArrayLike<number> | readonly ArrayLike<number>[], options: TrainStepOptions = {}): Promise<TrainStepResult> {
+    const seqs = sequenceList(sequences);
+    const r = await this.model.lossAndGradients(seqs, { ...options, tokenWeights: options.tokenWeights ?? meanWeights(seqs) });
+    const grads = new Map<string, Float32Array>();
+    for (const [name, g] of r.weights) grads.set(name, g.f32);
+    const report = this.optimizer.step(grads);
+    for (const w of this.weights) {
+      if (w.tensor.dtype === "BF16") f32IntoBf16(w.value, w.tensor.u16);
+    }
+    this.model.checkpoint.changed();
+    return { ...report, loss: r.loss, tokenLogprobs: r.tokenLogprobs, keptBytes: r.keptBytes };
+  }
+}
+
+/** Weights 1/(number of predicted tokens) on every predicted token: the loss is the mean cross-entropy. */
+function meanWeights(sequences: readonly ArrayLike<number>[]): Float32Array[] {
+  const predicted = sequences.reduce((s, ids) => s + Math.max(0, ids.length - 1), 0);
+  if (predicted === 0) throw new InputError("Trainer.step: no sequence has two or more tokens, so there is nothing to predict");
+  return sequences.map((ids) => new Float32Array(Math.max(0, ids.length - 1)).fill(1 / predicted));
+}
