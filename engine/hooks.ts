@@ -10,6 +10,17 @@ export interface HookContext {
   /** number of tokens in this forward call */
   readonly tokens: number;
   readonly layer: number | null;
+  /** In a call that packs several sequences: the rows of each (its value's first axis is their concatenation). */
+  readonly sequences?: readonly SequenceRows[];
+  /** In such a call, for a hook that fires once per sequence (attention internals, the lightning state): which. */
+  readonly sequence?: number;
+}
+
+/** Where one sequence of a packed forward call lies in its rows, and its absolute position. */
+export interface SequenceRows {
+  readonly start: number;
+  readonly tokens: number;
+  readonly position: number;
 }
 
 /** A hook reads an activation, and may return a replacement of the same shape and dtype. */
@@ -125,6 +136,22 @@ export function hookNames(layerTypes: readonly ("lightning" | "softmax")[]): str
   });
   names.push("ln_final.hook_normalized", "logits");
   return names;
+}
+
+/**
+ * A hook's value split by sequence: one piece for a hook that fires per sequence (or in a call of one sequence),
+ * else the rows of each packed sequence (the final norm and logits of a call asking for last-position logits have
+ * one row per sequence). Returns [sequence index, value] pairs.
+ */
+export function bySequence(value: Tensor, ctx: HookContext): [number, Tensor][] {
+  if (!ctx.sequences) return [[ctx.sequence ?? 0, value]];
+  const rowWidth = value.numel / (value.shape[0] || 1);
+  const lastRows = value.shape[0] === ctx.sequences.length && value.shape[0] !== ctx.tokens;
+  return ctx.sequences.map((seq, i) => {
+    const [start, rows] = lastRows ? [i, 1] : [seq.start, seq.tokens];
+    const data = value.data.slice(start * rowWidth, (start + rows) * rowWidth);
+    return [i, new Tensor(value.dtype, [rows, ...value.shape.slice(1)], data)];
+  });
 }
 
 /** Activations recorded by name during forward calls (copies, so later in-place work cannot change them). */

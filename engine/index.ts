@@ -1,12 +1,12 @@
 /** m1-workbench engine: what a notebook or a script imports. */
-export { Model, type LoadOptions, type ForwardOptions, type ForwardResult } from "./model.ts";
+export { Model, type LoadOptions, type ForwardOptions, type ForwardResult, type BatchOptions, type BatchResult } from "./model.ts";
 export { Generation, TokenChooser, type GenerateOptions, type GeneratedToken, type GenerationResult, type StopReason } from "./generate.ts";
 export { DecodeBatch, BatchSequence, generateBatch, type BatchSequenceOptions, type GenerateBatchOptions } from "./batch.ts";
 export { Sampler, Rng, argmax, type SamplingOptions } from "./sampling.ts";
 export { ModelCache, KvCache } from "./cache.ts";
 export { Tape, type ForwardForBackwardOptions, type Gradients } from "./train/tape.ts";
 export { type LossOptions, type LossResult } from "./train/loss.ts";
-export { HookSet, ActivationCache, hookNames, type HookFn, type HookContext, type HookFilter } from "./hooks.ts";
+export { HookSet, ActivationCache, hookNames, bySequence, type HookFn, type HookContext, type HookFilter, type SequenceRows } from "./hooks.ts";
 export { Checkpoint, type TensorInfo } from "./checkpoint.ts";
 export { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
 export { loadConfig, parseConfig, slopes, type ModelConfig, type LayerType } from "./config.ts";
@@ -33,4 +33,12 @@ export { WeightDiff, diffWeights } from "./analysis/weights.ts";
 export { RemoteGeneration, type EndpointOptions } from "./remote.ts";
 export { DISPLAY, type MimeBundle } from "./display.ts";
 export * as rl from "./rl/index.ts";
+export { ActivationPatching } from "./interp/patching.ts";
+export { logitDifference, type Metric } from "./interp/metric.ts";
+export { PatchingResult } from "./interp/result.ts";
+export { LogitAttribution, type LogitTarget, type Component } from "./interp/attribution.ts";
 export * as native from "../native/index.ts";
+export { DatasetRouting } from "./interp/routing-stats.ts";
+export { score, loglikelihoodRolling, type ScoreRequest, type ContinuationScore, type RollingLikelihood, type ScoreOptions } from "./interp/scoring.ts";
+export { AttributionPatching, correlation } from "./interp/attribution-patching.ts";
+export { InputAttribution } from "./interp/input-attribution.ts";

@@ -6,22 +6,53 @@ import * as native from "../native/index.ts";
 import type { ModelConfig } from "./config.ts";
 import type { KvCache, ModelCache } from "./cache.ts";
 import { Tensor } from "./tensor.ts";
-import type { HookSet, HookContext } from "./hooks.ts";
+import type { HookSet, HookContext, SequenceRows } from "./hooks.ts";
 import { CheckpointError } from "./errors.ts";
 import { softmax } from "./softmax.ts";
 
-/** What one forward call shares with its sublayers. */
+/** What one forward call shares with its sublayers (and its hooks see). */
 export interface Pass {
   readonly hooks: HookSet;
   readonly phase: "prefill" | "decode";
+  /** absolute position of the first token (of the first sequence) */
   readonly position: number;
+  /** rows of the pass: every sequence's tokens */
   readonly tokens: number;
+  /** the rows of each sequence when the call packs several */
+  readonly sequences?: readonly SequenceRows[];
+  /** set on the pass of one sequence of a packed call (its attention hooks fire once per sequence) */
+  readonly sequence?: number;
+}
+
+/** One sequence of an inference pass: its rows and the decoding state it continues from. */
+export interface PassSequence extends SequenceRows {
+  readonly cache: ModelCache;
+}
+
+/**
+ * An inference forward call. It may pack several sequences into its rows: row-wise ops (norms, projections, MoE)
+ * run on all rows at once, and the ops that mix tokens (attention, the lightning state) run per sequence on that
+ * sequence's own cache, so no token sees another sequence.
+ */
+export interface ForwardPass extends Pass {
+  readonly sequences: readonly PassSequence[];
+}
+
+/** The pass of sequence i alone (for the hooks that fire per sequence). */
+export function sequencePass(pass: ForwardPass, i: number): ForwardPass {
+  if (pass.sequences.length === 1) return pass;
+  const seq = pass.sequences[i];
+  return { hooks: pass.hooks, phase: pass.phase, position: seq.position, tokens: seq.tokens, sequences: [{ ...seq, start: 0 }], sequence: i };
 }
 
 /** Fires hook `name` on data of the given shape if anyone listens; returns the (possibly replaced) data. */
 export function hook<T extends Float32Array | Int32Array>(pass: Pass, name: string, layer: number | null, data: T, shape: number[]): T {
   if (!pass.hooks.wants(name)) return data;
-  const ctx: HookContext = { name, phase: pass.phase, position: pass.position, tokens: pass.tokens, layer };
+  const ctx: HookContext = {
+    name, phase: pass.phase, position: pass.position, tokens: pass.tokens, layer,
+    ...(pass.sequences && pass.sequences.length > 1 ? { sequences: pass.sequences } : {}),
+    ...(pass.sequence !== undefined ? { sequence: pass.sequence } : {}),
+  };
   const dtype = data instanceof Int32Array ? "I32" : "F32";
   return pass.hooks.fire(new Tensor(dtype, shape, data), ctx).data as T;
 }
@@ -104,31 +135,61 @@ const LIGHTNING_CHUNK = 2048;
 
 /**
  * Lightning attention (docs/architecture.md §3.4): SiLU'd per-head interleaved q/k/v, decayed linear attention, norm, gate.
- * Unless a hook wants q, k, v, o or the gate, a long prompt goes through in chunks of whole blocks: the state
- * carries over between chunks, so the result is the block-wise prefill of the whole prompt.
+ * Unless a hook wants q, k, v, o or the gate, the rows go through in chunks of whole blocks: a long sequence is cut
+ * into pieces whose state carries over from one to the next (so the result is the block-wise prefill of the whole
+ * sequence), and short sequences of a packed pass share a chunk, each piece with its own sequence's state.
  */
-export function lightningAttention(
-  cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource, state: Float32Array, slopes: Float32Array,
-): Float32Array {
+export function lightningAttention(cfg: ModelConfig, l: number, a: Float32Array, pass: ForwardPass, w: WeightSource, slopes: Float32Array): Float32Array {
   const n = pass.tokens;
   const hs = cfg.hiddenSize;
   const name = `blocks.${l}.lightning.`;
   if (["hook_q", "hook_k", "hook_v", "hook_o", "hook_gate"].some((h) => pass.hooks.wants(name + h))) {
-    return observedLightning(cfg, l, a, pass, w, state, slopes);
+    return observedLightning(cfg, l, a, pass, w, slopes);
   }
   const chunk = Math.ceil(LIGHTNING_CHUNK / cfg.blockSize) * cfg.blockSize;
+  const groups = chunkGroups(pass, l, chunk);
   let out: Float32Array;
-  if (n <= chunk) {
-    out = lightningRows(cfg, l, a, n, pass, w, state, slopes);
+  if (groups.length === 1) {
+    out = lightningRows(cfg, l, a, n, groups[0], pass, w, slopes);
   } else {
     out = native.empty(n * hs); // every row is written below
-    for (let t0 = 0; t0 < n; t0 += chunk) {
-      const rows = Math.min(chunk, n - t0);
-      lightningRows(cfg, l, a.subarray(t0 * hs, (t0 + rows) * hs), rows, pass, w, state, slopes, out.subarray(t0 * hs, (t0 + rows) * hs));
+    for (const group of groups) {
+      const from = group[0].start, to = group.at(-1)!.start + group.at(-1)!.rows;
+      const local = group.map((p) => ({ ...p, start: p.start - from }));
+      lightningRows(cfg, l, a.subarray(from * hs, to * hs), to - from, local, pass, w, slopes, out.subarray(from * hs, to * hs));
     }
   }
-  stateHook(cfg, l, pass, state);
+  pass.sequences.forEach((seq, i) => stateHook(cfg, l, sequencePass(pass, i), seq.cache.lightning[l]!));
   return out;
+}
+
+/** Rows of one sequence that the lightning kernel takes in one call, with the state they continue. */
+interface LightningPiece {
+  readonly start: number;
+  readonly rows: number;
+  readonly state: Float32Array;
+}
+
+/** The pass's rows as pieces of at most `chunk` rows (each sequence cut at whole blocks), grouped into chunks. */
+function chunkGroups(pass: ForwardPass, l: number, chunk: number): LightningPiece[][] {
+  const groups: LightningPiece[][] = [];
+  let group: LightningPiece[] = [];
+  let rows = 0;
+  for (const seq of pass.sequences) {
+    const state = seq.cache.lightning[l]!;
+    for (let t0 = 0; t0 < seq.tokens; t0 += chunk) {
+      const piece = { start: seq.start + t0, rows: Math.min(chunk, seq.tokens - t0), state };
+      if (rows + piece.rows > chunk && group.length) {
+        groups.push(group);
+        group = [];
+        rows = 0;
+      }
+      group.push(piece);
+      rows += piece.rows;
+    }
+  }
+  groups.push(group);
+  return groups;
 }
 
 /** blocks.{l}.lightning.hook_state: the state after the step or the last block, replaced in place if a hook says so. */
@@ -139,7 +200,7 @@ function stateHook(cfg: ModelConfig, l: number, pass: Pass, state: Float32Array)
 
 /** The sublayer on `rows` tokens without hooks inside it: q, k, v are read in place from the interleaved projection. */
 function lightningRows(
-  cfg: ModelConfig, l: number, a: Float32Array, rows: number, pass: Pass, w: WeightSource, state: Float32Array,
+  cfg: ModelConfig, l: number, a: Float32Array, rows: number, pieces: readonly LightningPiece[], pass: Pass, w: WeightSource,
   slopes: Float32Array, out?: Float32Array,
 ): Float32Array {
   const { numHeads: nh, headDim: d } = cfg;
@@ -148,8 +209,12 @@ function lightningRows(
   const qkv = native.matmul(a, rows, lw.qkv, scratch(pass, "qkv", 3 * rows * inner));
   native.silu(qkv, qkv);
   const o = scratch(pass, "o", rows * inner);
-  if (rows === 1) native.lightningStepQkv(qkv, rows, nh, d, slopes, state, o);
-  else native.lightningPrefillQkv(qkv, rows, nh, d, slopes, cfg.blockSize, state, o);
+  for (const p of pieces) {
+    const pqkv = qkv.subarray(3 * p.start * inner, 3 * (p.start + p.rows) * inner);
+    const po = o.subarray(p.start * inner, (p.start + p.rows) * inner);
+    if (p.rows === 1) native.lightningStepQkv(pqkv, 1, nh, d, slopes, p.state, po);
+    else native.lightningPrefillQkv(pqkv, p.rows, nh, d, slopes, cfg.blockSize, p.state, po);
+  }
   native.rmsnorm(o, rows, inner, lw.norm, cfg.lightningNormEps, o);
   const gate = native.matmul(a, rows, lw.gate, scratch(pass, "gate", rows * inner));
   native.sigmoid(gate, gate);
@@ -157,10 +222,8 @@ function lightningRows(
   return native.matmul(o, rows, lw.out, out);
 }
 
-/** The sublayer with its hooks, in the order they fire: q, k, v, state, o, gate. */
-function observedLightning(
-  cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource, state: Float32Array, slopes: Float32Array,
-): Float32Array {
+/** The sublayer with its hooks, in the order they fire: q, k, v, state (per sequence), o, gate. */
+function observedLightning(cfg: ModelConfig, l: number, a: Float32Array, pass: ForwardPass, w: WeightSource, slopes: Float32Array): Float32Array {
   const n = pass.tokens;
   const { numHeads: nh, headDim: d } = cfg;
   const inner = nh * d;
@@ -173,10 +236,14 @@ function observedLightning(
   q = hook(pass, name + "hook_q", l, q, headShape);
   k = hook(pass, name + "hook_k", l, k, headShape);
   v = hook(pass, name + "hook_v", l, v, headShape);
-  let o = n === 1
-    ? native.lightningStep(q, k, v, n, nh, d, slopes, state)
-    : native.lightningPrefill(q, k, v, n, nh, d, slopes, cfg.blockSize, state);
-  stateHook(cfg, l, pass, state);
+  let o = new Float32Array(n * inner);
+  pass.sequences.forEach((seq, i) => {
+    const rows = (x: Float32Array) => x.subarray(seq.start * inner, (seq.start + seq.tokens) * inner);
+    const state = seq.cache.lightning[l]!;
+    if (seq.tokens === 1) native.lightningStep(rows(q), rows(k), rows(v), 1, nh, d, slopes, state, rows(o));
+    else native.lightningPrefill(rows(q), rows(k), rows(v), seq.tokens, nh, d, slopes, cfg.blockSize, state, rows(o));
+    stateHook(cfg, l, sequencePass(pass, i), state);
+  });
   o = hook(pass, name + "hook_o", l, o, headShape);
   const normed = native.rmsnorm(o, n, inner, lw.norm, cfg.lightningNormEps, scratch(pass, "normed", n * inner));
   let gate = native.matmul(a, n, lw.gate);
@@ -186,10 +253,8 @@ function observedLightning(
   return native.matmul(normed, n, lw.out);
 }
 
-/** Softmax attention (docs/architecture.md §3.5): GQA, partial NeoX RoPE on the first rotary_dim dims, causal, KV cache. */
-export function softmaxAttention(
-  cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource, kv: KvCache,
-): Float32Array {
+/** Softmax attention (docs/architecture.md §3.5): GQA, partial NeoX RoPE on the first rotary_dim dims, causal, KV cache per sequence. */
+export function softmaxAttention(cfg: ModelConfig, l: number, a: Float32Array, pass: ForwardPass, w: WeightSource): Float32Array {
   const n = pass.tokens;
   const { numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const sw = softmaxWeights(cfg, l, w);
@@ -198,21 +263,22 @@ export function softmaxAttention(
   let k = native.matmul(a, n, sw.k, unhooked(pass, name + "hook_k", "k", n * nkv * d));
   let v = native.matmul(a, n, sw.v, unhooked(pass, name + "hook_v", "v", n * nkv * d));
   const positions = new Int32Array(n);
-  for (let t = 0; t < n; t++) positions[t] = pass.position + t;
+  for (const seq of pass.sequences) for (let t = 0; t < seq.tokens; t++) positions[seq.start + t] = seq.position + t;
   native.rope(q, n, nh, d, cfg.rotaryDim, positions, cfg.ropeTheta);
   native.rope(k, n, nkv, d, cfg.rotaryDim, positions, cfg.ropeTheta);
   q = hook(pass, name + "hook_q", l, q, [n, nh, d]);
   k = hook(pass, name + "hook_k", l, k, [n, nkv, d]);
   v = hook(pass, name + "hook_v", l, v, [n, nkv, d]);
-  kv.append(k, v, n);
-  const total = kv.length;
   const scale = 1 / Math.sqrt(d);
-  let z: Float32Array;
-  if (pass.hooks.wants(name + "hook_scores") || pass.hooks.wants(name + "hook_pattern")) {
-    z = inspectedAttention(cfg, l, q, kv, pass, scale);
-  } else {
-    z = native.attention(q, kv.keys, kv.values, n, total, nh, nkv, d, scale, unhooked(pass, name + "hook_z", "z", n * nh * d));
-  }
+  const inspected = pass.hooks.wants(name + "hook_scores") || pass.hooks.wants(name + "hook_pattern");
+  let z = unhooked(pass, name + "hook_z", "z", n * nh * d) ?? new Float32Array(n * nh * d);
+  pass.sequences.forEach((seq, i) => {
+    const kv = seq.cache.kv[l]!;
+    const rows = (x: Float32Array, width: number) => x.subarray(seq.start * width, (seq.start + seq.tokens) * width);
+    kv.append(rows(k, nkv * d), rows(v, nkv * d), seq.tokens);
+    if (inspected) z.set(inspectedAttention(cfg, l, rows(q, nh * d), kv, sequencePass(pass, i), scale), seq.start * nh * d);
+    else native.attention(rows(q, nh * d), kv.keys, kv.values, seq.tokens, kv.length, nh, nkv, d, scale, rows(z, nh * d));
+  });
   z = hook(pass, name + "hook_z", l, z, [n, nh, d]);
   return native.matmul(z, n, sw.o);
 }

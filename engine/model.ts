@@ -7,8 +7,8 @@ import * as native from "../native/index.ts";
 import { Checkpoint } from "./checkpoint.ts";
 import { slopes, type ModelConfig } from "./config.ts";
 import { ModelCache } from "./cache.ts";
-import { HookSet, ActivationCache, hookNames, type HookFilter } from "./hooks.ts";
-import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, nativeCache, runNativeLayer, NATIVE_LAYER_MAX_TOKENS, type Pass, type WeightSource } from "./layers.ts";
+import { HookSet, ActivationCache, hookNames, bySequence, type HookFilter, type HookContext } from "./hooks.ts";
+import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, nativeCache, runNativeLayer, NATIVE_LAYER_MAX_TOKENS, type Pass, type ForwardPass, type PassSequence, type WeightSource } from "./layers.ts";
 import { Tensor } from "./tensor.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { InputError } from "./errors.ts";
@@ -36,6 +36,21 @@ export interface ForwardOptions {
   /** Labels hooks' context; defaults to prefill for more than one token, decode for one token on a cache. */
   phase?: "prefill" | "decode";
   signal?: AbortSignal;
+}
+
+export interface BatchOptions {
+  /** Decoding state of each sequence to continue from (updated in place); fresh ones when absent. */
+  caches?: ModelCache[];
+  /** Which positions of each sequence get logits: all (default), its last one, or none. */
+  logits?: "all" | "last" | "none";
+  phase?: "prefill" | "decode";
+  signal?: AbortSignal;
+}
+
+export interface BatchResult {
+  /** per sequence: [rows, vocab] f32 (rows = its tokens, 1 or 0 as `logits` says) */
+  readonly logits: Tensor[];
+  readonly caches: ModelCache[];
 }
 
 export interface ForwardResult {
@@ -125,21 +140,80 @@ export class Model implements WeightSource {
    */
   *run(ids: ArrayLike<number>, options: ForwardOptions, stepping: boolean): Generator<SubStep | null, ForwardResult, void> {
     const tokens = this.checkIds(ids);
-    const n = tokens.length;
-    if (n === 0) throw new InputError("forward: no token ids given");
-    const cfg = this.config;
+    if (tokens.length === 0) throw new InputError("forward: no token ids given");
     const cache = options.cache ?? this.newCache();
-    if (cache.config !== cfg && JSON.stringify(cache.config.layerTypes) !== JSON.stringify(cfg.layerTypes)) {
-      throw new InputError("forward: the cache was made for a model with another layer pattern");
-    }
-    const phase = options.phase ?? (n === 1 && cache.position > 0 ? "decode" : "prefill");
-    const pass: Pass = { hooks: this.hooks, phase, position: cache.position, tokens: n };
-    const hs = cfg.hiddenSize;
+    this.checkCache(cache, "forward: the cache");
     const mode = options.logits ?? "all";
-    if (!stepping && n <= NATIVE_LAYER_MAX_TOKENS && this.hooks.size === 0) {
+    if (!stepping && tokens.length <= NATIVE_LAYER_MAX_TOKENS && this.hooks.size === 0) {
       const decoder = this.nativeDecoder();
       if (decoder) return this.forwardNative(decoder, tokens, cache, mode);
     }
+    const logits = yield* this.packedPass([tokens], [cache], mode, options.phase, stepping);
+    return { logits, cache };
+  }
+
+  /**
+   * Runs several sequences (prompts of any lengths) in one pass, each on its own cache (fresh ones when absent):
+   * their rows are packed, so the projections, norms and experts run once for all tokens, while attention and the
+   * lightning state stay within each sequence (positions restart per sequence). Equals one forward call per sequence
+   * to f32 rounding. Hooks see the packed rows with `ctx.sequences`; attention's score, pattern and state hooks fire
+   * once per sequence with `ctx.sequence`.
+   */
+  async forwardBatch(sequences: readonly ArrayLike<number>[], options: BatchOptions = {}): Promise<BatchResult> {
+    options.signal?.throwIfAborted();
+    if (sequences.length === 0) throw new InputError("forwardBatch: no sequences given");
+    const tokens = sequences.map((ids, i) => {
+      if (ids.length === 0) throw new InputError(`forwardBatch: sequence ${i} has no token ids`);
+      return this.checkIds(ids);
+    });
+    const caches = options.caches ?? tokens.map(() => this.newCache());
+    if (caches.length !== tokens.length) throw new InputError(`forwardBatch: ${caches.length} caches for ${tokens.length} sequences`);
+    caches.forEach((c, i) => this.checkCache(c, `forwardBatch: cache ${i}`));
+    if (new Set(caches).size !== caches.length) throw new InputError("forwardBatch: each sequence needs its own cache (the same cache was given twice)");
+    const mode = options.logits ?? "all";
+    const run = this.packedPass(tokens, caches, mode, options.phase, false);
+    for (let r = run.next(); ; r = run.next()) {
+      await yieldSometimes();
+      if (r.done) {
+        const vocab = this.config.vocabSize;
+        const all = r.value.f32;
+        let row = 0;
+        const logits = tokens.map((t) => {
+          const rows = mode === "all" ? t.length : mode === "last" ? 1 : 0;
+          const part = new Tensor("F32", [rows, vocab], all.slice(row * vocab, (row + rows) * vocab));
+          row += rows;
+          return part;
+        });
+        return { logits, caches };
+      }
+      options.signal?.throwIfAborted();
+    }
+  }
+
+  private checkCache(cache: ModelCache, what: string): void {
+    if (cache.config !== this.config && JSON.stringify(cache.config.layerTypes) !== JSON.stringify(this.config.layerTypes)) {
+      throw new InputError(`${what} was made for a model with another layer pattern`);
+    }
+  }
+
+  /** The forward pass over sequences packed row after row; logits rows per sequence: all, its last, or none. */
+  private *packedPass(
+    tokenLists: readonly Int32Array[], caches: readonly ModelCache[], mode: "all" | "last" | "none", phaseOption: "prefill" | "decode" | undefined, stepping: boolean,
+  ): Generator<SubStep | null, Tensor, void> {
+    const cfg = this.config;
+    const hs = cfg.hiddenSize;
+    let n = 0;
+    const sequences: PassSequence[] = tokenLists.map((t, i) => {
+      const seq = { start: n, tokens: t.length, position: caches[i].position, cache: caches[i] };
+      n += t.length;
+      return seq;
+    });
+    const tokens = new Int32Array(n);
+    tokenLists.forEach((t, i) => tokens.set(t, sequences[i].start));
+    const decoding = sequences.every((s) => s.tokens === 1 && s.position > 0);
+    const phase = phaseOption ?? (decoding ? "decode" : "prefill");
+    const pass: ForwardPass = { hooks: this.hooks, phase, position: sequences[0].position, tokens: n, sequences };
+    const single = sequences.length === 1;
     // A hook point: its hooks fire, then (when stepping) the pass pauses there as a sub-step of the same name.
     const point: PointFn = (name, layer, inputs, output, shape) => {
       const value = hook(pass, name, layer, output, shape);
@@ -149,25 +223,26 @@ export class Model implements WeightSource {
     let x = native.embedding(tokens, this.weight("model.embed_tokens.weight", [cfg.vocabSize, hs]));
     x = yield* point("embed", null, {}, x, [n, hs]);
     for (let l = 0; l < cfg.numLayers; l++) {
-      const fast = !stepping && n <= NATIVE_LAYER_MAX_TOKENS && !this.layerHookNames[l].some((name) => this.hooks.wants(name));
+      const fast = single && !stepping && n <= NATIVE_LAYER_MAX_TOKENS && !this.layerHookNames[l].some((name) => this.hooks.wants(name));
       const layer = fast ? this.nativeLayer(l) : null;
-      x = layer ? runNativeLayer(layer, l, x, pass, cache) : yield* this.layer(l, x, pass, cache, point);
+      x = layer ? runNativeLayer(layer, l, x, pass, caches[0]) : yield* this.layer(l, x, pass, point);
       yield null;
     }
-    cache.position += n;
+    for (const seq of sequences) seq.cache.position += seq.tokens;
 
-    if (mode === "none") return { logits: new Tensor("F32", [0, cfg.vocabSize], new Float32Array(0)), cache };
+    if (mode === "none") return new Tensor("F32", [0, cfg.vocabSize], new Float32Array(0));
     let last = x;
     let rows = n;
     if (mode === "last") {
-      last = x.slice((n - 1) * hs);
-      rows = 1;
+      rows = sequences.length;
+      last = single ? x.slice((n - 1) * hs) : new Float32Array(rows * hs);
+      if (!single) sequences.forEach((seq, i) => last.set(x.subarray((seq.start + seq.tokens - 1) * hs, (seq.start + seq.tokens) * hs), i * hs));
     }
     let h = native.rmsnorm(last, rows, hs, this.vector("model.norm.weight", hs), cfg.rmsNormEps);
     h = yield* point("ln_final.hook_normalized", null, { input: last }, h, [rows, hs]);
     let logits = native.matmul(h, rows, this.lmHead());
     logits = yield* point("logits", null, { input: h }, logits, [rows, cfg.vocabSize]);
-    return { logits: new Tensor("F32", [rows, cfg.vocabSize], logits), cache };
+    return new Tensor("F32", [rows, cfg.vocabSize], logits);
   }
 
   private *pause(pass: Pass, name: string, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]): Generator<SubStep, Float32Array, void> {
@@ -229,6 +304,16 @@ export class Model implements WeightSource {
   async runWithCache(ids: ArrayLike<number>, filter: HookFilter = () => true, options: ForwardOptions = {}): Promise<ForwardResult & { activations: ActivationCache }> {
     const activations = new ActivationCache(filter);
     const result = await this.hooks.with([[filter, (v, ctx) => activations.record(v, ctx)]], () => this.forward(ids, options));
+    return { ...result, activations };
+  }
+
+  /** forwardBatch recording, per sequence, the activations whose hook names pass `filter`. */
+  async runWithCacheBatch(sequences: readonly ArrayLike<number>[], filter: HookFilter = () => true, options: BatchOptions = {}): Promise<BatchResult & { activations: ActivationCache[] }> {
+    const activations = sequences.map(() => new ActivationCache(filter));
+    const record = (v: Tensor, ctx: HookContext) => {
+      for (const [i, part] of bySequence(v, ctx)) activations[i].record(part, ctx);
+    };
+    const result = await this.hooks.with([[filter, record]], () => this.forwardBatch(sequences, options));
     return { ...result, activations };
   }
 
@@ -317,7 +402,7 @@ export class Model implements WeightSource {
   }
 
   /** One decoder layer (docs/architecture.md §3.3): postnorm residual with α on the normalised input and β on the sublayer. */
-  private *layer(l: number, x: Float32Array, pass: Pass, cache: ModelCache, point: PointFn): Generator<SubStep, Float32Array, void> {
+  private *layer(l: number, x: Float32Array, pass: ForwardPass, point: PointFn): Generator<SubStep, Float32Array, void> {
     const cfg = this.config;
     const n = pass.tokens;
     const hs = cfg.hiddenSize;
@@ -330,8 +415,8 @@ export class Model implements WeightSource {
     let a = native.rmsnorm(x, n, hs, this.vector(p + "input_layernorm.weight", hs), cfg.rmsNormEps);
     a = yield* point(b + "ln1.hook_normalized", l, { input: x }, a, shape);
     let attn = lightning
-      ? lightningAttention(cfg, l, a, pass, this, cache.lightning[l]!, this.layerSlopes[l]!)
-      : softmaxAttention(cfg, l, a, pass, this, cache.kv[l]!);
+      ? lightningAttention(cfg, l, a, pass, this, this.layerSlopes[l]!)
+      : softmaxAttention(cfg, l, a, pass, this);
     attn = yield* point(b + "hook_attn_out", l, { input: a }, attn, shape);
     const residualA = cfg.postnorm ? a : x;
     let h = native.axpby(cfg.alpha[cfg.layerTypes[l]], residualA, cfg.beta[cfg.layerTypes[l]], attn);

@@ -15,6 +15,7 @@ import { AttentionPattern } from "./analysis/attention.ts";
 import { LightningLayer } from "./analysis/lightning.ts";
 import { Routing } from "./analysis/routing.ts";
 import { LogitLens } from "./analysis/lens.ts";
+import { LogitAttribution, type LogitTarget } from "./interp/attribution.ts";
 import { TraceDiff, relativeDifference, routingAgreement, logitsDivergence } from "./analysis/diff.ts";
 
 export class Trace {
@@ -37,6 +38,13 @@ export class Trace {
     const ids = Array.from(model.promptIds(prompt));
     const { logits, activations } = await model.runWithCache(ids, names);
     return new Trace(model, name, ids, logits, activations);
+  }
+
+  /** Traces of many prompts from one packed forward pass (see Model.forwardBatch), in the prompts' order. */
+  static async runBatch(model: Model, name: string, prompts: readonly (ArrayLike<number> | string)[], names: HookFilter = () => true): Promise<Trace[]> {
+    const ids = prompts.map((p) => Array.from(model.promptIds(p)));
+    const { logits, activations } = await model.runWithCacheBatch(ids, names);
+    return ids.map((seq, i) => new Trace(model, name, seq, logits[i], activations[i]));
   }
 
   get tokens(): number {
@@ -87,6 +95,11 @@ export class Trace {
       return native.matmul(native.rmsnorm(x, n, hs, norm, rmsNormEps), n, head);
     });
     return LogitLens.compute(perLayer, n, vocab, this.logits.f32, this.labels, (id) => tokenText(this.model, id));
+  }
+
+  /** Direct logit attribution of a token's logit, or of a pair's logit difference, at a position (default: the last). */
+  logitAttribution(target: LogitTarget, position?: number): LogitAttribution {
+    return LogitAttribution.of(this, target, position);
   }
 
   /** Where this trace and another of the same prompt diverge: residual, attention and MoE outputs, routing, logits. */

@@ -49,6 +49,11 @@ export class LoadedModel {
     return Trace.run(this.model, this.name, prompt, names);
   }
 
+  /** Traces of many prompts from one packed forward pass, in the prompts' order. */
+  traceBatch(prompts: readonly Prompt[], names?: HookFilter): Promise<Trace[]> {
+    return Trace.runBatch(this.model, this.name, prompts, names);
+  }
+
   /** A forward pass that pauses at every sub-step of every layer. */
   step(prompt: Prompt, options: ForwardOptions = {}): Stepper {
     return this.model.step(prompt, options);

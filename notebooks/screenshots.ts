@@ -41,6 +41,8 @@ export const SHOTS: Shot[] = [
   { name: "residual-patching", notebook: "03-hybrid-stack", cell: "const flip: number[][] = [];", output: 0, maxHeight: 500 },
   { name: "swap-diff", notebook: "05-swapping-40k-80k", cell: "const divergence = t40.diff(t80);", output: 0, maxHeight: 480 },
   { name: "paper-flops", notebook: "07-paper-tables", cell: "const report = new EfficiencyReport();", output: 0, maxHeight: 600 },
+  { name: "carry-heads", notebook: "09-interpretability-methods", cell: "const heads = await ap.heads();", maxHeight: 520 },
+  { name: "carry-dla", notebook: "09-interpretability-methods", cell: "const dla = cleanTrace.logitAttribution(", output: 1, maxHeight: 520 },
 ];
 
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];

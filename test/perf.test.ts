@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { Model } from "../engine/model.ts";
-import { lightningAttention, type Pass } from "../engine/layers.ts";
+import { lightningAttention, type ForwardPass } from "../engine/layers.ts";
 import { slopes } from "../engine/config.ts";
 import { writeBenchCheckpoint } from "../benchmarks/perf/checkpoint.ts";
 import { writeReport, type Results } from "../benchmarks/perf/report.ts";
@@ -19,12 +19,12 @@ test("a long prompt through a lightning sublayer in chunks equals the unchunked 
   const a = Float32Array.from({ length: n * cfg.hiddenSize }, (_, i) => Math.sin(i * 0.37));
   const sl = slopes(cfg, 2);
   const run = async (observe: boolean) => {
-    const state = new Float32Array(cfg.numHeads * cfg.headDim * cfg.headDim);
-    const pass: Pass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n };
+    const cache = model.newCache();
+    const pass: ForwardPass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, sequences: [{ start: 0, tokens: n, position: 0, cache }] };
     // a hook that only looks at o makes the sublayer take its unchunked, hooked path
     const out = await model.hooks.with(observe ? [["blocks.2.lightning.hook_o", () => undefined]] : [], async () =>
-      lightningAttention(cfg, 2, a, pass, model, state, sl));
-    return { out, state };
+      lightningAttention(cfg, 2, a, pass, model, sl));
+    return { out, state: cache.lightning[2] };
   };
   const chunked = await run(false);
   const whole = await run(true);

@@ -14,7 +14,8 @@ const NOTEBOOKS = join(ROOT, "notebooks");
 const built = existsSync(join(ROOT, "native", "build", "Release", "m1native.node"));
 const PATH = [
   "01-quickstart", "02-lightning-attention", "03-hybrid-stack", "04-mixture-of-experts",
-  "05-swapping-40k-80k", "06-benchmark-suites", "07-paper-tables", "08-cispo", "10-fine-tuning", "10-reproducing-table-2",
+  "05-swapping-40k-80k", "06-benchmark-suites", "07-paper-tables", "08-cispo", "09-interpretability-methods", "10-reproducing-table-2",
+  "11-fine-tuning",
 ];
 
 interface NbCell { cell_type: string; id?: string; source: string | string[]; metadata: { tags?: string[] }; outputs?: unknown[]; execution_count?: number | null }

@@ -5,8 +5,7 @@ import vm from "node:vm";
 import * as native from "../../native/index.ts";
 import type { Model } from "../../engine/model.ts";
 import type { ModelCache } from "../../engine/cache.ts";
-import { lightningAttention, softmaxAttention, type Pass } from "../../engine/layers.ts";
-import { KvCache } from "../../engine/cache.ts";
+import { lightningAttention, softmaxAttention, type ForwardPass } from "../../engine/layers.ts";
 import { slopes } from "../../engine/config.ts";
 
 export interface PrefillResult { tokens: number; seconds: number; tokS: number }
@@ -164,13 +163,17 @@ export async function scaling(model: Model, n: number): Promise<ScalingPoint> {
   const sLayer = cfg.layerTypes.indexOf("softmax");
   const { hiddenSize: hs, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const a = noise(n * hs, 5);
-  const pass: Pass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n };
+  const cache = model.newCache();
+  cache.kv[sLayer]!.reserve(n);
+  const pass: ForwardPass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, sequences: [{ start: 0, tokens: n, position: 0, cache }] };
   const sl = slopes(cfg, lLayer);
   const lightningLayerS = await timeIt(() => {
-    lightningAttention(cfg, lLayer, a, pass, model, new Float32Array(nh * d * d), sl);
+    cache.lightning[lLayer]!.fill(0);
+    lightningAttention(cfg, lLayer, a, pass, model, sl);
   }, tries);
   const softmaxLayerS = await timeIt(() => {
-    softmaxAttention(cfg, sLayer, a, pass, model, new KvCache(nkv * d, n));
+    cache.kv[sLayer]!.length = 0;
+    softmaxAttention(cfg, sLayer, a, pass, model);
   }, softmaxTries);
   const q = noise(n * nh * d, 6, 0.5); // SiLU outputs are mostly positive: keep the kernels' inputs so
   const kvRows = noise(n * nkv * d, 7);

@@ -79,7 +79,9 @@ export function trainingMarkdown(r: TrainingResults): string {
       "",
       `Engine: ${e.seconds.toFixed(3)} s per step, ${e.tokS.toFixed(1)} tokens/s, ${(e.flops / 1e9).toFixed(1)} GFLOP per step ` +
         `(${e.gflops.toFixed(1)} GFLOP/s; counted as in benchmarks/perf/train-flops.ts: 3 × the forward's matrix products and attention cores, ` +
-        `without recomputation, element-wise ops or the optimiser). FMA peak measured in the same run: ${r.fmaPeakGflops.toFixed(1)} GFLOP/s on ${T} threads.`,
+        `without recomputation, element-wise ops or the optimiser). FMA peak measured in the same run: ${r.fmaPeakGflops.toFixed(1)} GFLOP/s on ${T} threads ` +
+        "(the best of five bursts of 0.1 s: on a loaded machine a burst can catch a quiet moment that a step of seconds cannot, so " +
+        "under load the share of the peak reads low).",
       "");
     if (r.peer) lines.push(`PyTorch ${r.peer.torch} eager (${r.peer.blas}): ${r.peer.step.seconds.toFixed(3)} s per step, ${r.peer.step.tok_s.toFixed(1)} tokens/s.`, "");
     const native = e.kernels.reduce((s, k) => s + k.seconds, 0);

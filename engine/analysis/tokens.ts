@@ -8,6 +8,20 @@ export function tokenText(model: Model, id: number): string {
   return tok ? tok.decode([id], { skipUnknown: true }) || `#${id}` : String(id);
 }
 
+/** A single token given as its id or its text (which must be exactly one token), checked against the vocabulary. */
+export function tokenId(model: Model, t: number | string): number {
+  const vocab = model.config.vocabSize;
+  if (typeof t === "number") {
+    if (!(Number.isInteger(t) && t >= 0 && t < vocab)) throw new InputError(`target token id ${t} is outside the vocabulary [0, ${vocab})`);
+    return t;
+  }
+  const tok = model.tokenizer;
+  if (!tok) throw new InputError(`the checkpoint has no tokenizer: give the target token "${t}" as an id`);
+  const ids = tok.encode(t, { addSpecialTokens: false });
+  if (ids.length !== 1) throw new InputError(`target "${t}" is ${ids.length} tokens, not one`);
+  return ids[0];
+}
+
 /** "i:text" per token (plotly merges equal category labels, so the position is part of the label). */
 export function tokenLabels(model: Model, ids: readonly number[]): string[] {
   return ids.map((id, i) => `${i}:${tokenText(model, id)}`);

@@ -1,0 +1,72 @@
+// `node --import tsx benchmarks/interp/run.ts [--threads T] [--tries N]`: the interpretability methods' speed on
+// mini-80k. (1) A batched forward of 32 prompts × 64 tokens (one packed pass) against the same prompts one forward
+// call at a time, in tokens/s. (2) A full (layer × position) residual patching sweep (hook_resid_pre) on a
+// 32-token prompt, preparation included, and attribution patching's estimate of every hook point at once (one forward
+// and one backward pass). Prints a Markdown table and writes benchmarks/interp/RESULTS.md.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import * as native from "../../native/index.ts";
+import { Model, Rng, ActivationPatching, AttributionPatching } from "../../engine/index.ts";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const MINI = path.join(HERE, "..", "..", "engine", "checkpoints", "mini-80k");
+
+const { values } = parseArgs({ options: { threads: { type: "string" }, tries: { type: "string" } } });
+const threads = Number(values.threads ?? os.availableParallelism());
+const tries = Number(values.tries ?? 5);
+if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads: "${values.threads}" is not a thread count`);
+if (!Number.isInteger(tries) || tries < 1) throw new Error(`--tries: "${values.tries}" is not a count`);
+native.setThreads(threads);
+
+const model = await Model.load(MINI);
+const rng = new Rng(7);
+const digits = (k: number) => Array.from({ length: k }, () => Math.floor(rng.next() * 10)).join(" ");
+/** "<s> a + b = <think>" with k digits each: 2k + 4 tokens */
+const addition = (k: number) => `<s> ${digits(k)} + ${digits(k)} = <think>`;
+
+/** Best (lowest) wall time of `tries` runs, in seconds. */
+async function best(fn: () => Promise<unknown>): Promise<number> {
+  let min = Infinity;
+  for (let i = 0; i < tries; i++) {
+    const t0 = performance.now();
+    await fn();
+    min = Math.min(min, (performance.now() - t0) / 1000);
+  }
+  return min;
+}
+
+const prompts = Array.from({ length: 32 }, () => Array.from(model.promptIds(addition(30))));
+if (prompts.some((p) => p.length !== 64)) throw new Error("the batch prompts must be 64 tokens each");
+const tokens = 32 * 64;
+await model.forwardBatch(prompts); // warm-up: weights read, native objects built
+const oneByOne = await best(async () => { for (const p of prompts) await model.forward(p); });
+const batched = await best(() => model.forwardBatch(prompts));
+
+const clean = addition(14);
+const ids = Array.from(model.promptIds(clean));
+if (ids.length !== 32) throw new Error("the patching prompt must be 32 tokens");
+const corrupted = [...ids];
+corrupted[14] = ids[14] === ids[13] ? ids[12] : ids[13]; // a's last digit replaced by another digit
+const [x, y] = [ids[14], corrupted[14]];
+const metric = (logits: Float32Array) => logits[x] - logits[y];
+const sweep = await best(async () => (await ActivationPatching.prepare(model, ids, corrupted, metric)).positions("hook_resid_pre"));
+const patching = await ActivationPatching.prepare(model, ids, corrupted, metric);
+const attribution = await best(() => AttributionPatching.compute(patching));
+
+const load = os.loadavg()[0].toFixed(2);
+const rows = [
+  ["batched forward, 32 prompts × 64 tokens (one packed pass)", `${(tokens / batched).toFixed(0)} tok/s (${(batched * 1000).toFixed(0)} ms)`],
+  ["the same prompts one forward call each", `${(tokens / oneByOne).toFixed(0)} tok/s (${(oneByOne * 1000).toFixed(0)} ms)`],
+  ["speed-up of the batch", `${(oneByOne / batched).toFixed(2)}x (target ≥ 4x)`],
+  [`residual patching sweep, ${model.config.numLayers} layers × 32 positions, preparation included`, `${sweep.toFixed(2)} s (target < 5 s)`],
+  ["attribution patching: gradients at every hook point (one forward + backward of the 32 tokens)", `${(attribution * 1000).toFixed(0)} ms`],
+];
+const table = ["| measurement | result |", "|---|---|", ...rows.map((r) => `| ${r[0]} | ${r[1]} |`)].join("\n");
+const cpu = native.cpuInfo();
+const report = `# Interpretability methods: speed on mini-80k\n\nCommand: \`node --import tsx benchmarks/interp/run.ts --threads ${threads} --tries ${tries}\`` +
+  ` (best of ${tries}; ${threads} threads, ISA ${cpu.isa}, ${os.cpus()[0]?.model ?? "unknown CPU"}, load average ${load} at the end).\n\n${table}\n`;
+process.stdout.write(`${table}\n`);
+fs.writeFileSync(path.join(HERE, "RESULTS.md"), report);
