@@ -40,5 +40,6 @@ export { LogitAttribution, type LogitTarget, type Component } from "./interp/att
 export * as native from "../native/index.ts";
 export { DatasetRouting } from "./interp/routing-stats.ts";
 export { score, loglikelihoodRolling, type ScoreRequest, type ContinuationScore, type RollingLikelihood, type ScoreOptions } from "./interp/scoring.ts";
-export { AttributionPatching, correlation } from "./interp/attribution-patching.ts";
+export { AttributionPatching } from "./interp/attribution-patching.ts";
+export { correlation } from "./statistics.ts";
 export { InputAttribution } from "./interp/input-attribution.ts";

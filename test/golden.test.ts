@@ -5,12 +5,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { readFileSync, copyFileSync, mkdirSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { Model } from "../engine/model.ts";
-import { SafetensorsFile, writeSafetensors } from "../engine/safetensors.ts";
+import { SafetensorsFile } from "../engine/safetensors.ts";
 import { loadConfig } from "../engine/config.ts";
-import { castTensor, Tensor } from "../engine/tensor.ts";
-import { TINY, TINY_ROPE8, relErr, tempDir } from "./helpers.ts";
+import { TINY, TINY_ROPE8, relErr, tempDir, writeBf16Pair } from "./helpers.ts";
 
 const F32_BAR = 1e-5;
 
@@ -142,18 +141,7 @@ test("tiny-m1: prefill in chunks on a cache equals one long prefill", async () =
 test("tiny-m1: BF16 weights stay BF16 and are computed exactly in f32", async () => {
   const { dir, cleanup } = tempDir();
   try {
-    const src = SafetensorsFile.open(join(TINY, "model.safetensors"));
-    const bf16: Record<string, Tensor> = {};
-    const rounded: Record<string, Tensor> = {};
-    for (const name of src.names()) {
-      bf16[name] = castTensor(src.read(name), "BF16");
-      rounded[name] = castTensor(bf16[name], "F32");
-    }
-    for (const [sub, tensors] of [["bf16", bf16], ["rounded", rounded]] as const) {
-      mkdirSync(join(dir, sub));
-      writeSafetensors(join(dir, sub, "model.safetensors"), tensors);
-      copyFileSync(join(TINY, "config.json"), join(dir, sub, "config.json"));
-    }
+    writeBf16Pair(dir);
     const model = await Model.load(join(dir, "bf16"));
     const reference = await Model.load(join(dir, "rounded"));
     const lmHead = model.checkpoint.get("lm_head.weight");

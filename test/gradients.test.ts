@@ -6,11 +6,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { copyFileSync, mkdirSync } from "node:fs";
 import { Model } from "../engine/model.ts";
-import { SafetensorsFile, writeSafetensors } from "../engine/safetensors.ts";
-import { castTensor, Tensor } from "../engine/tensor.ts";
-import { TINY, TINY_ROPE8, relErr, tempDir } from "./helpers.ts";
+import { SafetensorsFile } from "../engine/safetensors.ts";
+import { Tensor } from "../engine/tensor.ts";
+import { TINY, TINY_ROPE8, relErr, tempDir, writeBf16Pair } from "./helpers.ts";
 
 function norm(a: ArrayLike<number>): number {
   let s = 0;
@@ -148,18 +147,7 @@ test("bad input: a clear error, nothing computed, the model unchanged", async ()
 test("BF16 weights get f32 gradients equal to those of f32 weights holding the same values", async () => {
   const { dir, cleanup } = tempDir();
   try {
-    const src = SafetensorsFile.open(join(TINY, "model.safetensors"));
-    const bf16: Record<string, Tensor> = {};
-    const rounded: Record<string, Tensor> = {};
-    for (const name of src.names()) {
-      bf16[name] = castTensor(src.read(name), "BF16");
-      rounded[name] = castTensor(bf16[name], "F32");
-    }
-    for (const [sub, tensors] of [["bf16", bf16], ["rounded", rounded]] as const) {
-      mkdirSync(join(dir, sub));
-      writeSafetensors(join(dir, sub, "model.safetensors"), tensors);
-      copyFileSync(join(TINY, "config.json"), join(dir, sub, "config.json"));
-    }
+    writeBf16Pair(dir);
     const ids = Array.from({ length: 37 }, (_, t) => (t * 23 + 4) % 512);
     const tokenWeights = weightsOf(ids, 5);
     const ours = await (await Model.load(join(dir, "bf16"))).lossAndGradients(ids, { tokenWeights });

@@ -1,9 +1,11 @@
 /** Shared test utilities: fixture paths, relative error, temp dirs. */
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { relativeDifference } from "../engine/analysis/diff.ts";
+import { SafetensorsFile, writeSafetensors } from "../engine/safetensors.ts";
+import { castTensor, type Tensor } from "../engine/tensor.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const FIXTURES = join(ROOT, "test", "fixtures");
@@ -42,4 +44,20 @@ export function randF32(len: number, seed: number, lo = -1, hi = 1): Float32Arra
   const a = new Float32Array(len);
   for (let i = 0; i < len; i++) a[i] = lo + (hi - lo) * r();
   return a;
+}
+
+/** tiny-m1 twice in `dir`: `bf16/` with its weights rounded to BF16, `rounded/` holding the same values in f32. */
+export function writeBf16Pair(dir: string): void {
+  const src = SafetensorsFile.open(join(TINY, "model.safetensors"));
+  const bf16: Record<string, Tensor> = {};
+  const rounded: Record<string, Tensor> = {};
+  for (const name of src.names()) {
+    bf16[name] = castTensor(src.read(name), "BF16");
+    rounded[name] = castTensor(bf16[name], "F32");
+  }
+  for (const [sub, tensors] of [["bf16", bf16], ["rounded", rounded]] as const) {
+    mkdirSync(join(dir, sub));
+    writeSafetensors(join(dir, sub, "model.safetensors"), tensors);
+    copyFileSync(join(TINY, "config.json"), join(dir, sub, "config.json"));
+  }
 }

@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Model } from "../engine/index.ts";
 import { rollout, repetitive } from "../engine/rl/rollout.ts";
-import { headPrecision, pearson } from "../engine/rl/precision.ts";
+import { headPrecision } from "../engine/rl/precision.ts";
+import { correlation } from "../engine/statistics.ts";
 import { additionProblem } from "../engine/rl/tasks.ts";
 import { exactAnswer } from "../engine/rl/rewards.ts";
 import { ROOT } from "./helpers.ts";
@@ -43,5 +44,5 @@ test("head precision: the f32 probabilities are the rollout's, the BF16 head mov
   assert.ok(r.maxDifference > 0 && r.maxDifference < 0.05, `largest difference ${r.maxDifference}`);
   assert.ok(r.correlation > 0.99 && r.correlation < 1);
   assert.equal(mini.hooks.size, 0);
-  assert.ok(Math.abs(pearson([1, 2, 3], [2, 4, 6]) - 1) < 1e-15);
+  assert.ok(Math.abs(correlation([1, 2, 3], [2, 4, 6]) - 1) < 1e-15);
 });

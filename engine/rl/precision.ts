@@ -9,6 +9,7 @@ import type { Model } from "../model.ts";
 import { Tensor, bf16ToF32, f32ToBf16 } from "../tensor.ts";
 import type { HookFn } from "../hooks.ts";
 import { completionLogprobs } from "./rollout.ts";
+import { correlation } from "../statistics.ts";
 
 export interface HeadPrecision {
   /** per completion token: probability with the f32 head and with the BF16 head */
@@ -33,18 +34,5 @@ export async function headPrecision(model: Model, sequences: readonly { prompt: 
   });
   let maxDifference = 0;
   f32.forEach((p, i) => (maxDifference = Math.max(maxDifference, Math.abs(p - bf16[i]))));
-  return { f32, bf16, correlation: pearson(f32, bf16), maxDifference };
-}
-
-export function pearson(x: readonly number[], y: readonly number[]): number {
-  const n = x.length;
-  const mx = x.reduce((a, b) => a + b, 0) / n;
-  const my = y.reduce((a, b) => a + b, 0) / n;
-  let sxy = 0, sxx = 0, syy = 0;
-  for (let i = 0; i < n; i++) {
-    sxy += (x[i] - mx) * (y[i] - my);
-    sxx += (x[i] - mx) ** 2;
-    syy += (y[i] - my) ** 2;
-  }
-  return sxy / Math.sqrt(sxx * syy);
+  return { f32, bf16, correlation: correlation(f32, bf16), maxDifference };
 }
