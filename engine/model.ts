@@ -129,6 +129,7 @@ export class Model implements WeightSource {
     const pass: Pass = { hooks: this.hooks, phase, position: cache.position, tokens: n };
     const hs = cfg.hiddenSize;
     const mode = options.logits ?? "all";
+    checkArraySizes(cfg, n, mode);
     if (!stepping && n <= NATIVE_LAYER_MAX_TOKENS && this.hooks.size === 0) {
       const decoder = this.nativeDecoder();
       if (decoder) return this.forwardNative(decoder, tokens, cache, mode);
@@ -283,6 +284,25 @@ export class Model implements WeightSource {
     let out = native.axpby(cfg.alpha.mlp, residualM, cfg.beta.mlp, mlp);
     out = hook(pass, b + "hook_resid_post", l, out, shape);
     return yield* stage("mlp_residual", l, { residual: residualM, moe: mlp }, out, shape);
+  }
+}
+
+/** Refuses a pass whose [tokens, row] arrays (hidden states, attention heads, router logits, logits) would be longer
+ *  than the engine's longest array, before anything is allocated. */
+function checkArraySizes(cfg: ModelConfig, n: number, mode: "all" | "last" | "none"): void {
+  const widths: [string, number][] = [
+    ["hidden_size", cfg.hiddenSize],
+    ["num_attention_heads × head_dim", cfg.numHeads * cfg.headDim],
+    ["num_local_experts", cfg.numExperts],
+  ];
+  if (mode === "all") widths.push(["vocab_size (logits of every position)", cfg.vocabSize]);
+  for (const [what, width] of widths) {
+    if (n * width > native.MAX_ARRAY_LENGTH) {
+      throw new InputError(
+        `forward: ${n} tokens × ${what} ${width} = ${n * width} floats is more than the longest array the engine makes ` +
+          `(2^32 floats); run the prompt in parts on one cache${mode === "all" ? ", or with logits: \"last\"" : ""}`,
+      );
+    }
   }
 }
 

@@ -227,3 +227,9 @@ test("native paths (the whole model in one call; the layers no hook listens insi
   assert.deepEqual(again, (await slow.forward([prompt[0]])).logits.data);
   assert.equal(fast.nativeLayerCount, fast.config.numLayers);
 });
+
+test("a pass whose arrays would be longer than the engine's longest array is refused before allocating", async () => {
+  const n = Math.floor(2 ** 32 / model.config.vocabSize) + 1; // logits [n, vocab] past 2^32 floats
+  const ids = new Int32Array(n).fill(5);
+  await assert.rejects(model.forward(ids), (e: Error) => e instanceof InputError && /forward: 8388609 tokens × vocab_size \(logits of every position\) 512 = 4294967808 floats is more than the longest array the engine makes \(2\^32 floats\); run the prompt in parts on one cache, or with logits: "last"/.test(e.message));
+});

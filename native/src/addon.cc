@@ -91,11 +91,31 @@ void same_or_disjoint(const Ctx& c, const A& a, const B& b) {
     c.range_error(std::string(a.name) + " partially overlaps " + b.name + " (use the same array or a disjoint one)");
 }
 
-// A new Float32Array of len elements. Large ones come from the recycling pool (pool.h) with
+// The longest Float32Array V8 makes (2^32 elements on Node 20): asking N-API for a longer one is a fatal V8 check,
+// so every array the addon makes is checked against it first.
+constexpr int64_t kMaxArrayLength = int64_t(1) << 32;
+// N-API wraps external memory in a node::Buffer, which holds at most 2^32 bytes (buffer.constants.MAX_LENGTH). Past
+// that, napi_create_external_arraybuffer runs the finalizer and fails, and node-addon-api then deletes its finalize
+// data a second time (a double free). Larger blocks are therefore allocated by V8, never wrapped.
+constexpr size_t kMaxExternalBytes = size_t(1) << 32;
+
+// A V8-allocated ArrayBuffer (zero-filled), with allocation failure as a RangeError naming the size.
+Napi::ArrayBuffer v8_buffer(const Ctx& c, size_t bytes) {
+  try {
+    return Napi::ArrayBuffer::New(c.env, bytes);
+  } catch (const Napi::Error&) {
+    c.range_error("out of memory allocating " + str(int64_t(bytes)) + " bytes");
+  }
+}
+
+// A new Float32Array of len elements. Those from 1 MiB to 4 GiB come from the recycling pool (pool.h) with
 // undefined contents: every kernel writes all of its output.
 Napi::Float32Array new_f32(const Ctx& c, int64_t len) {
+  if (len > kMaxArrayLength)
+    c.range_error("an array of " + str(len) + " floats is longer than the longest Float32Array (2^32 elements)");
   const size_t bytes = size_t(len) * 4;
-  if (bytes < kPoolMinBytes) return Napi::Float32Array::New(c.env, size_t(len));
+  if (bytes < kPoolMinBytes || bytes > kMaxExternalBytes)
+    return Napi::Float32Array::New(c.env, size_t(len), v8_buffer(c, bytes), 0);
   size_t cap = 0;
   void* p = pool_take(bytes, &cap);
   if (!p) c.range_error("out of memory allocating " + str(int64_t(bytes)) + " bytes");
@@ -268,6 +288,7 @@ Value Empty(const CallbackInfo& info) {
 Value AlignedBuffer(const CallbackInfo& info) {
   Ctx c{info.Env(), "alignedBuffer"};
   const int64_t bytes = dim(c, info[0], "bytes");
+  if (size_t(bytes) > kMaxExternalBytes) return v8_buffer(c, size_t(bytes));  // unaligned: kernels load unaligned
   void* p = weight_alloc(size_t(bytes));
   if (!p) c.range_error("out of memory allocating " + str(bytes) + " bytes");
   return Napi::ArrayBuffer::New(c.env, p, size_t(bytes), [](Env, void* data) { free(data); });
