@@ -146,6 +146,10 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     if (prompt.length === 0) throw new InputError("generate: the prompt has no tokens");
     const tokenizer = model.tokenizer;
     if (options.stopStrings?.length && !tokenizer) throw new InputError("stopStrings need a tokenizer; this checkpoint has none (use stopTokens)");
+    const vocab = model.config.vocabSize;
+    for (const id of options.stopTokens ?? []) {
+      if (!(Number.isInteger(id) && id >= 0 && id < vocab)) throw new InputError(`stopTokens: ${id} is not a token id of the vocabulary [0, ${vocab})`);
+    }
     const stopTokens = new Set(options.stopTokens ?? defaultStopTokens(model));
     const sampler = new Sampler(options);
     const thought = this.thoughtTracker();

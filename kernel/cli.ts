@@ -4,8 +4,8 @@
  *   m1 forward <checkpoint-dir> --ids 5,17,3 --out logits.safetensors
  *   m1 generate <checkpoint-dir> --ids 5,17,3 --max-new 16 --greedy --json
  */
-import { parseArgs } from "node:util";
 import { M1Error, InputError } from "../engine/errors.ts";
+import { parseFlags, UsageError } from "./args.ts";
 
 const USAGE = `usage:
   m1 info <checkpoint-dir-or-config.json> [--json]
@@ -45,10 +45,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command(rest);
   } catch (err) {
-    if (err instanceof M1Error || (err instanceof TypeError && (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))) {
-      const usage = err instanceof M1Error ? "" : `\n${USAGE}`;
-      process.stderr.write(`m1 ${name}: ${(err as Error).message}${usage}\n`);
-      return err instanceof M1Error ? 1 : 2;
+    if (err instanceof M1Error) {
+      process.stderr.write(`m1 ${name}: ${err.message}${err instanceof UsageError ? `\n${USAGE}` : ""}\n`);
+      return err instanceof UsageError ? 2 : 1;
     }
     throw err;
   }
@@ -64,26 +63,13 @@ function positional(args: string[], what: string): string {
   return args[0];
 }
 
-function parseIds(text: string | undefined): number[] {
-  if (text === undefined) throw new InputError("--ids is required (comma-separated token ids, e.g. --ids 5,17,3)");
-  return text.split(",").map((s, i) => {
-    const id = Number(s.trim());
-    if (s.trim() === "" || !Number.isInteger(id)) throw new InputError(`--ids: item ${i} ("${s}") is not an integer`);
-    return id;
-  });
-}
-
-function parseNumber(name: string, text: string | undefined, integer: boolean): number | undefined {
-  if (text === undefined) return undefined;
-  const x = Number(text);
-  if (text.trim() === "" || !Number.isFinite(x) || (integer && !Number.isInteger(x))) {
-    throw new InputError(`--${name}: "${text}" is not ${integer ? "an integer" : "a number"}`);
-  }
-  return x;
+function requiredIds(ids: number[] | undefined): number[] {
+  if (ids === undefined) throw new InputError("--ids is required (comma-separated token ids, e.g. --ids 5,17,3)");
+  return ids;
 }
 
 async function info(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean" } } });
+  const { values, positionals } = parseFlags(args, { json: { type: "boolean" } });
   const { architectureSummary, formatSummary } = await import("../engine/summary.ts");
   const summary = architectureSummary(positional(positionals, "checkpoint directory or config.json"));
   process.stdout.write(values.json ? JSON.stringify(summary, null, 2) + "\n" : formatSummary(summary));
@@ -91,35 +77,31 @@ async function info(args: string[]): Promise<number> {
 }
 
 async function forward(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ids: { type: "string" }, out: { type: "string" } } });
+  const { values, positionals } = parseFlags(args, { ids: { type: "uints" }, out: { type: "string" } });
   const dir = positional(positionals, "checkpoint directory");
   if (!values.out) throw new InputError("--out is required (path of the safetensors file to write)");
   const { Model, Tensor, writeSafetensors } = await engine();
   const model = await Model.load(dir);
-  const { logits } = await model.forward(parseIds(values.ids));
+  const { logits } = await model.forward(requiredIds(values.ids));
   writeSafetensors(values.out, { logits: new Tensor("F32", logits.shape, logits.data) });
   process.stderr.write(`wrote logits [${logits.shape.join(", ")}] to ${values.out}\n`);
   return 0;
 }
 
 async function generate(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      ids: { type: "string" },
-      prompt: { type: "string" },
-      "max-new": { type: "string" },
-      greedy: { type: "boolean" },
-      temperature: { type: "string" },
-      "top-k": { type: "string" },
-      "top-p": { type: "string" },
-      seed: { type: "string" },
-      "thinking-budget": { type: "string" },
-      "stop-token": { type: "string", multiple: true },
-      stop: { type: "string", multiple: true },
-      json: { type: "boolean" },
-    },
+  const { values, positionals } = parseFlags(args, {
+    ids: { type: "uints" },
+    prompt: { type: "string" },
+    "max-new": { type: "uint" },
+    greedy: { type: "boolean" },
+    temperature: { type: "number", min: 0 },
+    "top-k": { type: "int", min: 1 },
+    "top-p": { type: "number" },
+    seed: { type: "int" },
+    "thinking-budget": { type: "uint" },
+    "stop-token": { type: "uint", multiple: true },
+    stop: { type: "string", multiple: true },
+    json: { type: "boolean" },
   });
   const dir = positional(positionals, "checkpoint directory");
   if ((values.ids === undefined) === (values.prompt === undefined)) throw new InputError("give exactly one of --ids or --prompt");
@@ -127,15 +109,17 @@ async function generate(args: string[]): Promise<number> {
   const model = await Model.load(dir);
   const controller = new AbortController();
   process.once("SIGINT", () => controller.abort());
-  const generation = model.generate(values.prompt ?? parseIds(values.ids), {
-    maxNewTokens: parseNumber("max-new", values["max-new"], true) ?? 64,
+  const outside = values["stop-token"]?.find((id) => id >= model.config.vocabSize);
+  if (outside !== undefined) throw new InputError(`--stop-token: ${outside} is outside the vocabulary [0, ${model.config.vocabSize})`);
+  const generation = model.generate(values.prompt ?? requiredIds(values.ids), {
+    maxNewTokens: values["max-new"] ?? 64,
     greedy: values.greedy,
-    temperature: parseNumber("temperature", values.temperature, false),
-    topK: parseNumber("top-k", values["top-k"], true),
-    topP: parseNumber("top-p", values["top-p"], false),
-    seed: parseNumber("seed", values.seed, true),
-    thinkingBudget: parseNumber("thinking-budget", values["thinking-budget"], true),
-    stopTokens: values["stop-token"]?.map((t) => parseNumber("stop-token", t, true)!),
+    temperature: values.temperature,
+    topK: values["top-k"],
+    topP: values["top-p"],
+    seed: values.seed,
+    thinkingBudget: values["thinking-budget"],
+    stopTokens: values["stop-token"],
     stopStrings: values.stop,
     signal: controller.signal,
   });

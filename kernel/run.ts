@@ -6,8 +6,8 @@
  */
 import { basename, dirname, resolve } from "node:path";
 import { writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { InputError } from "../engine/errors.ts";
+import { parseFlags } from "./args.ts";
 import { KERNEL_NAME } from "./kernelspec.ts";
 import { injectParameters, OutputCollector, parseParameter, readNotebook, sourceOf, writeNotebook, type Cell, type Notebook } from "./notebook.ts";
 import { renderReport } from "./report.ts";
@@ -76,23 +76,19 @@ export async function runNotebook(nb: Notebook, kernel: Transport, timeoutS: num
 }
 
 export async function runCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      out: { type: "string" },
-      html: { type: "string" },
-      parameter: { type: "string", short: "p", multiple: true },
-      timeout: { type: "string" },
-      server: { type: "string" },
-      token: { type: "string" },
-      kernel: { type: "string" },
-      "server-path": { type: "string" },
-    },
+  const { values, positionals } = parseFlags(args, {
+    out: { type: "string" },
+    html: { type: "string" },
+    parameter: { type: "string", short: "p", multiple: true },
+    timeout: { type: "number" },
+    server: { type: "string" },
+    token: { type: "string" },
+    kernel: { type: "string" },
+    "server-path": { type: "string" },
   });
   if (positionals.length !== 1) throw new InputError("expected one notebook (m1 run <notebook.ipynb> [--out executed.ipynb] [--html report.html] [-p name=value ...] [--timeout S])");
-  const timeoutS = values.timeout === undefined ? undefined : Number(values.timeout);
-  if (timeoutS !== undefined && !(timeoutS > 0)) throw new InputError(`--timeout: "${values.timeout}" is not a positive number of seconds`);
+  const timeoutS = values.timeout;
+  if (timeoutS !== undefined && !(timeoutS > 0)) throw new InputError(`--timeout: "${timeoutS}" is not a positive number of seconds`);
   if (values.token !== undefined && !values.server) throw new InputError("--token needs --server");
   if (values["server-path"] !== undefined && !values.server) throw new InputError("--server-path needs --server");
   const path = resolve(positionals[0]);

@@ -1,17 +1,16 @@
 // `m1 serve <checkpoint> [--port P] [--name NAME]`: serves a checkpoint (a registry name such as mini-40k, or a
 // directory) on 127.0.0.1 under the OpenAI API, until SIGINT or SIGTERM.
-import { parseArgs } from "node:util";
 import { InputError } from "../../engine/errors.ts";
+import { parseFlags } from "../args.ts";
 import { loadLocalModel } from "../../benchmarks/registry.ts";
 import { CompletionServer } from "../../benchmarks/serve/server.ts";
 
 export const SERVE_USAGE = "m1 serve <checkpoint|mini-40k|mini-80k> [--port P (default 8000; 0 = any free port)] [--name MODEL_NAME]";
 
 export async function serve(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { port: { type: "string" }, name: { type: "string" } } });
+  const { values, positionals } = parseFlags(args, { port: { type: "uint", max: 65535 }, name: { type: "string" } });
   if (positionals.length !== 1) throw new InputError(`expected one checkpoint, got ${positionals.length ? positionals.join(" ") : "none"}\nusage: ${SERVE_USAGE}`);
-  const port = Number(values.port ?? "8000");
-  if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new InputError(`--port: "${values.port}" is not a port number (0-65535)`);
+  const port = values.port ?? 8000;
   const { name, model } = await loadLocalModel(positionals[0]);
   const server = new CompletionServer(model, values.name ?? name);
   const bound = await server.listen(port);
