@@ -233,3 +233,26 @@ test("a pass whose arrays would be longer than the engine's longest array is ref
   const ids = new Int32Array(n).fill(5);
   await assert.rejects(model.forward(ids), (e: Error) => e instanceof InputError && /forward: 8388609 tokens × vocab_size \(logits of every position\) 512 = 4294967808 floats is more than the longest array the engine makes \(2\^32 floats\); run the prompt in parts on one cache, or with logits: "last"/.test(e.message));
 });
+
+test("async hooks are refused up front, a hook returning a promise fails forward and leaves no promise behind", async () => {
+  let unhandled: unknown = null;
+  const onUnhandled = (reason: unknown) => (unhandled = reason);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    assert.throws(() => model.hooks.add("blocks.0.hook_resid_pre", async (v) => v),
+      (e: Error) => e instanceof InputError && /hooks\.add\("blocks\.0\.hook_resid_pre"\): the hook is an async function, but hooks run synchronously inside forward/.test(e.message));
+    assert.equal(model.hooks.size, 0);
+    const remove = model.hooks.add("blocks.0.hook_resid_pre", () => Promise.reject(new Error("late")) as never);
+    try {
+      await assert.rejects(model.forward(prompt), (e: Error) => e instanceof InputError && /hook "blocks\.0\.hook_resid_pre" returned a Promise, but hooks run synchronously/.test(e.message));
+    } finally {
+      remove();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(unhandled, null, "no rejection is left unhandled");
+    assert.throws(() => model.hooks.add(42 as never, () => {}), /hooks\.add: filter must be a hook name, a RegExp, a predicate or an array of names, got number/);
+    assert.throws(() => model.hooks.add("embed", null as never), /hooks\.add: fn must be a function/);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+});
