@@ -239,7 +239,7 @@ test("async hooks are refused up front, a hook returning a promise fails forward
   const onUnhandled = (reason: unknown) => (unhandled = reason);
   process.on("unhandledRejection", onUnhandled);
   try {
-    assert.throws(() => model.hooks.add("blocks.0.hook_resid_pre", async (v) => v),
+    assert.throws(() => model.hooks.add("blocks.0.hook_resid_pre", (async (v: Tensor) => v) as never),
       (e: Error) => e instanceof InputError && /hooks\.add\("blocks\.0\.hook_resid_pre"\): the hook is an async function, but hooks run synchronously inside forward/.test(e.message));
     assert.equal(model.hooks.size, 0);
     const remove = model.hooks.add("blocks.0.hook_resid_pre", () => Promise.reject(new Error("late")) as never);
