@@ -6,7 +6,8 @@ import { ConfigError, InputError } from "./errors.ts";
 
 export type LayerType = "lightning" | "softmax";
 
-export interface ResidualFactors { linear: number; full: number; mlp: number }
+/** α or β of each residual: the attention sublayer's by its layer type, and the MoE sublayer's. */
+export type ResidualFactors = Record<LayerType, number> & { mlp: number };
 
 export interface ModelConfig {
   format: "hub" | "native";
@@ -123,13 +124,13 @@ export function parseConfig(json: unknown, source = "<object>"): ModelConfig {
     lightningNormEps: LIGHTNING_NORM_EPS,
     blockSize: parseBlockSize(f, native),
     alpha: {
-      linear: factor("layernorm_linear_attention_alpha", "linear_attn_alpha_factor"),
-      full: factor("layernorm_full_attention_alpha", "full_attn_alpha_factor"),
+      lightning: factor("layernorm_linear_attention_alpha", "linear_attn_alpha_factor"),
+      softmax: factor("layernorm_full_attention_alpha", "full_attn_alpha_factor"),
       mlp: factor("layernorm_mlp_alpha", "mlp_alpha_factor"),
     },
     beta: {
-      linear: factor("layernorm_linear_attention_beta", "linear_attn_beta_factor"),
-      full: factor("layernorm_full_attention_beta", "full_attn_beta_factor"),
+      lightning: factor("layernorm_linear_attention_beta", "linear_attn_beta_factor"),
+      softmax: factor("layernorm_full_attention_beta", "full_attn_beta_factor"),
       mlp: factor("layernorm_mlp_beta", "mlp_beta_factor"),
     },
     // The native decoder always uses the postnorm residual; the remote code's class default is false.

@@ -156,7 +156,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     if (thought) for (const id of prompt) thought.push(id);
 
     const cache = options.cache ?? model.newCache();
-    let logits = (await model.forward(prompt, { cache, logits: "last", signal })).logits.data as Float32Array;
+    let logits = (await model.forward(prompt, { cache, logits: "last", signal })).logits.f32;
     let forcedQueue: number[] = [];
     for (let index = 0; index < maxNewTokens; index++) {
       signal?.throwIfAborted();
@@ -186,7 +186,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
         return;
       }
       if (index + 1 < maxNewTokens) {
-        logits = (await model.forward([id], { cache, logits: "last", signal, phase: "decode" })).logits.data as Float32Array;
+        logits = (await model.forward([id], { cache, logits: "last", signal, phase: "decode" })).logits.f32;
       }
     }
     this.stopReason = "max_tokens";

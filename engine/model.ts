@@ -13,7 +13,7 @@ import { Tensor } from "./tensor.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { InputError } from "./errors.ts";
 import { Generation, type GenerateOptions } from "./generate.ts";
-import { SubStep, type Stage } from "./substep.ts";
+import { SubStep } from "./substep.ts";
 import { Stepper } from "./stepper.ts";
 
 export interface LoadOptions {
@@ -111,8 +111,9 @@ export class Model implements WeightSource {
   }
 
   /**
-   * The forward pass as a generator: with `stepping`, it pauses at every sub-step (embedding; per layer norm,
-   * attention, residual, norm, MoE, residual; final norm; LM head) with that sub-step's inputs and output, and
+   * The forward pass as a generator: with `stepping`, it pauses at every sub-step (the hook points that carry the
+   * stream: embed; per layer ln1.hook_normalized, hook_attn_out, hook_resid_mid, ln2.hook_normalized, hook_mlp_out,
+   * hook_resid_post; ln_final.hook_normalized; logits) with that sub-step's inputs and output, and
    * continues with the output as the caller left it. It also yields null between layers (a chance to let the
    * event loop run); without `stepping` those are its only pauses and no sub-step object is made.
    */
@@ -134,16 +135,18 @@ export class Model implements WeightSource {
       const decoder = this.nativeDecoder();
       if (decoder) return this.forwardNative(decoder, tokens, cache, mode);
     }
-    const stage = (name: Stage, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]) =>
-      stepping ? this.pause(pass, name, layer, inputs, output, shape) : noPause(output);
+    // A hook point: its hooks fire, then (when stepping) the pass pauses there as a sub-step of the same name.
+    const point: PointFn = (name, layer, inputs, output, shape) => {
+      const value = hook(pass, name, layer, output, shape);
+      return stepping ? this.pause(pass, name, layer, inputs, value, shape) : noPause(value);
+    };
 
     let x = native.embedding(tokens, this.weight("model.embed_tokens.weight", [cfg.vocabSize, hs]));
-    x = hook(pass, "embed", null, x, [n, hs]);
-    x = yield* stage("embed", null, {}, x, [n, hs]);
+    x = yield* point("embed", null, {}, x, [n, hs]);
     for (let l = 0; l < cfg.numLayers; l++) {
       const fast = !stepping && n <= NATIVE_LAYER_MAX_TOKENS && !this.layerHookNames[l].some((name) => this.hooks.wants(name));
       const layer = fast ? this.nativeLayer(l) : null;
-      x = layer ? runNativeLayer(layer, l, x, pass, cache) : yield* this.layer(l, x, pass, cache, stage);
+      x = layer ? runNativeLayer(layer, l, x, pass, cache) : yield* this.layer(l, x, pass, cache, point);
       yield null;
     }
     cache.position += n;
@@ -156,18 +159,16 @@ export class Model implements WeightSource {
       rows = 1;
     }
     let h = native.rmsnorm(last, rows, hs, this.vector("model.norm.weight", hs), cfg.rmsNormEps);
-    h = hook(pass, "ln_final.hook_normalized", null, h, [rows, hs]);
-    h = yield* stage("ln_final", null, { input: last }, h, [rows, hs]);
+    h = yield* point("ln_final.hook_normalized", null, { input: last }, h, [rows, hs]);
     let logits = native.matmul(h, rows, this.lmHead());
-    logits = hook(pass, "logits", null, logits, [rows, cfg.vocabSize]);
-    logits = yield* stage("lm_head", null, { input: h }, logits, [rows, cfg.vocabSize]);
+    logits = yield* point("logits", null, { input: h }, logits, [rows, cfg.vocabSize]);
     return { logits: new Tensor("F32", [rows, cfg.vocabSize], logits), cache };
   }
 
-  private *pause(pass: Pass, stage: Stage, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]): Generator<SubStep, Float32Array, void> {
-    const step = new SubStep(stage, layer, pass, inputs, new Tensor("F32", shape, output));
+  private *pause(pass: Pass, name: string, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]): Generator<SubStep, Float32Array, void> {
+    const step = new SubStep(name, layer, pass, inputs, new Tensor("F32", shape, output));
     yield step;
-    return step.output.data as Float32Array;
+    return step.output.f32;
   }
 
   /** Starts generating from a prompt (token ids, or text when the checkpoint has a tokenizer). */
@@ -251,7 +252,7 @@ export class Model implements WeightSource {
   }
 
   /** One decoder layer (spec §2.4): postnorm residual with α on the normalised input and β on the sublayer. */
-  private *layer(l: number, x: Float32Array, pass: Pass, cache: ModelCache, stage: StageFn): Generator<SubStep, Float32Array, void> {
+  private *layer(l: number, x: Float32Array, pass: Pass, cache: ModelCache, point: PointFn): Generator<SubStep, Float32Array, void> {
     const cfg = this.config;
     const n = pass.tokens;
     const hs = cfg.hiddenSize;
@@ -262,28 +263,22 @@ export class Model implements WeightSource {
 
     x = hook(pass, b + "hook_resid_pre", l, x, shape);
     let a = native.rmsnorm(x, n, hs, this.vector(p + "input_layernorm.weight", hs), cfg.rmsNormEps);
-    a = hook(pass, b + "ln1.hook_normalized", l, a, shape);
-    a = yield* stage("ln1", l, { input: x }, a, shape);
+    a = yield* point(b + "ln1.hook_normalized", l, { input: x }, a, shape);
     let attn = lightning
       ? lightningAttention(cfg, l, a, pass, this, cache.lightning[l]!, this.layerSlopes[l]!)
       : softmaxAttention(cfg, l, a, pass, this, cache.kv[l]!);
-    attn = hook(pass, b + "hook_attn_out", l, attn, shape);
-    attn = yield* stage("attention", l, { input: a }, attn, shape);
+    attn = yield* point(b + "hook_attn_out", l, { input: a }, attn, shape);
     const residualA = cfg.postnorm ? a : x;
-    let h = native.axpby(lightning ? cfg.alpha.linear : cfg.alpha.full, residualA, lightning ? cfg.beta.linear : cfg.beta.full, attn);
-    h = hook(pass, b + "hook_resid_mid", l, h, shape);
-    h = yield* stage("attn_residual", l, { residual: residualA, attention: attn }, h, shape);
+    let h = native.axpby(cfg.alpha[cfg.layerTypes[l]], residualA, cfg.beta[cfg.layerTypes[l]], attn);
+    h = yield* point(b + "hook_resid_mid", l, { residual: residualA, attention: attn }, h, shape);
 
     let bn = native.rmsnorm(h, n, hs, this.vector(p + "post_attention_layernorm.weight", hs), cfg.rmsNormEps);
-    bn = hook(pass, b + "ln2.hook_normalized", l, bn, shape);
-    bn = yield* stage("ln2", l, { input: h }, bn, shape);
+    bn = yield* point(b + "ln2.hook_normalized", l, { input: h }, bn, shape);
     let mlp = moe(cfg, l, bn, pass, this);
-    mlp = hook(pass, b + "hook_mlp_out", l, mlp, shape);
-    mlp = yield* stage("moe", l, { input: bn }, mlp, shape);
+    mlp = yield* point(b + "hook_mlp_out", l, { input: bn }, mlp, shape);
     const residualM = cfg.postnorm ? bn : h;
     let out = native.axpby(cfg.alpha.mlp, residualM, cfg.beta.mlp, mlp);
-    out = hook(pass, b + "hook_resid_post", l, out, shape);
-    return yield* stage("mlp_residual", l, { residual: residualM, moe: mlp }, out, shape);
+    return yield* point(b + "hook_resid_post", l, { residual: residualM, moe: mlp }, out, shape);
   }
 }
 
@@ -312,9 +307,9 @@ interface NativeObjects {
   decoder?: native.Decoder;
 }
 
-type StageFn = (name: Stage, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]) => Generator<SubStep, Float32Array, void>;
+type PointFn = (name: string, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]) => Generator<SubStep, Float32Array, void>;
 
-/** The stage function of a plain forward pass: hands the output on without pausing. */
+/** A plain forward pass hands a hook point's value on without pausing. */
 function* noPause(output: Float32Array): Generator<never, Float32Array, void> {
   return output;
 }

@@ -104,7 +104,7 @@ export function formatSummary(s: ArchitectureSummary): string {
     `  width         hidden ${a.hiddenSize}, ${a.heads} heads x ${a.headDim}, ${a.kvHeads} KV heads, rotary ${a.rotaryDim} (theta ${a.ropeTheta}), lightning block ${a.blockSize}`,
     `  MoE           ${a.experts} experts, top-${a.topK}, intermediate ${a.intermediateSize}`,
     `  vocab         ${a.vocabSize}${a.tiedEmbeddings ? " (tied embeddings)" : ""}`,
-    `  residual      alpha ${a.residual.alpha.linear}/${a.residual.alpha.full}/${a.residual.alpha.mlp} (linear/full/mlp), beta ${a.residual.beta.linear}/${a.residual.beta.full}/${a.residual.beta.mlp}, postnorm ${a.residual.postnorm}`,
+    `  residual      alpha ${a.residual.alpha.lightning}/${a.residual.alpha.softmax}/${a.residual.alpha.mlp} (lightning/softmax/mlp), beta ${a.residual.beta.lightning}/${a.residual.beta.softmax}/${a.residual.beta.mlp}, postnorm ${a.residual.postnorm}`,
     `  parameters    ${fmt(s.parameters.total)} total; ${fmt(s.parameters.activePerToken)} active per token (excluding embedding and LM head)`,
     `  weights       ${fmt(s.bytes.total)} bytes (${gib(s.bytes.total)}), dtypes ${s.bytes.dtypeSource}${s.bytes.assumption ? `: ${s.bytes.assumption}` : ""}`,
     `  per layer     ${summarizeLayerBytes(s)}`,

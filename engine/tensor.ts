@@ -27,6 +27,9 @@ const ARRAY_OF: Record<DType, Function> = {
   F32: Float32Array, BF16: Uint16Array, F16: Uint16Array, I32: Int32Array, I64: BigInt64Array,
 };
 
+/** The typed accessor that reads each dtype's data as it is stored. */
+const ACCESSOR_OF: Record<DType, "f32" | "u16" | "i32" | "i64"> = { F32: "f32", BF16: "u16", F16: "u16", I32: "i32", I64: "i64" };
+
 export class Tensor {
   constructor(readonly dtype: DType, readonly shape: readonly number[], readonly data: TensorData) {
     if (!(data instanceof ARRAY_OF[dtype])) {
@@ -38,6 +41,33 @@ export class Tensor {
     if (data.length !== shapeNumel(shape)) {
       throw new M1Error(`Tensor: shape [${shape.join(",")}] needs ${shapeNumel(shape)} elements, data has ${data.length}`);
     }
+  }
+
+  /** The data of an F32 tensor (any other dtype throws, naming it: toFloat32() converts). */
+  get f32(): Float32Array {
+    return this.stored("f32") as Float32Array;
+  }
+
+  /** The 16-bit patterns of a BF16 or F16 tensor. */
+  get u16(): Uint16Array {
+    return this.stored("u16") as Uint16Array;
+  }
+
+  /** The data of an I32 tensor (token ids, expert indices). */
+  get i32(): Int32Array {
+    return this.stored("i32") as Int32Array;
+  }
+
+  /** The data of an I64 tensor. */
+  get i64(): BigInt64Array {
+    return this.stored("i64") as BigInt64Array;
+  }
+
+  private stored(accessor: (typeof ACCESSOR_OF)[DType]): TensorData {
+    if (ACCESSOR_OF[this.dtype] !== accessor) {
+      throw new M1Error(`Tensor.${accessor}: this tensor [${this.shape.join(", ")}] is ${this.dtype}; read it with .${ACCESSOR_OF[this.dtype]}, or convert it with toFloat32()`);
+    }
+    return this.data;
   }
 
   get numel(): number {

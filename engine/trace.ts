@@ -83,10 +83,10 @@ export class Trace {
     const norm = this.model.vector("model.norm.weight", hs);
     const head = this.model.weight("lm_head.weight", [vocab, hs]);
     const perLayer = Array.from({ length: numLayers }, (_, l) => {
-      const x = this.get(`blocks.${l}.hook_resid_post`).data as Float32Array;
+      const x = this.get(`blocks.${l}.hook_resid_post`).f32;
       return native.matmul(native.rmsnorm(x, n, hs, norm, rmsNormEps), n, head);
     });
-    return LogitLens.compute(perLayer, n, vocab, this.logits.data as Float32Array, this.labels, (id) => tokenText(this.model, id));
+    return LogitLens.compute(perLayer, n, vocab, this.logits.f32, this.labels, (id) => tokenText(this.model, id));
   }
 
   /** Where this trace and another of the same prompt diverge: residual, attention and MoE outputs, routing, logits. */
@@ -95,23 +95,23 @@ export class Trace {
     const cfg = this.model.config;
     if (other.model.config.layerTypes.join() !== cfg.layerTypes.join()) throw new InputError("traces to compare must come from models with the same layer pattern");
     const layers = cfg.layerTypes.map((type, l) => {
-      const rel = (s: string) => relativeDifference(this.get(`blocks.${l}.${s}`).data as Float32Array, other.get(`blocks.${l}.${s}`).data as Float32Array);
+      const rel = (s: string) => relativeDifference(this.get(`blocks.${l}.${s}`).f32, other.get(`blocks.${l}.${s}`).f32);
       return {
         layer: l,
         type,
         residual: rel("hook_resid_post"),
         attention: rel("hook_attn_out"),
         moe: rel("hook_mlp_out"),
-        routingAgreement: routingAgreement(this.get(`blocks.${l}.moe.hook_topk_idx`).data as Int32Array, other.get(`blocks.${l}.moe.hook_topk_idx`).data as Int32Array, cfg.topK),
+        routingAgreement: routingAgreement(this.get(`blocks.${l}.moe.hook_topk_idx`).i32, other.get(`blocks.${l}.moe.hook_topk_idx`).i32, cfg.topK),
       };
     });
-    return new TraceDiff([this.name, other.name], layers, logitsDivergence(this.logits.data as Float32Array, other.logits.data as Float32Array, cfg.vocabSize));
+    return new TraceDiff([this.name, other.name], layers, logitsDivergence(this.logits.f32, other.logits.f32, cfg.vocabSize));
   }
 
   /** The most likely next tokens after the prompt. */
   topNext(k = 5): { id: number; text: string; prob: number }[] {
     const vocab = this.model.config.vocabSize;
-    const probs = softmax((this.logits.data as Float32Array).subarray((this.tokens - 1) * vocab));
+    const probs = softmax((this.logits.f32).subarray((this.tokens - 1) * vocab));
     const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a]).slice(0, k);
     return order.map((id) => ({ id, text: tokenText(this.model, id), prob: probs[id] }));
   }

@@ -14,7 +14,7 @@ import { LocalBackend } from "../benchmarks/eval/backends/local.ts";
 import { ResultStore } from "../benchmarks/eval/store.ts";
 import type { Backend, CompletionRequest } from "../benchmarks/eval/types.ts";
 
-const EVAL = pathToFileURL(join(ROOT, "kernel", "commands", "eval.ts")).href;
+const EVAL = pathToFileURL(join(ROOT, "kernel", "cli", "eval.ts")).href;
 
 function evalChild(args: string[]) {
   const code = `import { evaluate } from ${JSON.stringify(EVAL)}; process.exitCode = await evaluate(${JSON.stringify(args)});`;

@@ -11,7 +11,7 @@ import { pathToFileURL } from "node:url";
 import { copyFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { ROOT, tempDir } from "./helpers.ts";
 import { Model } from "../engine/model.ts";
-import { chatPrompt } from "../benchmarks/serve/completion.ts";
+import { chatPrompt } from "../kernel/openai/completion.ts";
 import { arithmeticSuite } from "../benchmarks/eval/suites/arithmetic.ts";
 import { runTask } from "../benchmarks/eval/runner.ts";
 import { LocalBackend } from "../benchmarks/eval/backends/local.ts";
@@ -22,7 +22,7 @@ import { Registry } from "../engine/registry.ts";
 interface Served { url: string; child: ChildProcess; stderr: () => string }
 
 async function startServer(args: string[]): Promise<Served> {
-  const entry = pathToFileURL(join(ROOT, "kernel", "commands", "serve.ts")).href;
+  const entry = pathToFileURL(join(ROOT, "kernel", "cli", "serve.ts")).href;
   const code = `import { serve } from ${JSON.stringify(entry)}; process.exitCode = await serve(${JSON.stringify(args)});`;
   const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
@@ -178,7 +178,7 @@ test("m1 eval reaches a registry entry served elsewhere (M1_ENDPOINT); m1 serve 
   const port = new URL(other.url).port;
   const models = await jsonOf(fetch(`${other.url}/models`));
   assert.equal(models.data[0].id, "MiniMaxAI/MiniMax-M1-80k");
-  const code = `import { evaluate } from ${JSON.stringify(pathToFileURL(join(ROOT, "kernel", "commands", "eval.ts")).href)}; ` +
+  const code = `import { evaluate } from ${JSON.stringify(pathToFileURL(join(ROOT, "kernel", "cli", "eval.ts")).href)}; ` +
     `process.exitCode = await evaluate(["arithmetic", "--model", "MiniMax-M1-80k", "--digits", "2", "--n", "2", "--quiet", "--json"]);`;
   const evalChild = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, M1_ENDPOINT: other.url, M1_CHECKPOINT_DIR: "" } });
   let evalOut = "";
@@ -188,7 +188,7 @@ test("m1 eval reaches a registry entry served elsewhere (M1_ENDPOINT); m1 serve 
   assert.equal(summary.backend, `openai:${other.url}/completions#MiniMaxAI/MiniMax-M1-80k`);
   assert.deepEqual([summary.model, summary.mean_score, summary.computed.length], ["MiniMax-M1-80k", 1, 2]);
   const clash = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e",
-    `import { serve } from ${JSON.stringify(pathToFileURL(join(ROOT, "kernel", "commands", "serve.ts")).href)}; serve(["mini-40k", "--port", "${port}"]).catch((e) => { console.error(e.message); process.exit(3); });`],
+    `import { serve } from ${JSON.stringify(pathToFileURL(join(ROOT, "kernel", "cli", "serve.ts")).href)}; serve(["mini-40k", "--port", "${port}"]).catch((e) => { console.error(e.message); process.exit(3); });`],
   { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let clashErr = "";
   clash.stderr!.on("data", (d) => (clashErr += d));

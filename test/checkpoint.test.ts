@@ -140,9 +140,9 @@ test("transformers-v5 fused experts give identical per-expert tensors", () => {
     const down = new Float32Array(E * H * F);
     for (let e = 0; e < E; e++) {
       const x = `${p}block_sparse_moe.experts.${e}.`;
-      gateUp.set(ref[`${x}w1.weight`].data as Float32Array, e * 2 * F * H);
-      gateUp.set(ref[`${x}w3.weight`].data as Float32Array, (e * 2 + 1) * F * H);
-      down.set(ref[`${x}w2.weight`].data as Float32Array, e * H * F);
+      gateUp.set(ref[`${x}w1.weight`].f32, e * 2 * F * H);
+      gateUp.set(ref[`${x}w3.weight`].f32, (e * 2 + 1) * F * H);
+      down.set(ref[`${x}w2.weight`].f32, e * H * F);
     }
     out[`${p}mlp.gate.weight`] = ref[`${p}block_sparse_moe.gate.weight`];
     out[`${p}mlp.experts.gate_up_proj`] = new Tensor("F32", [E, 2 * F, H], gateUp);

@@ -42,22 +42,22 @@ test("m1 info prints a readable summary of a checkpoint directory", () => {
 test("m1 forward writes the logits tensor, equal to the golden logits", () => {
   const { dir, cleanup } = tempDir();
   try {
-    const ids = Array.from(golden.read("L37.input_ids").data as Int32Array);
+    const ids = Array.from(golden.read("L37.input_ids").i32);
     const out = join(dir, "logits.safetensors");
     const r = m1("forward", TINY, "--ids", ids.join(","), "--out", out);
     assert.equal(r.code, 0, r.stderr);
     const logits = SafetensorsFile.open(out).read("logits");
     assert.equal(logits.dtype, "F32");
     assert.deepEqual(logits.shape, [37, 512]);
-    assert.ok(relErr(logits.data as Float32Array, golden.read("L37.logits").data as Float32Array) <= 1e-5);
+    assert.ok(relErr(logits.f32, golden.read("L37.logits").f32) <= 1e-5);
   } finally {
     cleanup();
   }
 });
 
 test("m1 generate --greedy --json prints the golden continuation", () => {
-  const prompt = Array.from(golden.read("gen.prompt_ids").data as Int32Array);
-  const expected = Array.from(golden.read("gen.output_ids").data as Int32Array).slice(prompt.length);
+  const prompt = Array.from(golden.read("gen.prompt_ids").i32);
+  const expected = Array.from(golden.read("gen.output_ids").i32).slice(prompt.length);
   const r = m1("generate", TINY, "--ids", prompt.join(","), "--max-new", "16", "--greedy", "--json");
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout).ids, expected);

@@ -31,8 +31,8 @@ test("the real MiniMax-M1 config", () => {
   assert.equal(c.rmsNormEps, 1e-5);
   assert.equal(c.lightningNormEps, 1e-6);
   assert.equal(c.blockSize, 256);
-  assert.deepEqual(c.alpha, { linear: 3.5565588200778455, full: 3.5565588200778455, mlp: 3.5565588200778455 });
-  assert.deepEqual(c.beta, { linear: 1, full: 1, mlp: 1 });
+  assert.deepEqual(c.alpha, { lightning: 3.5565588200778455, softmax: 3.5565588200778455, mlp: 3.5565588200778455 });
+  assert.deepEqual(c.beta, { lightning: 1, softmax: 1, mlp: 1 });
   assert.equal(c.postnorm, true);
   assert.equal(c.tieWordEmbeddings, false);
   assert.equal(c.sharedIntermediateSize, 0);

@@ -11,7 +11,7 @@ import { pathToFileURL } from "node:url";
 import { chromium } from "playwright-core";
 import { FIXTURES, tempDir } from "./helpers.ts";
 import { CHROMIUM } from "./kernel-harness.ts";
-import { localKernel } from "../kernel/transport.ts";
+import { localKernel } from "../kernel/jupyter/transport.ts";
 
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 

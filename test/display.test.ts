@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { tableFromArrays } from "apache-arrow";
 import { DISPLAY, PLOTLY_MIME, DATARESOURCE_MIME, arrowTableBundle, plotlyBundle, plotlyLibraryScript, tensorBundle, htmlBundle } from "../engine/display.ts";
-import { bundleOf, PlotlyOnce } from "../kernel/display.ts";
+import { bundleOf, PlotlyOnce } from "../kernel/jupyter/display.ts";
 
 test("plotlyBundle: plotly JSON, an HTML fallback drawing with window.Plotly (queued until it exists), text", () => {
   const b = plotlyBundle({ data: [{ type: "bar", x: [1, 2], y: [3, 4] }] }, { title: "bars </script>" });

@@ -57,7 +57,7 @@ test("driver: a prompt longer than a prefill chunk (2048 tokens) equals the engi
   const ids = Array.from({ length: 2100 }, (_, i) => (i * 37) % 500 + 2);
   const r = driver(tinyManifest, "forward", ids.join(","), "--logits", "last");
   assert.equal(r.status, 0, r.stderr);
-  const want = (await (await Model.load(TINY)).forward(ids, { logits: "last" })).logits.data as Float32Array;
+  const want = (await (await Model.load(TINY)).forward(ids, { logits: "last" })).logits.f32;
   assert.ok(relErr(Float32Array.from(r.json.logits as number[]), want) < 1e-5);
 });
 

@@ -60,7 +60,7 @@ for (const c of cases) {
   for (const n of c.meta.prefill) {
     test(`${name}: prefill of ${n} tokens matches every golden tensor within ${F32_BAR}`, async () => {
       const model = await Model.load(c.dir);
-      const ids = Array.from(c.golden.read(`L${n}.input_ids`).data as Int32Array);
+      const ids = Array.from(c.golden.read(`L${n}.input_ids`).i32);
       const keys = c.golden.names().filter((k) => k.startsWith(`L${n}.`) && k !== `L${n}.input_ids`);
       const wanted = new Map<string, string>();
       for (const key of keys) {
@@ -71,12 +71,12 @@ for (const c of cases) {
       let checked = 0;
       const ref = c.golden.read(`L${n}.logits`);
       assert.deepEqual(logits.shape, ref.shape);
-      assert.ok(relErr(logits.data as Float32Array, ref.data as Float32Array) <= F32_BAR, `logits: ${relErr(logits.data as Float32Array, ref.data as Float32Array)}`);
+      assert.ok(relErr(logits.f32, ref.f32) <= F32_BAR, `logits: ${relErr(logits.f32, ref.f32)}`);
       for (const [hookName, key] of wanted) {
         const ours = activations.get(hookName);
         const gold = c.golden.read(key);
         assert.deepEqual(ours.shape, gold.shape, `${key} shape`);
-        const err = relErr(ours.data as Float32Array, gold.data as Float32Array);
+        const err = relErr(ours.f32, gold.f32);
         assert.ok(err <= F32_BAR, `${key} (${hookName}): relative error ${err}`);
         checked++;
       }
@@ -89,15 +89,15 @@ const tiny = cases[0];
 
 test("tiny-m1: greedy generation with cached decode gives the golden ids and step logits", async () => {
   const model = await Model.load(TINY);
-  const prompt = Array.from(tiny.golden.read("gen.prompt_ids").data as Int32Array);
-  const expected = Array.from(tiny.golden.read("gen.output_ids").data as Int32Array);
+  const prompt = Array.from(tiny.golden.read("gen.prompt_ids").i32);
+  const expected = Array.from(tiny.golden.read("gen.output_ids").i32);
   const stepLogits = tiny.golden.read("gen.step_logits");
   const newTokens = tiny.meta.generate!.new_tokens;
   const gen = model.generate(prompt, { greedy: true, maxNewTokens: newTokens, stopTokens: [], keepLogits: true });
   const vocab = model.config.vocabSize;
   let t = 0;
   for await (const token of gen) {
-    const ref = (stepLogits.data as Float32Array).subarray(t * vocab, (t + 1) * vocab);
+    const ref = (stepLogits.f32).subarray(t * vocab, (t + 1) * vocab);
     const err = relErr(token.logits!, ref);
     assert.ok(err <= F32_BAR, `step ${t}: relative error ${err}`);
     t++;
@@ -107,7 +107,7 @@ test("tiny-m1: greedy generation with cached decode gives the golden ids and ste
 });
 
 test("tiny-m1: the transformers-native config gives bit-identical logits", async () => {
-  const ids = Array.from(tiny.golden.read("L37.input_ids").data as Int32Array);
+  const ids = Array.from(tiny.golden.read("L37.input_ids").i32);
   const hub = await Model.load(TINY);
   const native = await Model.load(TINY, { config: loadConfig(join(TINY, "native-config.json")) });
   assert.equal(native.config.format, "native");
@@ -118,15 +118,15 @@ test("tiny-m1: the transformers-native config gives bit-identical logits", async
 
 test("tiny-m1: prefill in chunks on a cache equals one long prefill", async () => {
   const model = await Model.load(TINY);
-  const ids = Array.from(tiny.golden.read("L130.input_ids").data as Int32Array);
-  const ref = tiny.golden.read("L130.logits").data as Float32Array;
+  const ids = Array.from(tiny.golden.read("L130.input_ids").i32);
+  const ref = tiny.golden.read("L130.logits").f32;
   const vocab = model.config.vocabSize;
   const cache = model.newCache();
   // split points that cut lightning blocks (16) in the middle and leave single-token steps
   const cuts = [0, 5, 40, 41, 97, 130];
   for (let i = 0; i + 1 < cuts.length; i++) {
     const { logits } = await model.forward(ids.slice(cuts[i], cuts[i + 1]), { cache });
-    const err = relErr(logits.data as Float32Array, ref.subarray(cuts[i] * vocab, cuts[i + 1] * vocab));
+    const err = relErr(logits.f32, ref.subarray(cuts[i] * vocab, cuts[i + 1] * vocab));
     assert.ok(err <= F32_BAR, `chunk ${cuts[i]}..${cuts[i + 1]}: relative error ${err}`);
   }
   assert.equal(cache.position, 130);
@@ -160,11 +160,11 @@ test("tiny-m1: BF16 weights stay BF16 and are computed exactly in f32", async ()
     assert.equal(lmHead.dtype, "BF16");
     assert.ok(lmHead.data instanceof Uint16Array);
     for (const n of tiny.meta.prefill) {
-      const ids = Array.from(tiny.golden.read(`L${n}.input_ids`).data as Int32Array);
-      const ours = (await model.forward(ids)).logits.data as Float32Array;
-      const ref = (await reference.forward(ids)).logits.data as Float32Array;
+      const ids = Array.from(tiny.golden.read(`L${n}.input_ids`).i32);
+      const ours = (await model.forward(ids)).logits.f32;
+      const ref = (await reference.forward(ids)).logits.f32;
       assert.ok(relErr(ours, ref) <= 1e-6, `L${n}: BF16 kernels vs f32 on the same values: ${relErr(ours, ref)}`);
-      const vsGolden = relErr(ours, tiny.golden.read(`L${n}.logits`).data as Float32Array);
+      const vsGolden = relErr(ours, tiny.golden.read(`L${n}.logits`).f32);
       assert.ok(vsGolden > 1e-4, "the weights really were rounded");
     }
   } finally {

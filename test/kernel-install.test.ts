@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { ROOT, tempDir } from "./helpers.ts";
 import { JUPYTER_PATH } from "./kernel-harness.ts";
-import { KernelClient } from "../kernel/client.ts";
-import { writeConnectionFile } from "../kernel/connection.ts";
-import { kernelSpec } from "../kernel/kernelspec.ts";
+import { KernelClient } from "../kernel/jupyter/client.ts";
+import { writeConnectionFile } from "../kernel/jupyter/connection.ts";
+import { kernelSpec } from "../kernel/jupyter/kernelspec.ts";
 
 const M1 = join(ROOT, "kernel", "bin", "m1.mjs");
 const m1 = (args: string[], env: NodeJS.ProcessEnv = process.env) => promisify(execFile)(process.execPath, [M1, ...args], { env });

@@ -10,8 +10,8 @@ import * as zmq from "zeromq";
 import { KernelManager, type Kernel, type KernelMessage } from "@jupyterlab/services";
 import { startJupyterServer, type JupyterServer } from "./kernel-harness.ts";
 import { ROOT, TINY } from "./helpers.ts";
-import { Signer, decode, encode, newHeader } from "../kernel/wire.ts";
-import { address, type ConnectionInfo } from "../kernel/connection.ts";
+import { Signer, decode, encode, newHeader } from "../kernel/jupyter/wire.ts";
+import { address, type ConnectionInfo } from "../kernel/jupyter/connection.ts";
 
 interface Run {
   reply: KernelMessage.IExecuteReplyMsg["content"];

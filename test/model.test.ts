@@ -13,7 +13,7 @@ const model = await Model.load(TINY);
 const prompt = [491, 356, 260, 74, 262, 69, 118, 361, 36, 242, 508, 131, 55, 311, 366, 33, 496, 451, 402, 430, 338];
 
 async function logitsOf(ids: number[]): Promise<Float32Array> {
-  return (await model.forward(ids)).logits.data as Float32Array;
+  return (await model.forward(ids)).logits.f32;
 }
 
 test("every documented hook name fires in prefill and in decode, with phase and position", async () => {
@@ -55,10 +55,10 @@ test("a hook that returns a replacement changes the output; returning nothing le
 
 test("hooks on the lightning state and the attention pattern take effect", async () => {
   const base = await logitsOf(prompt);
-  const stateless = await model.hooks.with([["blocks.2.lightning.hook_state", (v) => { (v.data as Float32Array).fill(0); }]], async () => {
+  const stateless = await model.hooks.with([["blocks.2.lightning.hook_state", (v) => { (v.f32).fill(0); }]], async () => {
     const cache = model.newCache();
     await model.forward(prompt.slice(0, 10), { cache });
-    return (await model.forward(prompt.slice(10), { cache })).logits.data as Float32Array;
+    return (await model.forward(prompt.slice(10), { cache })).logits.f32;
   });
   assert.ok(relErr(stateless, base.subarray(10 * 512)) > 1e-4, "clearing layer 2's state between chunks changes later tokens");
   // a uniform pattern over the visible keys replaces the attention of the softmax layer
@@ -98,7 +98,7 @@ test("decode steps through the cache equal full forwards, and the cache's memory
   const cache = model.newCache();
   await model.forward(prompt.slice(0, 15), { cache });
   for (let t = 15; t < prompt.length; t++) {
-    const step = (await model.forward([prompt[t]], { cache })).logits.data as Float32Array;
+    const step = (await model.forward([prompt[t]], { cache })).logits.f32;
     assert.ok(relErr(step, full.subarray(t * 512, (t + 1) * 512)) < 1e-5, `position ${t}`);
   }
   const mem = cache.memory();

@@ -9,7 +9,7 @@ import { lightningAttention, type Pass } from "../engine/layers.ts";
 import { slopes } from "../engine/config.ts";
 import { writeBenchCheckpoint } from "../benchmarks/perf/checkpoint.ts";
 import { writeReport, type Results } from "../benchmarks/perf/report.ts";
-import { bench } from "../kernel/commands/bench.ts";
+import { bench } from "../kernel/cli/bench.ts";
 import { TINY, tempDir } from "./helpers.ts";
 
 test("a long prompt through a lightning sublayer in chunks equals the unchunked pass (bitwise)", async () => {

@@ -1,10 +1,10 @@
 /** The `m1 run` HTML report: markdown tables, each output in its own block, and bundles richer than their figure. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { renderReport } from "../kernel/report.ts";
-import { markdownToHtml } from "../kernel/markdown.ts";
+import { renderReport } from "../kernel/notebook/report.ts";
+import { markdownToHtml } from "../kernel/notebook/markdown.ts";
 import { plotlyBundle, plotlyLibraryScript } from "../engine/display.ts";
-import type { Notebook, Output } from "../kernel/notebook.ts";
+import type { Notebook, Output } from "../kernel/notebook/notebook.ts";
 
 test("markdown tables become HTML tables; a lone pipe line stays text", () => {
   const html = markdownToHtml("intro\n\n| a | b |\n|---|:---:|\n| `x` | **y** |\n| 1 | 2 |\nafter\n\n| not a table |");

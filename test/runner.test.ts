@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { FIXTURES, ROOT, tempDir } from "./helpers.ts";
-import type { Notebook } from "../kernel/notebook.ts";
+import type { Notebook } from "../kernel/notebook/notebook.ts";
 
 const M1 = join(ROOT, "kernel", "bin", "m1.mjs");
 const FIGURE = join(FIXTURES, "notebooks", "figure.ipynb");

@@ -68,6 +68,23 @@ test("round trip of every dtype, metadata, scalars and empty tensors", () => {
   assert.throws(() => st.read("a"), /closed/);
 });
 
+test("typed accessors return the stored array of their dtype and name the dtype otherwise", () => {
+  const f = new Tensor("F32", [2], Float32Array.of(1, 2));
+  const b = new Tensor("BF16", [1, 2], Uint16Array.of(0x3f80, 0x4000));
+  const i = new Tensor("I32", [3], Int32Array.of(5, 6, 7));
+  const l = new Tensor("I64", [1], BigInt64Array.of(9n));
+  assert.equal(f.f32, f.data);
+  assert.equal(b.u16, b.data);
+  assert.equal(new Tensor("F16", [1], Uint16Array.of(0x3c00)).u16[0], 0x3c00);
+  assert.equal(i.i32, i.data);
+  assert.equal(l.i64, l.data);
+  assert.throws(() => b.f32, { name: "M1Error", message: "Tensor.f32: this tensor [1, 2] is BF16; read it with .u16, or convert it with toFloat32()" });
+  assert.throws(() => i.f32, /is I32; read it with \.i32/);
+  assert.throws(() => f.i32, /Tensor\.i32: this tensor \[2\] is F32; read it with \.f32/);
+  assert.throws(() => f.u16, /is F32/);
+  assert.throws(() => i.i64, /is I32/);
+});
+
 test("bf16 / f16 conversions", () => {
   assert.equal(f32ToBf16(1), 0x3f80);
   assert.equal(bf16ToF32(0x3f80), 1);

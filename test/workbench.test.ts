@@ -71,27 +71,27 @@ test("the stepper pauses at every sub-step, and an edit of the residual stream c
   const wb = await Workbench.open({ registry: Registry.default({}) });
   const m = await wb.load("mini-40k");
   const ids = m.model.promptIds(PROMPT);
-  const base = (await m.model.forward(ids)).logits.data as Float32Array;
+  const base = (await m.model.forward(ids)).logits.f32;
 
   const names: string[] = [];
   const plain = m.step(ids);
   for await (const s of plain) names.push(s.name);
   assert.equal(names.length, 1 + 8 * 6 + 2);
-  assert.deepEqual(names.slice(0, 7), ["embed", "blocks.0.ln1", "blocks.0.attention", "blocks.0.attn_residual", "blocks.0.ln2", "blocks.0.moe", "blocks.0.mlp_residual"]);
+  assert.deepEqual(names.slice(0, 7), ["embed", "blocks.0.ln1.hook_normalized", "blocks.0.hook_attn_out", "blocks.0.hook_resid_mid", "blocks.0.ln2.hook_normalized", "blocks.0.hook_mlp_out", "blocks.0.hook_resid_post"]);
   assert.deepEqual(plain.result.logits.data, base, "stepping without edits changes nothing");
 
   // shift the residual stream after layer 3's attention by +1 (a scaling would be undone by the next RMSNorm), via the stepper ...
   const edited = m.step(ids);
   for await (const s of edited) {
-    if (s.name === "blocks.3.attn_residual") {
+    if (s.name === "blocks.3.hook_resid_mid") {
       assert.deepEqual(Object.keys(s.inputs), ["residual", "attention"]);
-      s.output = new Tensor("F32", s.output.shape, (s.output.data as Float32Array).map((x) => x + 1));
+      s.output = new Tensor("F32", s.output.shape, (s.output.f32).map((x) => x + 1));
       break; // leave the loop: the pass stays paused there
     }
   }
-  const steppedLogits = (await edited.finish()).logits.data as Float32Array;
+  const steppedLogits = (await edited.finish()).logits.f32;
   // ... and via a hook: the same result
-  const hooked = await m.model.hooks.with([["blocks.3.hook_resid_mid", (v) => new Tensor("F32", v.shape, (v.data as Float32Array).map((x) => x + 1))]],
+  const hooked = await m.model.hooks.with([["blocks.3.hook_resid_mid", (v) => new Tensor("F32", v.shape, (v.f32).map((x) => x + 1))]],
     () => m.model.forward(ids));
   assert.deepEqual(steppedLogits, hooked.logits.data);
   assert.ok(relErr(steppedLogits, base) > 1e-3);
@@ -104,7 +104,7 @@ test("the stepper works for a decode step on a cache", async () => {
   const wb = await Workbench.open({ registry: Registry.default({}) });
   const m = await wb.load("mini-80k");
   const ids = Array.from(m.model.promptIds(PROMPT));
-  const full = (await m.model.forward([...ids, 9])).logits.data as Float32Array;
+  const full = (await m.model.forward([...ids, 9])).logits.f32;
   const cache = m.model.newCache();
   await m.model.forward(ids, { cache });
   const stepper = m.step([9], { cache });
@@ -112,7 +112,7 @@ test("the stepper works for a decode step on a cache", async () => {
   for await (const s of stepper) phases.add(`${s.phase}@${s.position}`);
   assert.deepEqual([...phases], [`decode@${ids.length}`]);
   const vocab = m.model.config.vocabSize;
-  assert.ok(relErr(stepper.result.logits.data as Float32Array, full.subarray(ids.length * vocab)) < 1e-5);
+  assert.ok(relErr(stepper.result.logits.f32, full.subarray(ids.length * vocab)) < 1e-5);
 });
 
 test("effective lightning attention q_i·k_j·λ^(i−j) reproduces the layer output, for every head and layer", async () => {
@@ -131,10 +131,10 @@ test("effective lightning attention q_i·k_j·λ^(i−j) reproduces the layer ou
     });
     const layer0 = t.lightning(0);
     const norms = layer0.stateNorms();
-    const final = t.get("blocks.0.lightning.hook_state").data as Float32Array;
+    const final = t.get("blocks.0.lightning.hook_state").f32;
     const d = layer0.headDim;
     const lastNorm = Math.sqrt(final.subarray(0, d * d).reduce((s, x) => s + x * x, 0));
-    assert.ok(Math.abs((norms.data as Float32Array)[(t.tokens - 1) * layer0.heads] - lastNorm) / lastNorm < 1e-5, "recomputed state matches the traced state");
+    assert.ok(Math.abs((norms.f32)[(t.tokens - 1) * layer0.heads] - lastNorm) / lastNorm < 1e-5, "recomputed state matches the traced state");
     assert.equal(layer0.decayProfile().numRows, layer0.heads);
   }
 });
@@ -191,7 +191,7 @@ test("weight diff: a checkpoint with itself is 0, with a perturbed copy exactly 
     const tensors: Record<string, Tensor> = {};
     for (const name of src.names()) tensors[name] = src.read(name);
     const target = "model.layers.5.block_sparse_moe.experts.3.w2.weight";
-    const orig = tensors[target].data as Float32Array;
+    const orig = tensors[target].f32;
     const rng = new Rng(7);
     const perturbed = orig.map((x) => x + 1e-2 * (rng.next() - 0.5));
     let num = 0, den = 0;

@@ -138,7 +138,7 @@ async function main(): Promise<number> {
         results.peerSkipped = "python3-torch is not installed (run with --install-peer)";
       } else {
         const checkIds = tokenIds(64, model.config.vocabSize, 13);
-        const ours = (await model.forward(checkIds, { logits: "last" })).logits.data as Float32Array;
+        const ours = (await model.forward(checkIds, { logits: "last" })).logits.f32;
         const prefillLens = quick ? [512, 2048] : [512, 2048, 8192];
         const contexts = quick ? [0] : [0, 2048, 8192];
         log(`PyTorch peer: prefill ${prefillLens.join(", ")}; decode at ${contexts.join(", ")}`);

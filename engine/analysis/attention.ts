@@ -16,7 +16,7 @@ export class AttentionPattern {
 
   /** Weight of query i on key j in head h. */
   at(head: number, i: number, j: number): number {
-    return (this.pattern.data as Float32Array)[(head * this.tokens + i) * this.tokens + j];
+    return (this.pattern.f32)[(head * this.tokens + i) * this.tokens + j];
   }
 
   /** One heatmap per head; long prompts show a window of positions (default the last 64). */

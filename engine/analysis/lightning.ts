@@ -67,8 +67,8 @@ export class LightningLayer {
     const { tokens: n, heads, headDim: d } = this;
     const state = new Float32Array(heads * d * d);
     const zeros = new Float32Array(heads * d);
-    const k = this.acts.k.data as Float32Array;
-    const v = this.acts.v.data as Float32Array;
+    const k = this.acts.k.f32;
+    const v = this.acts.v.f32;
     const norms = new Float32Array(n * heads);
     for (let t = 0; t < n; t++) {
       native.lightningStep(zeros, k.subarray(t * heads * d, (t + 1) * heads * d), v.subarray(t * heads * d, (t + 1) * heads * d), 1, heads, d, this.slopes, state);
@@ -82,7 +82,7 @@ export class LightningLayer {
   }
 
   plotStateNorms(): Figure {
-    const norms = this.stateNorms().data as Float32Array;
+    const norms = this.stateNorms().f32;
     const x = this.labels;
     const data = Array.from({ length: this.heads }, (_, h) => ({
       type: "scatter", mode: "lines", name: `head ${h}`, x, y: x.map((_, t) => norms[t * this.heads + h]),
@@ -124,7 +124,7 @@ export class EffectiveAttention {
     const d = this.headDim;
     const valuesT = new Float32Array(d * n);
     for (let j = 0; j < n; j++) for (let c = 0; c < d; c++) valuesT[c * n + j] = this.values[j * d + c];
-    return native.matmul(this.weights.data as Float32Array, n, { dtype: "F32", data: valuesT, shape: [d, n] });
+    return native.matmul(this.weights.f32, n, { dtype: "F32", data: valuesT, shape: [d, n] });
   }
 
   /** ||W V - o|| / ||o|| against the layer's own output (hook_o) for this head. */
@@ -141,7 +141,7 @@ export class EffectiveAttention {
   plot(options: Window = {}): Figure {
     const n = this.weights.shape[0];
     const [from, to] = windowOf(n, options);
-    const w = this.weights.data as Float32Array;
+    const w = this.weights.f32;
     const labels = this.labels.slice(from, to);
     const z = labels.map((_, i) => labels.map((_, j) => w[(from + i) * n + from + j]));
     return heatmapGrid([{ title: `head ${this.head}`, x: labels, y: labels, z }], {
@@ -151,7 +151,7 @@ export class EffectiveAttention {
 
   table(): Table {
     const n = this.weights.shape[0];
-    const w = this.weights.data as Float32Array;
+    const w = this.weights.f32;
     const query: number[] = [], key: number[] = [], weight: number[] = [];
     for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) { query.push(i); key.push(j); weight.push(w[i * n + j]); }
     return tableFromArrays({ query: Int32Array.from(query), key: Int32Array.from(key), weight: Float32Array.from(weight) });
@@ -165,5 +165,5 @@ export class EffectiveAttention {
 /** [n, heads, d] → the contiguous [n, d] of one head. */
 function headRows(t: Tensor, head: number): Float32Array {
   const [n, heads, d] = t.shape;
-  return gatherHead(t.data as Float32Array, n, heads, d, head);
+  return gatherHead(t.f32, n, heads, d, head);
 }

@@ -27,8 +27,8 @@ export class Routing {
 
   /** One row per (token, slot): the expert and its weight. */
   table(): Table {
-    const idx = this.topkIdx.data as Int32Array;
-    const w = this.topkWeights.data as Float32Array;
+    const idx = this.topkIdx.i32;
+    const w = this.topkWeights.f32;
     const token = Int32Array.from(idx, (_, i) => Math.floor(i / this.topK));
     return tableFromArrays({
       token,
@@ -43,8 +43,8 @@ export class Routing {
   load(): { tokens: Int32Array; weight: Float32Array } {
     const tokens = new Int32Array(this.experts);
     const weight = new Float32Array(this.experts);
-    const idx = this.topkIdx.data as Int32Array;
-    const w = this.topkWeights.data as Float32Array;
+    const idx = this.topkIdx.i32;
+    const w = this.topkWeights.f32;
     for (let i = 0; i < idx.length; i++) {
       tokens[idx[i]]++;
       weight[idx[i]] += w[i];
@@ -54,7 +54,7 @@ export class Routing {
 
   /** Entropy (nats) of the router's softmax over all experts, per token. */
   entropy(): Float32Array {
-    const logits = this.routerLogits.data as Float32Array;
+    const logits = this.routerLogits.f32;
     const out = new Float32Array(this.tokens);
     for (let t = 0; t < this.tokens; t++) {
       let h = 0;
@@ -67,8 +67,8 @@ export class Routing {
   /** Heatmap of routed weight (token × expert), the load per expert and the router entropy per token. */
   plot(options: Window = {}): Figure {
     const [from, to] = windowOf(this.tokens, options);
-    const idx = this.topkIdx.data as Int32Array;
-    const w = this.topkWeights.data as Float32Array;
+    const idx = this.topkIdx.i32;
+    const w = this.topkWeights.f32;
     const labels = this.labels.slice(from, to);
     const z = labels.map((_, i) => {
       const row = new Array<number>(this.experts).fill(0);

@@ -7,5 +7,5 @@ import { register as registerCommonJs } from "tsx/cjs/api";
 register();
 registerCommonJs(); // .ts files outside a "type": "module" package load as CommonJS
 
-const { main } = await import("../cli.ts");
+const { main } = await import("../cli/main.ts");
 process.exitCode = await main(process.argv.slice(2));

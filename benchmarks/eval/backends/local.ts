@@ -2,7 +2,7 @@
 // completion code as `m1 serve`, so a run here and a run over HTTP against `m1 serve` give the same text.
 import type { Model } from "../../../engine/model.ts";
 import { loadLocalModel } from "../../registry.ts";
-import { completeWithEngine, chatPrompt } from "../../serve/completion.ts";
+import { completeWithEngine, chatPrompt } from "../../../kernel/openai/completion.ts";
 import type { Backend, Completion, CompletionRequest } from "../types.ts";
 
 export class LocalBackend implements Backend {

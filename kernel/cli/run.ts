@@ -6,12 +6,12 @@
  */
 import { basename, dirname, resolve } from "node:path";
 import { writeFileSync } from "node:fs";
-import { InputError } from "../engine/errors.ts";
+import { InputError } from "../../engine/errors.ts";
 import { parseFlags } from "./args.ts";
-import { KERNEL_NAME } from "./kernelspec.ts";
-import { injectParameters, OutputCollector, parseParameter, readNotebook, sourceOf, writeNotebook, type Cell, type Notebook } from "./notebook.ts";
-import { renderReport } from "./report.ts";
-import { localKernel, serverKernel, type Transport } from "./transport.ts";
+import { KERNEL_NAME } from "../jupyter/kernelspec.ts";
+import { injectParameters, OutputCollector, parseParameter, readNotebook, sourceOf, writeNotebook, type Cell, type Notebook } from "../notebook/notebook.ts";
+import { renderReport } from "../notebook/report.ts";
+import { localKernel, serverKernel, type Transport } from "../jupyter/transport.ts";
 
 /** How long a timed-out cell has to stop after the interrupt before its kernel is killed. */
 const INTERRUPT_GRACE_MS = 5000;

@@ -1,7 +1,7 @@
 // `m1 bench <checkpoint-dir> [--prefill N] [--decode STEPS] [--context C] [--threads T] [--json]`: prefill and
 // decode throughput of the engine on a checkpoint (e.g. the one `m1 make-checkpoint bench-small DIR` writes).
 import { InputError } from "../../engine/errors.ts";
-import { parseFlags } from "../args.ts";
+import { parseFlags } from "./args.ts";
 import { Model } from "../../engine/model.ts";
 import * as native from "../../native/index.ts";
 import { prefill, decode, contextCache, warmUp } from "../../benchmarks/perf/engine.ts";

@@ -1,6 +1,6 @@
 /** Notebooks (nbformat 4): reading with clear errors, papermill-style parameters, and outputs from iopub messages. */
 import { readFileSync, writeFileSync } from "node:fs";
-import { InputError } from "../engine/errors.ts";
+import { InputError } from "../../engine/errors.ts";
 
 export type Output = Record<string, unknown> & { output_type: "stream" | "display_data" | "execute_result" | "error" };
 

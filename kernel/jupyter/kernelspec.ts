@@ -5,7 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const KERNEL_NAME = "m1";
-export const CLI = join(dirname(fileURLToPath(import.meta.url)), "bin", "m1.mjs");
+export const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "bin", "m1.mjs");
 
 export interface KernelSpec {
   argv: string[];

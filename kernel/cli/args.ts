@@ -4,7 +4,7 @@
  * like, so `--max-new -1` reaches the check of --max-new (node's parseArgs calls such a value ambiguous). Numbers are
  * decimal only: `0x10`, `1e1` and `1.5` are not integers, `Infinity` is not a number.
  */
-import { InputError } from "../engine/errors.ts";
+import { InputError } from "../../engine/errors.ts";
 
 export interface Flag {
   /** int: an integer; uint: an integer >= 0; number: a finite decimal number; uints: comma-separated integers >= 0 (token ids, layers, lengths);

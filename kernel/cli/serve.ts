@@ -1,9 +1,9 @@
 // `m1 serve <checkpoint> [--port P] [--name NAME]`: serves a checkpoint (a registry name such as mini-40k, or a
 // directory) on 127.0.0.1 under the OpenAI API, until SIGINT or SIGTERM.
 import { InputError } from "../../engine/errors.ts";
-import { parseFlags } from "../args.ts";
+import { parseFlags } from "./args.ts";
 import { loadLocalModel } from "../../benchmarks/registry.ts";
-import { CompletionServer } from "../../benchmarks/serve/server.ts";
+import { CompletionServer } from "../openai/server.ts";
 
 export const SERVE_USAGE = "m1 serve <checkpoint|mini-40k|mini-80k> [--port P (default 8000; 0 = any free port)] [--name MODEL_NAME]";
 

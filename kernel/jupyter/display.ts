@@ -1,6 +1,6 @@
 /** How the kernel turns a value into a MIME bundle: `[Symbol.for("Jupyter.display")]()`, Arrow tables, or text. */
 import { inspect } from "node:util";
-import { DISPLAY, PLOTLY_MIME, arrowTableBundle, plotlyLibraryScript } from "../engine/display.ts";
+import { DISPLAY, PLOTLY_MIME, arrowTableBundle, plotlyLibraryScript } from "../../engine/display.ts";
 
 export interface DisplayData {
   data: Record<string, unknown>;

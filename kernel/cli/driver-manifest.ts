@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { InputError } from "../../engine/errors.ts";
-import { parseFlags } from "../args.ts";
+import { parseFlags } from "./args.ts";
 import { Checkpoint } from "../../engine/checkpoint.ts";
 import { loadConfig } from "../../engine/config.ts";
 import { driverManifest, randomManifest } from "../../engine/manifest.ts";

@@ -3,10 +3,10 @@
  *   m1 kernel --connection-file FILE
  *   m1 kernel install [--user | --prefix DIR] [--name NAME]
  */
-import { InputError } from "../engine/errors.ts";
+import { InputError } from "../../engine/errors.ts";
 import { parseFlags, UsageError } from "./args.ts";
-import { readConnectionFile } from "./connection.ts";
-import { KERNEL_NAME, installKernelSpec, kernelsDir } from "./kernelspec.ts";
+import { readConnectionFile } from "../jupyter/connection.ts";
+import { KERNEL_NAME, installKernelSpec, kernelsDir } from "../jupyter/kernelspec.ts";
 
 export const KERNEL_USAGE = `  m1 kernel --connection-file FILE          run the Jupyter kernel (Jupyter starts it this way)
   m1 kernel install [--user | --prefix DIR] [--name NAME]   write the kernelspec (default: /usr/local/share/jupyter/kernels)`;
@@ -34,7 +34,7 @@ export async function kernelCommand(args: string[]): Promise<number> {
   process.on("warning", (w) => {
     if (w.name !== "ExperimentalWarning") process.stderr.write(`(node:${process.pid}) ${w.name}: ${w.message}\n`);
   });
-  const { Kernel } = await import("./session.ts");
+  const { Kernel } = await import("../jupyter/session.ts");
   await new Kernel(info).start();
   return 0;
 }

@@ -4,7 +4,7 @@
  *   m1 forward <checkpoint-dir> --ids 5,17,3 --out logits.safetensors
  *   m1 generate <checkpoint-dir> --ids 5,17,3 --max-new 16 --greedy --json
  */
-import { M1Error, InputError } from "../engine/errors.ts";
+import { M1Error, InputError } from "../../engine/errors.ts";
 import { parseFlags, UsageError } from "./args.ts";
 
 const USAGE = `usage:
@@ -25,13 +25,13 @@ const USAGE = `usage:
 type Command = (args: string[]) => Promise<number>;
 
 // The kernel and the notebook runner load on demand, so that starting the kernel stays fast.
-const kernel: Command = async (args) => (await import("./command.ts")).kernelCommand(args);
+const kernel: Command = async (args) => (await import("./kernel.ts")).kernelCommand(args);
 const run: Command = async (args) => (await import("./run.ts")).runCommand(args);
-const serve: Command = async (args) => (await import("./commands/serve.ts")).serve(args);
-const evaluate: Command = async (args) => (await import("./commands/eval.ts")).evaluate(args);
-const makeCheckpoint: Command = async (args) => (await import("./commands/make-checkpoint.ts")).makeCheckpoint(args);
-const bench: Command = async (args) => (await import("./commands/bench.ts")).bench(args);
-const driverManifest: Command = async (args) => (await import("./commands/driver-manifest.ts")).driverManifestCommand(args);
+const serve: Command = async (args) => (await import("./serve.ts")).serve(args);
+const evaluate: Command = async (args) => (await import("./eval.ts")).evaluate(args);
+const makeCheckpoint: Command = async (args) => (await import("./make-checkpoint.ts")).makeCheckpoint(args);
+const bench: Command = async (args) => (await import("./bench.ts")).bench(args);
+const driverManifest: Command = async (args) => (await import("./driver-manifest.ts")).driverManifestCommand(args);
 
 const commands: Record<string, Command> = { info, forward, generate, kernel, run, serve, eval: evaluate, "make-checkpoint": makeCheckpoint, bench, "driver-manifest": driverManifest };
 
@@ -55,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
 
 /** The engine (and with it the native addon) loads only for the commands that compute. */
 function engine() {
-  return import("../engine/index.ts");
+  return import("../../engine/index.ts");
 }
 
 function positional(args: string[], what: string): string {
@@ -70,7 +70,7 @@ function requiredIds(ids: number[] | undefined): number[] {
 
 async function info(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, { json: { type: "boolean" } });
-  const { architectureSummary, formatSummary } = await import("../engine/summary.ts");
+  const { architectureSummary, formatSummary } = await import("../../engine/summary.ts");
   const summary = architectureSummary(positional(positionals, "checkpoint directory or config.json"));
   process.stdout.write(values.json ? JSON.stringify(summary, null, 2) + "\n" : formatSummary(summary));
   return 0;

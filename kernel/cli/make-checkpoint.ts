@@ -1,6 +1,6 @@
 // `m1 make-checkpoint <name> <out-dir> [--seed N]`: writes a seeded random benchmark checkpoint (hub format).
 import { InputError } from "../../engine/errors.ts";
-import { parseFlags } from "../args.ts";
+import { parseFlags } from "./args.ts";
 import { BENCH_SHAPES, writeBenchCheckpoint } from "../../benchmarks/perf/checkpoint.ts";
 
 export const MAKE_CHECKPOINT_USAGE = `m1 make-checkpoint <${Object.keys(BENCH_SHAPES).join("|")}> <out-dir> [--seed N (default 0)]`;

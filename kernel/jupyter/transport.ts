@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { InputError } from "../engine/errors.ts";
+import { InputError } from "../../engine/errors.ts";
 import { KernelClient } from "./client.ts";
 import { writeConnectionFile } from "./connection.ts";
 import { CLI } from "./kernelspec.ts";

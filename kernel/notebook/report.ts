@@ -2,7 +2,7 @@
  * The self-contained HTML report of an executed notebook: sources, outputs, figures drawn offline (plotly.js inline
  * once, in the head, only when the notebook has a figure).
  */
-import { PLOTLY_MIME, escapeHtml, plotlyLibraryScript } from "../engine/display.ts";
+import { PLOTLY_MIME, escapeHtml, plotlyLibraryScript } from "../../engine/display.ts";
 import { markdownToHtml } from "./markdown.ts";
 import { sourceOf, type Notebook, type Output } from "./notebook.ts";
 

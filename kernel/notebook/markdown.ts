@@ -1,5 +1,5 @@
 /** Enough Markdown for notebook text cells in the HTML report: headings, lists, code, quotes, tables, emphasis, links. */
-import { escapeHtml } from "../engine/display.ts";
+import { escapeHtml } from "../../engine/display.ts";
 
 function inline(text: string): string {
   return escapeHtml(text)

@@ -8,7 +8,7 @@ import type { Model } from "../../engine/model.ts";
 import type { Generation } from "../../engine/generate.ts";
 import type { ChatMessage, Tokenizer } from "../../engine/tokenizer.ts";
 import { InputError } from "../../engine/errors.ts";
-import type { CompletionRequest } from "../eval/types.ts";
+import type { CompletionRequest } from "../../benchmarks/eval/types.ts";
 
 /** A completion request as the eval runner makes it, with the prompt as text or token ids (chat already rendered). */
 export interface EngineRequest extends Omit<CompletionRequest, "prompt" | "temperature"> {

@@ -22,7 +22,7 @@ import type { CellCompiler, CellDiagnostic } from "./compiler.ts";
 import type { transformCell } from "./transform.ts";
 
 const KERNEL_DIR = dirname(fileURLToPath(import.meta.url));
-const ROOT = dirname(KERNEL_DIR);
+const ROOT = dirname(dirname(KERNEL_DIR));
 const require = createRequire(import.meta.url);
 
 /** Modules cells can import from any directory, without installing anything. */
@@ -262,7 +262,7 @@ export class Kernel {
       return { ename: error.name, evalue: error.message, traceback: [`${error.name}: ${error.message}`, ...this.describe(error.reason).traceback] };
     }
     if (error instanceof Error) {
-      const isKernel = (frame: string) => frame.includes("node:inspector") || frame.includes(KERNEL_DIR + "/");
+      const isKernel = (frame: string) => frame.includes("node:inspector") || frame.includes(dirname(KERNEL_DIR) + "/");
       return { ename: error.name, evalue: error.message, traceback: this.evaluator?.traceback(error, isKernel) ?? [String(error.stack)] };
     }
     return { ename: typeof error, evalue: inspect(error), traceback: [`Uncaught ${inspect(error)}`] };

@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import { tableToIPC } from "apache-arrow";
 import { InputError } from "../../engine/errors.ts";
-import { parseFlags, type FlagValues } from "../args.ts";
+import { parseFlags, type FlagValues } from "./args.ts";
 import { runTask } from "../../benchmarks/eval/runner.ts";
 import { LocalBackend } from "../../benchmarks/eval/backends/local.ts";
 import { OpenAIBackend } from "../../benchmarks/eval/backends/openai.ts";
