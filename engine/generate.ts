@@ -21,6 +21,9 @@ export interface GenerateOptions extends SamplingOptions {
   thinkTokens?: { open: number[]; close: number[] };
   /** Keep the logits that chose each token. */
   keepLogits?: boolean;
+  /** Prefill the prompt in forward calls of at most this many tokens, letting the event loop run between them (a
+   *  server's other requests go on meanwhile); default: one call. Equal to one call up to f32 rounding. */
+  prefillChunk?: number;
   /** Continue from this decoding state instead of a fresh one (updated in place). */
   cache?: ModelCache;
   signal?: AbortSignal;
@@ -156,7 +159,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     if (thought) for (const id of prompt) thought.push(id);
 
     const cache = options.cache ?? model.newCache();
-    let logits = (await model.forward(prompt, { cache, logits: "last", signal })).logits.f32;
+    let logits = await this.prefill(prompt, cache);
     let forcedQueue: number[] = [];
     for (let index = 0; index < maxNewTokens; index++) {
       signal?.throwIfAborted();
@@ -190,6 +193,18 @@ export class Generation implements AsyncIterable<GeneratedToken> {
       }
     }
     this.stopReason = "max_tokens";
+  }
+
+  /** The prompt through the model, in chunks of options.prefillChunk tokens; the logits of its last position. */
+  private async prefill(prompt: Int32Array, cache: ModelCache): Promise<Float32Array> {
+    const { prefillChunk = prompt.length, signal } = this.options;
+    if (!(Number.isSafeInteger(prefillChunk) && prefillChunk >= 1)) throw new InputError(`prefillChunk must be an integer >= 1, got ${prefillChunk}`);
+    for (let t0 = 0; ; t0 += prefillChunk) {
+      const last = t0 + prefillChunk >= prompt.length;
+      const { logits } = await this.model.forward(prompt.subarray(t0, t0 + prefillChunk), { cache, logits: last ? "last" : "none", phase: "prefill", signal });
+      if (last) return logits.f32;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   private thinkTokens(): { open: number[]; close: number[] } | null {

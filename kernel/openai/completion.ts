@@ -8,6 +8,7 @@ import type { Model } from "../../engine/model.ts";
 import type { Generation } from "../../engine/generate.ts";
 import type { ChatMessage, Tokenizer } from "../../engine/tokenizer.ts";
 import { InputError } from "../../engine/errors.ts";
+import { RequestError } from "./requests.ts";
 import type { CompletionRequest } from "../../benchmarks/eval/types.ts";
 
 /** A completion request as the eval runner makes it, with the prompt as text or token ids (chat already rendered). */
@@ -15,7 +16,12 @@ export interface EngineRequest extends Omit<CompletionRequest, "prompt" | "tempe
   /** text (tokenized with the checkpoint's tokenizer) or token ids */
   prompt: string | number[];
   temperature?: number;
+  /** Refuse prompts longer than this many tokens (a server's limit). */
+  maxPromptTokens?: number;
 }
+
+/** Prompt tokens per forward call: between two chunks the event loop runs, so other requests' steps go on. */
+const PREFILL_CHUNK = 512;
 
 export interface EngineCompletion {
   text: string;
@@ -58,6 +64,10 @@ interface Started {
 function start(model: Model, request: EngineRequest): Started {
   const tokenizer = requireTokenizer(model);
   const promptIds = typeof request.prompt === "string" ? tokenizer.encode(request.prompt) : request.prompt;
+  const limit = request.maxPromptTokens;
+  if (limit !== undefined && promptIds.length > limit) {
+    throw new RequestError(`the prompt has ${promptIds.length} tokens, more than this server's limit of ${limit} (m1 serve --max-prompt-tokens)`, "prompt", 400, "context_length_exceeded");
+  }
   const stop = (request.stop ?? []).filter((s) => s !== "");
   const generation = model.generate(promptIds, {
     maxNewTokens: request.maxTokens,
@@ -68,6 +78,7 @@ function start(model: Model, request: EngineRequest): Started {
     seed: request.seed,
     stopStrings: stop.length > 0 ? stop : undefined,
     thinkingBudget: request.thinkingBudget,
+    prefillChunk: PREFILL_CHUNK,
     signal: request.signal,
   });
   return { tokenizer, promptIds, stop, generation };

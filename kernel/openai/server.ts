@@ -1,7 +1,10 @@
 // An OpenAI-compatible HTTP server over the local engine (what vLLM and SGLang offer for the real M1):
 // GET /v1/models, POST /v1/completions, POST /v1/chat/completions, with SSE streaming ("data: {…}\n\n", then
-// "data: [DONE]"). The engine is single-threaded, so requests are generated one at a time in arrival order.
-// Bad requests get 400 with {"error": {message, type, param, code}}; unknown routes 404; the server keeps serving.
+// "data: [DONE]"). Requests run side by side: each prefills its prompt in chunks and decodes a token at a time,
+// yielding to the event loop in between, so a long prompt does not hold up the others. Prompts longer than the
+// server's limit (default: the model's max_position_embeddings) get 400, as serving engines do past their max model
+// length. Bad requests get 400 with {"error": {message, type, param, code}}, a body that is not declared as JSON
+// 415, unknown routes 404; the server keeps serving.
 import http from "node:http";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
@@ -12,13 +15,22 @@ import { streamCompletion, chatPrompt, requireTokenizer, type EngineCompletion, 
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
+export interface ServerOptions {
+  /** Longest prompt in tokens (default: the model's max_position_embeddings). */
+  maxPromptTokens?: number;
+}
+
 export class CompletionServer {
   readonly server: http.Server;
-  private queue: Promise<unknown> = Promise.resolve();
+  readonly maxPromptTokens: number;
   private readonly created = Math.floor(Date.now() / 1000);
 
-  constructor(private readonly model: Model, readonly name: string) {
+  constructor(private readonly model: Model, readonly name: string, options: ServerOptions = {}) {
     requireTokenizer(model);
+    this.maxPromptTokens = options.maxPromptTokens ?? model.config.maxPositionEmbeddings;
+    if (!(Number.isSafeInteger(this.maxPromptTokens) && this.maxPromptTokens >= 1)) {
+      throw new InputError(`maxPromptTokens must be an integer >= 1, got ${this.maxPromptTokens}`);
+    }
     this.server = http.createServer((req, res) => {
       this.route(req, res).catch((err) => sendError(res, err));
     });
@@ -55,6 +67,10 @@ export class CompletionServer {
   }
 
   private async completion(req: http.IncomingMessage, res: http.ServerResponse, kind: "text" | "chat"): Promise<void> {
+    const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+    if (type !== "application/json") {
+      throw new RequestError(`the request body must be sent as Content-Type: application/json, got ${type ? `"${type}"` : "none"}`, null, 415, "unsupported_media_type");
+    }
     const body = parseBody(await readBody(req));
     let params: SamplingParams;
     let prompt: string | number[];
@@ -72,26 +88,16 @@ export class CompletionServer {
     }
     const aborted = new AbortController();
     res.on("close", () => aborted.abort());
-    await this.serialized(async () => {
-      if (aborted.signal.aborted) return;
-      const stream = streamCompletion(this.model, { ...params, prompt, stop: params.stop, signal: aborted.signal });
-      const reply = new Reply(res, kind, this.name, format);
-      let next = await stream.next(); // bad input fails here, before any header is written
-      if (params.stream) reply.startStream();
-      while (!next.done) {
-        if (params.stream) reply.piece(next.value);
-        next = await stream.next();
-      }
-      if (params.stream) reply.endStream(next.value, params.includeUsage);
-      else reply.whole(next.value);
-    });
-  }
-
-  /** Runs generations one after another. */
-  private serialized(task: () => Promise<void>): Promise<void> {
-    const run = this.queue.then(task);
-    this.queue = run.catch(() => undefined);
-    return run;
+    const stream = streamCompletion(this.model, { ...params, prompt, stop: params.stop, signal: aborted.signal, maxPromptTokens: this.maxPromptTokens });
+    const reply = new Reply(res, kind, this.name, format);
+    let next = await stream.next(); // bad input fails here, before any header is written
+    if (params.stream) reply.startStream();
+    while (!next.done) {
+      if (params.stream) reply.piece(next.value);
+      next = await stream.next();
+    }
+    if (params.stream) reply.endStream(next.value, params.includeUsage);
+    else reply.whole(next.value);
   }
 }
 
