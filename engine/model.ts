@@ -9,7 +9,7 @@ import { slopes, type ModelConfig } from "./config.ts";
 import { ModelCache } from "./cache.ts";
 import { HookSet, ActivationCache, hookNames, type HookFilter } from "./hooks.ts";
 import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, nativeCache, runNativeLayer, NATIVE_LAYER_MAX_TOKENS, type Pass, type WeightSource } from "./layers.ts";
-import { Tensor } from "./tensor.ts";
+import { Tensor, kindOf } from "./tensor.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { InputError } from "./errors.ts";
 import { Generation, type GenerateOptions } from "./generate.ts";
@@ -87,6 +87,9 @@ export class Model implements WeightSource {
 
   /** Token ids as an Int32Array, each checked against the vocabulary. */
   checkIds(ids: ArrayLike<number>): Int32Array {
+    if (typeof ids !== "object" || ids === null || typeof ids.length !== "number") {
+      throw new InputError(`forward: ids must be an array of token ids (or an Int32Array), got ${kindOf(ids)}`);
+    }
     const vocab = this.config.vocabSize;
     const out = new Int32Array(ids.length);
     for (let i = 0; i < ids.length; i++) {
@@ -101,6 +104,7 @@ export class Model implements WeightSource {
 
   /** Runs new tokens through the model on top of `cache` (prefill of any length, or one decode step). */
   async forward(ids: ArrayLike<number>, options: ForwardOptions = {}): Promise<ForwardResult> {
+    if (typeof options !== "object" || options === null) throw new InputError(`forward: options must be an object, got ${kindOf(options)}`);
     options.signal?.throwIfAborted();
     const run = this.run(ids, options, false);
     for (let r = run.next(); ; r = run.next()) {
@@ -177,7 +181,12 @@ export class Model implements WeightSource {
   }
 
   promptIds(prompt: ArrayLike<number> | string): ArrayLike<number> {
-    if (typeof prompt !== "string") return prompt;
+    if (typeof prompt !== "string") {
+      if (typeof prompt !== "object" || prompt === null || typeof prompt.length !== "number") {
+        throw new InputError(`prompt must be text or an array of token ids, got ${kindOf(prompt)}`);
+      }
+      return prompt;
+    }
     if (!this.tokenizer) throw new InputError(`this checkpoint (${this.checkpoint.dir}) has no tokenizer.json: give token ids instead of text`);
     return this.tokenizer.encode(prompt);
   }

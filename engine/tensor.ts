@@ -1,5 +1,5 @@
 // Host tensors: a dtype, a shape and a typed array that can be handed straight to the native addon.
-import { M1Error } from "./errors.ts";
+import { InputError, M1Error } from "./errors.ts";
 import { DISPLAY, tensorBundle, type MimeBundle } from "./display.ts";
 
 export type DType = "F32" | "BF16" | "F16" | "I32" | "I64";
@@ -23,6 +23,11 @@ export function allocData(dtype: DType, numel: number): TensorData {
   }
 }
 
+/** What a bad argument is, for messages: the class of an object, else its type. */
+export function kindOf(x: unknown): string {
+  return x === null ? "null" : typeof x === "object" ? (x.constructor?.name ?? "an object") : typeof x;
+}
+
 const ARRAY_OF: Record<DType, Function> = {
   F32: Float32Array, BF16: Uint16Array, F16: Uint16Array, I32: Int32Array, I64: BigInt64Array,
 };
@@ -32,14 +37,18 @@ const ACCESSOR_OF: Record<DType, "f32" | "u16" | "i32" | "i64"> = { F32: "f32", 
 
 export class Tensor {
   constructor(readonly dtype: DType, readonly shape: readonly number[], readonly data: TensorData) {
+    if (!Object.hasOwn(ARRAY_OF, dtype)) {
+      throw new InputError(`Tensor: dtype must be one of ${Object.keys(ARRAY_OF).join(", ")}, got ${JSON.stringify(dtype)}`);
+    }
+    if (!Array.isArray(shape)) throw new InputError(`Tensor: shape must be an array of dimensions, got ${kindOf(shape)}`);
     if (!(data instanceof ARRAY_OF[dtype])) {
-      throw new M1Error(`Tensor: ${dtype} data must be a ${ARRAY_OF[dtype].name}, got ${data.constructor.name}`);
+      throw new InputError(`Tensor: ${dtype} data must be a ${ARRAY_OF[dtype].name}, got ${kindOf(data)}`);
     }
     if (!shape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new M1Error(`Tensor: invalid shape [${shape.join(",")}]`);
+      throw new InputError(`Tensor: invalid shape [${shape.join(",")}]`);
     }
     if (data.length !== shapeNumel(shape)) {
-      throw new M1Error(`Tensor: shape [${shape.join(",")}] needs ${shapeNumel(shape)} elements, data has ${data.length}`);
+      throw new InputError(`Tensor: shape [${shape.join(",")}] needs ${shapeNumel(shape)} elements, data has ${data.length}`);
     }
   }
 

@@ -256,3 +256,14 @@ test("async hooks are refused up front, a hook returning a promise fails forward
     process.off("unhandledRejection", onUnhandled);
   }
 });
+
+test("forward, generate and step name the argument that is wrong", async () => {
+  const bad = (p: Promise<unknown> | (() => unknown), message: RegExp) =>
+    typeof p === "function" ? assert.throws(p, (e: Error) => e instanceof InputError && message.test(e.message))
+      : assert.rejects(p, (e: Error) => e instanceof InputError && message.test(e.message));
+  await bad(model.forward(null as never), /forward: ids must be an array of token ids \(or an Int32Array\), got null/);
+  await bad(model.forward(42 as never), /forward: ids must be an array of token ids \(or an Int32Array\), got number/);
+  await bad(model.forward([1, 2], null as never), /forward: options must be an object, got null/);
+  bad(() => model.generate(null as never), /prompt must be text or an array of token ids, got null/);
+  bad(() => model.step({} as never), /prompt must be text or an array of token ids, got Object/);
+});
