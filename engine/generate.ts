@@ -2,10 +2,12 @@
  * Autoregressive generation: prefill the prompt, then one cached decode step per token, with sampling,
  * stop conditions, a thinking budget and cancellation.
  */
-import type { Model } from "./model.ts";
+import type { ForwardResult, Model } from "./model.ts";
 import type { ModelCache } from "./cache.ts";
+import type { NonFinitePoint } from "./layers.ts";
+import { firstNonFinite } from "./tensor.ts";
 import { Sampler, type SamplingOptions } from "./sampling.ts";
-import { InputError } from "./errors.ts";
+import { InputError, NonFiniteError } from "./errors.ts";
 import { DISPLAY, htmlBundle, escapeHtml, type MimeBundle } from "./display.ts";
 
 export interface GenerateOptions extends SamplingOptions {
@@ -159,7 +161,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     if (thought) for (const id of prompt) thought.push(id);
 
     const cache = options.cache ?? model.newCache();
-    let logits = await this.prefill(prompt, cache);
+    let logits = finiteLogits(await this.prefill(prompt, cache), "the prompt");
     let forcedQueue: number[] = [];
     for (let index = 0; index < maxNewTokens; index++) {
       signal?.throwIfAborted();
@@ -189,20 +191,23 @@ export class Generation implements AsyncIterable<GeneratedToken> {
         return;
       }
       if (index + 1 < maxNewTokens) {
-        logits = (await model.forward([id], { cache, logits: "last", signal, phase: "decode" })).logits.f32;
+        logits = finiteLogits(await model.forward([id], { cache, logits: "last", signal, phase: "decode" }), `step ${index + 1}`);
       }
     }
     this.stopReason = "max_tokens";
   }
 
-  /** The prompt through the model, in chunks of options.prefillChunk tokens; the logits of its last position. */
-  private async prefill(prompt: Int32Array, cache: ModelCache): Promise<Float32Array> {
+  /** The prompt through the model, in chunks of options.prefillChunk tokens: the logits of its last position, and
+   *  where non-finite values first appeared in any chunk (when hooks watched). */
+  private async prefill(prompt: Int32Array, cache: ModelCache): Promise<ForwardResult> {
     const { prefillChunk = prompt.length, signal } = this.options;
     if (!(Number.isSafeInteger(prefillChunk) && prefillChunk >= 1)) throw new InputError(`prefillChunk must be an integer >= 1, got ${prefillChunk}`);
+    let nonFinite: NonFinitePoint | null = null;
     for (let t0 = 0; ; t0 += prefillChunk) {
       const last = t0 + prefillChunk >= prompt.length;
-      const { logits } = await this.model.forward(prompt.subarray(t0, t0 + prefillChunk), { cache, logits: last ? "last" : "none", phase: "prefill", signal });
-      if (last) return logits.f32;
+      const result = await this.model.forward(prompt.subarray(t0, t0 + prefillChunk), { cache, logits: last ? "last" : "none", phase: "prefill", signal });
+      nonFinite ??= result.nonFinite ?? null;
+      if (last) return { ...result, nonFinite };
       await new Promise((resolve) => setImmediate(resolve));
     }
   }
@@ -230,4 +235,19 @@ function defaultStopTokens(model: Model): number[] {
   const ids = new Set<number>(model.tokenizer?.eosTokenIds ?? []);
   if (model.config.eosTokenId !== null) ids.add(model.config.eosTokenId);
   return [...ids];
+}
+
+/**
+ * The logits of one step, or a NonFiniteError if any is NaN or ±Infinity (one scan of vocab values per step): sampling
+ * from them would pick garbage silently. Names the hook point where the values first appeared when hooks watched.
+ */
+function finiteLogits(result: ForwardResult, step: string): Float32Array {
+  const logits = result.logits.f32;
+  const at = firstNonFinite("F32", logits);
+  if (at < 0) return logits;
+  const first = result.nonFinite;
+  const where = first
+    ? `; non-finite values first appear at ${first.hook}${first.byHook ? ", written by a hook there" : ""}`
+    : "; register any hook (model.hooks.add(() => true, () => {})) to find the layer and hook point where they first appear, or load the model with { checkFinite: true } to check its weights";
+  throw new NonFiniteError(`generate: the logits of ${step} are not finite (${logits[at]} for token ${at})${where}`);
 }

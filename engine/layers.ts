@@ -5,7 +5,7 @@
 import * as native from "../native/index.ts";
 import type { ModelConfig } from "./config.ts";
 import type { KvCache, ModelCache } from "./cache.ts";
-import { Tensor } from "./tensor.ts";
+import { Tensor, firstNonFinite } from "./tensor.ts";
 import type { HookSet, HookContext } from "./hooks.ts";
 import { CheckpointError } from "./errors.ts";
 import { softmax } from "./softmax.ts";
@@ -16,14 +16,35 @@ export interface Pass {
   readonly phase: "prefill" | "decode";
   readonly position: number;
   readonly tokens: number;
+  /** With hooks registered: the first hook point whose value held NaN or ±Infinity (see watchFinite). */
+  nonFinite: NonFinitePoint | null;
+}
+
+/** Where non-finite values first appeared in a pass: a hook point, and whether a hook wrote them there. */
+export interface NonFinitePoint {
+  readonly hook: string;
+  readonly layer: number | null;
+  readonly byHook: boolean;
+}
+
+/**
+ * Notes the first hook point whose value is not finite, when hooks are registered (then the pass already runs op by
+ * op, and a scan of each value costs little beside it); without hooks nothing is scanned.
+ */
+export function watchFinite(pass: Pass, name: string, layer: number | null, data: Float32Array | Int32Array, byHook = false): void {
+  if (pass.nonFinite || pass.hooks.size === 0 || !(data instanceof Float32Array)) return;
+  if (firstNonFinite("F32", data) >= 0) pass.nonFinite = { hook: name, layer, byHook };
 }
 
 /** Fires hook `name` on data of the given shape if anyone listens; returns the (possibly replaced) data. */
 export function hook<T extends Float32Array | Int32Array>(pass: Pass, name: string, layer: number | null, data: T, shape: number[]): T {
+  watchFinite(pass, name, layer, data);
   if (!pass.hooks.wants(name)) return data;
   const ctx: HookContext = { name, phase: pass.phase, position: pass.position, tokens: pass.tokens, layer };
   const dtype = data instanceof Int32Array ? "I32" : "F32";
-  return pass.hooks.fire(new Tensor(dtype, shape, data), ctx).data as T;
+  const out = pass.hooks.fire(new Tensor(dtype, shape, data), ctx).data as T;
+  watchFinite(pass, name, layer, out, true);
+  return out;
 }
 
 /** Weights of one layer, read on demand from the checkpoint (streamed under its resident budget). */

@@ -8,7 +8,7 @@ import { Checkpoint } from "./checkpoint.ts";
 import { slopes, type ModelConfig } from "./config.ts";
 import { ModelCache } from "./cache.ts";
 import { HookSet, ActivationCache, hookNames, type HookFilter } from "./hooks.ts";
-import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, nativeCache, runNativeLayer, NATIVE_LAYER_MAX_TOKENS, type Pass, type WeightSource } from "./layers.ts";
+import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, nativeCache, runNativeLayer, watchFinite, NATIVE_LAYER_MAX_TOKENS, type NonFinitePoint, type Pass, type WeightSource } from "./layers.ts";
 import { Tensor, kindOf } from "./tensor.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { InputError } from "./errors.ts";
@@ -21,6 +21,8 @@ export interface LoadOptions {
   residentBudgetBytes?: number;
   /** Use this config instead of the checkpoint's config.json. */
   config?: ModelConfig;
+  /** Read every weight once at load and fail, naming the tensor, if any holds NaN or ±Infinity. */
+  checkFinite?: boolean;
 }
 
 export interface ForwardOptions {
@@ -37,6 +39,8 @@ export interface ForwardResult {
   /** [rows, vocab] f32, rows = tokens (logits "all"), 1 ("last") or 0 ("none") */
   readonly logits: Tensor;
   readonly cache: ModelCache;
+  /** With hooks registered: the first hook point (or native layer's output) whose value held NaN or ±Infinity */
+  readonly nonFinite?: NonFinitePoint | null;
 }
 
 export class Model implements WeightSource {
@@ -59,6 +63,12 @@ export class Model implements WeightSource {
 
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
     const checkpoint = Checkpoint.open(dir, options);
+    try {
+      if (options.checkFinite) checkpoint.checkFinite();
+    } catch (e) {
+      checkpoint.close();
+      throw e;
+    }
     const tokenizer = await Tokenizer.load(dir);
     return new Model(checkpoint, tokenizer);
   }
@@ -131,7 +141,7 @@ export class Model implements WeightSource {
       throw new InputError("forward: the cache was made for a model with another layer pattern");
     }
     const phase = options.phase ?? (n === 1 && cache.position > 0 ? "decode" : "prefill");
-    const pass: Pass = { hooks: this.hooks, phase, position: cache.position, tokens: n };
+    const pass: Pass = { hooks: this.hooks, phase, position: cache.position, tokens: n, nonFinite: null };
     const hs = cfg.hiddenSize;
     const mode = options.logits ?? "all";
     checkArraySizes(cfg, n, mode);
@@ -150,12 +160,17 @@ export class Model implements WeightSource {
     for (let l = 0; l < cfg.numLayers; l++) {
       const fast = !stepping && n <= NATIVE_LAYER_MAX_TOKENS && !this.layerHookNames[l].some((name) => this.hooks.wants(name));
       const layer = fast ? this.nativeLayer(l) : null;
-      x = layer ? runNativeLayer(layer, l, x, pass, cache) : yield* this.layer(l, x, pass, cache, point);
+      if (layer) {
+        x = runNativeLayer(layer, l, x, pass, cache);
+        watchFinite(pass, `blocks.${l}.hook_resid_post`, l, x); // the layer's output, where no hook point ran
+      } else {
+        x = yield* this.layer(l, x, pass, cache, point);
+      }
       yield null;
     }
     cache.position += n;
 
-    if (mode === "none") return { logits: new Tensor("F32", [0, cfg.vocabSize], new Float32Array(0)), cache };
+    if (mode === "none") return { logits: new Tensor("F32", [0, cfg.vocabSize], new Float32Array(0)), cache, nonFinite: pass.nonFinite };
     let last = x;
     let rows = n;
     if (mode === "last") {
@@ -166,7 +181,7 @@ export class Model implements WeightSource {
     h = yield* point("ln_final.hook_normalized", null, { input: last }, h, [rows, hs]);
     let logits = native.matmul(h, rows, this.lmHead());
     logits = yield* point("logits", null, { input: h }, logits, [rows, cfg.vocabSize]);
-    return { logits: new Tensor("F32", [rows, cfg.vocabSize], logits), cache };
+    return { logits: new Tensor("F32", [rows, cfg.vocabSize], logits), cache, nonFinite: pass.nonFinite };
   }
 
   private *pause(pass: Pass, name: string, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]): Generator<SubStep, Float32Array, void> {

@@ -13,6 +13,21 @@ export function shapeNumel(shape: readonly number[]): number {
   return n;
 }
 
+/** Index of the first NaN or ±Infinity among a float tensor's values, -1 if none (integers: always -1). BF16 and F16
+ *  are read by their exponent bits, all ones for exactly the non-finite values. */
+export function firstNonFinite(dtype: DType, data: TensorData): number {
+  if (dtype === "I32" || dtype === "I64") return -1;
+  if (dtype === "F32") {
+    const f = data as Float32Array;
+    for (let i = 0; i < f.length; i++) if (f[i] - f[i] !== 0) return i; // NaN - NaN and Inf - Inf are NaN
+    return -1;
+  }
+  const exponent = dtype === "BF16" ? 0x7f80 : 0x7c00;
+  const u = data as Uint16Array;
+  for (let i = 0; i < u.length; i++) if ((u[i] & exponent) === exponent) return i;
+  return -1;
+}
+
 /** A fresh, zero-filled, properly aligned array for `numel` elements of `dtype`. */
 export function allocData(dtype: DType, numel: number): TensorData {
   switch (dtype) {

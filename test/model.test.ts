@@ -1,13 +1,15 @@
 /** Hooks, activation cache, caches, sampling, stop conditions, thinking budget and cancellation on the tiny model. */
-import { test } from "node:test";
+import { after, test } from "node:test";
+import { copyFileSync } from "node:fs";
 import assert from "node:assert/strict";
 import { Model } from "../engine/model.ts";
 import { hookNames } from "../engine/hooks.ts";
 import { Tensor } from "../engine/tensor.ts";
-import { InputError } from "../engine/errors.ts";
+import { CheckpointError, InputError, NonFiniteError } from "../engine/errors.ts";
+import { SafetensorsFile, writeSafetensors } from "../engine/safetensors.ts";
 import { DISPLAY } from "../engine/display.ts";
 import { join } from "node:path";
-import { ROOT, TINY, relErr } from "./helpers.ts";
+import { ROOT, TINY, relErr, tempDir } from "./helpers.ts";
 
 const model = await Model.load(TINY);
 const prompt = [491, 356, 260, 74, 262, 69, 118, 361, 36, 242, 508, 131, 55, 311, 366, 33, 496, 451, 402, 430, 338];
@@ -266,4 +268,42 @@ test("forward, generate and step name the argument that is wrong", async () => {
   await bad(model.forward([1, 2], null as never), /forward: options must be an object, got null/);
   bad(() => model.generate(null as never), /prompt must be text or an array of token ids, got null/);
   bad(() => model.step({} as never), /prompt must be text or an array of token ids, got Object/);
+});
+
+/** The tiny checkpoint with the F32 tensors that `poison` names filled with `value`. */
+function poisoned(poison: (name: string) => boolean, value: number): string {
+  const { dir, cleanup } = tempDir("m1-nonfinite-");
+  after(cleanup);
+  copyFileSync(join(TINY, "config.json"), join(dir, "config.json"));
+  const file = SafetensorsFile.open(join(TINY, "model.safetensors"));
+  const tensors = Object.fromEntries(file.names().map((name) => {
+    const t = file.read(name);
+    return [name, poison(name) ? new Tensor("F32", t.shape, new Float32Array(t.numel).fill(value)) : t];
+  }));
+  file.close();
+  writeSafetensors(join(dir, "model.safetensors"), tensors);
+  return dir;
+}
+
+test("non-finite logits stop generate, naming where they first appear when hooks watch; the load check names the tensor", async () => {
+  const fails = async (m: Model, message: RegExp) =>
+    assert.rejects((async () => { for await (const _ of m.generate(prompt, { maxNewTokens: 4 })) void _; })(), (e: Error) => e instanceof NonFiniteError && message.test(e.message));
+  const nanEmbedding = await Model.load(poisoned((n) => n === "model.embed_tokens.weight", NaN));
+  await fails(nanEmbedding, /generate: the logits of the prompt are not finite \(NaN for token 0\); register any hook/);
+  nanEmbedding.hooks.add("logits", () => {});
+  await fails(nanEmbedding, /non-finite values first appear at embed$/);
+  const dir = poisoned((n) => /^model\.layers\.3\.block_sparse_moe\.experts\.\d+\.w2\.weight$/.test(n), Infinity);
+  const infExperts = await Model.load(dir);
+  infExperts.hooks.add("logits", () => {});
+  await fails(infExperts, /non-finite values first appear at blocks\.3\.hook_mlp_out$/);
+  await assert.rejects(Model.load(dir, { checkFinite: true }),
+    (e: Error) => e instanceof CheckpointError && /model\.layers\.3\.block_sparse_moe\.experts\.0\.w2\.weight in .*model\.safetensors is not finite: Infinity at element 0 of \[64, 96\] \(F32\)/.test(e.message));
+  await Model.load(TINY, { checkFinite: true }); // finite weights pass
+  const remove = model.hooks.add("blocks.5.hook_attn_out", (v) => void v.f32.fill(NaN, 0, 3));
+  try {
+    await fails(model, /non-finite values first appear at blocks\.5\.hook_attn_out, written by a hook there$/);
+  } finally {
+    remove();
+  }
+  assert.equal((await model.generate(prompt, { maxNewTokens: 2 }).result()).ids.length, 2, "the model still generates");
 });

@@ -20,7 +20,7 @@ test("a long prompt through a lightning sublayer in chunks equals the unchunked 
   const sl = slopes(cfg, 2);
   const run = async (observe: boolean) => {
     const state = new Float32Array(cfg.numHeads * cfg.headDim * cfg.headDim);
-    const pass: Pass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n };
+    const pass: Pass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, nonFinite: null };
     // a hook that only looks at o makes the sublayer take its unchunked, hooked path
     const out = await model.hooks.with(observe ? [["blocks.2.lightning.hook_o", () => undefined]] : [], async () =>
       lightningAttention(cfg, 2, a, pass, model, state, sl));

@@ -164,7 +164,7 @@ export async function scaling(model: Model, n: number): Promise<ScalingPoint> {
   const sLayer = cfg.layerTypes.indexOf("softmax");
   const { hiddenSize: hs, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const a = noise(n * hs, 5);
-  const pass: Pass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n };
+  const pass: Pass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, nonFinite: null };
   const sl = slopes(cfg, lLayer);
   const lightningLayerS = await timeIt(() => {
     lightningAttention(cfg, lLayer, a, pass, model, new Float32Array(nh * d * d), sl);
