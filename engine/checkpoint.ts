@@ -1,6 +1,6 @@
 // A checkpoint directory: config.json plus model.safetensors or model.safetensors.index.json with shards.
-// Tensors are addressed by their canonical hub names (spec §3.1) and read lazily into an LRU of resident tensors.
-// transformers-v5 fused expert tensors (spec §3.5) are served as per-expert slices read by offset.
+// Tensors are addressed by their canonical hub names (docs/architecture.md §6.1) and read lazily into an LRU of resident tensors.
+// transformers-v5 fused expert tensors (docs/architecture.md §6.1) are served as per-expert slices read by offset.
 import fs from "node:fs";
 import path from "node:path";
 import { loadConfig, type ModelConfig } from "./config.ts";

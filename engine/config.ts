@@ -1,5 +1,5 @@
 // Model config: parses both the original hub (remote-code, `attn_type_list`) format and transformers' native
-// (`model_type "minimax"`, `layer_types`) format into one validated ModelConfig (spec §1).
+// (`model_type "minimax"`, `layer_types`) format into one validated ModelConfig (docs/architecture.md §1).
 import fs from "node:fs";
 import path from "node:path";
 import { ConfigError, InputError } from "./errors.ts";
@@ -25,7 +25,7 @@ export interface ModelConfig {
   rotaryDim: number;
   ropeTheta: number;
   rmsNormEps: number;
-  lightningNormEps: number; // the RMSNorm inside lightning attention (spec §2.3)
+  lightningNormEps: number; // the RMSNorm inside lightning attention (docs/architecture.md §3.2)
   blockSize: number;
   alpha: ResidualFactors; // multiplies the (normalised) residual
   beta: ResidualFactors; // multiplies the sublayer output
@@ -293,7 +293,7 @@ function baseSlopes(n: number): number[] {
   return [...powerOf2(closest), ...baseSlopes(2 * closest).filter((_, i) => i % 2 === 0).slice(0, n - closest)];
 }
 
-/** Per-head decay rates s_{l,h} of layer l: base_h · (1 − l/(L−1) + 1e-5), remote-code formula (spec §2.5.2). */
+/** Per-head decay rates s_{l,h} of layer l: base_h · (1 − l/(L−1) + 1e-5), remote-code formula (docs/architecture.md §3.4.2). */
 export function slopes(config: ModelConfig, layer: number): Float32Array {
   const L = config.numLayers;
   if (!Number.isInteger(layer) || layer < 0 || layer >= L) {

@@ -133,7 +133,7 @@ export function checkReplacement(old: Tensor, replacement: Tensor, name: string)
   }
 }
 
-/** The hook names of DESIGN.md for a layer stack, in the order they fire. */
+/** The hook names (docs/architecture.md §4) for a layer stack, in the order they fire. */
 export function hookNames(layerTypes: readonly ("lightning" | "softmax")[]): string[] {
   const names = ["embed"];
   layerTypes.forEach((type, l) => {

@@ -1,6 +1,6 @@
 /**
- * The three sublayers of a MiniMax-M1 decoder layer (spec §2.5-§2.7), each a sequence of native ops
- * with the hook points of DESIGN.md between them.
+ * The three sublayers of a MiniMax-M1 decoder layer (docs/architecture.md §3.4-§3.6), each a sequence of native ops
+ * with the hook points of docs/architecture.md §4 between them.
  */
 import * as native from "../native/index.ts";
 import type { ModelConfig } from "./config.ts";
@@ -53,7 +53,7 @@ export interface WeightSource {
   vector(name: string, length: number): Float32Array;
 }
 
-/** The weights of a lightning attention sublayer (spec §3.1 names). */
+/** The weights of a lightning attention sublayer (docs/architecture.md §6.1 names). */
 function lightningWeights(cfg: ModelConfig, l: number, w: WeightSource) {
   const { hiddenSize: hs, numHeads: nh, headDim: d } = cfg;
   const inner = nh * d;
@@ -124,7 +124,7 @@ function unhooked(pass: Pass, name: string, slot: string, length: number): Float
 const LIGHTNING_CHUNK = 2048;
 
 /**
- * Lightning attention (spec §2.5): SiLU'd per-head interleaved q/k/v, decayed linear attention, norm, gate.
+ * Lightning attention (docs/architecture.md §3.4): SiLU'd per-head interleaved q/k/v, decayed linear attention, norm, gate.
  * Unless a hook wants q, k, v, o or the gate, a long prompt goes through in chunks of whole blocks: the state
  * carries over between chunks, so the result is the block-wise prefill of the whole prompt.
  */
@@ -207,7 +207,7 @@ function observedLightning(
   return native.matmul(normed, n, lw.out);
 }
 
-/** Softmax attention (spec §2.6): GQA, partial NeoX RoPE on the first rotary_dim dims, causal, KV cache. */
+/** Softmax attention (docs/architecture.md §3.5): GQA, partial NeoX RoPE on the first rotary_dim dims, causal, KV cache. */
 export function softmaxAttention(
   cfg: ModelConfig, l: number, a: Float32Array, pass: Pass, w: WeightSource, kv: KvCache,
 ): Float32Array {
@@ -326,7 +326,7 @@ export function gatherHead(x: Float32Array, rows: number, heads: number, d: numb
   return out;
 }
 
-/** Sparse MoE (spec §2.7): softmax router, top-k renormalised, SwiGLU experts; only routed experts are read. */
+/** Sparse MoE (docs/architecture.md §3.6): softmax router, top-k renormalised, SwiGLU experts; only routed experts are read. */
 export function moe(cfg: ModelConfig, l: number, b: Float32Array, pass: Pass, w: WeightSource): Float32Array {
   const n = pass.tokens;
   const { hiddenSize: hs, numExperts: ne, topK: k } = cfg;

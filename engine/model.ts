@@ -1,5 +1,5 @@
 /**
- * The MiniMax-M1 decoder (spec §2): embedding, N postnorm decoder layers (lightning or softmax attention,
+ * The MiniMax-M1 decoder (docs/architecture.md §3): embedding, N postnorm decoder layers (lightning or softmax attention,
  * then MoE), final norm, LM head. Weights are read from the checkpoint on demand, one tensor at a time.
  */
 import os from "node:os";
@@ -275,7 +275,7 @@ export class Model implements WeightSource {
     return this.weight("lm_head.weight", [vocabSize, hiddenSize]);
   }
 
-  /** One decoder layer (spec §2.4): postnorm residual with α on the normalised input and β on the sublayer. */
+  /** One decoder layer (docs/architecture.md §3.3): postnorm residual with α on the normalised input and β on the sublayer. */
   private *layer(l: number, x: Float32Array, pass: Pass, cache: ModelCache, point: PointFn): Generator<SubStep, Float32Array, void> {
     const cfg = this.config;
     const n = pass.tokens;

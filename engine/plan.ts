@@ -6,7 +6,7 @@ import type { ModelConfig } from "./config.ts";
 import { CheckpointError } from "./errors.ts";
 import { DTYPE_BYTES, shapeNumel, type DType } from "./tensor.ts";
 
-/** Every canonical (hub-name) tensor of the model → its shape [out, in] (spec §3.1). */
+/** Every canonical (hub-name) tensor of the model → its shape [out, in] (docs/architecture.md §6.1). */
 export function tensorShapes(c: ModelConfig): Map<string, number[]> {
   const H = c.hiddenSize, inner = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim, F = c.intermediateSize;
   const m = new Map<string, number[]>();
@@ -96,7 +96,7 @@ export interface ByteCount {
   total: number;
 }
 
-const ASSUMPTION = "dtypes not read from a checkpoint: BF16 everywhere except the router gate in F32 (spec §3.3)";
+const ASSUMPTION = "dtypes not read from a checkpoint: BF16 everywhere except the router gate in F32 (docs/architecture.md §6.3)";
 
 /**
  * Storage bytes per layer. `dtypeOf` gives each canonical tensor's real dtype (e.g. `n => checkpoint.info(n).dtype`);

@@ -1,5 +1,5 @@
 // Tokenizer: a checkpoint's tokenizer.json run through @huggingface/tokenizers, plus the chat template of
-// tokenizer_config.json rendered with @huggingface/jinja (spec §4).
+// tokenizer_config.json rendered with @huggingface/jinja (docs/architecture.md §7).
 import fs from "node:fs";
 import path from "node:path";
 import { Template } from "@huggingface/jinja";

@@ -52,6 +52,9 @@
       'target_name': 'm1native',
       'sources': [
         'src/addon.cc',
+        'src/args.cc',
+        'src/ops.cc',
+        'src/decoder.cc',
         'src/dispatch.cc',
         'src/threadpool.cc',
         'src/moe.cc',

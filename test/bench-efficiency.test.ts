@@ -1,5 +1,5 @@
 // The paper's efficiency claim from the published configs (FLOPs ratios at 64K/100K printed and checked against
-// the paper's statements, spec §5.3's per-token numbers, Figure 1's readings, memory at 64K/1M), the paper's
+// the paper's statements, docs/architecture.md §8's per-token numbers, Figure 1's readings, memory at 64K/1M), the paper's
 // tables as Arrow data, and the measured small-scale curve of our engine.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -28,7 +28,7 @@ test("FLOPs ratios M1 / DeepSeek-R1 at 64K and 100K generated tokens, against th
   assert.ok(at100k.cumulativeRatio > 0.3 && at100k.cumulativeRatio < 0.4 && !at100k.holdsCumulative);
 });
 
-test("per-token FLOPs and memory reproduce spec §5.2/§5.3 from the released M1 config", () => {
+test("per-token FLOPs and memory reproduce docs/architecture.md §8 from the released M1 config", () => {
   const m1 = report.model("MiniMax-M1");
   assert.equal(m1.tokenFlops(1) - m1.tokenFlops(0), 327_680, "10 softmax layers × 4·64·128 per attended position");
   assert.ok(Math.abs(m1.tokenFlops(0) / 1e9 - 94.71) < 0.01, `F(0) = ${m1.tokenFlops(0)}`);

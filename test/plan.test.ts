@@ -12,7 +12,7 @@ const M1_DIR = "test/fixtures/minimax-m1";
 const m1 = loadConfig(M1_DIR);
 const index = loadShardIndex(`${M1_DIR}/model.safetensors.index.json`);
 
-test("M1 parameter counts (spec §3.2)", () => {
+test("M1 parameter counts (docs/architecture.md §6.2)", () => {
   const p = countParameters(m1);
   assert.equal(p.total, 456_089_655_296);
   assert.equal(p.activePerToken, 45_944_920_064);
@@ -57,7 +57,7 @@ test("layer shards at real scale", () => {
   assert.ok(layer0.includes("model-00001-of-00413.safetensors"));
   for (let l = 0; l < 80; l++) {
     const n = layerShards(index, l).length;
-    assert.ok(n >= 34 && n <= 36, `layer ${l} spans ${n} shards (spec §3.4: 34–36)`);
+    assert.ok(n >= 34 && n <= 36, `layer ${l} spans ${n} shards (docs/architecture.md §6.4: 34–36)`);
   }
   assert.ok(!layerShards(index, 0).includes("model-00000-of-00413.safetensors"), "shard 0 holds only the embedding");
   assert.deepEqual(layerShards(index, 80), []);

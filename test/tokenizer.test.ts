@@ -20,7 +20,8 @@ const conversation: ChatMessage[] = [
 ];
 const tools = [{ name: "f", description: "d", parameters: { type: "object", properties: {} } }];
 
-// Spec §4: the reference rendering (Jinja2 + json.dumps), line breaks of the spec removed.
+// The reference rendering of these messages by Jinja2 (tojson as json.dumps), split into lines here for reading;
+// the format is described in docs/architecture.md §7.
 const EXPECTED_M1_PROMPT = [
   "<begin_of_document><beginning_of_sentence>system ai_setting=assistant\nSYS<end_of_sentence>\n",
   "<beginning_of_sentence>system tool_setting=tools\nYou are provided with these tools:\n<tools>\n" +
@@ -35,7 +36,7 @@ const EXPECTED_M1_PROMPT = [
   "<beginning_of_sentence>ai name=assistant\n",
 ].join("");
 
-test("the real M1 chat template renders exactly as the reference (spec §4)", () => {
+test("the real M1 chat template renders exactly as the reference (docs/architecture.md §7)", () => {
   const template = JSON.parse(fs.readFileSync(`${M1_DIR}/tokenizer_config.json`, "utf8")).chat_template;
   assert.equal(renderChatTemplate(template, { messages: conversation, tools, add_generation_prompt: true }), EXPECTED_M1_PROMPT);
 

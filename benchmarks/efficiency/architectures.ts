@@ -28,7 +28,7 @@ export const PEER_CONFIGS = fileURLToPath(new URL("../../test/fixtures/peer-conf
 const BF16 = 2;
 const FP32 = 4;
 
-/** MiniMax-M1 (spec §5.3): lightning layers with a constant-size state, one softmax layer in eight, top-k MoE. */
+/** MiniMax-M1 (docs/architecture.md §8): lightning layers with a constant-size state, one softmax layer in eight, top-k MoE. */
 export function minimaxM1(c: ModelConfig, name = "MiniMax-M1"): Architecture {
   const lin = c.layerTypes.filter((t) => t === "lightning").length;
   return {

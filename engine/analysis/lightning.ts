@@ -1,5 +1,5 @@
 /**
- * Inside a lightning layer (spec §2.5): the per-head decay λ = exp(-s), the norm of the state S_t as the prompt
+ * Inside a lightning layer (docs/architecture.md §3.4): the per-head decay λ = exp(-s), the norm of the state S_t as the prompt
  * is read, and the effective token-to-token weights W[i,j] = (q_i·k_j) λ^(i-j), which reproduce the layer's
  * output o = W V exactly (the recurrence unrolled; no softmax, no normaliser).
  */

@@ -97,8 +97,8 @@ struct Block {
 // A block of R rows against keys [j_lo, j_hi) in tiles: unnormalised Ob [R, d], running max m and sum l per row.
 void attend(const Block& b, int64_t t0, int64_t R, int64_t j_lo, int64_t j_hi, float* Ob, float* m, double* l) {
   const int64_t d = b.d;
-  float* Qb = scratch(3, R * d);
-  float* S = scratch(5, R * BK);
+  float* Qb = scratch(slot::kAttnQuery, R * d);
+  float* S = scratch(slot::kAttnScores, R * BK);
   for (int64_t r = 0; r < R; r++) {
     memcpy(Qb + r * d, b.q + ((t0 + r / b.G) * b.heads + b.g * b.G + r % b.G) * d, size_t(d) * 4);
     m[r] = -INFINITY;
@@ -144,7 +144,7 @@ void store_rows(const Block& b, int64_t t0, int64_t R, const float* Ob, const do
 void attention_prefill(Block b, int64_t n, int64_t kvh, float* out) {
   const int64_t d = b.d, total = b.past + n, ntiles = cdiv(total, BK);
   const int64_t BQ = imax(1, kRows / b.G), nqb = cdiv(n, BQ);
-  float* KT = scratch(2, kvh * ntiles * d * BK);  // shared by the pool threads for this call
+  float* KT = scratch(slot::kAttnKeysT, kvh * ntiles * d * BK);  // shared by the pool threads for this call
   parallel_for(kvh * ntiles, 8, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; i++) {
       const int64_t tile = i % ntiles;
@@ -158,8 +158,8 @@ void attention_prefill(Block b, int64_t n, int64_t kvh, float* out) {
       bg.g = item % kvh;
       bg.KT = KT + bg.g * ntiles * d * BK;
       const int64_t t0 = qb * BQ, R = (imin(n, t0 + BQ) - t0) * b.G;
-      float* Ob = scratch(4, R * d);
-      float* m = scratch(6, 3 * R + 1);
+      float* Ob = scratch(slot::kAttnOut, R * d);
+      float* m = scratch(slot::kAttnStats, 3 * R + 1);
       double* l = reinterpret_cast<double*>(m + R + (R & 1));  // 8-byte aligned
       attend(bg, t0, R, 0, b.past + t0 + R / b.G, Ob, m, l);
       store_rows(bg, t0, R, Ob, l, out);
@@ -174,8 +174,8 @@ template <class Parts>
 void decode_range(const Block& b, int64_t kvh, int64_t R, int64_t j_lo, int64_t j_hi, Parts parts) {
   const int64_t d = b.d, nk = j_hi - j_lo, row = kvh * d;
   constexpr int64_t ahead = 8;  // cache rows prefetched ahead of use
-  float* Q = scratch(3, kvh * R * d);
-  float* S = scratch(5, kvh * R * nk);
+  float* Q = scratch(slot::kAttnQuery, kvh * R * d);
+  float* S = scratch(slot::kAttnScores, kvh * R * nk);
   for (int64_t g = 0; g < kvh; g++)
     for (int64_t r = 0; r < R; r++)
       memcpy(Q + (g * R + r) * d, b.q + ((r / b.G) * b.heads + g * b.G + r % b.G) * d, size_t(d) * 4);
@@ -238,7 +238,7 @@ void attention_decode(Block b, int64_t n, int64_t kvh, float* out) {
   const int64_t splits = cdiv(total, kSplitKeys);
   // per (kv head, split): Ob [R, d], m [R], l [R] (doubles, 8-byte aligned: every offset is even)
   const int64_t l_at = (R * d + R + 1) & ~int64_t(1), stride = l_at + 2 * R;
-  float* part = scratch(2, kvh * splits * stride);
+  float* part = scratch(slot::kAttnParts, kvh * splits * stride);
   auto parts = [&](int64_t i, float*& Ob, float*& m, double*& l) {
     Ob = part + i * stride;
     m = Ob + R * d;
@@ -281,7 +281,7 @@ void attention_probs(const float* q, const float* kc, const float* vc, int64_t n
   const int64_t BQ = 32;
   const int64_t nqb = cdiv(n, BQ);
   parallel_for(heads * nqb, 1, [&](int64_t lo, int64_t hi) {
-    float* Kt = scratch(6, d * BK);
+    float* Kt = scratch(slot::kProbsKeysT, d * BK);
     for (int64_t item = lo; item < hi; item++) {
       const int64_t qb = nqb - 1 - item / heads;
       const int64_t h = item % heads, g = h / G;

@@ -88,7 +88,7 @@ void rope(float* x, int64_t n, int64_t heads, int64_t head_dim, int64_t rotary_d
   if (!inv) abort();
   for (int64_t i = 0; i < half; i++) inv[i] = pow(theta, -2.0 * double(i) / double(rotary_dim));
   parallel_for(n, imax(1, 4096 / imax(1, heads * half)), [&](int64_t lo, int64_t hi) {
-    float* cs = scratch(3, 2 * half);
+    float* cs = scratch(slot::kRopeAngles, 2 * half);
     float* sn = cs + half;
     for (int64_t t = lo; t < hi; t++) {
       const double pos = double(positions[t]);
@@ -133,7 +133,7 @@ void split_qkv(const float* qkv, int64_t rows, int64_t d, float* q, float* k, fl
 // index; weights = p / Σ_topk p.
 void router_topk(const float* logits, int64_t n, int64_t experts, int64_t k, int32_t* idx, float* weights) {
   parallel_for(n, imax(1, 4096 / imax(1, experts * k)), [&](int64_t lo, int64_t hi) {
-    float* p = scratch(3, experts);
+    float* p = scratch(slot::kRouterProbs, experts);
     for (int64_t t = lo; t < hi; t++) {
       const float* l = logits + t * experts;
       float mx = -INFINITY;

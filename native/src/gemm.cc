@@ -28,12 +28,11 @@ void afree(void* p) {
 #endif
 }
 
-constexpr int kSlots = 8;
 struct Scratch {
-  float* p[kSlots] = {};
-  int64_t cap[kSlots] = {};
+  float* p[slot::kCount] = {};
+  int64_t cap[slot::kCount] = {};
   ~Scratch() {
-    for (int i = 0; i < kSlots; i++) afree(p[i]);
+    for (int i = 0; i < slot::kCount; i++) afree(p[i]);
   }
 };
 thread_local Scratch tl_scratch;
@@ -174,7 +173,7 @@ void gemm_nn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
     const float* bp = B + j;
     int64_t ldbp = ldb;
     if (nr < NR) {  // zero-padded copy of the last column panel
-      float* t = scratch(1, K * NR);
+      float* t = scratch(slot::kGemmPanel, K * NR);
       for (int64_t k = 0; k < K; k++) {
         for (int64_t c = 0; c < nr; c++) t[k * NR + c] = B[k * ldb + j + c];
         for (int64_t c = nr; c < NR; c++) t[k * NR + c] = 0.0f;
@@ -315,7 +314,7 @@ static void xt_path(const float* x, int64_t M, const WeightView& w, float* out) 
   constexpr int RT = kXtRegs / NVT;
   constexpr int64_t Mp = int64_t(NVT) * V::W;
   const int64_t N = w.rows, K = w.cols;
-  float* XT = scratch(2, K * Mp);  // read by every pool thread during this call
+  float* XT = scratch(slot::kMatmulXt, K * Mp);  // read by every pool thread during this call
   for (int64_t k = 0; k < K; k++) {
     for (int64_t i = 0; i < M; i++) XT[k * Mp + i] = x[i * K + k];
     for (int64_t i = M; i < Mp; i++) XT[k * Mp + i] = 0.0f;
@@ -323,7 +322,7 @@ static void xt_path(const float* x, int64_t M, const WeightView& w, float* out) 
   const int64_t blocks = cdiv(N, RT);
   const int64_t grain = imax(1, (int64_t(1) << 16) / imax(1, RT * K * Mp));
   parallel_for(blocks, grain, [&](int64_t lo, int64_t hi) {
-    float* conv = w.dtype == kF32 ? nullptr : scratch(3, RT * K);
+    float* conv = w.dtype == kF32 ? nullptr : scratch(slot::kMatmulRows, RT * K);
     alignas(64) float tile[RT * Mp];
     const float* wr[RT];
     for (int64_t b = lo; b < hi; b++) {
@@ -435,7 +434,7 @@ static void pack_panel_t(const WeightView& w, int64_t j, int64_t nr, int64_t k0,
   if (kk == kc) return;
   for (int64_t k = kk; k < kc; k++)
     for (int64_t jj = nr; jj < NR; jj++) dst[k * NR + jj] = 0.0f;
-  float* row = scratch(1, kc);
+  float* row = scratch(slot::kPanelRow, kc);
   for (int64_t jj = 0; jj < nr; jj++) {
     const float* src;  // W[j + jj, k0 + kk ...]
     if (DT == kF32) {
@@ -481,7 +480,7 @@ void matmul(const float* x, int64_t M, const WeightView& w, float* out) {
   msplit = cdiv(M, mchunk);
 
   parallel_for(ntn * msplit, 1, [&](int64_t lo, int64_t hi) {
-    float* pack = scratch(0, KC * NC);
+    float* pack = scratch(slot::kMatmulPack, KC * NC);
     for (int64_t task = lo; task < hi; task++) {
       const int64_t tn = task % ntn, tm = task / ntn;
       const int64_t j0 = tn * NC, j1 = imin(N, j0 + NC);

@@ -43,7 +43,7 @@ void products(const KernelTable& K, const float* x, int64_t n, std::initializer_
   });
 }
 
-// Lightning attention (spec §2.5) of a = ln1(x): SiLU'd interleaved q/k/v, the decayed recurrence (or the
+// Lightning attention (docs/architecture.md §3.4) of a = ln1(x): SiLU'd interleaved q/k/v, the decayed recurrence (or the
 // block prefill), the head norm, the sigmoid output gate, out_proj.
 void lightning(const KernelTable& K, const AttentionBlock& b, const LightningParams& p, float* state, const float* a,
                int64_t n, float* attn) {
@@ -61,7 +61,7 @@ void lightning(const KernelTable& K, const AttentionBlock& b, const LightningPar
   K.matmul(o, n, p.out, attn);
 }
 
-// Softmax attention (spec §2.6) of a: q, and k, v straight into the cache's new rows; partial RoPE; causal
+// Softmax attention (docs/architecture.md §3.5) of a: q, and k, v straight into the cache's new rows; partial RoPE; causal
 // attention over the cache; o_proj.
 void softmax(const KernelTable& K, const AttentionBlock& b, const SoftmaxParams& p, const LayerCache& c, const float* a,
              int64_t n, float* attn) {

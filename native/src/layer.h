@@ -1,4 +1,4 @@
-// A whole decoder layer (spec §2.4-§2.7) in one call, for few tokens (decode): input norm, lightning or softmax
+// A whole decoder layer (docs/architecture.md §3.3-§3.6) in one call, for few tokens (decode): input norm, lightning or softmax
 // attention, the residual, the post-attention norm, the router, the routed experts and the MLP residual.
 // engine/layers.ts runs the same kernels one op at a time when hooks listen; this is the path without hooks,
 // bit-identical to it and without a JavaScript round trip between the kernels.
@@ -65,7 +65,7 @@ struct DecoderLayerParams {
 void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const LayerCache& cache, const float* x,
                    int64_t n, float* out);
 
-// The whole model (spec §2): embedding, the layers, final norm, LM head.
+// The whole model (docs/architecture.md §3): embedding, the layers, final norm, LM head.
 struct DecoderModel {
   WeightView embed;  // [vocab, hidden]
   const float* norm;  // [hidden]

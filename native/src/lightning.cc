@@ -1,4 +1,4 @@
-// Lightning attention (spec §2.5). Per head, decay λ = exp(−s), state S [d, d] (row: key dim,
+// Lightning attention (docs/architecture.md §3.4). Per head, decay λ = exp(−s), state S [d, d] (row: key dim,
 // column: value dim). Recurrence: S_t = λ S_{t−1} + k_tᵀ v_t, o_t = q_t S_t.
 // Block form for m ≤ B tokens (local i, j):
 //   O = ((Q Kᵀ) ⊙ diag) V + (Q ⊙ q_decay) S,  diag[i,j] = λ^{i−j} (i ≥ j), q_decay[i] = λ^{i+1}
@@ -19,8 +19,8 @@ namespace {
 // One block of m <= B tokens of head h from t0 on: out rows and the state S of the head (pw[i] = λ^i).
 void block(const float* q, const float* k, const float* v, int64_t ld, int64_t hs, int64_t ldo, int64_t h, int64_t d,
            double s, const float* pw, int64_t t0, int64_t m, float* S, float* out) {
-  float* Kt = scratch(3, d * m);
-  float* A = scratch(4, m * m);
+  float* Kt = scratch(slot::kLightningKeysT, d * m);
+  float* A = scratch(slot::kLightningScores, m * m);
   const float* Q = q + t0 * ld + h * hs;
   const float* K = k + t0 * ld + h * hs;
   const float* Vb = v + t0 * ld + h * hs;
@@ -73,7 +73,7 @@ void lightning_prefill(const float* q, const float* k, const float* v, int64_t l
   if (heads <= 0 || d <= 0) return;
   const int64_t ldo = heads * d;
   parallel_for(heads, cdiv(heads, num_threads()), [&](int64_t lo, int64_t hi) {
-    float* pw = scratch(5, (hi - lo) * (B + 1));  // λ_h^i, i = 0..B, per head
+    float* pw = scratch(slot::kLightningDecay, (hi - lo) * (B + 1));  // λ_h^i, i = 0..B, per head
     for (int64_t h = lo; h < hi; h++) {
       const double s = double(slopes[h]);
       for (int64_t i = 0; i <= B; i++) pw[(h - lo) * (B + 1) + i] = float(exp(-s * double(i)));

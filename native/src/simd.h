@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "scratch.h"
 #include "threadpool.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -288,7 +289,7 @@ static inline V load_w(const void* p, int64_t n) {
   return V::load_f16(static_cast<const uint16_t*>(p), n);
 }
 
-// Per-thread scratch memory (64-byte aligned), one independent buffer per slot.
+// Per-thread scratch memory (64-byte aligned), one independent buffer per slot (the slots: scratch.h).
 float* scratch(int slot, int64_t floats);
 
 // Kernel entry points (defined in the per-op sources of this ISA build).

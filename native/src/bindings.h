@@ -1,0 +1,10 @@
+// The parts of the addon's exports: op bindings (ops.cc) and decoder objects (decoder.cc).
+#pragma once
+#include <napi.h>
+
+namespace m1 {
+
+void define_ops(Napi::Env env, Napi::Object exports);
+void define_decoder(Napi::Env env, Napi::Object exports);
+
+}  // namespace m1
