@@ -152,6 +152,9 @@ test("a body not sent as JSON gets 415; a prompt past the limit gets 400 naming 
   assert.match(error.message, /the prompt has 4097 tokens, more than this server's limit of 4096 \(m1 serve --max-prompt-tokens\)/);
   assert.deepEqual([error.param, error.code], ["prompt", "context_length_exceeded"]);
   assert.equal((await post("/completions", { model: "mini-80k", prompt: new Array(4096).fill(5), max_tokens: 1 })).status, 200);
+  const megabytes = await post("/completions", { model: "mini-80k", prompt: "<s>" + " 1".repeat(2_000_000), max_tokens: 1 });
+  assert.equal(megabytes.status, 400);
+  assert.match((await jsonOf(megabytes)).error.message, /the prompt has more than \d+ tokens, more than this server's limit of 4096/);
 });
 
 test("--max-prompt-tokens sets the limit; a short request finishes while a long prompt is still being prefilled", async () => {

@@ -63,11 +63,7 @@ interface Started {
 
 function start(model: Model, request: EngineRequest): Started {
   const tokenizer = requireTokenizer(model);
-  const promptIds = typeof request.prompt === "string" ? tokenizer.encode(request.prompt) : request.prompt;
-  const limit = request.maxPromptTokens;
-  if (limit !== undefined && promptIds.length > limit) {
-    throw new RequestError(`the prompt has ${promptIds.length} tokens, more than this server's limit of ${limit} (m1 serve --max-prompt-tokens)`, "prompt", 400, "context_length_exceeded");
-  }
+  const promptIds = promptTokens(tokenizer, request.prompt, request.maxPromptTokens);
   const stop = (request.stop ?? []).filter((s) => s !== "");
   const generation = model.generate(promptIds, {
     maxNewTokens: request.maxTokens,
@@ -82,6 +78,26 @@ function start(model: Model, request: EngineRequest): Started {
     signal: request.signal,
   });
   return { tokenizer, promptIds, stop, generation };
+}
+
+/** Characters of a long text prompt encoded first, per token of the limit: the rest is encoded only if they fit. */
+const PREFIX_CHARS_PER_TOKEN = 16;
+
+/**
+ * The prompt's token ids, refused past `limit` tokens. A text far longer than the limit is judged by a prefix first
+ * (cut at a space), so a request of megabytes is refused without encoding all of it (seconds of a blocked server).
+ */
+function promptTokens(tokenizer: Tokenizer, prompt: string | number[], limit: number | undefined): number[] {
+  const tooLong = (count: string) =>
+    new RequestError(`the prompt has ${count} tokens, more than this server's limit of ${limit} (m1 serve --max-prompt-tokens)`, "prompt", 400, "context_length_exceeded");
+  if (limit !== undefined && typeof prompt === "string" && prompt.length > PREFIX_CHARS_PER_TOKEN * limit) {
+    const space = prompt.lastIndexOf(" ", PREFIX_CHARS_PER_TOKEN * limit);
+    const head = tokenizer.encode(prompt.slice(0, space > 0 ? space : PREFIX_CHARS_PER_TOKEN * limit));
+    if (head.length > limit) throw tooLong(`more than ${head.length}`);
+  }
+  const ids = typeof prompt === "string" ? tokenizer.encode(prompt) : prompt;
+  if (limit !== undefined && ids.length > limit) throw tooLong(String(ids.length));
+  return ids;
 }
 
 function finished({ tokenizer, promptIds, stop, generation }: Started, ids: number[]): EngineCompletion {
