@@ -202,11 +202,11 @@ export class Generation implements AsyncIterable<GeneratedToken> {
   private async prefill(prompt: Int32Array, cache: ModelCache): Promise<ForwardResult> {
     const { prefillChunk = prompt.length, signal } = this.options;
     if (!(Number.isSafeInteger(prefillChunk) && prefillChunk >= 1)) throw new InputError(`prefillChunk must be an integer >= 1, got ${prefillChunk}`);
-    let nonFinite: NonFinitePoint | null = null;
+    let nonFinite: NonFinitePoint | null | undefined;
     for (let t0 = 0; ; t0 += prefillChunk) {
       const last = t0 + prefillChunk >= prompt.length;
       const result = await this.model.forward(prompt.subarray(t0, t0 + prefillChunk), { cache, logits: last ? "last" : "none", phase: "prefill", signal });
-      nonFinite ??= result.nonFinite ?? null;
+      nonFinite ??= result.nonFinite; // the first point any chunk found
       if (last) return { ...result, nonFinite };
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -248,6 +248,8 @@ function finiteLogits(result: ForwardResult, step: string): Float32Array {
   const first = result.nonFinite;
   const where = first
     ? `; non-finite values first appear at ${first.hook}${first.byHook ? ", written by a hook there" : ""}`
-    : "; register any hook (model.hooks.add(() => true, () => {})) to find the layer and hook point where they first appear, or load the model with { checkFinite: true } to check its weights";
+    : result.nonFinite === null
+      ? "; the embedding and every layer's output were finite: they first appear in the final norm or the LM head"
+      : "; register any hook (model.hooks.add(() => true, () => {})) to find the layer and hook point where they first appear, or load the model with { checkFinite: true } to check its weights";
   throw new NonFiniteError(`generate: the logits of ${step} are not finite (${logits[at]} for token ${at})${where}`);
 }

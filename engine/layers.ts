@@ -28,8 +28,9 @@ export interface NonFinitePoint {
 }
 
 /**
- * Notes the first hook point whose value is not finite, when hooks are registered (then the pass already runs op by
- * op, and a scan of each value costs little beside it); without hooks nothing is scanned.
+ * Notes the first hook point whose value is not finite, when hooks are registered: the model watches the embedding and
+ * each layer's output, and hook() the points that hooks listen to, before and after they run (one scan each, small
+ * beside the pass); without hooks nothing is scanned.
  */
 export function watchFinite(pass: Pass, name: string, layer: number | null, data: Float32Array | Int32Array, byHook = false): void {
   if (pass.nonFinite || pass.hooks.size === 0 || !(data instanceof Float32Array)) return;
@@ -38,8 +39,8 @@ export function watchFinite(pass: Pass, name: string, layer: number | null, data
 
 /** Fires hook `name` on data of the given shape if anyone listens; returns the (possibly replaced) data. */
 export function hook<T extends Float32Array | Int32Array>(pass: Pass, name: string, layer: number | null, data: T, shape: number[]): T {
-  watchFinite(pass, name, layer, data);
   if (!pass.hooks.wants(name)) return data;
+  watchFinite(pass, name, layer, data);
   const ctx: HookContext = { name, phase: pass.phase, position: pass.position, tokens: pass.tokens, layer };
   const dtype = data instanceof Int32Array ? "I32" : "F32";
   const out = pass.hooks.fire(new Tensor(dtype, shape, data), ctx).data as T;

@@ -39,7 +39,8 @@ export interface ForwardResult {
   /** [rows, vocab] f32, rows = tokens (logits "all"), 1 ("last") or 0 ("none") */
   readonly logits: Tensor;
   readonly cache: ModelCache;
-  /** With hooks registered: the first hook point (or native layer's output) whose value held NaN or ±Infinity */
+  /** With hooks registered: the first watched point (the embedding, a layer's output, a hooked point) whose value
+   *  held NaN or ±Infinity; null if none did; absent without hooks (nothing watched) */
   readonly nonFinite?: NonFinitePoint | null;
 }
 
@@ -157,20 +158,18 @@ export class Model implements WeightSource {
 
     let x = native.embedding(tokens, this.weight("model.embed_tokens.weight", [cfg.vocabSize, hs]));
     x = yield* point("embed", null, {}, x, [n, hs]);
+    watchFinite(pass, "embed", null, x);
     for (let l = 0; l < cfg.numLayers; l++) {
       const fast = !stepping && n <= NATIVE_LAYER_MAX_TOKENS && !this.layerHookNames[l].some((name) => this.hooks.wants(name));
       const layer = fast ? this.nativeLayer(l) : null;
-      if (layer) {
-        x = runNativeLayer(layer, l, x, pass, cache);
-        watchFinite(pass, `blocks.${l}.hook_resid_post`, l, x); // the layer's output, where no hook point ran
-      } else {
-        x = yield* this.layer(l, x, pass, cache, point);
-      }
+      x = layer ? runNativeLayer(layer, l, x, pass, cache) : yield* this.layer(l, x, pass, cache, point);
+      watchFinite(pass, `blocks.${l}.hook_resid_post`, l, x); // the layer's output
       yield null;
     }
     cache.position += n;
+    const watched = () => (this.hooks.size > 0 ? pass.nonFinite : undefined);
 
-    if (mode === "none") return { logits: new Tensor("F32", [0, cfg.vocabSize], new Float32Array(0)), cache, nonFinite: pass.nonFinite };
+    if (mode === "none") return { logits: new Tensor("F32", [0, cfg.vocabSize], new Float32Array(0)), cache, nonFinite: watched() };
     let last = x;
     let rows = n;
     if (mode === "last") {
@@ -181,7 +180,7 @@ export class Model implements WeightSource {
     h = yield* point("ln_final.hook_normalized", null, { input: last }, h, [rows, hs]);
     let logits = native.matmul(h, rows, this.lmHead());
     logits = yield* point("logits", null, { input: h }, logits, [rows, cfg.vocabSize]);
-    return { logits: new Tensor("F32", [rows, cfg.vocabSize], logits), cache, nonFinite: pass.nonFinite };
+    return { logits: new Tensor("F32", [rows, cfg.vocabSize], logits), cache, nonFinite: watched() };
   }
 
   private *pause(pass: Pass, name: string, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]): Generator<SubStep, Float32Array, void> {

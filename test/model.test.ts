@@ -295,7 +295,7 @@ test("non-finite logits stop generate, naming where they first appear when hooks
   const dir = poisoned((n) => /^model\.layers\.3\.block_sparse_moe\.experts\.\d+\.w2\.weight$/.test(n), Infinity);
   const infExperts = await Model.load(dir);
   infExperts.hooks.add("logits", () => {});
-  await fails(infExperts, /non-finite values first appear at blocks\.3\.hook_mlp_out$/);
+  await fails(infExperts, /non-finite values first appear at blocks\.3\.hook_resid_post$/);
   await assert.rejects(Model.load(dir, { checkFinite: true }),
     (e: Error) => e instanceof CheckpointError && /model\.layers\.3\.block_sparse_moe\.experts\.0\.w2\.weight in .*model\.safetensors is not finite: Infinity at element 0 of \[64, 96\] \(F32\)/.test(e.message));
   await Model.load(TINY, { checkFinite: true }); // finite weights pass
@@ -305,5 +305,8 @@ test("non-finite logits stop generate, naming where they first appear when hooks
   } finally {
     remove();
   }
+  const nanHead = await Model.load(poisoned((n) => n === "lm_head.weight", NaN));
+  nanHead.hooks.add("blocks.0.hook_resid_pre", () => {});
+  await fails(nanHead, /the embedding and every layer's output were finite: they first appear in the final norm or the LM head$/);
   assert.equal((await model.generate(prompt, { maxNewTokens: 2 }).result()).ids.length, 2, "the model still generates");
 });
