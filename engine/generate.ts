@@ -3,12 +3,12 @@
  * stop conditions, a thinking budget and cancellation.
  */
 import type { ForwardResult, Model } from "./model.ts";
-import type { ModelCache } from "./cache.ts";
-import type { NonFinitePoint } from "./layers.ts";
 import { firstNonFinite } from "./tensor.ts";
+import type { ModelCache } from "./cache.ts";
 import { Sampler, type SamplingOptions } from "./sampling.ts";
 import { InputError, NonFiniteError } from "./errors.ts";
 import { DISPLAY, htmlBundle, escapeHtml, type MimeBundle } from "./display.ts";
+import { ExpertRouting, type LayerRouting } from "./expert-routing.ts";
 
 export interface GenerateOptions extends SamplingOptions {
   /** Most new tokens (default 256). */
@@ -23,9 +23,10 @@ export interface GenerateOptions extends SamplingOptions {
   thinkTokens?: { open: number[]; close: number[] };
   /** Keep the logits that chose each token. */
   keepLogits?: boolean;
-  /** Prefill the prompt in forward calls of at most this many tokens, letting the event loop run between them (a
-   *  server's other requests go on meanwhile); default: one call. Equal to one call up to f32 rounding. */
-  prefillChunk?: number;
+  /** Keep, per token, the experts each layer chose for the position that produced it, with their weights. */
+  routingLog?: boolean;
+  /** Of the top-k experts, keep those whose renormalised weight reaches this (at least one), renormalised again. */
+  expertThreshold?: number;
   /** Continue from this decoding state instead of a fresh one (updated in place). */
   cache?: ModelCache;
   signal?: AbortSignal;
@@ -42,6 +43,8 @@ export interface GeneratedToken {
   /** emitted by the thinking budget, not chosen by the sampler */
   readonly forced: boolean;
   readonly logits?: Float32Array;
+  /** with `routingLog`: each layer's experts and weights at the position whose logits chose this token */
+  readonly routing?: LayerRouting[];
 }
 
 export type StopReason = "max_tokens" | "stop_token" | "stop_string";
@@ -81,17 +84,107 @@ function endsWith(seq: number[], tail: number[]): boolean {
   return true;
 }
 
-/** A running generation: iterate it for a stream of tokens, or await `result()`. Produced tokens stay in `ids`. */
-export class Generation implements AsyncIterable<GeneratedToken> {
+/**
+ * The choice of each new token of one sequence: sampling, the thinking budget (the closing tag forced once the
+ * budget is spent), stop tokens and the token limit. Generation and the decode batch both drive one per sequence.
+ */
+export class TokenChooser {
   readonly ids: number[] = [];
   stopReason: StopReason | null = null;
   thoughtTokens = 0;
+  private readonly sampler: Sampler;
+  private readonly thought: ThoughtTracker | null;
+  private readonly close: number[];
+  private readonly stopTokens: Set<number>;
+  private readonly maxNewTokens: number;
+  private forcedQueue: number[] = [];
+
+  constructor(model: Model, prompt: ArrayLike<number>, readonly options: GenerateOptions = {}) {
+    const { maxNewTokens = 256 } = options;
+    if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 0)) throw new InputError(`maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
+    if (prompt.length === 0) throw new InputError("generate: the prompt has no tokens");
+    this.maxNewTokens = maxNewTokens;
+    const vocab = model.config.vocabSize;
+    for (const id of options.stopTokens ?? []) {
+      if (!(Number.isInteger(id) && id >= 0 && id < vocab)) throw new InputError(`stopTokens: ${id} is not a token id of the vocabulary [0, ${vocab})`);
+    }
+    this.stopTokens = new Set(options.stopTokens ?? defaultStopTokens(model));
+    this.sampler = new Sampler(options);
+    const markers = thoughtMarkers(model, options);
+    this.thought = markers ? new ThoughtTracker(markers.open, markers.close) : null;
+    this.close = markers?.close ?? [];
+    if (this.thought) for (let i = 0; i < prompt.length; i++) this.thought.push(prompt[i]);
+    if (maxNewTokens === 0) this.stopReason = "max_tokens";
+  }
+
+  /** No more tokens: a stop token, the token limit, or `stop` was called. */
+  get done(): boolean {
+    return this.stopReason !== null;
+  }
+
+  /** Chooses the next token from the logits that follow the sequence so far. */
+  choose(logits: Float32Array): { id: number; thinking: boolean; forced: boolean } {
+    if (this.done) throw new InputError(`the sequence has stopped (${this.stopReason})`);
+    const thought = this.thought;
+    if (this.forcedQueue.length === 0 && thought && thought.inside && thought.spent >= this.options.thinkingBudget!) {
+      this.forcedQueue = [...this.close];
+    }
+    const forced = this.forcedQueue.length > 0;
+    const id = forced ? this.forcedQueue.shift()! : this.sampler.pick(logits);
+    const thinking = thought?.inside ?? false;
+    thought?.push(id);
+    if (thought) this.thoughtTokens = Math.max(this.thoughtTokens, thought.spent);
+    this.ids.push(id);
+    if (this.stopTokens.has(id) && this.forcedQueue.length === 0) this.stopReason = "stop_token";
+    else if (this.ids.length >= this.maxNewTokens) this.stopReason = "max_tokens";
+    return { id, thinking, forced };
+  }
+
+  stop(reason: StopReason): void {
+    this.stopReason = reason;
+  }
+}
+
+/** A running generation: iterate it for a stream of tokens, or await `result()`. Produced tokens stay in `ids`. */
+export class Generation implements AsyncIterable<GeneratedToken> {
+  /** the router hooks of `routingLog` / `expertThreshold` (null without either): slots dropped, positions forwarded */
+  readonly routing: ExpertRouting | null;
   private emitted = "";
   private readonly stream: AsyncGenerator<GeneratedToken>;
+  private readonly chooser: TokenChooser;
   private started = false;
 
   constructor(private readonly model: Model, prompt: ArrayLike<number>, private readonly options: GenerateOptions = {}) {
-    this.stream = this.run(model.checkIds(prompt));
+    const ids = model.checkIds(prompt);
+    if (options.stopStrings?.length && !model.tokenizer) throw new InputError("stopStrings need a tokenizer; this checkpoint has none (use stopTokens)");
+    this.chooser = new TokenChooser(model, ids, options);
+    const { routingLog = false, expertThreshold } = options;
+    this.routing = routingLog || expertThreshold !== undefined ? new ExpertRouting(expertThreshold, routingLog) : null;
+    this.stream = this.routed(ids);
+  }
+
+  /** Runs with the router hooks registered for the generation's lifetime. */
+  private async *routed(prompt: Int32Array): AsyncGenerator<GeneratedToken> {
+    const removers = this.routing?.hooks().map(([filter, fn]) => this.model.hooks.add(filter, fn)) ?? [];
+    try {
+      yield* this.run(prompt);
+    } finally {
+      for (const remove of removers) remove();
+    }
+  }
+
+  /** The new tokens so far. */
+  get ids(): number[] {
+    return this.chooser.ids;
+  }
+
+  /** Why it stopped; null while running. */
+  get stopReason(): StopReason | null {
+    return this.chooser.stopReason;
+  }
+
+  get thoughtTokens(): number {
+    return this.chooser.thoughtTokens;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<GeneratedToken> {
@@ -145,90 +238,37 @@ export class Generation implements AsyncIterable<GeneratedToken> {
   }
 
   private async *run(prompt: Int32Array): AsyncGenerator<GeneratedToken> {
-    const { model, options } = this;
-    const { maxNewTokens = 256, signal, keepLogits = false } = options;
-    if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 0)) throw new InputError(`maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
-    if (prompt.length === 0) throw new InputError("generate: the prompt has no tokens");
+    const { model, options, chooser } = this;
+    const { signal, keepLogits = false } = options;
     const tokenizer = model.tokenizer;
-    if (options.stopStrings?.length && !tokenizer) throw new InputError("stopStrings need a tokenizer; this checkpoint has none (use stopTokens)");
-    const vocab = model.config.vocabSize;
-    for (const id of options.stopTokens ?? []) {
-      if (!(Number.isInteger(id) && id >= 0 && id < vocab)) throw new InputError(`stopTokens: ${id} is not a token id of the vocabulary [0, ${vocab})`);
-    }
-    const stopTokens = new Set(options.stopTokens ?? defaultStopTokens(model));
-    const sampler = new Sampler(options);
-    const thought = this.thoughtTracker();
-    if (thought) for (const id of prompt) thought.push(id);
-
     const cache = options.cache ?? model.newCache();
-    let logits = finiteLogits(await this.prefill(prompt, cache), "the prompt");
-    let forcedQueue: number[] = [];
-    for (let index = 0; index < maxNewTokens; index++) {
+    let logits = finiteLogits(await model.forward(prompt, { cache, logits: "last", signal }), "the prompt");
+    for (let index = 0; !chooser.done; index++) {
       signal?.throwIfAborted();
-      let id: number;
-      let forced = false;
-      if (forcedQueue.length === 0 && thought && thought.inside && thought.spent >= options.thinkingBudget!) {
-        forcedQueue = [...options.thinkTokens?.close ?? this.thinkTokens()!.close];
-      }
-      if (forcedQueue.length > 0) {
-        id = forcedQueue.shift()!;
-        forced = true;
-      } else {
-        id = sampler.pick(logits);
-      }
-      const thinking = thought?.inside ?? false;
-      thought?.push(id);
-      if (thought) this.thoughtTokens = Math.max(this.thoughtTokens, thought.spent);
-      this.ids.push(id);
+      const { id, thinking, forced } = chooser.choose(logits);
       const text = tokenizer ? this.newText() : null;
-      yield { id, index, text, thinking, forced, ...(keepLogits ? { logits } : {}) };
-      if (stopTokens.has(id) && forcedQueue.length === 0) {
-        this.stopReason = "stop_token";
-        return;
+      const routing = this.options.routingLog ? { routing: this.routing!.takeLatest() } : {};
+      yield { id, index, text, thinking, forced, ...(keepLogits ? { logits } : {}), ...routing };
+      if (chooser.stopReason !== "stop_token" && options.stopStrings?.length && this.stopStringAt(tokenizer!.decode(this.ids, { skipUnknown: true })) >= 0) {
+        chooser.stop("stop_string");
       }
-      if (options.stopStrings?.length && this.stopStringAt(tokenizer!.decode(this.ids, { skipUnknown: true })) >= 0) {
-        this.stopReason = "stop_string";
-        return;
-      }
-      if (index + 1 < maxNewTokens) {
-        logits = finiteLogits(await model.forward([id], { cache, logits: "last", signal, phase: "decode" }), `step ${index + 1}`);
-      }
-    }
-    this.stopReason = "max_tokens";
-  }
-
-  /** The prompt through the model, in chunks of options.prefillChunk tokens: the logits of its last position, and
-   *  where non-finite values first appeared in any chunk (when hooks watched). */
-  private async prefill(prompt: Int32Array, cache: ModelCache): Promise<ForwardResult> {
-    const { prefillChunk = prompt.length, signal } = this.options;
-    if (!(Number.isSafeInteger(prefillChunk) && prefillChunk >= 1)) throw new InputError(`prefillChunk must be an integer >= 1, got ${prefillChunk}`);
-    let nonFinite: NonFinitePoint | null | undefined;
-    for (let t0 = 0; ; t0 += prefillChunk) {
-      const last = t0 + prefillChunk >= prompt.length;
-      const result = await this.model.forward(prompt.subarray(t0, t0 + prefillChunk), { cache, logits: last ? "last" : "none", phase: "prefill", signal });
-      nonFinite ??= result.nonFinite; // the first point any chunk found
-      if (last) return { ...result, nonFinite };
-      await new Promise((resolve) => setImmediate(resolve));
+      if (!chooser.done) logits = finiteLogits(await model.forward([id], { cache, logits: "last", signal, phase: "decode" }), `step ${index + 1}`);
     }
   }
+}
 
-  private thinkTokens(): { open: number[]; close: number[] } | null {
-    if (this.options.thinkTokens) return this.options.thinkTokens;
-    const tok = this.model.tokenizer;
-    if (!tok) return null;
-    return { open: tok.encode("<think>", { addSpecialTokens: false }), close: tok.encode("</think>", { addSpecialTokens: false }) };
+/** The <think>/</think> ids when a thinking budget is set (validated), else null. */
+function thoughtMarkers(model: Model, options: GenerateOptions): { open: number[]; close: number[] } | null {
+  const budget = options.thinkingBudget;
+  if (budget === undefined) return null;
+  if (!(Number.isInteger(budget) && budget >= 0)) throw new InputError(`thinkingBudget must be an integer >= 0, got ${budget}`);
+  const tok = model.tokenizer;
+  const markers = options.thinkTokens ??
+    (tok ? { open: tok.encode("<think>", { addSpecialTokens: false }), close: tok.encode("</think>", { addSpecialTokens: false }) } : null);
+  if (!markers || markers.open.length === 0 || markers.close.length === 0) {
+    throw new InputError("thinkingBudget needs the <think>/</think> token ids: give thinkTokens, or use a checkpoint with a tokenizer");
   }
-
-  private thoughtTracker(): ThoughtTracker | null {
-    const budget = this.options.thinkingBudget;
-    if (budget === undefined) return null;
-    if (!(Number.isInteger(budget) && budget >= 0)) throw new InputError(`thinkingBudget must be an integer >= 0, got ${budget}`);
-    const markers = this.thinkTokens();
-    if (!markers || markers.open.length === 0 || markers.close.length === 0) {
-      throw new InputError("thinkingBudget needs the <think>/</think> token ids: give thinkTokens, or use a checkpoint with a tokenizer");
-    }
-    return new ThoughtTracker(markers.open, markers.close);
-  }
+  return markers;
 }
 
 function defaultStopTokens(model: Model): number[] {
@@ -239,7 +279,7 @@ function defaultStopTokens(model: Model): number[] {
 
 /**
  * The logits of one step, or a NonFiniteError if any is NaN or ±Infinity (one scan of vocab values per step): sampling
- * from them would pick garbage silently. Names the hook point where the values first appeared when hooks watched.
+ * from them would pick garbage silently. Names the point where the values first appeared when hooks watched.
  */
 function finiteLogits(result: ForwardResult, step: string): Float32Array {
   const logits = result.logits.f32;
@@ -248,7 +288,7 @@ function finiteLogits(result: ForwardResult, step: string): Float32Array {
   const first = result.nonFinite;
   const where = first
     ? `; non-finite values first appear at ${first.hook}${first.byHook ? ", written by a hook there" : ""}`
-    : result.nonFinite === null
+    : first === null
       ? "; the embedding and every layer's output were finite: they first appear in the final norm or the LM head"
       : "; register any hook (model.hooks.add(() => true, () => {})) to find the layer and hook point where they first appear, or load the model with { checkFinite: true } to check its weights";
   throw new NonFiniteError(`generate: the logits of ${step} are not finite (${logits[at]} for token ${at})${where}`);

@@ -1,6 +1,7 @@
 /** m1-workbench engine: what a notebook or a script imports. */
 export { Model, type LoadOptions, type ForwardOptions, type ForwardResult } from "./model.ts";
-export { Generation, type GenerateOptions, type GeneratedToken, type GenerationResult, type StopReason } from "./generate.ts";
+export { Generation, TokenChooser, type GenerateOptions, type GeneratedToken, type GenerationResult, type StopReason } from "./generate.ts";
+export { DecodeBatch, BatchSequence, generateBatch, type BatchSequenceOptions, type GenerateBatchOptions } from "./batch.ts";
 export { Sampler, Rng, argmax, type SamplingOptions } from "./sampling.ts";
 export { ModelCache, KvCache } from "./cache.ts";
 export { HookSet, ActivationCache, hookNames, type HookFn, type HookContext, type HookFilter } from "./hooks.ts";
@@ -25,4 +26,5 @@ export { TraceDiff } from "./analysis/diff.ts";
 export { WeightDiff, diffWeights } from "./analysis/weights.ts";
 export { RemoteGeneration, type EndpointOptions } from "./remote.ts";
 export { DISPLAY, type MimeBundle } from "./display.ts";
+export * as rl from "./rl/index.ts";
 export * as native from "../native/index.ts";

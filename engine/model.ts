@@ -13,6 +13,7 @@ import { Tensor, kindOf } from "./tensor.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { InputError } from "./errors.ts";
 import { Generation, type GenerateOptions } from "./generate.ts";
+import { generateBatch, type BatchSequence, type GenerateBatchOptions } from "./batch.ts";
 import { SubStep } from "./substep.ts";
 import { Stepper } from "./stepper.ts";
 
@@ -192,6 +193,39 @@ export class Model implements WeightSource {
   /** Starts generating from a prompt (token ids, or text when the checkpoint has a tokenizer). */
   generate(prompt: ArrayLike<number> | string, options: GenerateOptions = {}): Generation {
     return new Generation(this, this.promptIds(prompt), options);
+  }
+
+  /** Generates from many prompts at once (a decode batch, see engine/batch.ts); results in prompt order. */
+  generateBatch(prompts: readonly (ArrayLike<number> | string)[], options: GenerateBatchOptions = {}): Promise<BatchSequence[]> {
+    return generateBatch(this, prompts, options);
+  }
+
+  /**
+   * One decode step of many sequences: ids[s] is the new token of the sequence whose state is caches[s] (each
+   * updated) → its next logits. With the whole model native and no hook registered, every weight is read once for
+   * all of them; each row has the bits of `forward([ids[s]], { cache: caches[s] })`, which runs otherwise.
+   */
+  async stepBatch(ids: readonly number[], caches: readonly ModelCache[], signal?: AbortSignal): Promise<Float32Array[]> {
+    if (ids.length !== caches.length) throw new InputError(`stepBatch: ${ids.length} ids for ${caches.length} caches`);
+    if (new Set(caches).size !== caches.length) throw new InputError("stepBatch: a cache appears twice (each sequence needs its own)");
+    signal?.throwIfAborted();
+    const tokens = this.checkIds(ids);
+    const decoder = this.hooks.size === 0 ? this.nativeDecoder() : null;
+    if (!decoder) {
+      const rows: Float32Array[] = [];
+      for (let s = 0; s < tokens.length; s++) {
+        rows.push((await this.forward([tokens[s]], { cache: caches[s], logits: "last", phase: "decode", signal })).logits.f32);
+      }
+      return rows;
+    }
+    const { numLayers, vocabSize } = this.config;
+    const logits = decoder.stepBatch(tokens, caches.map((c) => Array.from({ length: numLayers }, (_, l) => nativeCache(l, c, 1))));
+    for (const c of caches) {
+      for (const kv of c.kv) if (kv) kv.length += 1;
+      c.position += 1;
+    }
+    await yieldSometimes();
+    return caches.map((_, s) => logits.subarray(s * vocabSize, (s + 1) * vocabSize));
   }
 
   promptIds(prompt: ArrayLike<number> | string): ArrayLike<number> {

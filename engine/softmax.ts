@@ -8,3 +8,12 @@ export function softmax(row: ArrayLike<number>): Float64Array {
   for (let i = 0; i < p.length; i++) p[i] /= z;
   return p;
 }
+
+/** log softmax(row)[index] in double precision: the log-probability of one token under a row of logits. */
+export function logProbability(row: ArrayLike<number>, index: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+  let z = 0;
+  for (let i = 0; i < row.length; i++) z += Math.exp(row[i] - max);
+  return row[index] - max - Math.log(z);
+}

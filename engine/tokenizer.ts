@@ -49,7 +49,7 @@ export class Tokenizer {
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
     const { ids, tokens } = this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true });
     const bad = ids.findIndex((id: number | undefined) => !Number.isInteger(id));
-    if (bad >= 0) throw new TokenizerError(`${path.join(this.dir, "tokenizer.json")}: piece ${JSON.stringify(tokens[bad])} is not in the vocabulary and there is no unk token`);
+    if (bad >= 0) throw new TokenizerError(`${path.join(this.dir, "tokenizer.json")}: ${unknownPiece(text, tokens[bad])}`);
     return ids;
   }
 
@@ -82,6 +82,13 @@ export class Tokenizer {
       eos_token: tokenContent(this.config.eos_token) ?? "",
     }, source);
   }
+}
+
+/** Names an unknown piece, and the word around it when the pre-tokenizer cut the word smaller (one token per character). */
+function unknownPiece(text: string, piece: string): string {
+  const word = text.split(/\s+/).find((w) => w.includes(piece)) ?? piece;
+  if (word === piece) return `piece ${JSON.stringify(piece)} is not in the vocabulary and there is no unk token`;
+  return `${JSON.stringify(word)} is not in the vocabulary (its piece ${JSON.stringify(piece)} has no token, and there is no unk token)`;
 }
 
 /** Render a chat template without a tokenizer.json (e.g. from the real M1's tokenizer_config.json alone). */

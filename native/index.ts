@@ -94,6 +94,10 @@ export interface DecoderSpec {
 export interface Decoder {
   /** ids [n] → logits [rows, vocab] of the last `rows` positions; caches[l] (one per layer) are updated. */
   forward(ids: Int32Array, caches: readonly DecoderLayerCache[], rows: number): Float32Array;
+  /** One decode step of B sequences: ids [B] (one new token each), caches[s] sequence s's layer caches (a softmax
+   *  layer's with room for one more row) → logits [B, vocab]; each row has the bits that `forward` of that token on
+   *  that sequence alone gives. */
+  stepBatch(ids: Int32Array, caches: readonly (readonly DecoderLayerCache[])[]): Float32Array;
 }
 /** The recycling pool behind large arrays the addon returns (bytes). */
 export interface MemoryStats {

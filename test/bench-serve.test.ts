@@ -68,6 +68,8 @@ test("routes: /v1/models, completions with text or token ids, chat (plain concat
   assert.deepEqual(json.usage, { prompt_tokens: 12, completion_tokens: 31, total_tokens: 43 });
   const ids = await jsonOf(post("/completions", { model: "mini-80k", prompt: [1, 12, 16, 10, 9, 5, 17, 11, 15, 13, 6, 3], max_tokens: 60, temperature: 0 }));
   assert.equal(ids.choices[0].text, json.choices[0].text, "token ids of the same prompt");
+  const natural = await jsonOf(post("/completions", { model: "mini-80k", prompt: "<s>4821+9375=<think>", max_tokens: 60, temperature: 0 }));
+  assert.equal(natural.choices[0].text, json.choices[0].text, "the same prompt without spaces");
   const short = await jsonOf(post("/completions", { model: "mini-80k", prompt: PROMPT, max_tokens: 5, temperature: 0 }));
   assert.deepEqual([short.choices[0].text, short.choices[0].finish_reason], ["1 5 0 6 0", "length"]);
   const chatRes = await post("/chat/completions", { model: "mini-80k", messages: [{ role: "user", content: PROMPT }], temperature: 0 });
@@ -179,7 +181,8 @@ test("--max-prompt-tokens sets the limit; a short request finishes while a long 
 test("a suite run over HTTP against m1 serve equals the same run on the local engine", async () => {
   const task = () => arithmeticSuite({ digits: [3, 7], perDigits: 3, seed: 5 });
   const options = { thinkingBudget: 40, progress: null };
-  const local = await runTask(task(), await LocalBackend.load("mini-80k"), options);
+  const backend = await LocalBackend.load("mini-80k");
+  const local = await runTask(task(), backend, options);
   const viaCompletions = await runTask(task(), new OpenAIBackend({ baseUrl: server.url, model: "mini-80k", concurrency: 3 }), options);
   const viaChat = await runTask(task(), new OpenAIBackend({ baseUrl: server.url, model: "mini-80k", api: "chat", concurrency: 2 }), options);
   const view = (r: typeof local) => r.samples.map((s) => [s.itemId, s.response, s.answer, s.score, s.finishReason, s.completionTokens]);
@@ -188,6 +191,9 @@ test("a suite run over HTTP against m1 serve equals the same run on the local en
   assert.deepEqual(view(viaChat), view(local));
   assert.deepEqual(local.byGroup().map((g) => [g.group, g.meanScore]), [["3", 1], ["7", 0]], "README: mini-80k with budget 40 solves 3 digits, not 7");
   assert.equal(viaCompletions.failures.length, 0);
+  const request = { maxTokens: 60, temperature: 0, thinkingBudget: 80 };
+  assert.deepEqual(await backend.complete({ ...request, prompt: "<s>4821+9375=<think>" }), await backend.complete({ ...request, prompt: PROMPT }),
+    "the eval backend reads a prompt without spaces as the same tokens");
 });
 
 test("chat prompts use the checkpoint's chat template when it has one", async () => {

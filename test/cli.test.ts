@@ -63,6 +63,15 @@ test("m1 generate --greedy --json prints the golden continuation", () => {
   assert.deepEqual(JSON.parse(r.stdout).ids, expected);
 });
 
+test("m1 generate --prompt on the demo pair: the same answer with or without spaces between the characters", () => {
+  const run = (prompt: string) => m1("generate", "engine/checkpoints/mini-80k", "--prompt", prompt, "--max-new", "40", "--greedy", "--json");
+  const spaced = run("<s> 4 8 2 1 + 9 3 7 5 = <think>");
+  const natural = run("<s>4821+9375=<think>");
+  assert.equal(natural.code, 0, natural.stderr);
+  assert.deepEqual(JSON.parse(natural.stdout), JSON.parse(spaced.stdout));
+  assert.match(JSON.parse(natural.stdout).text, /<\/think> 1 4 1 9 6 <\/s>$/);
+});
+
 test("bad input gives a clear error and a non-zero exit", () => {
   const { dir, cleanup } = tempDir();
   try {

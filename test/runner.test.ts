@@ -174,3 +174,25 @@ test("malformed notebooks, other kernels and bad arguments give clear errors", {
     cleanup();
   }
 });
+
+test("a notebook outside the repository imports m1-workbench, m1-workbench/benchmarks and the workbench's libraries (apache-arrow, mathjs, tslab) without an install; plotly.js says it runs in the browser", { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir("m1-run-elsewhere-");
+  try {
+    const path = notebook(dir, "mine.ipynb", [
+      'import { tableFromArrays } from "apache-arrow";\nimport * as math from "mathjs";\nimport * as tslab from "tslab";\nimport { Tensor } from "m1-workbench";\nimport { SUITES } from "m1-workbench/benchmarks";',
+      'const det: number = math.det([[1, 2], [3, 4]]);\nconsole.log(`det ${det}, tslab.display.html ${typeof tslab.display.html}, ${new Tensor("F32", [1], Float32Array.of(1)).f32[0]}, ${SUITES.includes("arithmetic")}`);',
+      'tableFromArrays({ x: Int32Array.of(1, 2) })',
+      'const Plotly = await import("plotly.js-dist-min");',
+    ]);
+    const out = join(dir, "out.ipynb");
+    const r = await m1(["run", path, "--out", out]);
+    assert.equal(r.code, 1, "the last cell imports plotly.js, which runs only in a browser");
+    assert.match(r.stderr, /cell 4 .*\n.*plotly\.js runs in the browser, not in the kernel: make a figure with `new Figure/);
+    const cells = read(out).cells;
+    assert.deepEqual(cells[1].outputs, [{ output_type: "stream", name: "stdout", text: "det -2, tslab.display.html function, 1, true\n" }]);
+    const table = cells[2].outputs![0] as unknown as { data: Record<string, unknown> };
+    assert.ok(table.data["application/vnd.dataresource+json"], "an Arrow table made in the cell shows as a table (the engine's own apache-arrow)");
+  } finally {
+    cleanup();
+  }
+});

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the kernel/runner tests drive: a Jupyter server, nbclient (`jupyter execute`)
-# and Chromium. Does nothing when they are present. As root it uses apt-get; otherwise it prints the command.
+# Installs the Debian packages the kernel/runner tests drive: a Jupyter server, nbclient (`jupyter execute`),
+# the Jupyter kernel conformance suite (jupyter_kernel_test) and Chromium. Does nothing when they are present. As root it uses apt-get; otherwise it prints the command.
 set -euo pipefail
 
 need=()
 [ -x /usr/bin/jupyter-server ] || need+=(jupyter-server)
 [ -x /usr/bin/jupyter ] || need+=(jupyter-core)
 /usr/bin/python3 -c "import nbclient" 2>/dev/null || need+=(python3-nbclient)
+/usr/bin/python3 -c "import jupyter_kernel_test" 2>/dev/null || need+=(python3-jupyter-kernel-test)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 
 [ ${#need[@]} -eq 0 ] && exit 0

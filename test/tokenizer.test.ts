@@ -78,6 +78,13 @@ for (const demo of ["mini-40k", "mini-80k"]) {
     assert.equal(tok.decode([]), "");
 
     assert.throws(() => tok.encode("4 x 2"), (e: unknown) => e instanceof TokenizerError && /"x"/.test(e.message));
+    assert.throws(() => tok.encode("4+2x"), { name: "TokenizerError", message: /: "4\+2x" is not in the vocabulary \(its piece "x" has no token, and there is no unk token\)$/ });
+
+    // one token per character, with or without spaces between them
+    assert.deepEqual(tok.encode("<s>4821+9375=<think>"), tok.encode("<s> 4 8 2 1 + 9 3 7 5 = <think>"));
+    assert.deepEqual(tok.encode("4821+9375="), [12, 16, 10, 9, 5, 17, 11, 15, 13, 6]);
+    assert.deepEqual(tok.encode(" 48 21+9375 =\n"), tok.encode("4 8 2 1 + 9 3 7 5 ="));
+    assert.equal(tok.decode(tok.encode("12+3=")), "1 2 + 3 =");
     assert.throws(() => tok.decode([3, 18]), (e: unknown) => e instanceof InputError && /token id 18/.test(e.message));
     assert.throws(() => tok.decode([-1]), InputError);
     assert.throws(() => tok.renderChat([{ role: "user", content: "1 + 2" }]),

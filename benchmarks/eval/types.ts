@@ -1,6 +1,7 @@
 // The evaluation data model: a task is a list of items (each with its rendered prompt and target), a grader,
 // and generation settings; a backend turns a prompt into a completion.
 import type { ChatMessage } from "../../engine/tokenizer.ts";
+import type { ToolCall } from "../../engine/tool-calls.ts";
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
@@ -58,6 +59,18 @@ export interface Task {
   /** what the groups are, for axis titles (default "group") */
   groupTitle?: string;
   reference?: (model: string, thinkingBudget: number | undefined) => Reference | null;
+  /** how the paper ran it (sampling, samples per item); run options override it */
+  protocol?: Protocol;
+  /** the row of the paper's Table 2 this task reproduces (e.g. "AIME 2024") */
+  paperRow?: string;
+}
+
+/** Sampling and repetition of a task as a paper ran it. */
+export interface Protocol {
+  temperature: number;
+  topP?: number;
+  /** completions per item, each graded; the item's score is their mean */
+  samples: number;
 }
 
 export interface CompletionRequest {
@@ -82,6 +95,8 @@ export interface Completion {
   completionTokens: number | null;
   /** thought returned apart from the text (vLLM's reasoning parser: `reasoning_content`) */
   reasoning?: string | null;
+  /** function calls: the server's `tool_calls`, or the <tool_calls> block of the text (M1's format), which then leaves the text */
+  toolCalls?: ToolCall[];
 }
 
 export interface Backend {

@@ -2,21 +2,22 @@
  * The `m1` command line. Stable forms (used by people and by outside checks):
  *   m1 info <checkpoint-dir-or-config.json> [--json]
  *   m1 forward <checkpoint-dir> --ids 5,17,3 --out logits.safetensors
- *   m1 generate <checkpoint-dir> --ids 5,17,3 --max-new 16 --greedy --json
+ *   m1 generate <checkpoint-dir-or-name> --ids 5,17,3 --max-new 16 --greedy --json   (tool_calls parsed from M1's <tool_calls> block)
  */
 import { M1Error, InputError } from "../../engine/errors.ts";
 import { parseFlags, UsageError } from "./args.ts";
+import { parseToolCalls } from "../../engine/tool-calls.ts";
 
 const USAGE = `usage:
   m1 info <checkpoint-dir-or-config.json> [--json]
   m1 forward <checkpoint-dir> --ids 5,17,3 --out logits.safetensors
-  m1 generate <checkpoint-dir> (--ids 5,17,3 | --prompt TEXT) [--max-new N] [--greedy | --temperature T --top-k K --top-p P --seed S]
+  m1 generate <checkpoint-dir|mini-40k|mini-80k> (--ids 5,17,3 | --prompt TEXT) [--max-new N] [--greedy | --temperature T --top-k K --top-p P --seed S]
               [--thinking-budget N] [--stop-token ID ...] [--stop STRING ...] [--json]
   m1 kernel --connection-file FILE
   m1 kernel install [--user | --prefix DIR] [--name NAME]
   m1 run <notebook.ipynb> [--out executed.ipynb] [--html report.html] [-p name=value ...] [--timeout S]
               [--server URL --token T [--server-path PATH]] [--kernel NAME]
-  m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME]
+  m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME] [--max-batch N] [--max-prompt-tokens N]
   m1 eval <suite|task.json|task.yaml> (--model CHECKPOINT | --endpoint URL --model NAME) [...]   (all options: benchmarks/README.md)
   m1 make-checkpoint <bench-small> <out-dir> [--seed N]
   m1 bench <checkpoint-dir> [--prefill N] [--context N] [--decode N] [--threads N] [--tries N] [--json]
@@ -103,10 +104,9 @@ async function generate(args: string[]): Promise<number> {
     stop: { type: "string", multiple: true },
     json: { type: "boolean" },
   });
-  const dir = positional(positionals, "checkpoint directory");
+  const checkpoint = positional(positionals, "checkpoint (a registry name such as mini-40k, or a directory)");
   if ((values.ids === undefined) === (values.prompt === undefined)) throw new InputError("give exactly one of --ids or --prompt");
-  const { Model } = await engine();
-  const model = await Model.load(dir);
+  const { model } = await (await import("../../benchmarks/registry.ts")).loadLocalModel(checkpoint);
   const controller = new AbortController();
   process.once("SIGINT", () => controller.abort());
   const outside = values["stop-token"]?.find((id) => id >= model.config.vocabSize);
@@ -126,7 +126,11 @@ async function generate(args: string[]): Promise<number> {
   if (values.json) {
     const result = await generation.result();
     const out: Record<string, unknown> = { ids: result.ids, stop_reason: result.stopReason };
-    if (result.text !== null) out.text = result.text;
+    if (result.text !== null) {
+      out.text = result.text;
+      const { toolCalls } = parseToolCalls(result.text); // M1's <tool_calls> block, as m1 serve returns it
+      if (toolCalls.length) out.tool_calls = toolCalls;
+    }
     process.stdout.write(JSON.stringify(out) + "\n");
   } else {
     for await (const token of generation) process.stdout.write(token.text ?? `${token.index ? " " : ""}${token.id}`);

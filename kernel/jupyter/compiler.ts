@@ -217,7 +217,9 @@ export function completeness(code: string): { status: "complete" | "incomplete" 
   const out = ts.transpileModule(code, { reportDiagnostics: true, compilerOptions: { target: ts.ScriptTarget.ES2022 } });
   const errors = out.diagnostics ?? [];
   if (errors.length === 0) return { status: "complete" };
-  if (errors.some((d) => d.start !== undefined && d.start + (d.length ?? 0) >= code.trimEnd().length)) {
+  // Incomplete when every error is at the end (an unclosed bracket, string or statement that more lines can finish);
+  // an error before the end, as in ")(", can never be fixed by typing on.
+  if (errors.every((d) => d.start !== undefined && d.start + (d.length ?? 0) >= code.trimEnd().length)) {
     const last = code.slice(code.lastIndexOf("\n") + 1);
     const indent = last.match(/^\s*/)![0] + (/[{([]\s*$/.test(last) ? "  " : "");
     return { status: "incomplete", indent };

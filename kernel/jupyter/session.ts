@@ -6,7 +6,7 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import vm from "node:vm";
 import * as api from "./api.ts";
@@ -25,12 +25,38 @@ const KERNEL_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(dirname(KERNEL_DIR));
 const require = createRequire(import.meta.url);
 
-/** Modules cells can import from any directory, without installing anything. */
+/** The libraries the workbench is built on and documents. Cells import them from any directory without installing
+ *  anything, and get the workbench's own copy (so an Arrow table made in a cell is one the display recognises). */
+const LIBRARIES = ["apache-arrow", "mathjs", "plotly.js-dist-min", "tslab"];
+
+/** Libraries that run only in a browser: importing one in a cell says what to use instead. */
+const BROWSER_ONLY: Record<string, string> = {
+  "plotly.js-dist-min":
+    'plotly.js runs in the browser, not in the kernel: make a figure with `new Figure(data, layout, title)` from "m1-workbench" ' +
+    "(plotly's own data and layout objects); it shows as a plotly figure, with an offline HTML rendering, and the kernel sends plotly.js to the page",
+};
+
+/** Modules cells can import from any directory → the file that runs (ESM entry where a package has one). */
 const ALIASES: Record<string, string> = {
   "m1-workbench": join(ROOT, "engine", "index.ts"),
   "m1-workbench/kernel": join(KERNEL_DIR, "api.ts"),
-  tslab: require.resolve("tslab"),
+  "m1-workbench/benchmarks": join(ROOT, "benchmarks", "index.ts"),
+  "m1-workbench/openai": join(ROOT, "kernel", "openai", "server.ts"),
+  ...Object.fromEntries(LIBRARIES.map((pkg) => [pkg, fileURLToPath(import.meta.resolve(pkg))])),
 };
+
+/** The same modules → the file that types them: a package's declared types, else its code (typed as any). */
+function typesOf(specifier: string): string {
+  if (!LIBRARIES.includes(specifier)) return ALIASES[specifier];
+  let dir = dirname(ALIASES[specifier]); // up from the entry to the package's own package.json (not all packages export it)
+  while (!isManifestOf(join(dir, "package.json"), specifier)) dir = dirname(dir);
+  const { types, typings } = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { types?: string; typings?: string };
+  return types ?? typings ? join(dir, (types ?? typings)!) : ALIASES[specifier];
+}
+
+function isManifestOf(file: string, pkg: string): boolean {
+  return existsSync(file) && (JSON.parse(readFileSync(file, "utf8")) as { name?: string }).name === pkg;
+}
 
 const version = (pkg: string) => JSON.parse(readFileSync(require.resolve(`${pkg}/package.json`), "utf8")).version as string;
 
@@ -194,7 +220,7 @@ export class Kernel {
     return (this.tools ??= (async () => {
       const [{ CellCompiler }, { transformCell }] = await Promise.all([import("./compiler.ts"), import("./transform.ts")]);
       const typeRoots = [dirname(dirname(require.resolve("@types/node/package.json")))];
-      const paths = { ...ALIASES, tslab: ALIASES.tslab.replace(/\.js$/, ".d.ts") };
+      const paths = Object.fromEntries(Object.keys(ALIASES).map((specifier) => [specifier, typesOf(specifier)]));
       return { compiler: new CellCompiler(this.cwd, typeRoots, paths), transform: transformCell };
     })());
   }
@@ -207,6 +233,7 @@ export class Kernel {
     }).runInThisContext() as CellRuntime["import"];
     return {
       import: async (specifier, options) => {
+        if (BROWSER_ONLY[specifier]) throw new Error(BROWSER_ONLY[specifier]);
         const alias = ALIASES[specifier];
         if (specifier === "tslab") this.hookTslab();
         if (alias) return import(pathToFileURL(alias).href);

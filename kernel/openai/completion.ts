@@ -1,11 +1,16 @@
 // One completion on the local engine with OpenAI semantics, shared by `m1 serve` and the local eval backend so
 // that both produce the very same text: temperature 0 is greedy; the text leaves out the end-of-sequence token
 // that stopped the generation and ends before the first stop string; streamed pieces never show text that a
-// later stop string would remove.
+// later stop string would remove. On request also: each token's log-probability under the model (and the
+// prompt's, with echo), the experts each layer chose per generated token, and an expert threshold with the
+// active parameters it saves.
 import fs from "node:fs";
 import path from "node:path";
 import type { Model } from "../../engine/model.ts";
-import type { Generation } from "../../engine/generate.ts";
+import type { StopReason } from "../../engine/generate.ts";
+import type { ExpertRouting, LayerRouting } from "../../engine/expert-routing.ts";
+import type { BatchScheduler } from "./scheduler.ts";
+import { countParameters } from "../../engine/plan.ts";
 import type { ChatMessage, Tokenizer } from "../../engine/tokenizer.ts";
 import { InputError } from "../../engine/errors.ts";
 import { RequestError } from "./requests.ts";
@@ -16,26 +21,48 @@ export interface EngineRequest extends Omit<CompletionRequest, "prompt" | "tempe
   /** text (tokenized with the checkpoint's tokenizer) or token ids */
   prompt: string | number[];
   temperature?: number;
+  /** log-probabilities of the generated tokens, with this many top alternatives each */
+  logprobs?: number;
+  /** the prompt's tokens come first in the text (and in the log-probabilities) */
+  echo?: boolean;
+  routingLog?: boolean;
+  expertThreshold?: number;
   /** Refuse prompts longer than this many tokens (a server's limit). */
   maxPromptTokens?: number;
 }
 
-/** Prompt tokens per forward call: between two chunks the event loop runs, so other requests' steps go on. */
-const PREFILL_CHUNK = 512;
+/** OpenAI's completions `logprobs`: per token its text, log-probability (null for the first prompt token), top alternatives and offset in the text. */
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[] | null;
+  text_offset: number[];
+}
+
+/** Per generated token: its text and each layer's chosen experts with their weights. */
+export interface TokenRouting { token: string; layers: LayerRouting[] }
+
+/** Active parameters per token (as the paper counts them: no embedding or LM head) and those the threshold saved. */
+export interface ExpertUsage { expert_threshold: number | null; active_params_per_token: number; active_params_saved_per_token: number }
 
 export interface EngineCompletion {
   text: string;
   finishReason: "stop" | "length";
   promptTokens: number;
   completionTokens: number;
+  logprobs?: CompletionLogprobs;
+  routing?: TokenRouting[];
+  experts?: ExpertUsage;
 }
 
 /** How chat messages became a prompt: the checkpoint's chat template, or (without one) their contents joined by newlines. */
 export type PromptFormat = "chat_template" | "concatenated";
 
-export function chatPrompt(model: Model, messages: ChatMessage[]): { text: string; format: PromptFormat } {
+/** `tools` (function objects) are listed in the template's tools section; a checkpoint without a template cannot show them. */
+export function chatPrompt(model: Model, messages: ChatMessage[], tools: object[] = []): { text: string; format: PromptFormat } {
   const tokenizer = requireTokenizer(model);
-  if (hasChatTemplate(model.checkpoint.dir)) return { text: tokenizer.renderChat(messages, { addGenerationPrompt: true }), format: "chat_template" };
+  if (hasChatTemplate(model.checkpoint.dir)) return { text: tokenizer.renderChat(messages, { addGenerationPrompt: true, ...(tools.length ? { tools } : {}) }), format: "chat_template" };
+  if (tools.length) throw new InputError(`${model.checkpoint.dir} has no chat template, so it cannot be shown tools`);
   const text = messages
     .map((m) => (typeof m.content === "string" ? m.content : m.content.map((p) => p.text ?? "").join("")))
     .join("\n");
@@ -54,30 +81,24 @@ export function requireTokenizer(model: Model): Tokenizer {
   return model.tokenizer;
 }
 
+/** A token as a completion reads it: its id, and (from the engine's own generation) its logits and routing. */
+interface SourceToken { id: number; logits?: Float32Array; routing?: LayerRouting[] }
+
+/** The engine's own generation of one request, or the request's share of the server's batch. */
+type TokenSource = AsyncIterable<SourceToken> & { readonly stopReason: StopReason | null };
+
 interface Started {
   tokenizer: Tokenizer;
   promptIds: number[];
   stop: string[];
-  generation: Generation;
+  generation: TokenSource;
+  /** the router hooks of a request with routing logs or an expert threshold */
+  routing: ExpertRouting | null;
 }
 
-function start(model: Model, request: EngineRequest): Started {
-  const tokenizer = requireTokenizer(model);
-  const promptIds = promptTokens(tokenizer, request.prompt, request.maxPromptTokens);
-  const stop = (request.stop ?? []).filter((s) => s !== "");
-  const generation = model.generate(promptIds, {
-    maxNewTokens: request.maxTokens,
-    greedy: request.temperature === 0,
-    temperature: request.temperature === 0 ? undefined : request.temperature,
-    topP: request.topP,
-    topK: request.topK,
-    seed: request.seed,
-    stopStrings: stop.length > 0 ? stop : undefined,
-    thinkingBudget: request.thinkingBudget,
-    prefillChunk: PREFILL_CHUNK,
-    signal: request.signal,
-  });
-  return { tokenizer, promptIds, stop, generation };
+/** Whether a request can decode in a shared batch: it needs no hook and no logits beyond choosing its tokens. */
+export function batchable(request: Omit<EngineRequest, "prompt">): boolean {
+  return request.logprobs === undefined && !request.echo && !request.routingLog && request.expertThreshold === undefined;
 }
 
 /** Characters of a long text prompt encoded first, per token of the limit: the rest is encoded only if they fit. */
@@ -100,20 +121,129 @@ function promptTokens(tokenizer: Tokenizer, prompt: string | number[], limit: nu
   return ids;
 }
 
-function finished({ tokenizer, promptIds, stop, generation }: Started, ids: number[]): EngineCompletion {
-  const { text } = visibleText(tokenizer, ids, stop, generation.stopReason === "stop_token");
-  const stopped = generation.stopReason === "stop_token" || generation.stopReason === "stop_string";
-  return { text, finishReason: stopped ? "stop" : "length", promptTokens: promptIds.length, completionTokens: ids.length };
+function start(model: Model, request: EngineRequest, scheduler?: BatchScheduler): Started {
+  const tokenizer = requireTokenizer(model);
+  const promptIds = promptTokens(tokenizer, request.prompt, request.maxPromptTokens);
+  const stop = (request.stop ?? []).filter((s) => s !== "");
+  const sampling = {
+    maxNewTokens: request.maxTokens,
+    greedy: request.temperature === 0,
+    temperature: request.temperature === 0 ? undefined : request.temperature,
+    topP: request.topP,
+    topK: request.topK,
+    seed: request.seed,
+    thinkingBudget: request.thinkingBudget,
+  };
+  if (scheduler) {
+    if (!batchable(request)) throw new InputError("this request needs the engine to itself (logprobs, echo, routing logs or an expert threshold): run it through the scheduler's exclusive path");
+    return { tokenizer, promptIds, stop, generation: scheduler.generate(promptIds, sampling, stop, request.signal), routing: null };
+  }
+  const generation = model.generate(promptIds, {
+    ...sampling,
+    stopStrings: stop.length > 0 ? stop : undefined,
+    signal: request.signal,
+    keepLogits: request.logprobs !== undefined,
+    routingLog: request.routingLog,
+    expertThreshold: request.expertThreshold,
+  });
+  return { tokenizer, promptIds, stop, generation, routing: generation.routing };
 }
 
-/** Streams text pieces; returns the finished completion (the same as completeWithEngine's). */
-export async function* streamCompletion(model: Model, request: EngineRequest): AsyncGenerator<string, EngineCompletion> {
-  const started = start(model, request);
+async function finished(model: Model, request: EngineRequest, { tokenizer, promptIds, stop, generation, routing }: Started, tokens: SourceToken[]): Promise<EngineCompletion> {
+  const ids = tokens.map((t) => t.id);
+  const droppedStop = generation.stopReason === "stop_token";
+  const { text } = visibleText(tokenizer, ids, stop, droppedStop);
+  const stopped = droppedStop || generation.stopReason === "stop_string";
+  const shown = droppedStop ? tokens.slice(0, -1) : tokens;
+  const prompt = request.echo ? tokenizer.decode(promptIds, { skipUnknown: true }) : "";
+  return {
+    text: prompt + text, finishReason: stopped ? "stop" : "length", promptTokens: promptIds.length, completionTokens: ids.length,
+    ...(request.logprobs !== undefined ? { logprobs: await tokenLogprobs(model, tokenizer, request, promptIds, shown) } : {}),
+    ...(request.routingLog ? { routing: pieceTexts(tokenizer, shown.map((t) => t.id)).map((token, i) => ({ token, layers: shown[i].routing! })) } : {}),
+    ...(request.expertThreshold !== undefined ? { experts: expertUsage(model, routing!, request.expertThreshold) } : {}),
+  };
+}
+
+function expertUsage(model: Model, r: ExpertRouting, threshold: number): ExpertUsage {
+  const { activePerToken } = countParameters(model.config);
+  const perExpert = 3 * model.config.intermediateSize * model.config.hiddenSize; // w1, w3, w2
+  return { expert_threshold: threshold, active_params_per_token: activePerToken, active_params_saved_per_token: r.positions ? (r.dropped * perExpert) / r.positions : 0 };
+}
+
+/** What decoding `id` after `window` (the tokens just before it) adds to the text. */
+function pieceAfter(tokenizer: Tokenizer, window: number[], id: number): string {
+  const prefix = tokenizer.decode(window, { skipUnknown: true });
+  const withToken = tokenizer.decode([...window, id], { skipUnknown: true });
+  return withToken.startsWith(prefix) ? withToken.slice(prefix.length) : tokenizer.decode([id], { skipUnknown: true });
+}
+
+/**
+ * Each token's piece of the decoded ids, decoded after the 8 tokens before it, so that the pieces add up to the
+ * decoded text even where a tokenizer joins tokens with spaces.
+ */
+function pieceTexts(tokenizer: Tokenizer, ids: number[]): string[] {
+  return ids.map((id, i) => pieceAfter(tokenizer, ids.slice(Math.max(0, i - 8), i), id));
+}
+
+/** log p(token | everything before it) from logits, and the `top` most likely tokens there (as pieces after `window`). */
+function logprobsAt(tokenizer: Tokenizer, logits: Float32Array, id: number, top: number, window: number[]): { logprob: number; top: Record<string, number> } {
+  let max = -Infinity;
+  for (const x of logits) if (x > max) max = x;
+  let sum = 0;
+  for (const x of logits) sum += Math.exp(x - max);
+  const logZ = max + Math.log(sum);
+  const best: Record<string, number> = {};
+  if (top > 0) {
+    const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, top);
+    for (const j of order) best[pieceAfter(tokenizer, window, j)] = logits[j] - logZ;
+  }
+  return { logprob: logits[id] - logZ, top: best };
+}
+
+/**
+ * OpenAI's completions logprobs for the generated tokens, after the prompt's (one forward over it) with echo.
+ * The text is the prompt's decoding (with echo) followed by the completion's, so each is cut into pieces alone.
+ */
+async function tokenLogprobs(model: Model, tokenizer: Tokenizer, request: EngineRequest, promptIds: number[], tokens: SourceToken[]): Promise<CompletionLogprobs> {
+  const top = request.logprobs!;
+  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: top > 0 ? [] : null, text_offset: [] };
+  let offset = 0;
+  const add = (ids: number[], logitsOf: (i: number) => Float32Array | null) => {
+    ids.forEach((id, i) => {
+      const window = ids.slice(Math.max(0, i - 8), i);
+      const text = pieceAfter(tokenizer, window, id);
+      const logits = logitsOf(i);
+      const at = logits ? logprobsAt(tokenizer, logits, id, top, window) : null;
+      out.tokens.push(text);
+      out.token_logprobs.push(at?.logprob ?? null);
+      out.top_logprobs?.push(at ? at.top : null);
+      out.text_offset.push(offset);
+      offset += text.length;
+    });
+  };
+  if (request.echo) {
+    const { logits } = await model.forward(promptIds, { logits: "all", signal: request.signal });
+    const vocab = logits.shape[1];
+    const all = logits.f32;
+    add(promptIds, (i) => (i === 0 ? null : all.subarray((i - 1) * vocab, i * vocab)));
+  }
+  add(tokens.map((t) => t.id), (i) => tokens[i].logits!);
+  return out;
+}
+
+/**
+ * Streams text pieces; returns the finished completion (the same as completeWithEngine's). With a scheduler the
+ * tokens come from its shared batch (the request must be `batchable`).
+ */
+export async function* streamCompletion(model: Model, request: EngineRequest, scheduler?: BatchScheduler): AsyncGenerator<string, EngineCompletion> {
+  const started = start(model, request, scheduler);
   const { tokenizer, stop, generation } = started;
   const ids: number[] = [];
+  const tokens: SourceToken[] = [];
   let emitted = "";
   for await (const token of generation) {
     ids.push(token.id);
+    tokens.push(token);
     // the newest token is shown one step late: it may be the end-of-sequence token that the text leaves out;
     // also held back: an incomplete UTF-8 character, and any tail that could still grow into a stop string
     const { text, cut } = visibleText(tokenizer, ids, stop, true);
@@ -123,15 +253,16 @@ export async function* streamCompletion(model: Model, request: EngineRequest): A
       emitted = text.slice(0, safe);
     }
   }
-  const done = finished(started, ids);
+  const done = await finished(model, request, started, tokens);
   if (done.text.length > emitted.length && done.text.startsWith(emitted)) yield done.text.slice(emitted.length);
   return done;
 }
 
 export async function completeWithEngine(model: Model, request: EngineRequest): Promise<EngineCompletion> {
   const started = start(model, request);
-  const { ids } = await started.generation.result();
-  return finished(started, ids);
+  const tokens: SourceToken[] = [];
+  for await (const token of started.generation) tokens.push(token);
+  return finished(model, request, started, tokens);
 }
 
 /** Decoded text of the generated ids (without a final stop token), cut before the first stop string. */

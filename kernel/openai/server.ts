@@ -1,32 +1,39 @@
 // An OpenAI-compatible HTTP server over the local engine (what vLLM and SGLang offer for the real M1):
 // GET /v1/models, POST /v1/completions, POST /v1/chat/completions, with SSE streaming ("data: {…}\n\n", then
-// "data: [DONE]"). Requests run side by side: each prefills its prompt in chunks and decodes a token at a time,
-// yielding to the event loop in between, so a long prompt does not hold up the others. Prompts longer than the
-// server's limit (default: the model's max_position_embeddings) get 400, as serving engines do past their max model
-// length. Bad requests get 400 with {"error": {message, type, param, code}}, a body that is not declared as JSON
-// 415, unknown routes 404; the server keeps serving.
+// "data: [DONE]"). Requests decode together in one batch (continuous batching, ./scheduler.ts); those that need
+// the engine to themselves (logprobs, echo, routing logs, an expert threshold) run alone between batch steps.
+// Prompts longer than the server's limit (default: the model's max_position_embeddings) get 400, as serving engines
+// do past their max model length. Bad requests get 400 with {"error": {message, type, param, code}}, a body not sent
+// as JSON 415, unknown routes 404; the server keeps serving.
 import http from "node:http";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { Model } from "../../engine/model.ts";
 import { InputError, M1Error, TokenizerError } from "../../engine/errors.ts";
-import { RequestError, parseBody, completionParams, chatParams, type SamplingParams } from "./requests.ts";
-import { streamCompletion, chatPrompt, requireTokenizer, type EngineCompletion, type PromptFormat } from "./completion.ts";
+import { RequestError, parseBody, completionParams, chatParams, type SamplingParams, type ToolChoice } from "./requests.ts";
+import { parseToolCalls, TOOL_CALLS_OPEN, type ToolCall } from "../../engine/tool-calls.ts";
+import { streamCompletion, chatPrompt, requireTokenizer, batchable, type EngineCompletion, type EngineRequest, type PromptFormat } from "./completion.ts";
+import { BatchScheduler } from "./scheduler.ts";
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
 export interface ServerOptions {
-  /** Longest prompt in tokens (default: the model's max_position_embeddings). */
+  /** Most requests decoding together (1: one at a time; default 64). */
+  maxBatch?: number;
+  /** Longest prompt in tokens (default: the model's max_position_embeddings); longer ones get 400. */
   maxPromptTokens?: number;
 }
 
 export class CompletionServer {
   readonly server: http.Server;
-  readonly maxPromptTokens: number;
+  readonly scheduler: BatchScheduler;
   private readonly created = Math.floor(Date.now() / 1000);
+
+  readonly maxPromptTokens: number;
 
   constructor(private readonly model: Model, readonly name: string, options: ServerOptions = {}) {
     requireTokenizer(model);
+    this.scheduler = new BatchScheduler(model, options.maxBatch ?? 64);
     this.maxPromptTokens = options.maxPromptTokens ?? model.config.maxPositionEmbeddings;
     if (!(Number.isSafeInteger(this.maxPromptTokens) && this.maxPromptTokens >= 1)) {
       throw new InputError(`maxPromptTokens must be an integer >= 1, got ${this.maxPromptTokens}`);
@@ -75,29 +82,44 @@ export class CompletionServer {
     let params: SamplingParams;
     let prompt: string | number[];
     let format: PromptFormat | null = null;
+    let extra: { logprobs?: number; echo?: boolean } = {};
+    /** text the answer starts with (a forced tool call), given back in front of the generated text */
+    let prefill = "";
+    let tools = false;
     if (kind === "text") {
       const p = completionParams(body, this.name);
       params = p;
       prompt = p.prompt;
+      extra = { logprobs: p.logprobs, echo: p.echo };
     } else {
       const p = chatParams(body, this.name);
       params = p;
-      const rendered = chatPrompt(this.model, p.messages);
-      prompt = rendered.text;
+      tools = p.toolChoice !== "none";
+      const rendered = chatPrompt(this.model, p.messages, tools ? p.tools : []);
+      prefill = toolPrefill(p.toolChoice);
+      prompt = rendered.text + prefill;
       format = rendered.format;
     }
     const aborted = new AbortController();
     res.on("close", () => aborted.abort());
-    const stream = streamCompletion(this.model, { ...params, prompt, stop: params.stop, signal: aborted.signal, maxPromptTokens: this.maxPromptTokens });
-    const reply = new Reply(res, kind, this.name, format);
-    let next = await stream.next(); // bad input fails here, before any header is written
-    if (params.stream) reply.startStream();
-    while (!next.done) {
-      if (params.stream) reply.piece(next.value);
-      next = await stream.next();
-    }
-    if (params.stream) reply.endStream(next.value, params.includeUsage);
-    else reply.whole(next.value);
+    const request: EngineRequest = {
+      ...params, ...extra, prompt, stop: params.stop, signal: aborted.signal, maxPromptTokens: this.maxPromptTokens, routingLog: params.routingLogs, expertThreshold: params.expertThreshold,
+    };
+    const respond = async (scheduler?: BatchScheduler) => {
+      if (aborted.signal.aborted) return;
+      const stream = streamCompletion(this.model, request, scheduler);
+      const reply = new Reply(res, kind, this.name, format, tools, prefill);
+      let next = await stream.next(); // bad input fails here, before any header is written
+      if (params.stream) reply.startStream();
+      while (!next.done) {
+        if (params.stream) reply.piece(next.value);
+        next = await stream.next();
+      }
+      if (params.stream) reply.endStream(next.value, params.includeUsage);
+      else reply.whole(next.value);
+    };
+    if (batchable(request)) await respond(this.scheduler);
+    else await this.scheduler.exclusive(() => respond());
   }
 }
 
@@ -106,7 +128,10 @@ class Reply {
   private readonly id: string;
   private readonly created = Math.floor(Date.now() / 1000);
 
-  constructor(private readonly res: http.ServerResponse, private readonly kind: "text" | "chat", private readonly model: string, private readonly format: PromptFormat | null) {
+  constructor(
+    private readonly res: http.ServerResponse, private readonly kind: "text" | "chat", private readonly model: string, private readonly format: PromptFormat | null,
+    private readonly tools = false, private readonly prefill = "",
+  ) {
     this.id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
   }
 
@@ -115,9 +140,15 @@ class Reply {
   }
 
   whole(c: EngineCompletion): void {
-    const choice = this.kind === "chat"
-      ? { index: 0, message: { role: "assistant", content: c.text }, logprobs: null, finish_reason: c.finishReason }
-      : { index: 0, text: c.text, logprobs: null, finish_reason: c.finishReason };
+    const routing = c.routing ? { routing: c.routing } : {};
+    let choice: Record<string, unknown>;
+    if (this.kind === "chat") {
+      const { content, toolCalls } = this.tools ? parseToolCalls(this.prefill + c.text) : { content: c.text, toolCalls: [] as ToolCall[] };
+      const message = toolCalls.length ? { role: "assistant", content: content || null, tool_calls: toolCalls } : { role: "assistant", content };
+      choice = { index: 0, message, logprobs: null, finish_reason: toolCalls.length ? "tool_calls" : c.finishReason, ...routing };
+    } else {
+      choice = { index: 0, text: c.text, logprobs: c.logprobs ?? null, finish_reason: c.finishReason, ...routing };
+    }
     sendJson(this.res, 200, { ...this.base(this.kind === "chat" ? "chat.completion" : "text_completion"), choices: [choice], usage: usage(c) }, this.format);
   }
 
@@ -143,7 +174,14 @@ class Reply {
 }
 
 function usage(c: EngineCompletion) {
-  return { prompt_tokens: c.promptTokens, completion_tokens: c.completionTokens, total_tokens: c.promptTokens + c.completionTokens };
+  return { prompt_tokens: c.promptTokens, completion_tokens: c.completionTokens, total_tokens: c.promptTokens + c.completionTokens, ...c.experts };
+}
+
+/** "required" starts the answer with a call block, a named function with that function's call. */
+function toolPrefill(choice: ToolChoice): string {
+  if (choice === "required") return `${TOOL_CALLS_OPEN}\n`;
+  if (typeof choice === "object") return `${TOOL_CALLS_OPEN}\n{"name": ${JSON.stringify(choice.name)}, "arguments": `;
+  return "";
 }
 
 /** Chat prompts of a checkpoint without a chat template are the messages' contents joined by newlines: say so. */

@@ -1,5 +1,6 @@
 // The decoder objects: DecoderLayer (one layer's weights and constants, validated once) and Decoder (the whole
 // model over its layers), which run without returning to JavaScript (layer.h).
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -200,7 +201,8 @@ struct AddonData {
 class Decoder : public Napi::ObjectWrap<Decoder> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Decoder", {InstanceMethod<&Decoder::Forward>("forward")});
+    return DefineClass(env, "Decoder", {InstanceMethod<&Decoder::Forward>("forward"),
+                                        InstanceMethod<&Decoder::StepBatch>("stepBatch")});
   }
 
   explicit Decoder(const CallbackInfo& info) : Napi::ObjectWrap<Decoder>(info) {
@@ -258,6 +260,41 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     for (uint32_t l = 0; l < layers_.size(); l++) caches[l] = layers_[l]->CacheArg(c, ca.Get(l), "caches[" + str(l) + "]", n, {});
     Napi::Float32Array logits = new_f32(c, prod(c, {rows, vocab}));
     if (n > 0) decoder_forward(kernels(), m_, ids.data, n, caches.data(), rows, rows ? logits.Data() : nullptr);
+    return logits;
+  }
+
+  // stepBatch(ids, caches) → logits [B, vocab]: one new token for each of B sequences; caches[s] is sequence s's
+  // array of layer caches (as forward takes them), each updated.
+  Napi::Value StepBatch(const CallbackInfo& info) {
+    Ctx c{info.Env(), "Decoder.stepBatch"};
+    Arr<int32_t> ids = i32(c, info[0], "ids");
+    const int64_t B = ids.len, vocab = m_.embed.rows, L = int64_t(layers_.size());
+    check_ids(c, ids, vocab);
+    if (!info[1].IsArray() || int64_t(info[1].As<Napi::Array>().Length()) != B)
+      c.type_error("caches must be an array of " + str(B) + " sequences' caches (one per id)");
+    const Napi::Array ca = info[1].As<Napi::Array>();
+    std::vector<LayerCache> caches(size_t(B * L));
+    for (int64_t s = 0; s < B; s++) {
+      const std::string sn = "caches[" + str(s) + "]";
+      const Napi::Value sv = ca.Get(uint32_t(s));
+      if (!sv.IsArray() || int64_t(sv.As<Napi::Array>().Length()) != L)
+        c.type_error(sn + " must be an array of " + str(L) + " layer caches");
+      for (int64_t l = 0; l < L; l++)
+        caches[size_t(s * L + l)] = layers_[size_t(l)]->CacheArg(c, sv.As<Napi::Array>().Get(uint32_t(l)), sn + "[" + str(l) + "]", 1, {});
+    }
+    // two sequences sharing a state or KV array would each update it: refuse
+    for (int64_t l = 0; l < L; l++) {
+      std::vector<const float*> seen;
+      for (int64_t s = 0; s < B; s++) {
+        const LayerCache& lc = caches[size_t(s * L + l)];
+        const float* key = lc.state ? lc.state : lc.keys;
+        if (std::find(seen.begin(), seen.end(), key) != seen.end())
+          c.range_error("caches[" + str(s) + "][" + str(l) + "] is shared with an earlier sequence");
+        seen.push_back(key);
+      }
+    }
+    Napi::Float32Array logits = new_f32(c, prod(c, {B, vocab}));
+    if (B > 0) decoder_step_batch(kernels(), m_, ids.data, B, caches.data(), logits.Data());
     return logits;
   }
 

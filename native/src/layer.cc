@@ -19,14 +19,11 @@ struct Product {
   float* out;  // [n, w.rows]
 };
 
-// The products x · Wᵢᵀ of one input x [n, K]. For few rows (matmul's dot path) all weights' rows are shared out
-// to the threads in one pass: each weight row is read once and no thread waits between two small GEMVs. The
-// rows are computed by the dot-path kernel itself, so each output equals matmul's bit for bit.
-void products(const KernelTable& K, const float* x, int64_t n, std::initializer_list<Product> ps) {
-  if (n > kDotRows) {
-    for (const Product& p : ps) K.matmul(x, n, p.w, p.out);
-    return;
-  }
+// The products x · Wᵢᵀ of one input x [n, K] on matmul's dot path, for any n: all weights' rows are shared out to
+// the threads in one pass, so each weight row is read once and no thread waits between two small GEMVs. The rows
+// are computed by the dot-path kernel itself, so each output equals matmul's bit for bit, and every row of x gives
+// the bits that a one-row call gives (batched decode of independent sequences).
+void row_products(const KernelTable& K, const float* x, int64_t n, std::initializer_list<Product> ps) {
   int64_t rows = 0, cols = 1;
   for (const Product& p : ps) {
     rows += p.w.rows;
@@ -41,6 +38,15 @@ void products(const KernelTable& K, const float* x, int64_t n, std::initializer_
       base += p.w.rows;
     }
   });
+}
+
+// The products x · Wᵢᵀ of one input x [n, K]: matmul for many rows; for few rows (matmul's dot path) row_products.
+void products(const KernelTable& K, const float* x, int64_t n, std::initializer_list<Product> ps) {
+  if (n > kDotRows) {
+    for (const Product& p : ps) K.matmul(x, n, p.w, p.out);
+    return;
+  }
+  row_products(K, x, n, ps);
 }
 
 // Lightning attention (docs/architecture.md §3.4) of a = ln1(x): SiLU'd interleaved q/k/v, the decayed recurrence (or the
@@ -108,7 +114,7 @@ void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const Laye
   float* weights = tl_weights.get(n * k);
   tl_idx.resize(size_t(n * k));
   attention_block(K, b, cache, x, n, h, normed, tl_idx.data(), weights);
-  moe_experts(K, normed, n, hs, tl_idx.data(), weights, k, p.mlp.experts, p.mlp.num_experts, nullptr, mlp);
+  moe_experts(K, normed, n, hs, tl_idx.data(), weights, k, p.mlp.experts, p.mlp.num_experts, nullptr, mlp, false);
   K.axpby(p.mlp.alpha, b.postnorm ? normed : h, p.mlp.beta, mlp, out, n * hs);
 }
 
@@ -126,6 +132,98 @@ void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t*
   float* normed = tl_final.get(rows * hs);
   K.rmsnorm(x + (n - rows) * hs, rows, hs, m.norm, m.eps, normed);
   K.matmul(normed, rows, m.lm_head, logits);
+}
+
+// ------------------------------------------------------------------ batched decode
+namespace {
+
+// Lightning attention for B sequences, one new token each: the projections batched, the recurrence per state.
+void lightning_batch(const KernelTable& K, const AttentionBlock& b, const LightningParams& p, const LayerCache* const* c,
+                     const float* a, int64_t B, float* attn) {
+  const int64_t inner = b.heads * b.head_dim, d = b.head_dim;
+  float* qkv = tl_qkv.get(B * 3 * inner);
+  float* gate = tl_gate.get(B * inner);
+  float* o = tl_o.get(B * inner);
+  row_products(K, a, B, {{p.qkv, qkv}, {p.gate, gate}});
+  K.silu(qkv, qkv, B * 3 * inner);
+  // sequences shared out to the threads (the kernel's own parallel loop then runs inline: same bits)
+  parallel_for(B, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t s = lo; s < hi; s++) {
+      const float* r = qkv + s * 3 * inner;
+      K.lightning_step(r, r + d, r + 2 * d, 3 * inner, 3 * d, 1, b.heads, d, p.slopes, c[s]->state, o + s * inner);
+    }
+  });
+  K.rmsnorm(o, B, inner, p.norm, p.norm_eps, o);
+  K.sigmoid(gate, gate, B * inner);
+  K.mul(gate, o, o, B * inner);
+  row_products(K, o, B, {{p.out, attn}});
+}
+
+// Softmax attention for B sequences: q/k/v batched, each new k/v row written into its own cache, attention per cache.
+void softmax_batch(const KernelTable& K, const AttentionBlock& b, const SoftmaxParams& p, const LayerCache* const* c,
+                   const float* a, int64_t B, float* attn) {
+  const int64_t d = b.head_dim, row = p.kv_heads * d, inner = b.heads * d;
+  float* q = tl_qkv.get(B * (inner + 2 * row));
+  float* k = q + B * inner;
+  float* v = k + B * row;
+  float* z = tl_o.get(B * inner);
+  row_products(K, a, B, {{p.q, q}, {p.k, k}, {p.v, v}});
+  std::vector<int32_t> positions(static_cast<size_t>(B));
+  for (int64_t s = 0; s < B; s++) positions[size_t(s)] = int32_t(c[s]->position);
+  K.rope(q, B, b.heads, d, p.rotary_dim, positions.data(), p.theta);
+  K.rope(k, B, p.kv_heads, d, p.rotary_dim, positions.data(), p.theta);
+  const float scale = float(1.0 / std::sqrt(double(d)));
+  parallel_for(B, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t s = lo; s < hi; s++) {
+      const LayerCache& cs = *c[s];
+      std::copy(k + s * row, k + (s + 1) * row, cs.keys + cs.length * row);
+      std::copy(v + s * row, v + (s + 1) * row, cs.values + cs.length * row);
+      K.attention(q + s * inner, cs.keys, cs.values, 1, cs.length + 1, b.heads, p.kv_heads, d, scale, z + s * inner, nullptr);
+    }
+  });
+  row_products(K, z, B, {{p.o, attn}});
+}
+
+void decoder_layer_batch(const KernelTable& K, const DecoderLayerParams& p, const LayerCache* const* c, const float* x,
+                         int64_t B, float* out) {
+  const AttentionBlock& b = p.attention;
+  const int64_t hs = b.hidden, k = b.top_k, experts = b.router.rows;
+  float* a = tl_a.get(B * hs);
+  float* attn = tl_attn.get(B * hs);
+  float* h = tl_h.get(B * hs);
+  float* normed = tl_normed.get(B * hs);
+  float* mlp = tl_mlp.get(B * hs);
+  float* weights = tl_weights.get(B * k);
+  float* logits = tl_logits.get(B * experts);
+  tl_idx.resize(size_t(B * k));
+  K.rmsnorm(x, B, hs, b.ln1, b.eps, a);
+  if (b.lightning) lightning_batch(K, b, *b.lightning, c, a, B, attn);
+  else softmax_batch(K, b, *b.softmax, c, a, B, attn);
+  K.axpby(b.alpha, b.postnorm ? a : x, b.beta, attn, h, B * hs);
+  K.rmsnorm(h, B, hs, b.ln2, b.eps, normed);
+  row_products(K, normed, B, {{b.router, logits}});
+  K.router_topk(logits, B, experts, k, tl_idx.data(), weights);
+  moe_experts(K, normed, B, hs, tl_idx.data(), weights, k, p.mlp.experts, p.mlp.num_experts, nullptr, mlp, true);
+  K.axpby(p.mlp.alpha, b.postnorm ? normed : h, p.mlp.beta, mlp, out, B * hs);
+}
+
+}  // namespace
+
+void decoder_step_batch(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t B,
+                        const LayerCache* caches, float* logits) {
+  const int64_t hs = m.embed.cols, L = m.num_layers;
+  float* x = tl_x[0].get(B * hs);
+  float* y = tl_x[1].get(B * hs);
+  std::vector<const LayerCache*> layer(static_cast<size_t>(B));
+  K.embedding(ids, B, m.embed, x);
+  for (int64_t l = 0; l < L; l++) {
+    for (int64_t s = 0; s < B; s++) layer[size_t(s)] = &caches[s * L + l];
+    decoder_layer_batch(K, *m.layers[l], layer.data(), x, B, y);
+    std::swap(x, y);
+  }
+  float* normed = tl_final.get(B * hs);
+  K.rmsnorm(x, B, hs, m.norm, m.eps, normed);
+  row_products(K, normed, B, {{m.lm_head, logits}});
 }
 
 }  // namespace m1

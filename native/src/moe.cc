@@ -70,7 +70,7 @@ void few_rows(const KernelTable& K, const std::vector<Group>& groups, const Expe
 
 void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                  const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
-                 float* out) {
+                 float* out, bool rowwise) {
   if (n == 0 || k == 0 || hidden == 0) return;
   int64_t F = 0;
   for (int64_t s = 0; s < n * k; s++) F = std::max(F, experts[idx[s]]->w1.rows);
@@ -99,7 +99,7 @@ void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden
     float* ys = slots ? slots + s0 * hidden : tl_slots.get(ns * hidden);
     float* xs = tl_xs.get(ns * hidden);
     gather(x, hidden, order.data(), k, ns, xs);
-    if (most <= kDotRows) {
+    if (most <= kDotRows || rowwise) {
       float* h1 = tl_h1.get(ns * F);
       float* h3 = tl_h3.get(ns * F);
       float* y = tl_y.get(ns * hidden);

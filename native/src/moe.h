@@ -19,8 +19,10 @@ struct ExpertView {
 // x [n, hidden]; idx [n, k]; experts[e] is non-null for every routed e (validated by the caller).
 // slots != null: slots[t, j, :] = y of (t, idx[t, j]).
 // out != null: out[t, :] = Σ_j weights[t, j] · y(t, j), bit-identical to slots followed by weighted_sum.
+// rowwise: every expert takes the dot path however many rows it has, so each token's result has the bits it has
+// when the token is alone (batched decode of independent sequences).
 void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                  const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
-                 float* out);
+                 float* out, bool rowwise);
 
 }  // namespace m1

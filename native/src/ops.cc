@@ -460,7 +460,7 @@ Value MoeExperts(const CallbackInfo& info) {
   disjoint(c, o.a, idx);
   Experts ex = experts_arg(c, info[5], idx, hidden, {&o.a});
   moe_experts(kernels(), x.data, n, hidden, idx.data, nullptr, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), o.a.data,
-              nullptr);
+              nullptr, false);
   return o.arr;
 }
 
@@ -485,7 +485,7 @@ Value Moe(const CallbackInfo& info) {
     return o.arr;
   }
   moe_experts(kernels(), x.data, n, hidden, idx.data, w.data, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), nullptr,
-              o.a.data);
+              o.a.data, false);
   return o.arr;
 }
 

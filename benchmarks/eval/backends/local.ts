@@ -4,6 +4,7 @@ import type { Model } from "../../../engine/model.ts";
 import { loadLocalModel } from "../../registry.ts";
 import { completeWithEngine, chatPrompt } from "../../../kernel/openai/completion.ts";
 import type { Backend, Completion, CompletionRequest } from "../types.ts";
+import { parseToolCalls } from "../../../engine/tool-calls.ts";
 
 export class LocalBackend implements Backend {
   readonly concurrency = 1;
@@ -22,6 +23,7 @@ export class LocalBackend implements Backend {
   async complete(request: CompletionRequest): Promise<Completion> {
     const prompt = typeof request.prompt === "string" ? request.prompt : chatPrompt(this.model, request.prompt).text;
     const c = await completeWithEngine(this.model, { ...request, prompt });
-    return { text: c.text, finishReason: c.finishReason, promptTokens: c.promptTokens, completionTokens: c.completionTokens };
+    const { content, toolCalls } = parseToolCalls(c.text);
+    return { text: content, ...(toolCalls.length ? { toolCalls } : {}), finishReason: c.finishReason, promptTokens: c.promptTokens, completionTokens: c.completionTokens };
   }
 }

@@ -5,6 +5,7 @@
 import { InputError, M1Error } from "../../../engine/errors.ts";
 import type { Backend, Completion, CompletionRequest } from "../types.ts";
 import { requestBody, httpErrorMessage } from "../../../engine/remote.ts";
+import { parseToolCalls, type ToolCall } from "../../../engine/tool-calls.ts";
 
 export interface OpenAIBackendOptions {
   /** e.g. http://127.0.0.1:8000/v1 */
@@ -19,6 +20,8 @@ export interface OpenAIBackendOptions {
   apiKey?: string;
   /** first backoff delay (default 500 ms), doubled per retry */
   backoffMs?: number;
+  /** fields added to every request body (server extensions such as m1 serve's expert_threshold); part of the backend's id */
+  extraBody?: Record<string, unknown>;
 }
 
 export class BackendError extends M1Error {}
@@ -31,7 +34,7 @@ export class OpenAIBackend implements Backend {
   constructor(private readonly options: OpenAIBackendOptions) {
     const api = options.api ?? "completions";
     this.url = `${options.baseUrl.replace(/\/+$/, "")}/${api === "chat" ? "chat/completions" : "completions"}`;
-    this.id = `openai:${this.url}#${options.model}`;
+    this.id = `openai:${this.url}#${options.model}${options.extraBody ? JSON.stringify(options.extraBody) : ""}`;
     this.concurrency = options.concurrency ?? 4;
     if (!(Number.isInteger(this.concurrency) && this.concurrency >= 1)) throw new InputError(`concurrency must be an integer >= 1, got ${this.concurrency}`);
   }
@@ -54,15 +57,18 @@ export class OpenAIBackend implements Backend {
       stopStrings: request.stop,
       thinkingBudget: request.thinkingBudget,
     }, false);
-    const json = await this.post(body, request.signal);
+    const json = await this.post({ ...body, ...this.options.extraBody }, request.signal);
     const choice = (json.choices as Record<string, unknown>[] | undefined)?.[0];
     if (!choice) throw new BackendError(`${this.url}: the answer has no choices: ${JSON.stringify(json).slice(0, 300)}`);
     const message = choice.message as Record<string, unknown> | undefined;
     const text = chat ? (message?.content as string | null) ?? "" : (choice.text as string);
     if (typeof text !== "string") throw new BackendError(`${this.url}: the answer's choice has no text`);
     const usage = json.usage as Record<string, number> | undefined;
+    const served = message?.tool_calls as ToolCall[] | undefined;
+    const parsed = served?.length ? { content: text, toolCalls: served } : parseToolCalls(text);
     return {
-      text,
+      text: parsed.content,
+      ...(parsed.toolCalls.length ? { toolCalls: parsed.toolCalls } : {}),
       finishReason: choice.finish_reason === "length" ? "length" : "stop",
       promptTokens: usage?.prompt_tokens ?? null,
       completionTokens: usage?.completion_tokens ?? null,

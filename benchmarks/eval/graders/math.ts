@@ -9,6 +9,8 @@ import { extractMathAnswer } from "./math-normalize.ts";
 export interface MathGraderOptions {
   /** longest time one comparison may take (default 5000 ms); a timeout scores 0 */
   timeoutMs?: number;
+  /** the target is the answer itself (as datasets give it), not a solution to extract it from */
+  targetIsAnswer?: boolean;
 }
 
 /** Runs comparisons one at a time in a worker thread, replacing the worker after a timeout. */
@@ -91,7 +93,7 @@ export function mathGrader(options: MathGraderOptions = {}): Grader {
     async grade(answer: string, item: EvalItem): Promise<Grade> {
       const extracted = extractMathAnswer(answer);
       if (extracted === null) return { score: 0, extracted: null, detail: "no \\boxed{} answer and no number" };
-      const target = extractMathAnswer(item.target) ?? item.target;
+      const target = options.targetIsAnswer ? item.target : extractMathAnswer(item.target) ?? item.target;
       const verdict = await checker.check(extracted, target, timeoutMs);
       if (verdict === "timeout") return { score: 0, extracted, detail: `comparison timed out after ${timeoutMs} ms` };
       return { score: verdict.equivalent ? 1 : 0, extracted, detail: verdict.how };

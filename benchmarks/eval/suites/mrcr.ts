@@ -39,7 +39,7 @@ export function mrcrSuite(options: MrcrOptions = {}): Task {
     generation: { maxTokens: 256 },
     groups: [...new Set(items.map((x) => x.group!))].sort((a, b) => binOrder(a) - binOrder(b)),
     groupTitle: "context length (≈ tokens)",
-    reference: paperReference,
+    reference: mrcrPaperReference,
   };
 }
 
@@ -80,7 +80,7 @@ function ordinal(k: number): string {
 }
 
 /** MiniMax-M1's published OpenAI-MRCR scores (Table 2) at the 128K and 1M bins. */
-function paperReference(model: string): Reference | null {
+export function mrcrPaperReference(model: string): Reference | null {
   const t2 = table2Data();
   const col = t2.models.indexOf(model);
   if (col < 0) return null;

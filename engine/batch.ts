@@ -1,0 +1,132 @@
+/**
+ * Batched decoding: many sequences advance together, one token each per step. Each sequence keeps its own cache
+ * (lightning states and KV cache) and its own token choice (sampler, thinking budget, stop tokens); a step runs
+ * every weight once for all of them (Model.stepBatch). Sequences join (their prompt is prefilled) and leave between
+ * steps, so a server can keep the batch full. Each sequence's tokens equal what `generate` gives it alone with the
+ * same options (the same seed, the same tokens, bit for bit).
+ */
+import type { Model } from "./model.ts";
+import type { ModelCache } from "./cache.ts";
+import { TokenChooser, type GenerateOptions, type StopReason } from "./generate.ts";
+import { logProbability } from "./softmax.ts";
+import { InputError } from "./errors.ts";
+
+/** Per-sequence options of a batch: generate's, less what needs a stream of text or an outside cache. */
+export type BatchSequenceOptions = Omit<GenerateOptions, "stopStrings" | "cache" | "signal" | "keepLogits">;
+
+/** One sequence in a decode batch: its prompt, the new tokens so far and each one's log-probability. */
+export class BatchSequence {
+  /** log p(token | everything before it) under the model's own distribution (temperature 1, no truncation): the
+   *  rollout policy's probability of each new token when sampling at temperature 1 */
+  readonly logprobs: number[] = [];
+  /** tokens emitted by the thinking budget rather than chosen by the sampler */
+  readonly forced: boolean[] = [];
+  /** logits that follow the last token (the next token is chosen from them) */
+  logits: Float32Array | null = null;
+
+  constructor(readonly prompt: Int32Array, readonly chooser: TokenChooser, readonly cache: ModelCache, readonly tag: number) {}
+
+  get ids(): number[] {
+    return this.chooser.ids;
+  }
+
+  get stopReason(): StopReason | null {
+    return this.chooser.stopReason;
+  }
+
+  get done(): boolean {
+    return this.chooser.done;
+  }
+
+  get thoughtTokens(): number {
+    return this.chooser.thoughtTokens;
+  }
+
+  /** Chooses the next token from the pending logits and records its log-probability. */
+  advance(): number {
+    const { id, forced } = this.chooser.choose(this.logits!);
+    this.logprobs.push(logProbability(this.logits!, id));
+    this.forced.push(forced);
+    return id;
+  }
+}
+
+/** A step-able batch of sequences (see the module comment). */
+export class DecodeBatch {
+  private readonly sequences: BatchSequence[] = [];
+  private tags = 0;
+
+  constructor(readonly model: Model) {}
+
+  /** The sequences still generating, in the order they joined. */
+  get active(): readonly BatchSequence[] {
+    return this.sequences;
+  }
+
+  /** Prefills a prompt and adds its sequence; its first token is chosen at the next step. */
+  async join(prompt: ArrayLike<number> | string, options: BatchSequenceOptions = {}, signal?: AbortSignal): Promise<BatchSequence> {
+    return (await this.joinGroup(prompt, [options], signal))[0];
+  }
+
+  /**
+   * Adds one sequence per entry of `options`, all continuing the same prompt (a group of G completions): the prompt
+   * is prefilled once and each sequence starts from a copy of that state, as if it had prefilled it alone.
+   */
+  async joinGroup(prompt: ArrayLike<number> | string, options: readonly BatchSequenceOptions[], signal?: AbortSignal): Promise<BatchSequence[]> {
+    const ids = this.model.checkIds(this.model.promptIds(prompt));
+    const choosers = options.map((o) => new TokenChooser(this.model, ids, o));
+    const cache = this.model.newCache();
+    const logits = (await this.model.forward(ids, { cache, logits: "last", signal })).logits.f32;
+    return choosers.map((chooser, i) => {
+      const seq = new BatchSequence(ids, chooser, i === choosers.length - 1 ? cache : cache.clone(), this.tags++);
+      seq.logits = logits;
+      if (!seq.done) this.sequences.push(seq);
+      return seq;
+    });
+  }
+
+  /** Takes a sequence out of the batch (it keeps its tokens; its cache is no longer advanced). */
+  leave(seq: BatchSequence): void {
+    const i = this.sequences.indexOf(seq);
+    if (i < 0) throw new InputError("leave: the sequence is not in this batch");
+    this.sequences.splice(i, 1);
+  }
+
+  /**
+   * One token for every active sequence: each chooses from its pending logits; those that did not stop then run
+   * one batched decode step for their next logits. Returns the sequences that finished in this step (they leave).
+   */
+  async step(signal?: AbortSignal): Promise<BatchSequence[]> {
+    signal?.throwIfAborted();
+    const chosen = this.sequences.map((seq) => ({ seq, id: seq.advance() }));
+    const going = chosen.filter((c) => !c.seq.done);
+    const finished = chosen.filter((c) => c.seq.done).map((c) => c.seq);
+    for (const s of finished) s.logits = null;
+    this.sequences.splice(0, this.sequences.length, ...going.map((c) => c.seq));
+    if (going.length > 0) {
+      const rows = await this.model.stepBatch(going.map((c) => c.id), going.map((c) => c.seq.cache), signal);
+      going.forEach((c, i) => (c.seq.logits = rows[i]));
+    }
+    return finished;
+  }
+}
+
+export interface GenerateBatchOptions extends BatchSequenceOptions {
+  /** Seed of each sequence's sampler (default: `seed + i` for sequence i when `seed` is given). */
+  seeds?: number[];
+  signal?: AbortSignal;
+}
+
+/** Generates from every prompt together until each stops; sequences come back in prompt order. */
+export async function generateBatch(model: Model, prompts: readonly (ArrayLike<number> | string)[], options: GenerateBatchOptions = {}): Promise<BatchSequence[]> {
+  const { seeds, signal, seed, ...rest } = options;
+  if (seeds && seeds.length !== prompts.length) throw new InputError(`seeds has ${seeds.length} entries for ${prompts.length} prompts`);
+  const batch = new DecodeBatch(model);
+  const out: BatchSequence[] = [];
+  for (let i = 0; i < prompts.length; i++) {
+    const s = seeds?.[i] ?? (seed === undefined ? undefined : seed + i);
+    out.push(await batch.join(prompts[i], { ...rest, ...(s === undefined ? {} : { seed: s }) }, signal));
+  }
+  while (batch.active.length > 0) await batch.step(signal);
+  return out;
+}

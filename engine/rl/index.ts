@@ -1,0 +1,9 @@
+/** RL and SFT on the engine (docs/rl.md): objectives, rewards, rollouts, the training loop, metrics. */
+export { objective, groupAdvantages, informativeGroups, OBJECTIVES, DEFAULT_CLIP, type ObjectiveName, type ClipRange, type ScoredSequence, type ObjectiveResult } from "./objectives.ts";
+export { exactAnswer, answerDigitCredit, withLengthPenalty, answerAfterThought, type Reward, type Completion } from "./rewards.ts";
+export { additionProblem, additionProblems, additionPrompt, randomOperands, operand, scratchpadCompletion, type Problem } from "./tasks.ts";
+export { rollout, repetitive, completionLogprobs, type Rollout, type RolloutOptions, type RepetitionRule } from "./rollout.ts";
+export { Trainer, stepRng, RATIO_BINS, type Policy, type TrainConfig, type StepMetrics } from "./train.ts";
+export { metricsTable, ratioTable, metricFigure } from "./metrics.ts";
+export { headPrecision, pearson, type HeadPrecision } from "./precision.ts";
+export { parseStages, staged, stageAt, DEFAULT_RL_STAGES, SFT_RECIPES, SFT_OPTIMIZER, type Stage } from "./recipes.ts";

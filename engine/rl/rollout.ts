@@ -1,0 +1,89 @@
+/**
+ * Rollouts for RL on the engine: G completions of each prompt in one decode batch, each token's log-probability
+ * under the rollout policy, and the repetition early-truncation rule (MiniMax-M1 §3.2: stop a generation once
+ * `run` consecutive tokens each had probability above `probability`; the paper uses 3,000 tokens at 0.99 for
+ * windows of 40K-80K, docs/rl.md explains the scaling to this task).
+ */
+import type { Model } from "../model.ts";
+import { DecodeBatch, type BatchSequenceOptions } from "../batch.ts";
+import { InputError } from "../errors.ts";
+import { logProbability } from "../softmax.ts";
+
+export interface RepetitionRule {
+  run: number;
+  probability: number;
+}
+
+export interface RolloutOptions extends Omit<BatchSequenceOptions, "seed"> {
+  /** completions per prompt */
+  groupSize: number;
+  /** seed of completion j of prompt i: seed + i·groupSize + j */
+  seed: number;
+  repetition?: RepetitionRule;
+  signal?: AbortSignal;
+}
+
+export interface Rollout {
+  /** index of its prompt (its group) */
+  group: number;
+  prompt: number[];
+  completion: number[];
+  /** log-probability of each completion token under the rollout policy */
+  logprobs: number[];
+  /** tokens the thinking budget emitted (not sampled) */
+  forced: boolean[];
+  text: string;
+  /** stopped by the token limit or by the repetition rule, not by the end-of-sequence token */
+  truncated: boolean;
+  repetitionStop: boolean;
+}
+
+/** A run of `rule.run` tokens at the end of `logprobs`, each more likely than `rule.probability`. */
+export function repetitive(logprobs: readonly number[], rule: RepetitionRule): boolean {
+  if (logprobs.length < rule.run) return false;
+  const floor = Math.log(rule.probability);
+  for (let t = logprobs.length - rule.run; t < logprobs.length; t++) if (!(logprobs[t] > floor)) return false;
+  return true;
+}
+
+export async function rollout(model: Model, prompts: readonly string[], options: RolloutOptions): Promise<Rollout[]> {
+  const { groupSize, seed, repetition, signal, ...sampling } = options;
+  if (!(Number.isInteger(groupSize) && groupSize >= 1)) throw new InputError(`groupSize must be an integer >= 1, got ${groupSize}`);
+  const batch = new DecodeBatch(model);
+  const seqs = [];
+  for (let i = 0; i < prompts.length; i++) {
+    const group = Array.from({ length: groupSize }, (_, j) => ({ ...sampling, seed: seed + i * groupSize + j }));
+    seqs.push(...(await batch.joinGroup(prompts[i], group, signal)));
+  }
+  const cut = new Set<number>();
+  while (batch.active.length > 0) {
+    await batch.step(signal);
+    if (!repetition) continue;
+    for (const s of [...batch.active]) {
+      if (repetitive(s.logprobs, repetition)) {
+        cut.add(s.tag);
+        batch.leave(s);
+      }
+    }
+  }
+  const tok = model.tokenizer;
+  return seqs.map((s, k) => ({
+    group: Math.floor(k / groupSize),
+    prompt: [...s.prompt],
+    completion: [...s.ids],
+    logprobs: [...s.logprobs],
+    forced: [...s.forced],
+    text: tok ? tok.decode(s.ids, { skipUnknown: true }) : s.ids.join(" "),
+    truncated: cut.has(s.tag) || s.stopReason !== "stop_token",
+    repetitionStop: cut.has(s.tag),
+  }));
+}
+
+/** log p of each completion token given the prompt and the tokens before it, from one forward pass of the model. */
+export async function completionLogprobs(model: Model, prompt: readonly number[], completion: readonly number[]): Promise<number[]> {
+  if (prompt.length === 0) throw new InputError("completionLogprobs: the prompt has no tokens");
+  const { logits } = await model.forward([...prompt, ...completion]);
+  const vocab = model.config.vocabSize;
+  const data = logits.f32;
+  return completion.map((id, t) => logProbability(data.subarray((prompt.length - 1 + t) * vocab, (prompt.length + t) * vocab), id));
+}

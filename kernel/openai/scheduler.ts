@@ -1,0 +1,144 @@
+// Continuous batching for `m1 serve`: requests decode together in one DecodeBatch (engine/batch.ts), joining
+// between steps as they arrive and leaving as they finish, so every weight is read once per step for all of
+// them; each request's tokens equal what it would get alone (the batch's rows are bit-identical to generate).
+// Requests that need per-request hooks or every step's logits (logprobs, echo, routing logs, an expert
+// threshold) run alone through `exclusive`, between batch steps, once the batch has drained.
+import { DecodeBatch, type BatchSequence, type BatchSequenceOptions } from "../../engine/batch.ts";
+import type { StopReason } from "../../engine/generate.ts";
+import type { Model } from "../../engine/model.ts";
+
+/** One token of a request's stream. */
+export interface StreamedToken { id: number }
+
+/** The tokens of one batched request, as an async iterable; `stopReason` is set when it ends. */
+export class BatchedGeneration implements AsyncIterable<StreamedToken> {
+  readonly ids: number[] = [];
+  stopReason: StopReason | null = null;
+  private queue: StreamedToken[] = [];
+  private error: unknown = null;
+  private wake: (() => void) | null = null;
+
+  push(id: number): void {
+    this.ids.push(id);
+    this.queue.push({ id });
+    this.wake?.();
+  }
+
+  end(reason: StopReason | null, error: unknown = null): void {
+    this.stopReason = reason;
+    this.error = error;
+    this.wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<StreamedToken> {
+    for (;;) {
+      while (this.queue.length) yield this.queue.shift()!;
+      if (this.error) throw this.error;
+      if (this.stopReason) return;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = null;
+    }
+  }
+}
+
+interface Waiting {
+  prompt: number[];
+  options: BatchSequenceOptions;
+  stopStrings: string[];
+  signal?: AbortSignal;
+  out: BatchedGeneration;
+}
+
+interface Running extends Waiting { seq: BatchSequence }
+
+export class BatchScheduler {
+  private readonly batch: DecodeBatch;
+  private waiting: Waiting[] = [];
+  private readonly running: Running[] = [];
+  private exclusives: (() => Promise<void>)[] = [];
+  private pumping = false;
+  /** most sequences decoded in one step so far */
+  peakBatch = 0;
+
+  constructor(readonly model: Model, readonly maxBatch = 64) {
+    this.batch = new DecodeBatch(model);
+  }
+
+  /** Decodes `prompt` in the shared batch; stop strings end it once the decoded text contains one. */
+  generate(prompt: number[], options: BatchSequenceOptions, stopStrings: string[], signal?: AbortSignal): BatchedGeneration {
+    const out = new BatchedGeneration();
+    this.waiting.push({ prompt, options, stopStrings, signal, out });
+    this.pump();
+    return out;
+  }
+
+  /** Runs `task` with the model to itself: after the running batch finishes, before waiting requests join. */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.exclusives.push(() => task().then(resolve, reject));
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    void this.loop().finally(() => {
+      this.pumping = false;
+      if (this.waiting.length || this.exclusives.length) this.pump();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    for (;;) {
+      if (this.running.length === 0 && this.exclusives.length) {
+        await this.exclusives.shift()!();
+        continue;
+      }
+      // new requests join unless an exclusive one waits for the batch to drain
+      while (!this.exclusives.length && this.waiting.length && this.running.length < this.maxBatch) await this.join(this.waiting.shift()!);
+      if (this.running.length === 0) {
+        if (this.waiting.length || this.exclusives.length) continue;
+        return;
+      }
+      for (const r of [...this.running]) if (r.signal?.aborted) this.finish(r, null, r.signal.reason);
+      if (this.running.length === 0) continue;
+      this.peakBatch = Math.max(this.peakBatch, this.running.length);
+      try {
+        await this.batch.step();
+      } catch (e) {
+        for (const r of [...this.running]) this.finish(r, null, e);
+        continue;
+      }
+      for (const r of [...this.running]) {
+        r.out.push(r.seq.ids.at(-1)!);
+        if (r.seq.done) this.finish(r, r.seq.stopReason);
+        else if (r.stopStrings.length && this.hasStopString(r)) this.finish(r, "stop_string");
+      }
+      await new Promise((resolve) => setImmediate(resolve)); // let HTTP traffic in between steps
+    }
+  }
+
+  /** Prefills a request's prompt into the batch; a request the engine rejects fails alone. */
+  private async join(w: Waiting): Promise<void> {
+    if (w.signal?.aborted) return w.out.end(null, w.signal.reason);
+    try {
+      const seq = await this.batch.join(w.prompt, w.options, w.signal);
+      if (seq.done) return w.out.end(seq.stopReason);
+      this.running.push({ ...w, seq });
+    } catch (e) {
+      w.out.end(null, e);
+    }
+  }
+
+  private hasStopString(r: Running): boolean {
+    const text = this.model.tokenizer!.decode(r.seq.ids, { skipUnknown: true });
+    return r.stopStrings.some((s) => text.includes(s));
+  }
+
+  private finish(r: Running, reason: StopReason | null, error: unknown = null): void {
+    this.running.splice(this.running.indexOf(r), 1);
+    if (this.batch.active.includes(r.seq)) this.batch.leave(r.seq);
+    r.out.end(reason, error);
+  }
+}

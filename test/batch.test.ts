@@ -1,0 +1,83 @@
+/** Batched decode: each sequence of a batch equals generate on it alone, bit for bit. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Model, DecodeBatch, Rng } from "../engine/index.ts";
+import { logProbability } from "../engine/softmax.ts";
+import { ROOT, TINY } from "./helpers.ts";
+
+const mini = await Model.load(join(ROOT, "engine", "checkpoints", "mini-80k"));
+
+function additions(count: number, seed: number): string[] {
+  const rng = new Rng(seed);
+  const digits = (n: number) => Array.from({ length: n }, () => Math.floor(rng.next() * 10)).join(" ");
+  return Array.from({ length: count }, (_, i) => `<s> ${digits(2 + (i % 7))} + ${digits(2 + ((i * 3) % 7))} = <think>`);
+}
+
+async function alone(model: Model, prompt: string | number[], options: object): Promise<{ ids: number[]; logprobs: number[]; stop: string | null }> {
+  const gen = model.generate(prompt, { ...options, keepLogits: true });
+  const logprobs: number[] = [];
+  for await (const t of gen) logprobs.push(logProbability(t.logits!, t.id));
+  return { ids: gen.ids, logprobs, stop: gen.stopReason };
+}
+
+test("20 sampled sequences in one batch equal 20 generate calls (tokens, log-probabilities, stop reasons)", async () => {
+  // 20 > 16 rows: the batched products and experts still take the row-independent path
+  const prompts = additions(20, 7);
+  const options = { temperature: 1, topP: 0.95, thinkingBudget: 30, maxNewTokens: 60 };
+  const batch = await mini.generateBatch(prompts, { ...options, seed: 100 });
+  for (let i = 0; i < prompts.length; i++) {
+    const ref = await alone(mini, prompts[i], { ...options, seed: 100 + i });
+    assert.deepEqual(batch[i].ids, ref.ids, `sequence ${i}`);
+    assert.deepEqual(batch[i].logprobs, ref.logprobs, `sequence ${i} log-probabilities`);
+    assert.equal(batch[i].stopReason, ref.stop);
+  }
+  // the thinking budget bound somewhere, and forced tokens are marked
+  assert.ok(batch.some((s) => s.forced.includes(true)));
+});
+
+test("sequences join and leave between steps without changing the others", async () => {
+  const prompts = additions(5, 3);
+  const options = { greedy: true, thinkingBudget: 80, maxNewTokens: 90 };
+  const refs = await Promise.all(prompts.map(async (p) => (await alone(mini, p, options)).ids));
+  const batch = new DecodeBatch(mini);
+  const seqs = [await batch.join(prompts[0], options), await batch.join(prompts[1], options)];
+  for (let k = 0; k < 5; k++) await batch.step();
+  seqs.push(await batch.join(prompts[2], options));
+  await batch.step();
+  batch.leave(seqs[1]); // leaves after 6 tokens
+  seqs.push(await batch.join(prompts[3], options), await batch.join(prompts[4], options));
+  while (batch.active.length > 0) await batch.step();
+  for (const i of [0, 2, 3, 4]) assert.deepEqual(seqs[i].ids, refs[i], `sequence ${i}`);
+  assert.deepEqual(seqs[1].ids, refs[1].slice(0, 6));
+  assert.throws(() => batch.leave(seqs[1]), /not in this batch/);
+});
+
+test("f32 tiny model with a softmax layer: batch equals alone; hooks take the per-sequence path", async () => {
+  const tiny = await Model.load(TINY);
+  const prompts = [[1, 5, 9, 2], [3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3], [7]];
+  const options = { temperature: 0.8, maxNewTokens: 12, stopTokens: [] };
+  const batch = await tiny.generateBatch(prompts, { ...options, seeds: [5, 6, 7] });
+  for (let i = 0; i < prompts.length; i++) assert.deepEqual(batch[i].ids, (await alone(tiny, prompts[i], { ...options, seed: 5 + i })).ids);
+  let seen = 0;
+  const hooked = await tiny.hooks.with([["blocks.0.hook_resid_pre", () => void seen++]], () => tiny.generateBatch(prompts, { ...options, seeds: [5, 6, 7] }));
+  assert.deepEqual(hooked.map((s) => s.ids), batch.map((s) => s.ids));
+  assert.equal(seen, 3 * 12); // a prefill and 11 decode steps per sequence
+});
+
+test("bad batch input is named", async () => {
+  await assert.rejects(mini.generateBatch(["<s> 1 + 2 = <think>"], { seeds: [1, 2] }), /seeds has 2 entries for 1 prompts/);
+  const c = mini.newCache();
+  await assert.rejects(mini.stepBatch([1, 2], [c, c]), /a cache appears twice/);
+  await assert.rejects(mini.stepBatch([99], [mini.newCache()]), /token id 99 at index 0 is outside the vocabulary/);
+});
+
+test("a group joins on one prefill: each member equals generate alone", async () => {
+  const [prompt] = additions(1, 11);
+  const options = [0, 1, 2, 3].map((k) => ({ temperature: 1, seed: 40 + k, thinkingBudget: 40, maxNewTokens: 50 }));
+  const batch = new DecodeBatch(mini);
+  const group = await batch.joinGroup(prompt, options);
+  while (batch.active.length > 0) await batch.step();
+  for (let k = 0; k < 4; k++) assert.deepEqual(group[k].ids, (await alone(mini, prompt, options[k])).ids, `member ${k}`);
+  assert.equal(new Set(group.map((s) => s.cache)).size, 4, "each member has its own cache");
+});

@@ -1,0 +1,67 @@
+// Continuous batching in `m1 serve`: concurrent requests decode together and each gets exactly the tokens it
+// gets alone (same seed, same text, greedy or sampled, with stop strings and thinking budgets); a bad request
+// fails alone, a client that goes away leaves the batch, and requests that need the engine to themselves
+// (logprobs) run between batch steps without stalling the others.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ROOT } from "./helpers.ts";
+import { Model } from "../engine/model.ts";
+import { CompletionServer } from "../kernel/openai/server.ts";
+
+const model = await Model.load(join(ROOT, "engine", "checkpoints", "mini-80k"));
+const batched = new CompletionServer(model, "mini-80k", { maxBatch: 64 });
+const alone = new CompletionServer(model, "mini-80k", { maxBatch: 1 });
+const batchedUrl = `http://127.0.0.1:${await batched.listen(0)}/v1`;
+const aloneUrl = `http://127.0.0.1:${await alone.listen(0)}/v1`;
+after(async () => {
+  await batched.close();
+  await alone.close();
+});
+
+const post = async (url: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<{ status: number; json: any }> => {
+  const res = await fetch(`${url}/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "mini-80k", ...body }), signal });
+  return { status: res.status, json: await res.json() };
+};
+
+const requests = Array.from({ length: 12 }, (_, i) => ({
+  prompt: `<s> ${String(1000 + 7919 * i).split("").join(" ")} + ${String(2000 + 104729 * i).split("").join(" ")} = <think>`,
+  max_tokens: 20 + 5 * (i % 4),
+  temperature: i % 3 === 0 ? 0 : 1,
+  top_p: 0.95,
+  seed: i,
+  ...(i % 4 === 1 ? { stop: [","] } : {}),
+  ...(i % 4 === 2 ? { thinking_budget: 6 } : {}),
+}));
+
+test("concurrent requests decode in one batch and each equals its run alone", async () => {
+  const together = await Promise.all(requests.map((r) => post(batchedUrl, r)));
+  assert.ok(batched.scheduler.peakBatch > 1, `the batch held ${batched.scheduler.peakBatch} sequences at most`);
+  const oneByOne: { status: number; json: any }[] = [];
+  for (const r of requests) oneByOne.push(await post(aloneUrl, r));
+  assert.equal(alone.scheduler.peakBatch, 1);
+  together.forEach((t, i) => {
+    assert.equal(t.status, 200);
+    assert.deepEqual([t.json.choices[0].text, t.json.choices[0].finish_reason, t.json.usage], [oneByOne[i].json.choices[0].text, oneByOne[i].json.choices[0].finish_reason, oneByOne[i].json.usage], `request ${i}`);
+  });
+  assert.ok(together.some((t) => t.json.choices[0].finish_reason === "stop"));
+});
+
+test("a bad request fails alone; a client that leaves frees its place; logprobs requests run between steps", async () => {
+  const controller = new AbortController();
+  const leaving = post(batchedUrl, { ...requests[3], max_tokens: 2000 }, controller.signal).catch((e) => e);
+  const others = requests.slice(0, 4).map((r) => post(batchedUrl, r));
+  const bad = post(batchedUrl, { prompt: [5, 99999], max_tokens: 4 });
+  const scored = post(batchedUrl, { ...requests[0], logprobs: 1 });
+  setTimeout(() => controller.abort(), 50);
+  const [badReply, scoredReply, ...done] = await Promise.all([bad, scored, ...others]);
+  assert.equal(badReply.status, 400);
+  assert.match(badReply.json.error.message, /99999/);
+  assert.equal(scoredReply.status, 200);
+  assert.equal(scoredReply.json.choices[0].logprobs.tokens.length, scoredReply.json.usage.completion_tokens - (scoredReply.json.choices[0].finish_reason === "stop" ? 1 : 0));
+  assert.deepEqual(done.map((d) => d.status), [200, 200, 200, 200]);
+  assert.equal(done[0].json.choices[0].text, scoredReply.json.choices[0].text, "the same request batched and alone");
+  assert.equal((await leaving).name, "AbortError");
+  const after = await post(batchedUrl, requests[5]);
+  assert.equal(after.status, 200, "the server keeps serving");
+});
