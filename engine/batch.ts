@@ -52,6 +52,9 @@ export class BatchSequence {
 }
 
 /** A step-able batch of sequences (see the module comment). */
+/** Prompt tokens per forward call of a join with `between`. */
+export const PREFILL_CHUNK = 512;
+
 export class DecodeBatch {
   private readonly sequences: BatchSequence[] = [];
   private tags = 0;
@@ -63,20 +66,28 @@ export class DecodeBatch {
     return this.sequences;
   }
 
-  /** Prefills a prompt and adds its sequence; its first token is chosen at the next step. */
-  async join(prompt: ArrayLike<number> | string, options: BatchSequenceOptions = {}, signal?: AbortSignal): Promise<BatchSequence> {
-    return (await this.joinGroup(prompt, [options], signal))[0];
+  /** Prefills a prompt and adds its sequence; its first token is chosen at the next step. With `between`, a prompt
+   *  longer than PREFILL_CHUNK tokens is prefilled in chunks (equal to one prefill up to f32 rounding) and `between`
+   *  runs after each chunk but the last: a server steps the running batch there, so a long prompt stalls no one. */
+  async join(prompt: ArrayLike<number> | string, options: BatchSequenceOptions = {}, signal?: AbortSignal, between?: () => Promise<void>): Promise<BatchSequence> {
+    return (await this.joinGroup(prompt, [options], signal, between))[0];
   }
 
   /**
    * Adds one sequence per entry of `options`, all continuing the same prompt (a group of G completions): the prompt
    * is prefilled once and each sequence starts from a copy of that state, as if it had prefilled it alone.
    */
-  async joinGroup(prompt: ArrayLike<number> | string, options: readonly BatchSequenceOptions[], signal?: AbortSignal): Promise<BatchSequence[]> {
+  async joinGroup(prompt: ArrayLike<number> | string, options: readonly BatchSequenceOptions[], signal?: AbortSignal, between?: () => Promise<void>): Promise<BatchSequence[]> {
     const ids = this.model.checkIds(this.model.promptIds(prompt));
     const choosers = options.map((o) => new TokenChooser(this.model, ids, o));
     const cache = this.model.newCache();
-    const logits = (await this.model.forward(ids, { cache, logits: "last", signal })).logits.f32;
+    const chunk = between ? PREFILL_CHUNK : ids.length;
+    for (let t0 = 0; t0 + chunk < ids.length; t0 += chunk) {
+      await this.model.forward(ids.subarray(t0, t0 + chunk), { cache, logits: "none", phase: "prefill", signal });
+      await between!();
+    }
+    const rest = ids.subarray(Math.floor((ids.length - 1) / chunk) * chunk);
+    const logits = (await this.model.forward(rest, { cache, logits: "last", phase: "prefill", signal })).logits.f32;
     return choosers.map((chooser, i) => {
       const seq = new BatchSequence(ids, chooser, i === choosers.length - 1 ? cache : cache.clone(), this.tags++);
       seq.logits = logits;

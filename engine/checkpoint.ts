@@ -7,7 +7,7 @@ import { loadConfig, type ModelConfig } from "./config.ts";
 import { CheckpointError } from "./errors.ts";
 import { loadShardIndex } from "./plan.ts";
 import { SafetensorsFile } from "./safetensors.ts";
-import { shapeNumel, type DType, type Tensor, type TensorData } from "./tensor.ts";
+import { firstNonFinite, shapeNumel, type DType, type Tensor, type TensorData } from "./tensor.ts";
 
 export interface TensorInfo { name: string; dtype: DType; shape: number[]; file: string }
 
@@ -125,6 +125,17 @@ export class Checkpoint {
       }
     }
     return t;
+  }
+
+  /** Reads every tensor once and fails on the first that holds NaN or ±Infinity, naming it and its file. */
+  checkFinite(): void {
+    for (const name of this.names()) {
+      const t = this.get(name);
+      const at = firstNonFinite(t.dtype, t.data);
+      if (at >= 0) {
+        throw new CheckpointError(`${name} in ${this.info(name).file} is not finite: ${t.toFloat32()[at]} at element ${at} of [${t.shape.join(", ")}] (${t.dtype})`);
+      }
+    }
   }
 
   /** Fills `dst` with whole rows of a tensor's first dimension from `rowStart` on, straight from disk (nothing kept

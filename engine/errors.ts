@@ -18,3 +18,6 @@ export class TokenizerError extends M1Error {}
 
 /** Bad user input, e.g. token ids outside the vocabulary. */
 export class InputError extends M1Error {}
+
+/** A computation produced NaN or ±Infinity (from weights, inputs or a hook). */
+export class NonFiniteError extends M1Error {}

@@ -2,10 +2,11 @@
  * Autoregressive generation: prefill the prompt, then one cached decode step per token, with sampling,
  * stop conditions, a thinking budget and cancellation.
  */
-import type { Model } from "./model.ts";
+import type { ForwardResult, Model } from "./model.ts";
+import { firstNonFinite } from "./tensor.ts";
 import type { ModelCache } from "./cache.ts";
 import { Sampler, type SamplingOptions } from "./sampling.ts";
-import { InputError } from "./errors.ts";
+import { InputError, NonFiniteError } from "./errors.ts";
 import { DISPLAY, htmlBundle, escapeHtml, type MimeBundle } from "./display.ts";
 import { ExpertRouting, type LayerRouting } from "./expert-routing.ts";
 
@@ -103,6 +104,10 @@ export class TokenChooser {
     if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 0)) throw new InputError(`maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
     if (prompt.length === 0) throw new InputError("generate: the prompt has no tokens");
     this.maxNewTokens = maxNewTokens;
+    const vocab = model.config.vocabSize;
+    for (const id of options.stopTokens ?? []) {
+      if (!(Number.isInteger(id) && id >= 0 && id < vocab)) throw new InputError(`stopTokens: ${id} is not a token id of the vocabulary [0, ${vocab})`);
+    }
     this.stopTokens = new Set(options.stopTokens ?? defaultStopTokens(model));
     this.sampler = new Sampler(options);
     const markers = thoughtMarkers(model, options);
@@ -237,7 +242,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     const { signal, keepLogits = false } = options;
     const tokenizer = model.tokenizer;
     const cache = options.cache ?? model.newCache();
-    let logits = (await model.forward(prompt, { cache, logits: "last", signal })).logits.f32;
+    let logits = finiteLogits(await model.forward(prompt, { cache, logits: "last", signal }), "the prompt");
     for (let index = 0; !chooser.done; index++) {
       signal?.throwIfAborted();
       const { id, thinking, forced } = chooser.choose(logits);
@@ -247,7 +252,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
       if (chooser.stopReason !== "stop_token" && options.stopStrings?.length && this.stopStringAt(tokenizer!.decode(this.ids, { skipUnknown: true })) >= 0) {
         chooser.stop("stop_string");
       }
-      if (!chooser.done) logits = (await model.forward([id], { cache, logits: "last", signal, phase: "decode" })).logits.f32;
+      if (!chooser.done) logits = finiteLogits(await model.forward([id], { cache, logits: "last", signal, phase: "decode" }), `step ${index + 1}`);
     }
   }
 }
@@ -270,4 +275,21 @@ function defaultStopTokens(model: Model): number[] {
   const ids = new Set<number>(model.tokenizer?.eosTokenIds ?? []);
   if (model.config.eosTokenId !== null) ids.add(model.config.eosTokenId);
   return [...ids];
+}
+
+/**
+ * The logits of one step, or a NonFiniteError if any is NaN or ±Infinity (one scan of vocab values per step): sampling
+ * from them would pick garbage silently. Names the point where the values first appeared when hooks watched.
+ */
+function finiteLogits(result: ForwardResult, step: string): Float32Array {
+  const logits = result.logits.f32;
+  const at = firstNonFinite("F32", logits);
+  if (at < 0) return logits;
+  const first = result.nonFinite;
+  const where = first
+    ? `; non-finite values first appear at ${first.hook}${first.byHook ? ", written by a hook there" : ""}`
+    : first === null
+      ? "; the embedding and every layer's output were finite: they first appear in the final norm or the LM head"
+      : "; register any hook (model.hooks.add(() => true, () => {})) to find the layer and hook point where they first appear, or load the model with { checkFinite: true } to check its weights";
+  throw new NonFiniteError(`generate: the logits of ${step} are not finite (${logits[at]} for token ${at})${where}`);
 }

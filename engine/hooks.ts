@@ -53,8 +53,19 @@ export class HookSet {
     return this.registrations.size;
   }
 
-  /** Registers a hook; the returned function removes it. */
+  /** Registers a hook; the returned function removes it. Hooks run synchronously inside forward: an async function
+   *  is refused here, since forward could not wait for it. */
   add(filter: HookFilter, fn: HookFn): () => void {
+    const isFilter = typeof filter === "string" || filter instanceof RegExp || typeof filter === "function" ||
+      (Array.isArray(filter) && filter.every((f) => typeof f === "string"));
+    if (!isFilter) throw new InputError(`hooks.add: filter must be a hook name, a RegExp, a predicate or an array of names, got ${describe(filter)}`);
+    if (typeof fn !== "function") throw new InputError(`hooks.add: fn must be a function (value, ctx) => Tensor | void, got ${describe(fn)}`);
+    if (fn instanceof AsyncFunction) {
+      throw new InputError(
+        `hooks.add(${describe(filter)}): the hook is an async function, but hooks run synchronously inside forward; ` +
+          "edit or return the tensor synchronously (record it and do async work after forward)",
+      );
+    }
     const reg: Registration = { filter, fn };
     this.registrations.add(reg);
     this.wantCache.clear();
@@ -96,14 +107,28 @@ export class HookSet {
     let current = value;
     for (const reg of this.registrations) {
       if (!matchesFilter(reg.filter, ctx.name)) continue;
-      const replaced = reg.fn(current, ctx);
+      const replaced: unknown = reg.fn(current, ctx);
+      if (isThenable(replaced)) {
+        replaced.then(undefined, () => {}); // its outcome can no longer matter: never leave it to reject unhandled
+        throw new InputError(`hook "${ctx.name}" returned a Promise, but hooks run synchronously inside forward: return a Tensor or nothing`);
+      }
       if (replaced !== undefined && replaced !== current) {
-        checkReplacement(current, replaced, ctx.name);
-        current = replaced;
+        checkReplacement(current, replaced as Tensor, ctx.name);
+        current = replaced as Tensor;
       }
     }
     return current;
   }
+}
+
+const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as FunctionConstructor;
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return typeof (x as PromiseLike<unknown> | null)?.then === "function";
+}
+
+function describe(x: unknown): string {
+  return typeof x === "string" ? JSON.stringify(x) : x === null ? "null" : Array.isArray(x) ? "an array" : typeof x === "function" ? "a function" : typeof x;
 }
 
 export function checkReplacement(old: Tensor, replacement: Tensor, name: string): void {

@@ -5,7 +5,7 @@
 import * as native from "../native/index.ts";
 import type { ModelConfig } from "./config.ts";
 import type { KvCache, ModelCache } from "./cache.ts";
-import { Tensor } from "./tensor.ts";
+import { Tensor, firstNonFinite } from "./tensor.ts";
 import type { HookSet, HookContext, SequenceRows } from "./hooks.ts";
 import { CheckpointError } from "./errors.ts";
 import { softmax } from "./softmax.ts";
@@ -22,6 +22,25 @@ export interface Pass {
   readonly sequences?: readonly SequenceRows[];
   /** set on the pass of one sequence of a packed call (its attention hooks fire once per sequence) */
   readonly sequence?: number;
+  /** With hooks registered: the first hook point whose value held NaN or ±Infinity (see watchFinite). */
+  nonFinite: NonFinitePoint | null;
+}
+
+/** Where non-finite values first appeared in a pass: a hook point, and whether a hook wrote them there. */
+export interface NonFinitePoint {
+  readonly hook: string;
+  readonly layer: number | null;
+  readonly byHook: boolean;
+}
+
+/**
+ * Notes the first hook point whose value is not finite, when hooks are registered: the model watches the embedding and
+ * each layer's output, and hook() the points that hooks listen to, before and after they run (one scan each, small
+ * beside the pass); without hooks nothing is scanned.
+ */
+export function watchFinite(pass: Pass, name: string, layer: number | null, data: Float32Array | Int32Array, byHook = false): void {
+  if (pass.nonFinite || pass.hooks.size === 0 || !(data instanceof Float32Array)) return;
+  if (firstNonFinite("F32", data) >= 0) pass.nonFinite = { hook: name, layer, byHook };
 }
 
 /** One sequence of an inference pass: its rows and the decoding state it continues from. */
@@ -42,19 +61,22 @@ export interface ForwardPass extends Pass {
 export function sequencePass(pass: ForwardPass, i: number): ForwardPass {
   if (pass.sequences.length === 1) return pass;
   const seq = pass.sequences[i];
-  return { hooks: pass.hooks, phase: pass.phase, position: seq.position, tokens: seq.tokens, sequences: [{ ...seq, start: 0 }], sequence: i };
+  return { hooks: pass.hooks, phase: pass.phase, position: seq.position, tokens: seq.tokens, sequences: [{ ...seq, start: 0 }], sequence: i, nonFinite: null };
 }
 
 /** Fires hook `name` on data of the given shape if anyone listens; returns the (possibly replaced) data. */
 export function hook<T extends Float32Array | Int32Array>(pass: Pass, name: string, layer: number | null, data: T, shape: number[]): T {
   if (!pass.hooks.wants(name)) return data;
+  watchFinite(pass, name, layer, data);
   const ctx: HookContext = {
     name, phase: pass.phase, position: pass.position, tokens: pass.tokens, layer,
     ...(pass.sequences && pass.sequences.length > 1 ? { sequences: pass.sequences } : {}),
     ...(pass.sequence !== undefined ? { sequence: pass.sequence } : {}),
   };
   const dtype = data instanceof Int32Array ? "I32" : "F32";
-  return pass.hooks.fire(new Tensor(dtype, shape, data), ctx).data as T;
+  const out = pass.hooks.fire(new Tensor(dtype, shape, data), ctx).data as T;
+  watchFinite(pass, name, layer, out, true);
+  return out;
 }
 
 /** Weights of one layer, read on demand from the checkpoint (streamed under its resident budget). */

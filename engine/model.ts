@@ -8,8 +8,8 @@ import { Checkpoint } from "./checkpoint.ts";
 import { slopes, type ModelConfig } from "./config.ts";
 import { ModelCache } from "./cache.ts";
 import { HookSet, ActivationCache, hookNames, bySequence, type HookFilter, type HookContext } from "./hooks.ts";
-import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, nativeCache, runNativeLayer, NATIVE_LAYER_MAX_TOKENS, type Pass, type ForwardPass, type PassSequence, type WeightSource } from "./layers.ts";
-import { Tensor } from "./tensor.ts";
+import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, nativeCache, runNativeLayer, watchFinite, NATIVE_LAYER_MAX_TOKENS, type NonFinitePoint, type Pass, type ForwardPass, type PassSequence, type WeightSource } from "./layers.ts";
+import { Tensor, kindOf } from "./tensor.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { InputError } from "./errors.ts";
 import { Generation, type GenerateOptions } from "./generate.ts";
@@ -26,6 +26,8 @@ export interface LoadOptions {
   residentBudgetBytes?: number;
   /** Use this config instead of the checkpoint's config.json. */
   config?: ModelConfig;
+  /** Read every weight once at load and fail, naming the tensor, if any holds NaN or ±Infinity. */
+  checkFinite?: boolean;
 }
 
 export interface ForwardOptions {
@@ -57,6 +59,9 @@ export interface ForwardResult {
   /** [rows, vocab] f32, rows = tokens (logits "all"), 1 ("last") or 0 ("none") */
   readonly logits: Tensor;
   readonly cache: ModelCache;
+  /** With hooks registered: the first watched point (the embedding, a layer's output, a hooked point) whose value
+   *  held NaN or ±Infinity; null if none did; absent without hooks (nothing watched) */
+  readonly nonFinite?: NonFinitePoint | null;
 }
 
 export class Model implements WeightSource {
@@ -79,6 +84,12 @@ export class Model implements WeightSource {
 
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
     const checkpoint = Checkpoint.open(dir, options);
+    try {
+      if (options.checkFinite) checkpoint.checkFinite();
+    } catch (e) {
+      checkpoint.close();
+      throw e;
+    }
     const tokenizer = await Tokenizer.load(dir);
     return new Model(checkpoint, tokenizer);
   }
@@ -108,6 +119,9 @@ export class Model implements WeightSource {
 
   /** Token ids as an Int32Array, each checked against the vocabulary. */
   checkIds(ids: ArrayLike<number>): Int32Array {
+    if (typeof ids !== "object" || ids === null || typeof ids.length !== "number") {
+      throw new InputError(`forward: ids must be an array of token ids (or an Int32Array), got ${kindOf(ids)}`);
+    }
     const vocab = this.config.vocabSize;
     const out = new Int32Array(ids.length);
     for (let i = 0; i < ids.length; i++) {
@@ -122,6 +136,7 @@ export class Model implements WeightSource {
 
   /** Runs new tokens through the model on top of `cache` (prefill of any length, or one decode step). */
   async forward(ids: ArrayLike<number>, options: ForwardOptions = {}): Promise<ForwardResult> {
+    if (typeof options !== "object" || options === null) throw new InputError(`forward: options must be an object, got ${kindOf(options)}`);
     options.signal?.throwIfAborted();
     const run = this.run(ids, options, false);
     for (let r = run.next(); ; r = run.next()) {
@@ -144,12 +159,13 @@ export class Model implements WeightSource {
     const cache = options.cache ?? this.newCache();
     this.checkCache(cache, "forward: the cache");
     const mode = options.logits ?? "all";
+    checkArraySizes(this.config, tokens.length, mode);
     if (!stepping && tokens.length <= NATIVE_LAYER_MAX_TOKENS && this.hooks.size === 0) {
       const decoder = this.nativeDecoder();
       if (decoder) return this.forwardNative(decoder, tokens, cache, mode);
     }
-    const logits = yield* this.packedPass([tokens], [cache], mode, options.phase, stepping);
-    return { logits, cache };
+    const { logits, nonFinite } = yield* this.packedPass([tokens], [cache], mode, options.phase, stepping);
+    return { logits, cache, nonFinite };
   }
 
   /**
@@ -176,7 +192,7 @@ export class Model implements WeightSource {
       await yieldSometimes();
       if (r.done) {
         const vocab = this.config.vocabSize;
-        const all = r.value.f32;
+        const all = r.value.logits.f32;
         let row = 0;
         const logits = tokens.map((t) => {
           const rows = mode === "all" ? t.length : mode === "last" ? 1 : 0;
@@ -199,7 +215,7 @@ export class Model implements WeightSource {
   /** The forward pass over sequences packed row after row; logits rows per sequence: all, its last, or none. */
   private *packedPass(
     tokenLists: readonly Int32Array[], caches: readonly ModelCache[], mode: "all" | "last" | "none", phaseOption: "prefill" | "decode" | undefined, stepping: boolean,
-  ): Generator<SubStep | null, Tensor, void> {
+  ): Generator<SubStep | null, { logits: Tensor; nonFinite?: NonFinitePoint | null }, void> {
     const cfg = this.config;
     const hs = cfg.hiddenSize;
     let n = 0;
@@ -212,7 +228,8 @@ export class Model implements WeightSource {
     tokenLists.forEach((t, i) => tokens.set(t, sequences[i].start));
     const decoding = sequences.every((s) => s.tokens === 1 && s.position > 0);
     const phase = phaseOption ?? (decoding ? "decode" : "prefill");
-    const pass: ForwardPass = { hooks: this.hooks, phase, position: sequences[0].position, tokens: n, sequences };
+    const pass: ForwardPass = { hooks: this.hooks, phase, position: sequences[0].position, tokens: n, sequences, nonFinite: null };
+    checkArraySizes(cfg, n, mode);
     const single = sequences.length === 1;
     // A hook point: its hooks fire, then (when stepping) the pass pauses there as a sub-step of the same name.
     const point: PointFn = (name, layer, inputs, output, shape) => {
@@ -222,15 +239,18 @@ export class Model implements WeightSource {
 
     let x = native.embedding(tokens, this.weight("model.embed_tokens.weight", [cfg.vocabSize, hs]));
     x = yield* point("embed", null, {}, x, [n, hs]);
+    watchFinite(pass, "embed", null, x);
     for (let l = 0; l < cfg.numLayers; l++) {
       const fast = single && !stepping && n <= NATIVE_LAYER_MAX_TOKENS && !this.layerHookNames[l].some((name) => this.hooks.wants(name));
       const layer = fast ? this.nativeLayer(l) : null;
       x = layer ? runNativeLayer(layer, l, x, pass, caches[0]) : yield* this.layer(l, x, pass, point);
+      watchFinite(pass, `blocks.${l}.hook_resid_post`, l, x); // the layer's output
       yield null;
     }
     for (const seq of sequences) seq.cache.position += seq.tokens;
+    const nonFinite = this.hooks.size > 0 ? pass.nonFinite : undefined;
 
-    if (mode === "none") return new Tensor("F32", [0, cfg.vocabSize], new Float32Array(0));
+    if (mode === "none") return { logits: new Tensor("F32", [0, cfg.vocabSize], new Float32Array(0)), nonFinite };
     let last = x;
     let rows = n;
     if (mode === "last") {
@@ -242,7 +262,7 @@ export class Model implements WeightSource {
     h = yield* point("ln_final.hook_normalized", null, { input: last }, h, [rows, hs]);
     let logits = native.matmul(h, rows, this.lmHead());
     logits = yield* point("logits", null, { input: h }, logits, [rows, cfg.vocabSize]);
-    return new Tensor("F32", [rows, cfg.vocabSize], logits);
+    return { logits: new Tensor("F32", [rows, cfg.vocabSize], logits), nonFinite };
   }
 
   private *pause(pass: Pass, name: string, layer: number | null, inputs: Record<string, Float32Array>, output: Float32Array, shape: number[]): Generator<SubStep, Float32Array, void> {
@@ -290,7 +310,12 @@ export class Model implements WeightSource {
   }
 
   promptIds(prompt: ArrayLike<number> | string): ArrayLike<number> {
-    if (typeof prompt !== "string") return prompt;
+    if (typeof prompt !== "string") {
+      if (typeof prompt !== "object" || prompt === null || typeof prompt.length !== "number") {
+        throw new InputError(`prompt must be text or an array of token ids, got ${kindOf(prompt)}`);
+      }
+      return prompt;
+    }
     if (!this.tokenizer) throw new InputError(`this checkpoint (${this.checkpoint.dir}) has no tokenizer.json: give token ids instead of text`);
     return this.tokenizer.encode(prompt);
   }
@@ -429,6 +454,25 @@ export class Model implements WeightSource {
     const residualM = cfg.postnorm ? bn : h;
     let out = native.axpby(cfg.alpha.mlp, residualM, cfg.beta.mlp, mlp);
     return yield* point(b + "hook_resid_post", l, { residual: residualM, moe: mlp }, out, shape);
+  }
+}
+
+/** Refuses a pass whose [tokens, row] arrays (hidden states, attention heads, router logits, logits) would be longer
+ *  than the engine's longest array, before anything is allocated. */
+function checkArraySizes(cfg: ModelConfig, n: number, mode: "all" | "last" | "none"): void {
+  const widths: [string, number][] = [
+    ["hidden_size", cfg.hiddenSize],
+    ["num_attention_heads × head_dim", cfg.numHeads * cfg.headDim],
+    ["num_local_experts", cfg.numExperts],
+  ];
+  if (mode === "all") widths.push(["vocab_size (logits of every position)", cfg.vocabSize]);
+  for (const [what, width] of widths) {
+    if (n * width > native.MAX_ARRAY_LENGTH) {
+      throw new InputError(
+        `forward: ${n} tokens × ${what} ${width} = ${n * width} floats is more than the longest array the engine makes ` +
+          `(2^32 floats); run the prompt in parts on one cache${mode === "all" ? ", or with logits: \"last\"" : ""}`,
+      );
+    }
   }
 }
 

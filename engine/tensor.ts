@@ -1,5 +1,5 @@
 // Host tensors: a dtype, a shape and a typed array that can be handed straight to the native addon.
-import { M1Error } from "./errors.ts";
+import { InputError, M1Error } from "./errors.ts";
 import { DISPLAY, tensorBundle, type MimeBundle } from "./display.ts";
 
 export type DType = "F32" | "BF16" | "F16" | "I32" | "I64";
@@ -13,6 +13,21 @@ export function shapeNumel(shape: readonly number[]): number {
   return n;
 }
 
+/** Index of the first NaN or ±Infinity among a float tensor's values, -1 if none (integers: always -1). BF16 and F16
+ *  are read by their exponent bits, all ones for exactly the non-finite values. */
+export function firstNonFinite(dtype: DType, data: TensorData): number {
+  if (dtype === "I32" || dtype === "I64") return -1;
+  if (dtype === "F32") {
+    const f = data as Float32Array;
+    for (let i = 0; i < f.length; i++) if (f[i] - f[i] !== 0) return i; // NaN - NaN and Inf - Inf are NaN
+    return -1;
+  }
+  const exponent = dtype === "BF16" ? 0x7f80 : 0x7c00;
+  const u = data as Uint16Array;
+  for (let i = 0; i < u.length; i++) if ((u[i] & exponent) === exponent) return i;
+  return -1;
+}
+
 /** A fresh, zero-filled, properly aligned array for `numel` elements of `dtype`. */
 export function allocData(dtype: DType, numel: number): TensorData {
   switch (dtype) {
@@ -21,6 +36,11 @@ export function allocData(dtype: DType, numel: number): TensorData {
     case "I32": return new Int32Array(numel);
     case "I64": return new BigInt64Array(numel);
   }
+}
+
+/** What a bad argument is, for messages: the class of an object, else its type. */
+export function kindOf(x: unknown): string {
+  return x === null ? "null" : typeof x === "object" ? (x.constructor?.name ?? "an object") : typeof x;
 }
 
 const ARRAY_OF: Record<DType, Function> = {
@@ -32,14 +52,18 @@ const ACCESSOR_OF: Record<DType, "f32" | "u16" | "i32" | "i64"> = { F32: "f32", 
 
 export class Tensor {
   constructor(readonly dtype: DType, readonly shape: readonly number[], readonly data: TensorData) {
+    if (!Object.hasOwn(ARRAY_OF, dtype)) {
+      throw new InputError(`Tensor: dtype must be one of ${Object.keys(ARRAY_OF).join(", ")}, got ${JSON.stringify(dtype)}`);
+    }
+    if (!Array.isArray(shape)) throw new InputError(`Tensor: shape must be an array of dimensions, got ${kindOf(shape)}`);
     if (!(data instanceof ARRAY_OF[dtype])) {
-      throw new M1Error(`Tensor: ${dtype} data must be a ${ARRAY_OF[dtype].name}, got ${data.constructor.name}`);
+      throw new InputError(`Tensor: ${dtype} data must be a ${ARRAY_OF[dtype].name}, got ${kindOf(data)}`);
     }
     if (!shape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new M1Error(`Tensor: invalid shape [${shape.join(",")}]`);
+      throw new InputError(`Tensor: invalid shape [${shape.join(",")}]`);
     }
     if (data.length !== shapeNumel(shape)) {
-      throw new M1Error(`Tensor: shape [${shape.join(",")}] needs ${shapeNumel(shape)} elements, data has ${data.length}`);
+      throw new InputError(`Tensor: shape [${shape.join(",")}] needs ${shapeNumel(shape)} elements, data has ${data.length}`);
     }
   }
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Builds native/build/Release/m1native.node with node-gyp (offline: uses the running Node's own
 // headers). Skips the build when the addon is newer than every source (pass --force to rebuild).
-// Usage: node native/build.mjs [--force]
+// --asan builds the same sources with AddressSanitizer into native/build-asan/build/Release/m1native.node (load it
+// with M1_NATIVE_ADDON=that path under LD_PRELOAD=libasan.so; test/native-asan.test.ts does).
+// Usage: node native/build.mjs [--force] [--asan]
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, symlinkSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism, devNull } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -11,9 +13,17 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..");
-const addon = join(here, "build", "Release", "m1native.node");
 const args = process.argv.slice(2);
 const force = args.includes("--force");
+const asan = args.includes("--asan");
+// node-gyp builds in <project>/build: the ASan build gets a project of its own that shares the sources
+const project = asan ? join(here, "build-asan") : here;
+const addon = join(project, "build", "Release", "m1native.node");
+if (asan) {
+  mkdirSync(project, { recursive: true });
+  copyFileSync(join(here, "binding.gyp"), join(project, "binding.gyp"));
+  if (!existsSync(join(project, "src"))) symlinkSync(join("..", "src"), join(project, "src"));
+}
 const require = createRequire(import.meta.url);
 // the running node's install prefix (e.g. /usr for /usr/bin/node); its include/node has the headers
 const nodePrefix = resolve(process.execPath, "../..");
@@ -84,7 +94,7 @@ try {
   fail("node-addon-api not found; run npm install");
 }
 
-const gypArgs = [nodeGyp, "rebuild", "--directory", here, `--jobs=${availableParallelism()}`];
+const gypArgs = [nodeGyp, "rebuild", "--directory", project, `--jobs=${availableParallelism()}`];
 gypArgs.push(`--napi_include_dir=${napiInclude}`);
 
 // Offline headers: the running node's prefix (e.g. /usr for /usr/bin/node) when it has include/node.
@@ -108,7 +118,10 @@ if (process.arch === "x64" && process.platform !== "win32") {
 }
 
 log(`building ${addon}`);
-const r = spawnSync(process.execPath, gypArgs, { stdio: "inherit", cwd: root });
+// gyp's Makefile appends CXXFLAGS and LDFLAGS from the environment
+const sanitize = "-fsanitize=address -fno-omit-frame-pointer -g";
+const env = asan ? { ...process.env, CFLAGS: sanitize, CXXFLAGS: sanitize, LDFLAGS: "-fsanitize=address" } : process.env;
+const r = spawnSync(process.execPath, gypArgs, { stdio: "inherit", cwd: root, env });
 if (r.error) fail(r.error.message);
 if (r.status !== 0) fail(`node-gyp exited with status ${r.status}`);
 if (!existsSync(addon)) fail(`node-gyp succeeded but ${addon} is missing`);

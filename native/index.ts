@@ -156,8 +156,8 @@ interface Binding {
   Decoder: new (spec: DecoderSpec) => Decoder;
 }
 
-const addonUrl = new URL("./build/Release/m1native.node", import.meta.url);
-export const addonPath: string = fileURLToPath(addonUrl);
+/** The addon's path; M1_NATIVE_ADDON names another build of it (the AddressSanitizer one of `build.mjs --asan`). */
+export const addonPath: string = process.env.M1_NATIVE_ADDON || fileURLToPath(new URL("./build/Release/m1native.node", import.meta.url));
 
 function load(): Binding {
   const require = createRequire(import.meta.url);
@@ -189,6 +189,9 @@ export const cpuInfo: Binding["cpuInfo"] = native.cpuInfo;
 /** Arrays of 1 MiB and more that ops return come from a pool: once the garbage collector frees one, its memory
  *  (already mapped, so no page faults) serves the next array of about the same size. */
 export const memoryStats: Binding["memoryStats"] = native.memoryStats;
+
+/** The longest array an op makes or takes (2^32 floats: V8's longest Float32Array on Node 20). */
+export const MAX_ARRAY_LENGTH = 2 ** 32;
 
 /** A new array for ops to write into, e.g. several outputs into parts of it. From 1 MiB on it comes from the pool and
  *  its contents are undefined (whatever an earlier array held) until written. */

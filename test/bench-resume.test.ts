@@ -3,7 +3,8 @@
 // never reach the backend, failed ones are retried, and changed settings start a new run.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
@@ -142,6 +143,40 @@ test("in process: cached samples never reach the backend; failures are not store
     assert.deepEqual(store.runs().map((r) => r.samples), [6, 6, 2]);
   } finally {
     store.close();
+    cleanup();
+  }
+});
+
+test("--db that is not a results database is refused naming the file and left untouched; so is a place where none can be made", async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const refused = (file: string, message: RegExp) =>
+      assert.throws(() => new ResultStore(file), (e: Error) => e.name === "InputError" && e.message.startsWith(`results database ${file}: `) && message.test(e.message));
+    const text = join(dir, "notes.txt");
+    writeFileSync(text, "not a database\n");
+    refused(text, /is not an SQLite database/);
+    const corrupt = join(dir, "corrupt.sqlite");
+    writeFileSync(corrupt, Buffer.concat([Buffer.from("SQLite format 3\0", "latin1"), Buffer.alloc(4080, 0x5a)]));
+    refused(corrupt, /is damaged \(/);
+    const other = join(dir, "shop.sqlite");
+    const db = new Database(other);
+    db.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users (name) VALUES ('ada');");
+    db.close();
+    const before = readFileSync(other);
+    refused(other, /holds tables that are not those of eval results \(users\); it is left as it is/);
+    assert.deepEqual(readFileSync(other), before);
+    assert.equal(existsSync(`${other}-wal`), false);
+    refused(join(text, "results.sqlite"), /cannot create it, .*notes\.txt is not a folder/);
+    refused(join(dir, "missing", "results.sqlite"), /cannot create it, the folder .*missing does not exist/);
+    const empty = join(dir, "empty.sqlite");
+    writeFileSync(empty, "");
+    new ResultStore(empty).close(); // an empty file is an empty database: ours to fill
+    new ResultStore(empty).close(); // and once ours, opened again
+    const r = spawnSync(process.execPath, [join(ROOT, "kernel", "bin", "m1.mjs"), "eval", "arithmetic", "--model", "mini-80k", "--n", "1", "--digits", "1", "--quiet", "--db", corrupt], { cwd: ROOT, encoding: "utf8" });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /results database .*corrupt\.sqlite: is damaged/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  } finally {
     cleanup();
   }
 });

@@ -10,8 +10,8 @@ import { Model } from "../engine/model.ts";
 import { CompletionServer } from "../kernel/openai/server.ts";
 
 const model = await Model.load(join(ROOT, "engine", "checkpoints", "mini-80k"));
-const batched = new CompletionServer(model, "mini-80k", 64);
-const alone = new CompletionServer(model, "mini-80k", 1);
+const batched = new CompletionServer(model, "mini-80k", { maxBatch: 64 });
+const alone = new CompletionServer(model, "mini-80k", { maxBatch: 1 });
 const batchedUrl = `http://127.0.0.1:${await batched.listen(0)}/v1`;
 const aloneUrl = `http://127.0.0.1:${await alone.listen(0)}/v1`;
 after(async () => {

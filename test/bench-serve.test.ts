@@ -144,6 +144,40 @@ test("malformed requests get 400 with an OpenAI error, unknown routes 404, and t
   assert.match((await jsonOf(ok)).choices[0].text, /<\/think> 3$/);
 });
 
+test("a body not sent as JSON gets 415; a prompt past the limit gets 400 naming it (default max_position_embeddings)", async () => {
+  const plain = await fetch(`${server.url}/completions`, { method: "POST", headers: { "content-type": "text/plain" }, body: JSON.stringify({ model: "mini-80k", prompt: "1" }) });
+  assert.equal(plain.status, 415);
+  assert.match((await jsonOf(plain)).error.message, /must be sent as Content-Type: application\/json, got "text\/plain"/);
+  const long = await post("/completions", { model: "mini-80k", prompt: new Array(4097).fill(5), max_tokens: 1 });
+  assert.equal(long.status, 400);
+  const error = (await jsonOf(long)).error;
+  assert.match(error.message, /the prompt has 4097 tokens, more than this server's limit of 4096 \(m1 serve --max-prompt-tokens\)/);
+  assert.deepEqual([error.param, error.code], ["prompt", "context_length_exceeded"]);
+  assert.equal((await post("/completions", { model: "mini-80k", prompt: new Array(4096).fill(5), max_tokens: 1 })).status, 200);
+  const megabytes = await post("/completions", { model: "mini-80k", prompt: "<s>" + " 1".repeat(2_000_000), max_tokens: 1 });
+  assert.equal(megabytes.status, 400);
+  assert.match((await jsonOf(megabytes)).error.message, /the prompt has more than \d+ tokens, more than this server's limit of 4096/);
+});
+
+test("--max-prompt-tokens sets the limit; a short request finishes while a long prompt is still being prefilled", async () => {
+  const wide = await startServer(["mini-80k", "--port", "0", "--max-prompt-tokens", "6000"]);
+  try {
+    const send = (prompt: number[]) =>
+      fetch(`${wide.url}/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "mini-80k", prompt, max_tokens: 1 }) });
+    const over = await send(new Array(6001).fill(5));
+    assert.equal(over.status, 400);
+    assert.match((await jsonOf(over)).error.message, /6001 tokens, more than this server's limit of 6000/);
+    const finished: string[] = [];
+    const long = send(new Array(6000).fill(5)).then(async (r) => (await r.json(), finished.push("long"), r.status));
+    await new Promise((r) => setTimeout(r, 300)); // the long request is in the server (not an assertion: only the order of arrival)
+    const short = send([1, 5, 6]).then(async (r) => (await r.json(), finished.push("short"), r.status));
+    assert.deepEqual(await Promise.all([long, short]), [200, 200]);
+    assert.deepEqual(finished, ["short", "long"], "the short request does not wait for the long prefill");
+  } finally {
+    await stop(wide);
+  }
+});
+
 test("a suite run over HTTP against m1 serve equals the same run on the local engine", async () => {
   const task = () => arithmeticSuite({ digits: [3, 7], perDigits: 3, seed: 5 });
   const options = { thinkingBudget: 40, progress: null };

@@ -117,3 +117,29 @@ test("m1 driver-manifest writes the native spec of a checkpoint with paths relat
     cleanup();
   }
 });
+
+test("negative and non-decimal numbers reach the check that names the flag", () => {
+  const cases: [string[], number, RegExp][] = [
+    [["--ids", "1,2", "--max-new", "-1"], 1, /--max-new: "-1" is not an integer >= 0/],
+    [["--ids", "-1,2"], 1, /--ids: item 0 \("-1"\) is not a non-negative integer/],
+    [["--ids", "1,2", "--temperature", "-1"], 1, /--temperature: "-1" is not a number >= 0/],
+    [["--ids", "1,2", "--top-k", "-5"], 1, /--top-k: "-5" is not an integer >= 1/],
+    [["--ids", "1,2", "--thinking-budget", "-3"], 1, /--thinking-budget: "-3" is not an integer >= 0/],
+    [["--ids", "0x10"], 1, /--ids: item 0 \("0x10"\) is not a non-negative integer/],
+    [["--ids", "1e1"], 1, /--ids: item 0 \("1e1"\) is not a non-negative integer/],
+    [["--ids", "1,2", "--max-new", "1.5"], 1, /--max-new: "1.5" is not an integer >= 0/],
+    [["--ids", "1,2", "--seed", "0x10"], 1, /--seed: "0x10" is not an integer/],
+    [["--ids", "1,2", "--stop-token", "999"], 1, /--stop-token: 999 is outside the vocabulary \[0, 512\)/],
+    [["--ids", "1,2", "--bogus"], 2, /unknown option --bogus[\s\S]*usage:/],
+    [["--ids", "1,2", "--max-new"], 2, /--max-new needs a value/],
+  ];
+  for (const [flags, code, message] of cases) {
+    const r = m1("generate", TINY, "--json", ...flags);
+    assert.equal(r.code, code, `${flags.join(" ")}: exit ${r.code}, ${r.stderr}`);
+    assert.match(r.stderr, message, flags.join(" "));
+    assert.doesNotMatch(r.stderr, /ambiguous|    at /, flags.join(" "));
+  }
+  const r = m1("bench", TINY, "--prefill", "-4");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--prefill: "-4" is not an integer >= 1/);
+});

@@ -234,6 +234,36 @@ describe("the m1 kernel through a Jupyter server", { timeout: 240_000 }, () => {
     assert.equal(result(await ok("1 + 1")), "2");
   });
 
+  test("a promise a cell leaves rejected fails that cell with the rejection; the kernel and its variables live on", async () => {
+    await ok("const survivor = 41;");
+    const r = await run("Promise.reject(new Error('floating'));\n'after'");
+    assert.equal(r.reply.status, "error");
+    const error = ofType(r, "error")[0];
+    assert.equal(error.ename, "UnhandledPromiseRejection");
+    assert.match(error.evalue, /a promise was rejected and nothing handled it: Error: floating/);
+    await ok("setTimeout(() => void Promise.reject(new Error('after the cell')), 10);");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(result(await ok("survivor + 1")), "42");
+    assert.match(server.log(), /UnhandledPromiseRejection: a promise was rejected and nothing handled it: Error: after the cell/);
+  });
+
+  test("execute_request whose code is not a string, or whose user_expressions is not an object, is refused uncounted", async () => {
+    const count = (await ok("1")).reply.execution_count;
+    const cases: [unknown, unknown, RegExp][] = [
+      [null, {}, /content\.code must be a string, got null/],
+      [123, {}, /content\.code must be a string, got number/],
+      ["1", "notadict", /content\.user_expressions must be an object of name: expression, got string/],
+      ["1", { a: 5 }, /user_expressions\["a"\] must be a string, got number/],
+    ];
+    for (const [code, userExpressions, message] of cases) {
+      const r = await run(code as string, { user_expressions: userExpressions as never });
+      assert.equal(r.reply.status, "error", JSON.stringify(code));
+      assert.equal((r.reply as { ename?: string }).ename, "InvalidRequest");
+      assert.match((r.reply as { evalue?: string }).evalue!, message);
+    }
+    assert.equal((await ok("2")).reply.execution_count, count! + 1);
+  });
+
   test("stop_on_error aborts the executes queued behind a failing cell", async () => {
     const failing = run("await new Promise((r) => setTimeout(r, 300));\nthrow new Error('first fails');", { stop_on_error: true });
     const queued = run("'never runs'");

@@ -1,13 +1,15 @@
 /** Hooks, activation cache, caches, sampling, stop conditions, thinking budget and cancellation on the tiny model. */
-import { test } from "node:test";
+import { after, test } from "node:test";
+import { copyFileSync } from "node:fs";
 import assert from "node:assert/strict";
 import { Model } from "../engine/model.ts";
 import { hookNames } from "../engine/hooks.ts";
 import { Tensor } from "../engine/tensor.ts";
-import { InputError } from "../engine/errors.ts";
+import { CheckpointError, InputError, NonFiniteError } from "../engine/errors.ts";
+import { SafetensorsFile, writeSafetensors } from "../engine/safetensors.ts";
 import { DISPLAY } from "../engine/display.ts";
 import { join } from "node:path";
-import { ROOT, TINY, relErr } from "./helpers.ts";
+import { ROOT, TINY, relErr, tempDir } from "./helpers.ts";
 
 const model = await Model.load(TINY);
 const prompt = [491, 356, 260, 74, 262, 69, 118, 361, 36, 242, 508, 131, 55, 311, 366, 33, 496, 451, 402, 430, 338];
@@ -226,4 +228,85 @@ test("native paths (the whole model in one call; the layers no hook listens insi
   const again = (await fast.forward([prompt[0]], { cache: fast.newCache() })).logits.data;
   assert.deepEqual(again, (await slow.forward([prompt[0]])).logits.data);
   assert.equal(fast.nativeLayerCount, fast.config.numLayers);
+});
+
+test("a pass whose arrays would be longer than the engine's longest array is refused before allocating", async () => {
+  const n = Math.floor(2 ** 32 / model.config.vocabSize) + 1; // logits [n, vocab] past 2^32 floats
+  const ids = new Int32Array(n).fill(5);
+  await assert.rejects(model.forward(ids), (e: Error) => e instanceof InputError && /forward: 8388609 tokens × vocab_size \(logits of every position\) 512 = 4294967808 floats is more than the longest array the engine makes \(2\^32 floats\); run the prompt in parts on one cache, or with logits: "last"/.test(e.message));
+});
+
+test("async hooks are refused up front, a hook returning a promise fails forward and leaves no promise behind", async () => {
+  let unhandled: unknown = null;
+  const onUnhandled = (reason: unknown) => (unhandled = reason);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    assert.throws(() => model.hooks.add("blocks.0.hook_resid_pre", (async (v: Tensor) => v) as never),
+      (e: Error) => e instanceof InputError && /hooks\.add\("blocks\.0\.hook_resid_pre"\): the hook is an async function, but hooks run synchronously inside forward/.test(e.message));
+    assert.equal(model.hooks.size, 0);
+    const remove = model.hooks.add("blocks.0.hook_resid_pre", () => Promise.reject(new Error("late")) as never);
+    try {
+      await assert.rejects(model.forward(prompt), (e: Error) => e instanceof InputError && /hook "blocks\.0\.hook_resid_pre" returned a Promise, but hooks run synchronously/.test(e.message));
+    } finally {
+      remove();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(unhandled, null, "no rejection is left unhandled");
+    assert.throws(() => model.hooks.add(42 as never, () => {}), /hooks\.add: filter must be a hook name, a RegExp, a predicate or an array of names, got number/);
+    assert.throws(() => model.hooks.add("embed", null as never), /hooks\.add: fn must be a function/);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+});
+
+test("forward, generate and step name the argument that is wrong", async () => {
+  const bad = (p: Promise<unknown> | (() => unknown), message: RegExp) =>
+    typeof p === "function" ? assert.throws(p, (e: Error) => e instanceof InputError && message.test(e.message))
+      : assert.rejects(p, (e: Error) => e instanceof InputError && message.test(e.message));
+  await bad(model.forward(null as never), /forward: ids must be an array of token ids \(or an Int32Array\), got null/);
+  await bad(model.forward(42 as never), /forward: ids must be an array of token ids \(or an Int32Array\), got number/);
+  await bad(model.forward([1, 2], null as never), /forward: options must be an object, got null/);
+  bad(() => model.generate(null as never), /prompt must be text or an array of token ids, got null/);
+  bad(() => model.step({} as never), /prompt must be text or an array of token ids, got Object/);
+});
+
+/** The tiny checkpoint with the F32 tensors that `poison` names filled with `value`. */
+function poisoned(poison: (name: string) => boolean, value: number): string {
+  const { dir, cleanup } = tempDir("m1-nonfinite-");
+  after(cleanup);
+  copyFileSync(join(TINY, "config.json"), join(dir, "config.json"));
+  const file = SafetensorsFile.open(join(TINY, "model.safetensors"));
+  const tensors = Object.fromEntries(file.names().map((name) => {
+    const t = file.read(name);
+    return [name, poison(name) ? new Tensor("F32", t.shape, new Float32Array(t.numel).fill(value)) : t];
+  }));
+  file.close();
+  writeSafetensors(join(dir, "model.safetensors"), tensors);
+  return dir;
+}
+
+test("non-finite logits stop generate, naming where they first appear when hooks watch; the load check names the tensor", async () => {
+  const fails = async (m: Model, message: RegExp) =>
+    assert.rejects((async () => { for await (const _ of m.generate(prompt, { maxNewTokens: 4 })) void _; })(), (e: Error) => e instanceof NonFiniteError && message.test(e.message));
+  const nanEmbedding = await Model.load(poisoned((n) => n === "model.embed_tokens.weight", NaN));
+  await fails(nanEmbedding, /generate: the logits of the prompt are not finite \(NaN for token 0\); register any hook/);
+  nanEmbedding.hooks.add("logits", () => {});
+  await fails(nanEmbedding, /non-finite values first appear at embed$/);
+  const dir = poisoned((n) => /^model\.layers\.3\.block_sparse_moe\.experts\.\d+\.w2\.weight$/.test(n), Infinity);
+  const infExperts = await Model.load(dir);
+  infExperts.hooks.add("logits", () => {});
+  await fails(infExperts, /non-finite values first appear at blocks\.3\.hook_resid_post$/);
+  await assert.rejects(Model.load(dir, { checkFinite: true }),
+    (e: Error) => e instanceof CheckpointError && /model\.layers\.3\.block_sparse_moe\.experts\.0\.w2\.weight in .*model\.safetensors is not finite: Infinity at element 0 of \[64, 96\] \(F32\)/.test(e.message));
+  await Model.load(TINY, { checkFinite: true }); // finite weights pass
+  const remove = model.hooks.add("blocks.5.hook_attn_out", (v) => void v.f32.fill(NaN, 0, 3));
+  try {
+    await fails(model, /non-finite values first appear at blocks\.5\.hook_attn_out, written by a hook there$/);
+  } finally {
+    remove();
+  }
+  const nanHead = await Model.load(poisoned((n) => n === "lm_head.weight", NaN));
+  nanHead.hooks.add("blocks.0.hook_resid_pre", () => {});
+  await fails(nanHead, /the embedding and every layer's output were finite: they first appear in the final norm or the LM head$/);
+  assert.equal((await model.generate(prompt, { maxNewTokens: 2 }).result()).ids.length, 2, "the model still generates");
 });

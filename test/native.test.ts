@@ -962,3 +962,25 @@ test("decoder names what is wrong", () => {
   assert.throws(() => model.forward(Int32Array.from([3]), cache, 2), { name: "RangeError", message: "Decoder.forward: rows (2) must be <= the number of ids (1)" });
   assert.throws(() => model.forward(Int32Array.from([3]), [{ state: new Float32Array(255) }], 1), { name: "RangeError", message: "Decoder.forward: caches[0].state has 255 elements, expected heads*headDim*headDim = 256" });
 });
+
+// Arrays past 4 GiB used to be wrapped as external memory, which Node holds in a Buffer of at most 2^32 bytes: the
+// failed wrap ran the finalizer and node-addon-api freed its data again ("double free detected in tcache 2",
+// exit 134; Model.forward on 10M ids of mini-40k). Run in a child process, so that an abort fails only this test.
+test("arrays past 4 GiB are made (untouched pages cost nothing), past 2^32 floats refused with a RangeError", () => {
+  const script = `
+    const m1 = await import(${JSON.stringify(new URL("../native/index.ts", import.meta.url).href)});
+    const a = m1.empty(2 ** 30 + 16);
+    a[a.length - 1] = 3;
+    const w = new Float32Array(m1.alignedBuffer(2 ** 32 + 8));
+    w[w.length - 1] = 7;
+    let error = "";
+    try { m1.empty(2 ** 32 + 1); } catch (e) { error = e.constructor.name + ": " + e.message; }
+    console.log(JSON.stringify({ length: a.length, last: a[a.length - 1], bytes: w.byteLength, error }));`;
+  const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.status, 0, `child exited ${r.status} ${r.signal ?? ""}: ${r.stderr}`);
+  const out = JSON.parse(r.stdout.trim().split("\n").pop()!);
+  assert.deepEqual(out, {
+    length: 2 ** 30 + 16, last: 3, bytes: 2 ** 32 + 8,
+    error: "RangeError: empty: an array of 4294967297 floats is longer than the longest Float32Array (2^32 elements)",
+  });
+});

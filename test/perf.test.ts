@@ -20,7 +20,7 @@ test("a long prompt through a lightning sublayer in chunks equals the unchunked 
   const sl = slopes(cfg, 2);
   const run = async (observe: boolean) => {
     const cache = model.newCache();
-    const pass: ForwardPass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, sequences: [{ start: 0, tokens: n, position: 0, cache }] };
+    const pass: ForwardPass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, sequences: [{ start: 0, tokens: n, position: 0, cache }], nonFinite: null };
     // a hook that only looks at o makes the sublayer take its unchunked, hooked path
     const out = await model.hooks.with(observe ? [["blocks.2.lightning.hook_o", () => undefined]] : [], async () =>
       lightningAttention(cfg, 2, a, pass, model, sl));

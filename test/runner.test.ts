@@ -103,6 +103,49 @@ test("--timeout interrupts a cell that runs too long and fails the run", { timeo
   }
 });
 
+/** Runs a notebook that ends its kernel: the run ends, exits 1 naming cell 2, and --out/--html hold cell 1's output. */
+async function runDying(cells: string[], expected: RegExp, flags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Notebook> {
+  const { dir, cleanup } = tempDir("m1-run-");
+  try {
+    const path = notebook(dir, "dies.ipynb", ["console.log('before');", ...cells, "console.log('never');"]);
+    const out = join(dir, "out.ipynb");
+    const html = join(dir, "report.html");
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) =>
+      execFile(process.execPath, [M1, "run", path, "--out", out, "--html", html, ...flags], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 90_000 },
+        (err, _stdout, stderr) => resolve({ code: err ? (err as { code: number }).code : 0, stderr })),
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`cell 2 \\(id cell-1\\): .*\\n\\s+${expected.source}`));
+    const nb = read(out);
+    assert.deepEqual(nb.cells[0].outputs, [{ output_type: "stream", name: "stdout", text: "before\n" }]);
+    assert.deepEqual(nb.cells.at(-1)!.outputs, []);
+    assert.match(readFileSync(html, "utf8"), /The run stopped at cell 2/);
+    return nb;
+  } finally {
+    cleanup();
+  }
+}
+
+test("a cell that ends the kernel (process.exit) fails the run naming it; every earlier output is written", { timeout: 60_000 }, async () => {
+  const nb = await runDying(["process.exit(3);"], /the kernel died while this cell ran: the kernel process exited with code 3/);
+  assert.equal(nb.cells[1].outputs![0].ename, "KernelDied");
+});
+
+test("a kernel killed by a V8 out-of-memory fails the run naming the cell", { timeout: 90_000 }, async () => {
+  await runDying(["const hog: number[][] = [];\nfor (;;) hog.push(new Array(1e6).fill(hog.length));"],
+    /the kernel died while this cell ran: the kernel process was killed by SIGABRT/, [], { NODE_OPTIONS: "--max-old-space-size=300" });
+});
+
+test("synchronous code past --timeout cannot be interrupted: the kernel is killed and the run fails naming the cell", { timeout: 60_000 }, async () => {
+  const nb = await runDying(["while (true) {}"], /the cell ran longer than --timeout 1 s and was interrupted \(the kernel did not stop, so it was killed\)/, ["--timeout", "1"]);
+  assert.equal(nb.cells[1].outputs![0].ename, "CellTimeoutError");
+});
+
+test("a promise a cell leaves rejected fails that cell with the rejection", { timeout: 60_000 }, async () => {
+  const nb = await runDying(["Promise.reject(new Error('x'));\n'after';"], /UnhandledPromiseRejection: a promise was rejected and nothing handled it: Error: x/);
+  assert.equal(nb.cells[1].outputs![0].ename, "UnhandledPromiseRejection");
+});
+
 test("malformed notebooks, other kernels and bad arguments give clear errors", { timeout: 60_000 }, async () => {
   const { dir, cleanup } = tempDir("m1-run-");
   try {
@@ -125,7 +168,7 @@ test("malformed notebooks, other kernels and bad arguments give clear errors", {
 
     assert.match((await m1(["run", join(dir, "missing.ipynb")])).stderr, /cannot read notebook .*missing\.ipynb/);
     assert.match((await m1(["run", python, "-p", "1x=2"])).stderr, /-p 1x=2: expected name=value/);
-    assert.match((await m1(["run", python, "--timeout", "soon"])).stderr, /--timeout: "soon" is not a positive number/);
+    assert.match((await m1(["run", python, "--timeout", "soon"])).stderr, /--timeout: "soon" is not a number/);
     assert.equal((await m1(["run"])).code, 1);
   } finally {
     cleanup();

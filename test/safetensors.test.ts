@@ -3,6 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
+import { InputError } from "../engine/errors.ts";
 import { CheckpointError } from "../engine/errors.ts";
 import { SafetensorsFile, writeSafetensors } from "../engine/safetensors.ts";
 import { Tensor, bf16ToF32, castTensor, f16ToF32, f32ToBf16 } from "../engine/tensor.ts";
@@ -114,6 +115,14 @@ test("bf16 / f16 conversions", () => {
   assert.deepEqual([...new Tensor("F16", [1], Uint16Array.from([0x3c00])).toFloat32()], [1]);
   assert.throws(() => new Tensor("F32", [3], new Float32Array(2)), /needs 3 elements/);
   assert.throws(() => new Tensor("BF16", [2], new Float32Array(2)), /must be a Uint16Array/);
+});
+
+test("Tensor names the argument that is wrong: dtype, shape, data", () => {
+  const bad = (f: () => unknown, message: RegExp) => assert.throws(f, (e: Error) => e instanceof InputError && message.test(e.message));
+  bad(() => new Tensor("f32" as never, [2], new Float32Array(2)), /Tensor: dtype must be one of F32, BF16, F16, I32, I64, got "f32"/);
+  bad(() => new Tensor("F32", 2 as never, new Float32Array(2)), /Tensor: shape must be an array of dimensions, got number/);
+  bad(() => new Tensor("F32", [2], null as never), /Tensor: F32 data must be a Float32Array, got null/);
+  bad(() => new Tensor("F32", [2], [1, 2] as never), /Tensor: F32 data must be a Float32Array, got Array/);
 });
 
 const entry = (dtype: string, shape: number[], begin: number, end: number) => ({ dtype, shape, data_offsets: [begin, end] });

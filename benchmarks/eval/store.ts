@@ -1,7 +1,10 @@
 // Per-sample results in an SQLite file (better-sqlite3), one transaction per finished sample, in WAL mode: a run
 // killed at any point keeps every sample it finished, and rerunning the same run (same task items, backend and
 // generation settings → same run id) skips them.
+import fs from "node:fs";
+import path from "node:path";
 import Database from "better-sqlite3";
+import { InputError } from "../../engine/errors.ts";
 import type { JsonValue } from "./types.ts";
 
 export interface StoredSample {
@@ -41,13 +44,19 @@ CREATE TABLE IF NOT EXISTS samples (
 export class ResultStore {
   private readonly db: Database.Database;
 
-  /** `file` is created if missing; ":memory:" keeps nothing after close. */
+  /** `file` is created if missing; ":memory:" keeps nothing after close. An existing file is opened only if it is a
+   *  results database (or an empty one): anything else is refused, naming the file, and left as it was. */
   constructor(readonly file: string) {
-    this.db = new Database(file);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = NORMAL"); // WAL + NORMAL: committed transactions survive a killed process
-    this.db.pragma("busy_timeout = 5000");
-    this.db.exec(SCHEMA);
+    if (file !== ":memory:") checkResultsFile(file);
+    try {
+      this.db = new Database(file);
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma("synchronous = NORMAL"); // WAL + NORMAL: committed transactions survive a killed process
+      this.db.pragma("busy_timeout = 5000");
+      this.db.exec(SCHEMA);
+    } catch (e) {
+      throw new InputError(`results database ${file}: cannot be opened for writing (${(e as Error).message})`, { cause: e });
+    }
   }
 
   beginRun(runId: string, task: string, backend: string, settings: JsonValue): void {
@@ -87,6 +96,61 @@ export class ResultStore {
 
   close(): void {
     this.db.close();
+  }
+}
+
+/** Each table of SCHEMA with its columns, as SQLite reports them. */
+function tablesOf(db: Database.Database): Map<string, string> {
+  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
+  return new Map(tables.map(({ name }) => [name, (db.pragma(`table_info(${JSON.stringify(name)})`) as { name: string; type: string }[]).map((c) => `${c.name} ${c.type}`).join(", ")]));
+}
+
+let ourTables: Map<string, string> | undefined;
+function resultsTables(): Map<string, string> {
+  if (!ourTables) {
+    const db = new Database(":memory:");
+    db.exec(SCHEMA);
+    ourTables = tablesOf(db);
+    db.close();
+  }
+  return ourTables;
+}
+
+/** Refuses (without writing to it) a file that is not a results database or an empty one, or a place where no
+ *  file can be created. */
+function checkResultsFile(file: string): void {
+  const where = `results database ${file}`;
+  if (!fs.existsSync(file)) {
+    const dir = path.dirname(path.resolve(file));
+    if (!fs.existsSync(dir)) throw new InputError(`${where}: cannot create it, the folder ${dir} does not exist`);
+    if (!fs.statSync(dir).isDirectory()) throw new InputError(`${where}: cannot create it, ${dir} is not a folder`);
+    return;
+  }
+  if (!fs.statSync(file).isFile()) throw new InputError(`${where}: is not a file`);
+  if (fs.statSync(file).size === 0) return;
+  const head = Buffer.alloc(16);
+  const fd = fs.openSync(file, "r");
+  try {
+    fs.readSync(fd, head, 0, 16, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (head.toString("latin1") !== "SQLite format 3\0") throw new InputError(`${where}: is not an SQLite database (a results database is one); give another file`);
+  let found: Map<string, string>;
+  try {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      found = tablesOf(db);
+    } finally {
+      db.close();
+    }
+  } catch (e) {
+    throw new InputError(`${where}: is damaged (${(e as Error).message}); give another file`, { cause: e });
+  }
+  const ours = resultsTables();
+  const foreign = [...found].filter(([name, columns]) => ours.get(name) !== columns).map(([name]) => name);
+  if (foreign.length) {
+    throw new InputError(`${where}: holds tables that are not those of eval results (${foreign.join(", ")}); it is left as it is: give another file`);
   }
 }
 

@@ -165,7 +165,7 @@ export async function scaling(model: Model, n: number): Promise<ScalingPoint> {
   const a = noise(n * hs, 5);
   const cache = model.newCache();
   cache.kv[sLayer]!.reserve(n);
-  const pass: ForwardPass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, sequences: [{ start: 0, tokens: n, position: 0, cache }] };
+  const pass: ForwardPass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, sequences: [{ start: 0, tokens: n, position: 0, cache }], nonFinite: null };
   const sl = slopes(cfg, lLayer);
   const lightningLayerS = await timeIt(() => {
     cache.lightning[lLayer]!.fill(0);

@@ -147,7 +147,7 @@ export async function forwardForBackward(model: TrainableModel, sequences: Array
   }
   const n = batch.rows;
   const hs = cfg.hiddenSize;
-  const pass: Pass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n };
+  const pass: Pass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, nonFinite: null };
   const tp: TrainPass = { cfg, w: model, pass, batch, slopes: cfg.layerTypes.map((t, l) => (t === "lightning" ? slopes(cfg, l) : null)) };
 
   let x = native.embedding(batch.tokens, model.weight("model.embed_tokens.weight", [cfg.vocabSize, hs]));

@@ -3,9 +3,9 @@
 // results go to an SQLite file so that a rerun of the same command resumes; prints the summary as a markdown
 // table (or JSON), with Table 2 beside it for a published benchmark.
 import fs from "node:fs";
-import { parseArgs } from "node:util";
 import { tableToIPC } from "apache-arrow";
 import { InputError } from "../../engine/errors.ts";
+import { parseFlags, type FlagValues } from "./args.ts";
 import { runTask } from "../../benchmarks/eval/runner.ts";
 import { LocalBackend } from "../../benchmarks/eval/backends/local.ts";
 import { OpenAIBackend } from "../../benchmarks/eval/backends/openai.ts";
@@ -24,38 +24,39 @@ export const EVAL_USAGE = `m1 eval <${SUITES.join("|")}|${PUBLISHED_NAMES.join("
         [--turns 8,32] [--needles 2|4|8] [--pairs 8,32] [--data FILE.jsonl] [--fewshot-data FILE.jsonl] [--num-fewshot K]
         [--filter NAME] [--limit N] [--arrow samples.arrow] [--json] [--quiet]`;
 
-const OPTIONS = {
-  model: { type: "string" }, endpoint: { type: "string" }, api: { type: "string" }, concurrency: { type: "string" },
-  retries: { type: "string" }, "timeout-ms": { type: "string" }, db: { type: "string" }, "thinking-budget": { type: "string" },
-  "max-tokens": { type: "string" }, temperature: { type: "string" }, "top-p": { type: "string" }, "top-k": { type: "string" },
-  seed: { type: "string" }, n: { type: "string" }, digits: { type: "string" }, format: { type: "string" }, lengths: { type: "string" },
-  depths: { type: "string" }, turns: { type: "string" }, needles: { type: "string" }, pairs: { type: "string" }, data: { type: "string" },
-  "fewshot-data": { type: "string" }, "num-fewshot": { type: "string" }, filter: { type: "string" }, limit: { type: "string" },
-  arrow: { type: "string" }, json: { type: "boolean" }, quiet: { type: "boolean" }, samples: { type: "string" },
-  "judge-endpoint": { type: "string" }, "judge-model": { type: "string" }, "price-in": { type: "string" }, "price-out": { type: "string" },
-  "max-context-tokens": { type: "string" },
+const FLAGS = {
+  model: { type: "string" }, endpoint: { type: "string" }, api: { type: "string" }, concurrency: { type: "uint", min: 1 },
+  retries: { type: "uint" }, "timeout-ms": { type: "uint", min: 1 }, db: { type: "string" }, "thinking-budget": { type: "uint" },
+  "max-tokens": { type: "uint", min: 1 }, temperature: { type: "number", min: 0 }, "top-p": { type: "number" }, "top-k": { type: "int", min: 1 },
+  seed: { type: "int" }, n: { type: "uint", min: 1 }, digits: { type: "uints" }, format: { type: "string" }, lengths: { type: "uints" },
+  depths: { type: "numbers" }, turns: { type: "uints" }, needles: { type: "uint" }, pairs: { type: "uints" }, data: { type: "string" },
+  "fewshot-data": { type: "string" }, "num-fewshot": { type: "uint" }, filter: { type: "string" }, limit: { type: "uint" },
+  arrow: { type: "string" }, json: { type: "boolean" }, quiet: { type: "boolean" }, samples: { type: "uint", min: 1 },
+  "judge-endpoint": { type: "string" }, "judge-model": { type: "string" }, "price-in": { type: "number", min: 0 }, "price-out": { type: "number", min: 0 },
+  "max-context-tokens": { type: "uint", min: 1 },
 } as const;
+type Values = FlagValues<typeof FLAGS>;
 
 export async function evaluate(args: string[]): Promise<number> {
-  const { values: v, positionals } = parseArgs({ args, allowPositionals: true, options: OPTIONS });
+  const { values: v, positionals } = parseFlags(args, FLAGS);
   if (positionals.length !== 1) throw new InputError(`expected one suite or task file, got ${positionals.length ? positionals.join(" ") : "none"}\nusage: ${EVAL_USAGE}`);
   if (!v.model) throw new InputError(`--model is required (a checkpoint, or with --endpoint the served model name)\nusage: ${EVAL_USAGE}`);
   const task = await loadTask(positionals[0], v);
   const backend = await makeBackend(v);
   const result = await runTask(task, backend, {
     store: v.db,
-    thinkingBudget: int(v, "thinking-budget"),
-    maxTokens: int(v, "max-tokens"),
-    temperature: num(v, "temperature"),
-    topP: num(v, "top-p"),
-    topK: int(v, "top-k"),
-    seed: int(v, "seed"),
-    samples: int(v, "samples"),
+    thinkingBudget: v["thinking-budget"],
+    maxTokens: v["max-tokens"],
+    temperature: v.temperature,
+    topP: v["top-p"],
+    topK: v["top-k"],
+    seed: v.seed,
+    samples: v.samples,
     progress: v.quiet ? null : undefined,
   });
   if (v.arrow) fs.writeFileSync(v.arrow, tableToIPC(result.toArrow(), "file"));
-  const priceIn = num(v, "price-in");
-  const priceOut = num(v, "price-out");
+  const priceIn = v["price-in"];
+  const priceOut = v["price-out"];
   if ((priceIn === undefined) !== (priceOut === undefined)) throw new InputError("--price-in and --price-out go together (US dollars per million tokens)");
   const cost = priceIn === undefined ? null : result.cost({ inputPerMillion: priceIn, outputPerMillion: priceOut! });
   if (v.json) process.stdout.write(JSON.stringify({ ...(result.toJSON() as object), ...(cost !== null ? { cost_usd: cost } : {}) }) + "\n");
@@ -66,24 +67,22 @@ export async function evaluate(args: string[]): Promise<number> {
   return result.failures.length ? 1 : 0;
 }
 
-type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]["type"] extends "boolean" ? boolean : string };
-
 async function loadTask(what: string, v: Values): Promise<Task> {
-  const limit = int(v, "limit");
+  const limit = v.limit;
   if (PUBLISHED_NAMES.includes(what)) {
     if (!v.data) throw new InputError(`--data is required for ${what}: the benchmark's file as published (jsonl, json, csv or parquet; benchmarks/README.md says where to get it)`);
     if (v["judge-endpoint"] && !v["judge-model"]) throw new InputError("--judge-model is required with --judge-endpoint");
     const judge = v["judge-endpoint"] ? new OpenAIBackend({ baseUrl: v["judge-endpoint"], model: v["judge-model"]!, api: "chat", apiKey: process.env.JUDGE_API_KEY ?? process.env.OPENAI_API_KEY }) : undefined;
-    return loadPublished(what, v.data, { limit, judge, maxContextTokens: int(v, "max-context-tokens") });
+    return loadPublished(what, v.data, { limit, judge, maxContextTokens: v["max-context-tokens"] });
   }
   if (/\.ya?ml$/.test(what)) {
     if (!v.data) throw new InputError(`--data is required for an lm-evaluation-harness task (a JSONL file of its evaluation split)`);
-    return importLmEvalTask(what, { data: v.data, fewshotData: v["fewshot-data"], numFewshot: int(v, "num-fewshot"), filter: v.filter, limit });
+    return importLmEvalTask(what, { data: v.data, fewshotData: v["fewshot-data"], numFewshot: v["num-fewshot"], filter: v.filter, limit });
   }
   if (what.endsWith(".json")) return loadTaskFile(what, { limit });
   const task = builtinSuite(what, {
-    n: int(v, "n"), seed: int(v, "seed"), digits: list(v, "digits"), format: v.format, lengths: list(v, "lengths"),
-    depths: list(v, "depths"), turns: list(v, "turns"), needles: int(v, "needles"), pairs: list(v, "pairs"),
+    n: v.n, seed: v.seed, digits: v.digits, format: v.format, lengths: v.lengths, depths: v.depths, turns: v.turns,
+    needles: v.needles, pairs: v.pairs,
   });
   return limit === undefined ? task : { ...task, items: task.items.slice(0, limit) };
 }
@@ -91,34 +90,10 @@ async function loadTask(what: string, v: Values): Promise<Task> {
 /** --endpoint, or a registry entry that is an endpoint (the real M1 with M1_ENDPOINT set): the OpenAI backend; else local weights. */
 async function makeBackend(v: Values): Promise<Backend> {
   if (v.api !== undefined && v.api !== "completions" && v.api !== "chat") throw new InputError(`--api must be "completions" or "chat", got "${v.api}"`);
-  const remote = { api: v.api as "completions" | "chat" | undefined, concurrency: int(v, "concurrency"), retries: int(v, "retries"), timeoutMs: int(v, "timeout-ms") };
+  const remote = { api: v.api as "completions" | "chat" | undefined, concurrency: v.concurrency, retries: v.retries, timeoutMs: v["timeout-ms"] };
   if (v.endpoint) return new OpenAIBackend({ baseUrl: v.endpoint, model: v.model!, apiKey: process.env.OPENAI_API_KEY, ...remote });
   const { source } = resolveCheckpoint(v.model!);
   if (source.kind === "endpoint") return new OpenAIBackend({ baseUrl: source.baseUrl, model: source.model, apiKey: source.apiKey, ...remote });
   for (const k of ["api", "concurrency", "retries", "timeout-ms"] as const) if (v[k] !== undefined) throw new InputError(`--${k} applies to endpoints only`);
   return LocalBackend.load(v.model!);
-}
-
-function num(v: Values, key: keyof Values): number | undefined {
-  const text = v[key];
-  if (text === undefined) return undefined;
-  const x = Number(text);
-  if (typeof text !== "string" || text.trim() === "" || !Number.isFinite(x)) throw new InputError(`--${key}: "${text}" is not a number`);
-  return x;
-}
-
-function int(v: Values, key: keyof Values): number | undefined {
-  const x = num(v, key);
-  if (x !== undefined && !Number.isInteger(x)) throw new InputError(`--${key}: "${v[key]}" is not an integer`);
-  return x;
-}
-
-function list(v: Values, key: keyof Values): number[] | undefined {
-  const text = v[key];
-  if (text === undefined) return undefined;
-  return String(text).split(",").map((s) => {
-    const x = Number(s);
-    if (s.trim() === "" || !Number.isFinite(x)) throw new InputError(`--${key}: "${s}" in "${text}" is not a number`);
-    return x;
-  });
 }

@@ -3,22 +3,20 @@
 // meanings of the golden gradient files (test/fixtures/golden/README.md): input_ids, token_weights, loss,
 // token_logprobs, grad.<weight name> for every weight, and with --hidden grad.hidden.i (i = 0 the embedding output,
 // i ≥ 1 after decoder layer i − 1).
-import { parseArgs } from "node:util";
 import { InputError } from "../../engine/errors.ts";
-import { parseIds } from "./main.ts";
+import { parseFlags } from "./args.ts";
 
 export const GRAD_USAGE = "m1 grad <checkpoint-dir> --ids 1,5,... [--token-weights 0.5,-1,... (n − 1 of them; default all 1)] --out FILE.safetensors [--hidden]";
 
 export async function grad(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { ids: { type: "string" }, "token-weights": { type: "string" }, out: { type: "string" }, hidden: { type: "boolean" } },
+  const { values, positionals } = parseFlags(args, {
+    ids: { type: "uints" }, "token-weights": { type: "numbers" }, out: { type: "string" }, hidden: { type: "boolean" },
   });
   if (positionals.length !== 1) throw new InputError(`expected one checkpoint directory\nusage: ${GRAD_USAGE}`);
   if (!values.out) throw new InputError("--out is required (path of the safetensors file to write)");
-  const ids = parseIds(values.ids);
-  const weights = values["token-weights"] === undefined ? new Array(Math.max(0, ids.length - 1)).fill(1) : parseWeights(values["token-weights"]);
+  if (values.ids === undefined) throw new InputError("--ids is required (comma-separated token ids, e.g. --ids 5,17,3)");
+  const ids = values.ids;
+  const weights = values["token-weights"] ?? new Array(Math.max(0, ids.length - 1)).fill(1);
   const { Model, Tensor, writeSafetensors } = await import("../../engine/index.ts");
   const model = await Model.load(positionals[0]);
   const layers = model.config.numLayers;
@@ -35,12 +33,4 @@ export async function grad(args: string[]): Promise<number> {
   writeSafetensors(values.out, out);
   process.stderr.write(`loss ${r.loss}; wrote ${Object.keys(out).length} tensors to ${values.out}\n`);
   return 0;
-}
-
-function parseWeights(text: string): number[] {
-  return text.split(",").map((s, i) => {
-    const w = Number(s.trim());
-    if (s.trim() === "" || !Number.isFinite(w)) throw new InputError(`--token-weights: item ${i} ("${s}") is not a finite number`);
-    return w;
-  });
 }

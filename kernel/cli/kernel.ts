@@ -3,8 +3,8 @@
  *   m1 kernel --connection-file FILE
  *   m1 kernel install [--user | --prefix DIR] [--name NAME]
  */
-import { parseArgs } from "node:util";
 import { InputError } from "../../engine/errors.ts";
+import { parseFlags, UsageError } from "./args.ts";
 import { readConnectionFile } from "../jupyter/connection.ts";
 import { KERNEL_NAME, installKernelSpec, kernelsDir } from "../jupyter/kernelspec.ts";
 
@@ -13,13 +13,15 @@ export const KERNEL_USAGE = `  m1 kernel --connection-file FILE          run the
 
 export async function kernelCommand(args: string[]): Promise<number> {
   if (args[0] === "install") {
-    const { values } = parseArgs({ args: args.slice(1), options: { user: { type: "boolean" }, prefix: { type: "string" }, name: { type: "string" } } });
+    const { values, positionals } = parseFlags(args.slice(1), { user: { type: "boolean" }, prefix: { type: "string" }, name: { type: "string" } });
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     if (values.user && values.prefix) throw new InputError("give --user or --prefix, not both");
     const dir = installKernelSpec(kernelsDir(values), values.name ?? KERNEL_NAME);
     process.stdout.write(`installed kernelspec ${values.name ?? KERNEL_NAME} in ${dir}\n`);
     return 0;
   }
-  const { values } = parseArgs({ args, options: { "connection-file": { type: "string", short: "f" } } });
+  const { values, positionals } = parseFlags(args, { "connection-file": { type: "string", short: "f" } });
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (!values["connection-file"]) throw new InputError(`--connection-file is required\nusage:\n${KERNEL_USAGE}`);
   let info;
   try {

@@ -5,8 +5,8 @@
  *   m1 generate <checkpoint-dir-or-name> --ids 5,17,3 --max-new 16 --greedy --json   (tool_calls parsed from M1's <tool_calls> block)
  *   m1 grad <checkpoint-dir> --ids 1,5,9 --token-weights 0.5,-1 --out grad.safetensors [--hidden]
  */
-import { parseArgs } from "node:util";
 import { M1Error, InputError } from "../../engine/errors.ts";
+import { parseFlags, UsageError } from "./args.ts";
 import { parseToolCalls } from "../../engine/tool-calls.ts";
 
 const USAGE = `usage:
@@ -18,7 +18,7 @@ const USAGE = `usage:
   m1 kernel install [--user | --prefix DIR] [--name NAME]
   m1 run <notebook.ipynb> [--out executed.ipynb] [--html report.html] [-p name=value ...] [--timeout S]
               [--server URL --token T [--server-path PATH]] [--kernel NAME]
-  m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME] [--max-batch N]
+  m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME] [--max-batch N] [--max-prompt-tokens N]
   m1 eval <suite|task.json|task.yaml> (--model CHECKPOINT | --endpoint URL --model NAME) [...]   (all options: benchmarks/README.md)
   m1 grad <checkpoint-dir> --ids 1,5,... [--token-weights 0.5,-1,...] --out FILE.safetensors [--hidden]
   m1 make-checkpoint <bench-small> <out-dir> [--seed N]
@@ -52,10 +52,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command(rest);
   } catch (err) {
-    if (err instanceof M1Error || (err instanceof TypeError && (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))) {
-      const usage = err instanceof M1Error ? "" : `\n${USAGE}`;
-      process.stderr.write(`m1 ${name}: ${(err as Error).message}${usage}\n`);
-      return err instanceof M1Error ? 1 : 2;
+    if (err instanceof M1Error) {
+      process.stderr.write(`m1 ${name}: ${err.message}${err instanceof UsageError ? `\n${USAGE}` : ""}\n`);
+      return err instanceof UsageError ? 2 : 1;
     }
     throw err;
   }
@@ -71,26 +70,13 @@ function positional(args: string[], what: string): string {
   return args[0];
 }
 
-export function parseIds(text: string | undefined): number[] {
-  if (text === undefined) throw new InputError("--ids is required (comma-separated token ids, e.g. --ids 5,17,3)");
-  return text.split(",").map((s, i) => {
-    const id = Number(s.trim());
-    if (s.trim() === "" || !Number.isInteger(id)) throw new InputError(`--ids: item ${i} ("${s}") is not an integer`);
-    return id;
-  });
-}
-
-function parseNumber(name: string, text: string | undefined, integer: boolean): number | undefined {
-  if (text === undefined) return undefined;
-  const x = Number(text);
-  if (text.trim() === "" || !Number.isFinite(x) || (integer && !Number.isInteger(x))) {
-    throw new InputError(`--${name}: "${text}" is not ${integer ? "an integer" : "a number"}`);
-  }
-  return x;
+function requiredIds(ids: number[] | undefined): number[] {
+  if (ids === undefined) throw new InputError("--ids is required (comma-separated token ids, e.g. --ids 5,17,3)");
+  return ids;
 }
 
 async function info(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean" } } });
+  const { values, positionals } = parseFlags(args, { json: { type: "boolean" } });
   const { architectureSummary, formatSummary } = await import("../../engine/summary.ts");
   const summary = architectureSummary(positional(positionals, "checkpoint directory or config.json"));
   process.stdout.write(values.json ? JSON.stringify(summary, null, 2) + "\n" : formatSummary(summary));
@@ -98,50 +84,48 @@ async function info(args: string[]): Promise<number> {
 }
 
 async function forward(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ids: { type: "string" }, out: { type: "string" } } });
+  const { values, positionals } = parseFlags(args, { ids: { type: "uints" }, out: { type: "string" } });
   const dir = positional(positionals, "checkpoint directory");
   if (!values.out) throw new InputError("--out is required (path of the safetensors file to write)");
   const { Model, Tensor, writeSafetensors } = await engine();
   const model = await Model.load(dir);
-  const { logits } = await model.forward(parseIds(values.ids));
+  const { logits } = await model.forward(requiredIds(values.ids));
   writeSafetensors(values.out, { logits: new Tensor("F32", logits.shape, logits.data) });
   process.stderr.write(`wrote logits [${logits.shape.join(", ")}] to ${values.out}\n`);
   return 0;
 }
 
 async function generate(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      ids: { type: "string" },
-      prompt: { type: "string" },
-      "max-new": { type: "string" },
-      greedy: { type: "boolean" },
-      temperature: { type: "string" },
-      "top-k": { type: "string" },
-      "top-p": { type: "string" },
-      seed: { type: "string" },
-      "thinking-budget": { type: "string" },
-      "stop-token": { type: "string", multiple: true },
-      stop: { type: "string", multiple: true },
-      json: { type: "boolean" },
-    },
+  const { values, positionals } = parseFlags(args, {
+    ids: { type: "uints" },
+    prompt: { type: "string" },
+    "max-new": { type: "uint" },
+    greedy: { type: "boolean" },
+    temperature: { type: "number", min: 0 },
+    "top-k": { type: "int", min: 1 },
+    "top-p": { type: "number" },
+    seed: { type: "int" },
+    "thinking-budget": { type: "uint" },
+    "stop-token": { type: "uint", multiple: true },
+    stop: { type: "string", multiple: true },
+    json: { type: "boolean" },
   });
   const checkpoint = positional(positionals, "checkpoint (a registry name such as mini-40k, or a directory)");
   if ((values.ids === undefined) === (values.prompt === undefined)) throw new InputError("give exactly one of --ids or --prompt");
   const { model } = await (await import("../../benchmarks/registry.ts")).loadLocalModel(checkpoint);
   const controller = new AbortController();
   process.once("SIGINT", () => controller.abort());
-  const generation = model.generate(values.prompt ?? parseIds(values.ids), {
-    maxNewTokens: parseNumber("max-new", values["max-new"], true) ?? 64,
+  const outside = values["stop-token"]?.find((id) => id >= model.config.vocabSize);
+  if (outside !== undefined) throw new InputError(`--stop-token: ${outside} is outside the vocabulary [0, ${model.config.vocabSize})`);
+  const generation = model.generate(values.prompt ?? requiredIds(values.ids), {
+    maxNewTokens: values["max-new"] ?? 64,
     greedy: values.greedy,
-    temperature: parseNumber("temperature", values.temperature, false),
-    topK: parseNumber("top-k", values["top-k"], true),
-    topP: parseNumber("top-p", values["top-p"], false),
-    seed: parseNumber("seed", values.seed, true),
-    thinkingBudget: parseNumber("thinking-budget", values["thinking-budget"], true),
-    stopTokens: values["stop-token"]?.map((t) => parseNumber("stop-token", t, true)!),
+    temperature: values.temperature,
+    topK: values["top-k"],
+    topP: values["top-p"],
+    seed: values.seed,
+    thinkingBudget: values["thinking-budget"],
+    stopTokens: values["stop-token"],
     stopStrings: values.stop,
     signal: controller.signal,
   });

@@ -1,23 +1,22 @@
-// `m1 serve <checkpoint> [--port P] [--name NAME] [--max-batch N]`: serves a checkpoint (a registry name such as
+// `m1 serve <checkpoint> [--port P] [--name NAME] [--max-batch N] [--max-prompt-tokens N]`: serves a checkpoint (a registry name such as
 // mini-40k, or a directory) on 127.0.0.1 under the OpenAI API, until SIGINT or SIGTERM.
-import { parseArgs } from "node:util";
 import { InputError } from "../../engine/errors.ts";
+import { parseFlags } from "./args.ts";
 import { loadLocalModel } from "../../benchmarks/registry.ts";
 import { CompletionServer } from "../openai/server.ts";
 
-export const SERVE_USAGE = "m1 serve <checkpoint|mini-40k|mini-80k> [--port P (default 8000; 0 = any free port)] [--name MODEL_NAME] [--max-batch N (requests decoding together, default 64)]";
+export const SERVE_USAGE = "m1 serve <checkpoint|mini-40k|mini-80k> [--port P (default 8000; 0 = any free port)] [--name MODEL_NAME] [--max-batch N (requests decoding together, default 64)] " +
+  "[--max-prompt-tokens N (longer prompts get 400; default the model's max_position_embeddings)]";
 
 export async function serve(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { port: { type: "string" }, name: { type: "string" }, "max-batch": { type: "string" } } });
+  const { values, positionals } = parseFlags(args, {
+    port: { type: "uint", max: 65535 }, name: { type: "string" }, "max-batch": { type: "uint", min: 1 }, "max-prompt-tokens": { type: "uint", min: 1 },
+  });
   if (positionals.length !== 1) throw new InputError(`expected one checkpoint, got ${positionals.length ? positionals.join(" ") : "none"}\nusage: ${SERVE_USAGE}`);
-  const port = Number(values.port ?? "8000");
-  if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new InputError(`--port: "${values.port}" is not a port number (0-65535)`);
-  const maxBatch = Number(values["max-batch"] ?? "64");
-  if (!(Number.isInteger(maxBatch) && maxBatch >= 1)) throw new InputError(`--max-batch: "${values["max-batch"]}" is not an integer >= 1`);
   const { name, model } = await loadLocalModel(positionals[0]);
-  const server = new CompletionServer(model, values.name ?? name, maxBatch);
-  const bound = await server.listen(port);
-  process.stdout.write(`m1 serve: ${server.name} at http://127.0.0.1:${bound}/v1 (Ctrl-C stops)\n`);
+  const server = new CompletionServer(model, values.name ?? name, { maxBatch: values["max-batch"], maxPromptTokens: values["max-prompt-tokens"] });
+  const bound = await server.listen(values.port ?? 8000);
+  process.stdout.write(`m1 serve: ${server.name} at http://127.0.0.1:${bound}/v1, prompts up to ${server.maxPromptTokens} tokens (Ctrl-C stops)\n`);
   const signal = await new Promise<string>((resolve) => {
     process.once("SIGINT", () => resolve("SIGINT"));
     process.once("SIGTERM", () => resolve("SIGTERM"));

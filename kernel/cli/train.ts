@@ -3,9 +3,9 @@
 // N steps under DIR, and --resume to continue a killed run exactly. docs/rl.md explains every option.
 import fs from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { tableToIPC } from "apache-arrow";
 import { InputError } from "../../engine/errors.ts";
+import { parseFlags } from "./args.ts";
 import { loadLocalModel } from "../../benchmarks/registry.ts";
 import { OBJECTIVES, type ObjectiveName } from "../../engine/rl/objectives.ts";
 import { exactAnswer, answerDigitCredit } from "../../engine/rl/rewards.ts";
@@ -26,61 +26,51 @@ const REWARDS = { exact: exactAnswer, digits: answerDigitCredit };
 export async function train(args: string[]): Promise<number> {
   const [mode, ...rest] = args;
   if (mode !== "rl" && mode !== "sft") throw new InputError(`expected rl or sft, got ${mode ?? "nothing"}\nusage: ${TRAIN_USAGE}`);
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      out: { type: "string" }, objective: { type: "string", default: "cispo" }, steps: { type: "string" },
-      stages: { type: "string", default: DEFAULT_RL_STAGES }, "stage-steps": { type: "string", default: "20" },
-      batch: { type: "string" }, group: { type: "string", default: "8" }, rounds: { type: "string", default: "4" },
-      lr: { type: "string" }, temperature: { type: "string", default: "1" }, reward: { type: "string", default: "digits" },
-      "no-dynamic-sampling": { type: "boolean" }, "checkpoint-every": { type: "string", default: "10" },
-      seed: { type: "string", default: "0" }, resume: { type: "boolean" }, recipe: { type: "string" },
-    },
+  const { values, positionals } = parseFlags(rest, {
+    out: { type: "string" }, objective: { type: "string" }, steps: { type: "uint", min: 1 }, stages: { type: "string" },
+    "stage-steps": { type: "uint", min: 1 }, batch: { type: "uint", min: 1 }, group: { type: "uint", min: 1 }, rounds: { type: "uint", min: 1 },
+    lr: { type: "number" }, temperature: { type: "number" }, reward: { type: "string" }, "no-dynamic-sampling": { type: "boolean" },
+    "checkpoint-every": { type: "uint", min: 1 }, seed: { type: "uint" }, resume: { type: "boolean" }, recipe: { type: "string" },
   });
   if (positionals.length !== 1) throw new InputError(`expected one checkpoint, got ${positionals.length ? positionals.join(" ") : "none"}\nusage: ${TRAIN_USAGE}`);
   if (!values.out) throw new InputError(`--out DIR is required (checkpoints and metrics go there)\nusage: ${TRAIN_USAGE}`);
-  const int = (name: string, v: string | undefined, min = 1) => {
-    const x = Number(v);
-    if (!(Number.isInteger(x) && x >= min)) throw new InputError(`--${name}: "${v}" is not an integer >= ${min}`);
+  const positive = (name: string, x: number) => {
+    if (!(x > 0)) throw new InputError(`--${name}: ${x} is not a number > 0`);
     return x;
   };
-  const positive = (name: string, v: string | undefined) => {
-    const x = Number(v);
-    if (!(Number.isFinite(x) && x > 0)) throw new InputError(`--${name}: "${v}" is not a number > 0`);
-    return x;
-  };
-  const seed = int("seed", values.seed, 0);
+  const seed = values.seed ?? 0;
+  const objective = values.objective ?? "cispo";
+  const checkpointEvery = values["checkpoint-every"] ?? 10;
   const { model } = await loadLocalModel(positionals[0]);
   let config: TrainConfig;
   let policy: EnginePolicy;
   if (mode === "rl") {
-    if (!OBJECTIVES.includes(values.objective as ObjectiveName)) throw new InputError(`--objective must be one of ${OBJECTIVES.join(", ")}, got ${values.objective}`);
-    const reward = REWARDS[values.reward as keyof typeof REWARDS];
+    if (!OBJECTIVES.includes(objective as ObjectiveName)) throw new InputError(`--objective must be one of ${OBJECTIVES.join(", ")}, got ${objective}`);
+    const reward = REWARDS[(values.reward ?? "digits") as keyof typeof REWARDS];
     if (!reward) throw new InputError(`--reward must be exact or digits, got ${values.reward}`);
-    const stages = parseStages(values.stages!, int("stage-steps", values["stage-steps"]));
+    const stages = parseStages(values.stages ?? DEFAULT_RL_STAGES, values["stage-steps"] ?? 20);
     const maxBudget = Math.max(...stages.map((s) => s.budget));
     const maxDigits = Math.max(...stages.flatMap((s) => s.digits));
     config = {
-      mode, objective: values.objective as ObjectiveName, seed, steps: int("steps", values.steps ?? "100"), batchSize: int("batch", values.batch ?? "8"),
-      groupSize: int("group", values.group), rounds: int("rounds", values.rounds), temperature: positive("temperature", values.temperature),
+      mode, objective: objective as ObjectiveName, seed, steps: values.steps ?? 100, batchSize: values.batch ?? 8,
+      groupSize: values.group ?? 8, rounds: values.rounds ?? 4, temperature: positive("temperature", values.temperature ?? 1),
       maxNewTokens: maxBudget + maxDigits + 4, ...staged(stages), reward, verifier: exactAnswer, dynamicSampling: !values["no-dynamic-sampling"],
-      repetition: { run: maxBudget + maxDigits + 3, probability: 0.99 }, checkpointEvery: int("checkpoint-every", values["checkpoint-every"]),
+      repetition: { run: maxBudget + maxDigits + 3, probability: 0.99 }, checkpointEvery,
     };
     // the paper's RL optimiser: AdamW β = (0.9, 0.95), ε = 1e-15
-    policy = new EnginePolicy(model, { lr: positive("lr", values.lr ?? "5e-5"), betas: [0.9, 0.95], eps: 1e-15 });
+    policy = new EnginePolicy(model, { lr: positive("lr", values.lr ?? 5e-5), betas: [0.9, 0.95], eps: 1e-15 });
   } else {
     const recipe = SFT_RECIPES[values.recipe as keyof typeof SFT_RECIPES];
     if (!recipe) throw new InputError(`--recipe must be one of ${Object.keys(SFT_RECIPES).join(", ")}, got ${values.recipe ?? "nothing"}`);
-    const steps = int("steps", values.steps ?? String(recipe.steps));
+    const steps = values.steps ?? recipe.steps;
     const [lo, hi] = recipe.digits;
     const stages = [{ fromStep: 0, budget: recipe.budget, digits: Array.from({ length: hi - lo + 1 }, (_, k) => lo + k) }];
     config = {
-      mode, objective: "reinforce", seed, steps, batchSize: int("batch", values.batch ?? String(SFT_OPTIMIZER.batchSize)), groupSize: 1, rounds: 1,
-      temperature: 1, maxNewTokens: 1, ...staged(stages), dynamicSampling: false, checkpointEvery: int("checkpoint-every", values["checkpoint-every"]),
+      mode, objective: "reinforce", seed, steps, batchSize: values.batch ?? SFT_OPTIMIZER.batchSize, groupSize: 1, rounds: 1,
+      temperature: 1, maxNewTokens: 1, ...staged(stages), dynamicSampling: false, checkpointEvery,
       target: (p) => scratchpadCompletion(...operandsOf(p.prompt)),
     };
-    const lr = positive("lr", values.lr ?? String(recipe.lr));
+    const lr = positive("lr", values.lr ?? recipe.lr);
     policy = new EnginePolicy(model, {
       lr: warmupCosine({ peak: lr, warmupSteps: Math.min(SFT_OPTIMIZER.warmupSteps, steps - 1), totalSteps: steps }), betas: SFT_OPTIMIZER.betas,
       weightDecay: SFT_OPTIMIZER.weightDecay, maxGradNorm: SFT_OPTIMIZER.maxGradNorm,

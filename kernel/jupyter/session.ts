@@ -80,10 +80,33 @@ const codePointsToUtf16 = (s: string, cp: number) => {
 };
 const utf16ToCodePoints = (s: string, i: number) => [...s.slice(0, i)].length;
 
+/** A promise that a cell left to reject with nothing handling it (Node would end the process for it). */
+class UnhandledRejection extends Error {
+  override name = "UnhandledPromiseRejection";
+
+  constructor(readonly reason: unknown) {
+    super(`a promise was rejected and nothing handled it: ${reason instanceof Error ? `${reason.name}: ${reason.message}` : inspect(reason)}`);
+  }
+}
+
 interface Running {
   msg: Message;
   controller: AbortController;
   allowStdin: boolean;
+  /** settles with the first promise that the cell leaves to reject unhandled */
+  floating: Promise<Outcome>;
+  reportFloating(reason: unknown): void;
+}
+
+/** Why an execute_request cannot run (messaging spec: code is a string, user_expressions maps names to strings). */
+function invalidExecute(content: Record<string, unknown>): string | null {
+  if (typeof content.code !== "string") return `execute_request: content.code must be a string, got ${content.code === null ? "null" : typeof content.code}`;
+  const ue = content.user_expressions;
+  if (ue !== undefined && (typeof ue !== "object" || ue === null || Array.isArray(ue))) {
+    return `execute_request: content.user_expressions must be an object of name: expression, got ${ue === null ? "null" : Array.isArray(ue) ? "an array" : typeof ue}`;
+  }
+  const bad = Object.entries((ue ?? {}) as object).find(([, e]) => typeof e !== "string");
+  return bad ? `execute_request: user_expressions["${bad[0]}"] must be a string, got ${typeof bad[1]}` : null;
 }
 
 export class Kernel {
@@ -127,6 +150,8 @@ export class Kernel {
       registerCommTarget: (name, target) => this.comms.registerTarget(name, target),
       openComm: (target, data) => this.comms.open(target, data),
     });
+    // A rejection that nothing handles fails the running cell, or shows in the last cell's output; the kernel goes on.
+    process.on("unhandledRejection", (reason) => this.unhandledRejection(reason));
     Object.defineProperty(globalThis, "signal", { get: () => api.signal, configurable: true });
     Object.defineProperty(globalThis, "display", { value: api.display, configurable: true, writable: true });
   }
@@ -230,26 +255,39 @@ export class Kernel {
     };
   }
 
-  private async run(code: string, name: string, signal: AbortSignal): Promise<Outcome> {
+  private async run(code: string, name: string, cell: Running): Promise<Outcome> {
     if (!code.trim()) return { ok: true, value: undefined };
     const { compiler, transform } = await this.typescript();
     const diagnostics = compiler.check(code);
     if (diagnostics.length) return { ok: false, error: new CompileError(name, code, diagnostics) };
     this.evaluator ??= new Evaluator(this.runtime());
-    const running = this.evaluator.run(transform(code, name), name);
+    // one macrotask after the cell settles: Node reports the promises it left rejected before that
+    const running = this.evaluator.run(transform(code, name), name).then((o) => new Promise<Outcome>((r) => setImmediate(() => r(o))));
     // An interrupted cell gets half a second to stop through its signal; then the kernel moves on without it.
+    const signal = cell.controller.signal;
     const interrupted = new Promise<Outcome>((resolve) =>
       signal.addEventListener("abort", () => setTimeout(() => resolve({ ok: false, error: signal.reason }), 500), { once: true }),
     );
     try {
-      return await Promise.race([running, interrupted]);
+      return await Promise.race([running, interrupted, cell.floating]);
     } finally {
       compiler.commit();
     }
   }
 
+  private unhandledRejection(reason: unknown): void {
+    if (this.current) return this.current.reportFloating(reason);
+    // from a cell that has finished (a timer, a cell left running after an interrupt): shown under the last cell
+    const error = this.describe(new UnhandledRejection(reason));
+    this.streams.log(`${error.ename}: ${error.evalue}`);
+    void this.publish("error", error);
+  }
+
   private describe(error: unknown): { ename: string; evalue: string; traceback: string[] } {
     if (error instanceof CompileError) return { ename: error.name, evalue: error.message, traceback: error.traceback };
+    if (error instanceof UnhandledRejection) {
+      return { ename: error.name, evalue: error.message, traceback: [`${error.name}: ${error.message}`, ...this.describe(error.reason).traceback] };
+    }
     if (error instanceof Error) {
       const isKernel = (frame: string) => frame.includes("node:inspector") || frame.includes(dirname(KERNEL_DIR) + "/");
       return { ename: error.name, evalue: error.message, traceback: this.evaluator?.traceback(error, isKernel) ?? [String(error.stack)] };
@@ -258,8 +296,14 @@ export class Kernel {
   }
 
   private async execute(msg: Message): Promise<void> {
-    const c = msg.content as { code?: string; silent?: boolean; store_history?: boolean; user_expressions?: Record<string, string>; allow_stdin?: boolean; stop_on_error?: boolean };
-    const code = String(c.code ?? "");
+    const invalid = invalidExecute(msg.content);
+    if (invalid) {
+      this.streams.log(invalid);
+      const error = { ename: "InvalidRequest", evalue: invalid, traceback: [`InvalidRequest: ${invalid}`] };
+      return this.server.reply("shell", msg, "execute_reply", { status: "error", execution_count: this.count, ...error });
+    }
+    const c = msg.content as { code: string; silent?: boolean; store_history?: boolean; user_expressions?: Record<string, string>; allow_stdin?: boolean; stop_on_error?: boolean };
+    const code = c.code;
     const silent = c.silent === true;
     const store = !silent && c.store_history !== false;
     if (store) this.count++;
@@ -268,14 +312,16 @@ export class Kernel {
     this.parent = msg;
     if (!silent) void this.publish("execute_input", { code, execution_count: this.count });
     if (store) this.history.add(this.count, code);
-    const running: Running = { msg, controller: new AbortController(), allowStdin: c.allow_stdin !== false };
+    let reportFloating!: (reason: unknown) => void;
+    const floating = new Promise<Outcome>((resolve) => (reportFloating = (reason) => resolve({ ok: false, error: new UnhandledRejection(reason) })));
+    const running: Running = { msg, controller: new AbortController(), allowStdin: c.allow_stdin !== false, floating, reportFloating };
     this.current = running;
     api.enterCell(running.controller.signal);
 
     let reply: object;
     let outcome: Outcome;
     try {
-      outcome = await this.run(code, name, running.controller.signal);
+      outcome = await this.run(code, name, running);
       if (outcome.ok && outcome.value !== undefined && !silent) {
         const result = this.bundle(outcome.value);
         void this.publish("execute_result", { execution_count: this.count, ...result });

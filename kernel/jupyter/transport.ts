@@ -21,6 +21,8 @@ export interface Transport {
   /** `silent`: no outputs, no execution count (used to warm the kernel up). */
   execute(code: string, onOutput: (type: string, content: Record<string, any>) => void, silent?: boolean): Promise<ExecuteReply>;
   interrupt(): Promise<void>;
+  /** Settles, with what happened, if the kernel dies (its process exits, or the server reports it dead). */
+  readonly died: Promise<string>;
   /** Ends the kernel; `force` kills it without asking. */
   shutdown(force?: boolean): Promise<void>;
 }
@@ -31,12 +33,14 @@ export async function localKernel(cwd: string): Promise<Transport> {
   const file = join(dir, "kernel.json");
   const info = await writeConnectionFile(file);
   const child: ChildProcess = spawn(process.execPath, [CLI, "kernel", "--connection-file", file], { cwd, stdio: ["ignore", "inherit", "inherit"] });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const exited = new Promise<string>((resolve) =>
+    child.once("exit", (code, signal) => resolve(signal ? `the kernel process was killed by ${signal}` : `the kernel process exited with code ${code}`)),
+  );
   let connected: Awaited<ReturnType<typeof KernelClient.connect>>;
   try {
     connected = await Promise.race([
       KernelClient.connect(info),
-      exited.then((code) => Promise.reject(new Error(`the kernel exited with code ${code} before it answered`))),
+      exited.then((how) => Promise.reject(new Error(`${how} before it answered`))),
     ]);
   } catch (err) {
     child.kill("SIGKILL");
@@ -47,6 +51,7 @@ export async function localKernel(cwd: string): Promise<Transport> {
   let closed = false;
   return {
     kernelInfo: kernelInfo.content,
+    died: exited,
     async execute(code, onOutput, silent = false) {
       const reply = await client.execute(code, (m) => onOutput(m.header.msg_type, m.content), silent);
       return reply.content as ExecuteReply;
@@ -91,8 +96,14 @@ export async function serverKernel(baseUrl: string, token: string, name: string,
   const session = await sessions?.startNew({ path: notebookPath!, type: "notebook", name: basename(notebookPath!), kernel: { name } });
   const kernel = session ? session.kernel! : await manager.startNew({ name });
   const info = await kernel.info;
+  const died = new Promise<string>((resolve) =>
+    kernel.statusChanged.connect((_, status) => {
+      if (status === "dead" || status === "autorestarting" || status === "restarting") resolve(`the server reports the kernel ${status}`);
+    }),
+  );
   return {
     kernelInfo: info as unknown as Record<string, any>,
+    died,
     async execute(code, onOutput, silent = false) {
       const future = kernel.requestExecute({ code, silent, stop_on_error: true, allow_stdin: false, store_history: !silent });
       future.onIOPub = (msg) => {

@@ -13,6 +13,7 @@ import type { BatchScheduler } from "./scheduler.ts";
 import { countParameters } from "../../engine/plan.ts";
 import type { ChatMessage, Tokenizer } from "../../engine/tokenizer.ts";
 import { InputError } from "../../engine/errors.ts";
+import { RequestError } from "./requests.ts";
 import type { CompletionRequest } from "../../benchmarks/eval/types.ts";
 
 /** A completion request as the eval runner makes it, with the prompt as text or token ids (chat already rendered). */
@@ -26,6 +27,8 @@ export interface EngineRequest extends Omit<CompletionRequest, "prompt" | "tempe
   echo?: boolean;
   routingLog?: boolean;
   expertThreshold?: number;
+  /** Refuse prompts longer than this many tokens (a server's limit). */
+  maxPromptTokens?: number;
 }
 
 /** OpenAI's completions `logprobs`: per token its text, log-probability (null for the first prompt token), top alternatives and offset in the text. */
@@ -98,9 +101,29 @@ export function batchable(request: Omit<EngineRequest, "prompt">): boolean {
   return request.logprobs === undefined && !request.echo && !request.routingLog && request.expertThreshold === undefined;
 }
 
+/** Characters of a long text prompt encoded first, per token of the limit: the rest is encoded only if they fit. */
+const PREFIX_CHARS_PER_TOKEN = 16;
+
+/**
+ * The prompt's token ids, refused past `limit` tokens. A text far longer than the limit is judged by a prefix first
+ * (cut at a space), so a request of megabytes is refused without encoding all of it (seconds of a blocked server).
+ */
+function promptTokens(tokenizer: Tokenizer, prompt: string | number[], limit: number | undefined): number[] {
+  const tooLong = (count: string) =>
+    new RequestError(`the prompt has ${count} tokens, more than this server's limit of ${limit} (m1 serve --max-prompt-tokens)`, "prompt", 400, "context_length_exceeded");
+  if (limit !== undefined && typeof prompt === "string" && prompt.length > PREFIX_CHARS_PER_TOKEN * limit) {
+    const space = prompt.lastIndexOf(" ", PREFIX_CHARS_PER_TOKEN * limit);
+    const head = tokenizer.encode(prompt.slice(0, space > 0 ? space : PREFIX_CHARS_PER_TOKEN * limit));
+    if (head.length > limit) throw tooLong(`more than ${head.length}`);
+  }
+  const ids = typeof prompt === "string" ? tokenizer.encode(prompt) : prompt;
+  if (limit !== undefined && ids.length > limit) throw tooLong(String(ids.length));
+  return ids;
+}
+
 function start(model: Model, request: EngineRequest, scheduler?: BatchScheduler): Started {
   const tokenizer = requireTokenizer(model);
-  const promptIds = typeof request.prompt === "string" ? tokenizer.encode(request.prompt) : request.prompt;
+  const promptIds = promptTokens(tokenizer, request.prompt, request.maxPromptTokens);
   const stop = (request.stop ?? []).filter((s) => s !== "");
   const sampling = {
     maxNewTokens: request.maxTokens,

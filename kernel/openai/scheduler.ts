@@ -2,8 +2,9 @@
 // between steps as they arrive and leaving as they finish, so every weight is read once per step for all of
 // them; each request's tokens equal what it would get alone (the batch's rows are bit-identical to generate).
 // Requests that need per-request hooks or every step's logits (logprobs, echo, routing logs, an expert
-// threshold) run alone through `exclusive`, between batch steps, once the batch has drained.
-import { DecodeBatch, type BatchSequence, type BatchSequenceOptions } from "../../engine/batch.ts";
+// threshold) run alone through `exclusive`, between batch steps, once the batch has drained. A long prompt is
+// prefilled in chunks with batch steps (and short prompts joining) in between.
+import { DecodeBatch, PREFILL_CHUNK, type BatchSequence, type BatchSequenceOptions } from "../../engine/batch.ts";
 import type { StopReason } from "../../engine/generate.ts";
 import type { Model } from "../../engine/model.ts";
 
@@ -101,34 +102,50 @@ export class BatchScheduler {
         if (this.waiting.length || this.exclusives.length) continue;
         return;
       }
-      for (const r of [...this.running]) if (r.signal?.aborted) this.finish(r, null, r.signal.reason);
-      if (this.running.length === 0) continue;
-      this.peakBatch = Math.max(this.peakBatch, this.running.length);
-      try {
-        await this.batch.step();
-      } catch (e) {
-        for (const r of [...this.running]) this.finish(r, null, e);
-        continue;
-      }
-      for (const r of [...this.running]) {
-        r.out.push(r.seq.ids.at(-1)!);
-        if (r.seq.done) this.finish(r, r.seq.stopReason);
-        else if (r.stopStrings.length && this.hasStopString(r)) this.finish(r, "stop_string");
-      }
-      await new Promise((resolve) => setImmediate(resolve)); // let HTTP traffic in between steps
+      await this.stepRunning();
     }
   }
 
-  /** Prefills a request's prompt into the batch; a request the engine rejects fails alone. */
-  private async join(w: Waiting): Promise<void> {
+  /** One batch step of the running requests, then a pause for HTTP traffic. */
+  private async stepRunning(): Promise<void> {
+    for (const r of [...this.running]) if (r.signal?.aborted) this.finish(r, null, r.signal.reason);
+    if (this.running.length === 0) return;
+    this.peakBatch = Math.max(this.peakBatch, this.running.length);
+    try {
+      await this.batch.step();
+    } catch (e) {
+      for (const r of [...this.running]) this.finish(r, null, e);
+      return;
+    }
+    for (const r of [...this.running]) {
+      r.out.push(r.seq.ids.at(-1)!);
+      if (r.seq.done) this.finish(r, r.seq.stopReason);
+      else if (r.stopStrings.length && this.hasStopString(r)) this.finish(r, "stop_string");
+    }
+    await new Promise((resolve) => setImmediate(resolve)); // let HTTP traffic in between steps
+  }
+
+  /** Prefills a request's prompt into the batch; a request the engine rejects fails alone. A long prompt goes in
+   *  chunks, and between two chunks waiting requests with short prompts join and the running ones take a step:
+   *  a long prompt holds up no one. */
+  private async join(w: Waiting, chunked = true): Promise<void> {
     if (w.signal?.aborted) return w.out.end(null, w.signal.reason);
     try {
-      const seq = await this.batch.join(w.prompt, w.options, w.signal);
+      const seq = await this.batch.join(w.prompt, w.options, w.signal, chunked ? () => this.betweenChunks() : undefined);
       if (seq.done) return w.out.end(seq.stopReason);
       this.running.push({ ...w, seq });
     } catch (e) {
       w.out.end(null, e);
     }
+  }
+
+  private async betweenChunks(): Promise<void> {
+    for (const w of this.waiting.filter((x) => x.prompt.length <= PREFILL_CHUNK)) {
+      if (this.exclusives.length || this.running.length >= this.maxBatch) break;
+      this.waiting.splice(this.waiting.indexOf(w), 1);
+      await this.join(w, false);
+    }
+    await this.stepRunning();
   }
 
   private hasStopString(r: Running): boolean {

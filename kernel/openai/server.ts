@@ -2,7 +2,9 @@
 // GET /v1/models, POST /v1/completions, POST /v1/chat/completions, with SSE streaming ("data: {…}\n\n", then
 // "data: [DONE]"). Requests decode together in one batch (continuous batching, ./scheduler.ts); those that need
 // the engine to themselves (logprobs, echo, routing logs, an expert threshold) run alone between batch steps.
-// Bad requests get 400 with {"error": {message, type, param, code}}; unknown routes 404; the server keeps serving.
+// Prompts longer than the server's limit (default: the model's max_position_embeddings) get 400, as serving engines
+// do past their max model length. Bad requests get 400 with {"error": {message, type, param, code}}, a body not sent
+// as JSON 415, unknown routes 404; the server keeps serving.
 import http from "node:http";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
@@ -15,15 +17,27 @@ import { BatchScheduler } from "./scheduler.ts";
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
+export interface ServerOptions {
+  /** Most requests decoding together (1: one at a time; default 64). */
+  maxBatch?: number;
+  /** Longest prompt in tokens (default: the model's max_position_embeddings); longer ones get 400. */
+  maxPromptTokens?: number;
+}
+
 export class CompletionServer {
   readonly server: http.Server;
   readonly scheduler: BatchScheduler;
   private readonly created = Math.floor(Date.now() / 1000);
 
-  /** `maxBatch`: most requests decoding together (1: one at a time) */
-  constructor(private readonly model: Model, readonly name: string, maxBatch = 64) {
+  readonly maxPromptTokens: number;
+
+  constructor(private readonly model: Model, readonly name: string, options: ServerOptions = {}) {
     requireTokenizer(model);
-    this.scheduler = new BatchScheduler(model, maxBatch);
+    this.scheduler = new BatchScheduler(model, options.maxBatch ?? 64);
+    this.maxPromptTokens = options.maxPromptTokens ?? model.config.maxPositionEmbeddings;
+    if (!(Number.isSafeInteger(this.maxPromptTokens) && this.maxPromptTokens >= 1)) {
+      throw new InputError(`maxPromptTokens must be an integer >= 1, got ${this.maxPromptTokens}`);
+    }
     this.server = http.createServer((req, res) => {
       this.route(req, res).catch((err) => sendError(res, err));
     });
@@ -60,6 +74,10 @@ export class CompletionServer {
   }
 
   private async completion(req: http.IncomingMessage, res: http.ServerResponse, kind: "text" | "chat"): Promise<void> {
+    const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+    if (type !== "application/json") {
+      throw new RequestError(`the request body must be sent as Content-Type: application/json, got ${type ? `"${type}"` : "none"}`, null, 415, "unsupported_media_type");
+    }
     const body = parseBody(await readBody(req));
     let params: SamplingParams;
     let prompt: string | number[];
@@ -85,7 +103,7 @@ export class CompletionServer {
     const aborted = new AbortController();
     res.on("close", () => aborted.abort());
     const request: EngineRequest = {
-      ...params, ...extra, prompt, stop: params.stop, signal: aborted.signal, routingLog: params.routingLogs, expertThreshold: params.expertThreshold,
+      ...params, ...extra, prompt, stop: params.stop, signal: aborted.signal, maxPromptTokens: this.maxPromptTokens, routingLog: params.routingLogs, expertThreshold: params.expertThreshold,
     };
     const respond = async (scheduler?: BatchScheduler) => {
       if (aborted.signal.aborted) return;

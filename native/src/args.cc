@@ -15,9 +15,23 @@ Arr<int32_t> i32(const Ctx& c, const Value& v, const char* name) {
   return typed<int32_t>(c, v, name, napi_int32_array, "Int32Array");
 }
 
+// The longest Float32Array V8 makes (2^32 elements on Node 20): asking N-API for a longer one is a fatal V8 check.
+constexpr int64_t kMaxArrayLength = int64_t(1) << 32;
+
+Napi::ArrayBuffer v8_buffer(const Ctx& c, size_t bytes) {
+  try {
+    return Napi::ArrayBuffer::New(c.env, bytes);
+  } catch (const Napi::Error&) {
+    c.range_error("out of memory allocating " + str(int64_t(bytes)) + " bytes");
+  }
+}
+
 Napi::Float32Array new_f32(const Ctx& c, int64_t len) {
+  if (len > kMaxArrayLength)
+    c.range_error("an array of " + str(len) + " floats is longer than the longest Float32Array (2^32 elements)");
   const size_t bytes = size_t(len) * 4;
-  if (bytes < kPoolMinBytes) return Napi::Float32Array::New(c.env, size_t(len));
+  if (bytes < kPoolMinBytes || bytes > kMaxExternalBytes)
+    return Napi::Float32Array::New(c.env, size_t(len), v8_buffer(c, bytes), 0);
   size_t cap = 0;
   void* p = pool_take(bytes, &cap);
   if (!p) c.range_error("out of memory allocating " + str(int64_t(bytes)) + " bytes");

@@ -86,8 +86,16 @@ void same_or_disjoint(const Ctx& c, const A& a, const B& b) {
     c.range_error(std::string(a.name) + " partially overlaps " + b.name + " (use the same array or a disjoint one)");
 }
 
-// A new Float32Array of len elements. Large ones come from the recycling pool (pool.h) with
-// undefined contents: every kernel writes all of its output.
+// N-API wraps external memory in a node::Buffer, which holds at most 2^32 bytes (buffer.constants.MAX_LENGTH). Past
+// that, napi_create_external_arraybuffer runs the finalizer and fails, and node-addon-api then deletes its finalize
+// data a second time (a double free). Larger blocks are therefore allocated by V8, never wrapped.
+constexpr size_t kMaxExternalBytes = size_t(1) << 32;
+
+// A V8-allocated ArrayBuffer (zero-filled), with allocation failure as a RangeError naming the size.
+Napi::ArrayBuffer v8_buffer(const Ctx& c, size_t bytes);
+
+// A new Float32Array of len elements (at most 2^32, else a RangeError). Those from 1 MiB to 4 GiB come from the
+// recycling pool (pool.h) with undefined contents: every kernel writes all of its output.
 Napi::Float32Array new_f32(const Ctx& c, int64_t len);
 
 // out: the given Float32Array (exact length) or a new one

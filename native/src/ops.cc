@@ -110,6 +110,7 @@ Value Empty(const CallbackInfo& info) {
 Value AlignedBuffer(const CallbackInfo& info) {
   Ctx c{info.Env(), "alignedBuffer"};
   const int64_t bytes = dim(c, info[0], "bytes");
+  if (size_t(bytes) > kMaxExternalBytes) return v8_buffer(c, size_t(bytes));  // unaligned: kernels load unaligned
   void* p = weight_alloc(size_t(bytes));
   if (!p) c.range_error("out of memory allocating " + str(bytes) + " bytes");
   return Napi::ArrayBuffer::New(c.env, p, size_t(bytes), [](Env, void* data) { free(data); });
