@@ -59,7 +59,9 @@ test("m1 grad refuses bad input with a message and writes nothing", (t) => {
   assert.equal(label.status, 1);
   assert.match(label.stderr, /token id 100000 at index 2 is outside the vocabulary/);
   const nan = m1("grad", TINY, "--ids", "1,5", "--token-weights", "x", "--out", out);
-  assert.match(nan.stderr, /--token-weights: item 0 \("x"\) is not a finite number/);
+  const inf = m1("grad", TINY, "--ids", "1,5", "--token-weights", "Infinity", "--out", out);
+  assert.match(inf.stderr, /--token-weights: item 0 \("Infinity"\) of "Infinity" is not a number/);
+  assert.match(nan.stderr, /--token-weights: item 0 \("x"\) of "x" is not a number/);
   const noOut = m1("grad", TINY, "--ids", "1,5");
   assert.match(noOut.stderr, /--out is required/);
   assert.deepEqual(fs.readdirSync(tmp), []);
