@@ -205,5 +205,23 @@ int64_t routed_intermediate(const Experts& ex) {
   return 0;
 }
 
+Napi::Array outputs(const Ctx& c, std::initializer_list<const Out*> outs) {
+  Napi::Array r = Napi::Array::New(c.env, outs.size());
+  uint32_t i = 0;
+  for (const Out* o : outs) r.Set(i++, o->arr);
+  return r;
+}
+
+RouterArgs router_args(const Ctx& c, const CallbackInfo& info, const char* weights_name) {
+  RouterArgs a{f32(c, info[0], "logits"), dim(c, info[1], "n"), dim(c, info[2], "experts"), dim(c, info[3], "k"),
+               i32(c, info[4], "idx"), f32(c, info[5], weights_name)};
+  if (a.e < 1 || a.e > INT32_MAX) c.range_error("experts must be in [1, 2^31), got " + str(a.e));
+  if (a.k < 1 || a.k > a.e) c.range_error("k must be in [1, experts = " + str(a.e) + "], got " + str(a.k));
+  expect_len(c, a.logits, prod(c, {a.n, a.e}), "n*experts");
+  expect_len(c, a.idx, prod(c, {a.n, a.k}), "n*k");
+  expect_len(c, a.w, prod(c, {a.n, a.k}), "n*k");
+  return a;
+}
+
 }  // namespace args
 }  // namespace m1

@@ -105,6 +105,8 @@ struct Out {
   Arr<float> a;
 };
 Out out_arg(const Ctx& c, const Value& v, int64_t want, const char* expr, const char* name = "out");
+// several outputs returned as one JS array, in order
+Napi::Array outputs(const Ctx& c, std::initializer_list<const Out*> outs);
 
 // ------------------------------------------------------------------ numbers
 double number(const Ctx& c, const Value& v, const char* name);
@@ -129,6 +131,16 @@ void weight_shape(const Ctx& c, const WeightArg& w, const std::string& name, int
 
 // Every id in [0, vocab)
 void check_ids(const Ctx& c, const Arr<int32_t>& ids, int64_t vocab);
+
+// routerTopk(logits, n, experts, k, idx, weights) and its backward (weights: the chosen experts' weights or their
+// gradient): the shapes checked once for both
+struct RouterArgs {
+  Arr<float> logits;
+  int64_t n, e, k;
+  Arr<int32_t> idx;
+  Arr<float> w;
+};
+RouterArgs router_args(const Ctx& c, const CallbackInfo& info, const char* weights_name);
 
 // The experts array of moeExperts/moe/moeBackward: views of every routed expert (validated, all of one
 // intermediate size), null for the others; the given outputs must not overlap any expert's weights.

@@ -97,10 +97,7 @@ Value SwigluBackward(const CallbackInfo& info) {
   Out dg = out_arg(c, Value(), gate.len, "gate.length", "dgate");
   Out du = out_arg(c, Value(), gate.len, "gate.length", "dup");
   kernels().swiglu_backward(gate.data, up.data, dy.data, dg.a.data, du.a.data, gate.len);
-  Napi::Array r = Napi::Array::New(c.env, 2);
-  r.Set(uint32_t(0), dg.arr);
-  r.Set(uint32_t(1), du.arr);
-  return r;
+  return outputs(c, {&dg, &du});
 }
 
 Value EmbeddingBackward(const CallbackInfo& info) {
@@ -121,22 +118,12 @@ Value EmbeddingBackward(const CallbackInfo& info) {
 
 Value RouterTopkBackward(const CallbackInfo& info) {
   Ctx c{info.Env(), "routerTopkBackward"};
-  Arr<float> logits = f32(c, info[0], "logits");
-  const int64_t n = dim(c, info[1], "n");
-  const int64_t e = dim(c, info[2], "experts");
-  const int64_t k = dim(c, info[3], "k");
-  Arr<int32_t> idx = i32(c, info[4], "idx");
-  Arr<float> dw = f32(c, info[5], "dweights");
-  if (e < 1 || e > INT32_MAX) c.range_error("experts must be in [1, 2^31), got " + str(e));
-  if (k < 1 || k > e) c.range_error("k must be in [1, experts = " + str(e) + "], got " + str(k));
-  expect_len(c, logits, prod(c, {n, e}), "n*experts");
-  expect_len(c, idx, prod(c, {n, k}), "n*k");
-  expect_len(c, dw, prod(c, {n, k}), "n*k");
-  for (int64_t s = 0; s < idx.len; s++)
-    if (idx.data[s] < 0 || idx.data[s] >= e)
-      c.range_error("idx[" + str(s) + "] = " + str(idx.data[s]) + " is not an expert index [0, " + str(e) + ")");
-  Out o = out_arg(c, Value(), prod(c, {n, e}), "n*experts", "dlogits");
-  kernels().router_topk_backward(logits.data, n, e, k, idx.data, dw.data, o.a.data);
+  const RouterArgs a = router_args(c, info, "dweights");
+  for (int64_t s = 0; s < a.idx.len; s++)
+    if (a.idx.data[s] < 0 || a.idx.data[s] >= a.e)
+      c.range_error("idx[" + str(s) + "] = " + str(a.idx.data[s]) + " is not an expert index [0, " + str(a.e) + ")");
+  Out o = out_arg(c, Value(), prod(c, {a.n, a.e}), "n*experts", "dlogits");
+  kernels().router_topk_backward(a.logits.data, a.n, a.e, a.k, a.idx.data, a.w.data, o.a.data);
   return o.arr;
 }
 
@@ -204,11 +191,7 @@ Value LightningBackward(const CallbackInfo& info) {
   Out dv = out_arg(c, Value(), len, "n*heads*d", "dv");
   kernels().lightning_backward(q.data, k.data, v.data, heads * d, d, dout.data, n, heads, d, slopes.data, block,
                                dq.a.data, dk.a.data, dv.a.data);
-  Napi::Array r = Napi::Array::New(c.env, 3);
-  r.Set(uint32_t(0), dq.arr);
-  r.Set(uint32_t(1), dk.arr);
-  r.Set(uint32_t(2), dv.arr);
-  return r;
+  return outputs(c, {&dq, &dk, &dv});
 }
 
 struct SelfAttentionArgs {
@@ -242,10 +225,7 @@ Value AttentionLse(const CallbackInfo& info) {
   Out o = out_arg(c, Value(), prod(c, {a.n, a.heads, a.d}), "n*heads*d");
   Out lse = out_arg(c, Value(), prod(c, {a.n, a.heads}), "n*heads", "lse");
   kernels().attention_lse(q.data, k.data, v.data, a.n, a.heads, a.kvh, a.d, a.scale, o.a.data, lse.a.data);
-  Napi::Array r = Napi::Array::New(c.env, 2);
-  r.Set(uint32_t(0), o.arr);
-  r.Set(uint32_t(1), lse.arr);
-  return r;
+  return outputs(c, {&o, &lse});
 }
 
 // attentionBackward(q, k, v, out, dout, lse, n, heads, kvHeads, d, scale) → [dq, dk, dv]
@@ -262,11 +242,7 @@ Value AttentionBackward(const CallbackInfo& info) {
   Out dv = out_arg(c, Value(), v.len, "n*kvHeads*d", "dv");
   kernels().attention_backward(q.data, k.data, v.data, o.data, dout.data, lse.data, a.n, a.heads, a.kvh, a.d, a.scale,
                                dq.a.data, dk.a.data, dv.a.data);
-  Napi::Array r = Napi::Array::New(c.env, 3);
-  r.Set(uint32_t(0), dq.arr);
-  r.Set(uint32_t(1), dk.arr);
-  r.Set(uint32_t(2), dv.arr);
-  return r;
+  return outputs(c, {&dq, &dk, &dv});
 }
 
 // moeBackward(x, n, hidden, idx, weights, k, experts, dout, grads, slots?, gateUp?) → [dx, dweights];
@@ -322,10 +298,7 @@ Value MoeBackward(const CallbackInfo& info) {
   }
   moe_backward(kernels(), x.data, n, hidden, idx.data, w.data, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), dout.data,
                dx.a.data, dw.a.data, grads.data(), kept[0], kept[1]);
-  Napi::Array r = Napi::Array::New(c.env, 2);
-  r.Set(uint32_t(0), dx.arr);
-  r.Set(uint32_t(1), dw.arr);
-  return r;
+  return outputs(c, {&dx, &dw});
 }
 
 }  // namespace

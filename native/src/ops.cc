@@ -406,21 +406,11 @@ Value Attention(const CallbackInfo& info) {
 
 Value RouterTopk(const CallbackInfo& info) {
   Ctx c{info.Env(), "routerTopk"};
-  Arr<float> logits = f32(c, info[0], "logits");
-  const int64_t n = dim(c, info[1], "n");
-  const int64_t e = dim(c, info[2], "experts");
-  const int64_t k = dim(c, info[3], "k");
-  Arr<int32_t> idx = i32(c, info[4], "idx");
-  Arr<float> w = f32(c, info[5], "weights");
-  if (e < 1 || e > INT32_MAX) c.range_error("experts must be in [1, 2^31), got " + str(e));
-  if (k < 1 || k > e) c.range_error("k must be in [1, experts = " + str(e) + "], got " + str(k));
-  expect_len(c, logits, prod(c, {n, e}), "n*experts");
-  expect_len(c, idx, prod(c, {n, k}), "n*k");
-  expect_len(c, w, prod(c, {n, k}), "n*k");
-  disjoint(c, idx, logits);
-  disjoint(c, w, logits);
-  disjoint(c, w, idx);
-  kernels().router_topk(logits.data, n, e, k, idx.data, w.data);
+  const RouterArgs a = router_args(c, info, "weights");
+  disjoint(c, a.idx, a.logits);
+  disjoint(c, a.w, a.logits);
+  disjoint(c, a.w, a.idx);
+  kernels().router_topk(a.logits.data, a.n, a.e, a.k, a.idx.data, a.w.data);
   return info.Env().Undefined();
 }
 
