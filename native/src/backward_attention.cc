@@ -59,6 +59,18 @@ void transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, float*
   for (int64_t r = 0; r < rows; r++)
     for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * lds + c];
 }
+
+// This thread's buffers for up to RMAX query rows against one key tile: the rows' q, dO, lse and D = rowsum(dO ⊙ O),
+// the tile's Kᵀ and Vᵀ, and the tile's probabilities P and score gradients dS (both passes use the same layout).
+struct TileScratch {
+  float *Qb, *dOb, *lse_b, *D_b, *Kt, *Vt, *P, *dS;
+};
+TileScratch tile_scratch(int64_t d, int64_t RMAX) {
+  float* rows = scratch(slot::kAttnGradRows, RMAX * (2 * d + 2));
+  float* Kt = scratch(slot::kAttnGradTiles, 2 * d * BK);
+  float* P = scratch(slot::kAttnGradProbs, 2 * RMAX * BK);
+  return {rows, rows + RMAX * d, rows + 2 * RMAX * d, rows + 2 * RMAX * d + RMAX, Kt, Kt + d * BK, P, P + RMAX * BK};
+}
 }  // namespace
 
 void attention_backward(const float* q, const float* k, const float* v, const float* o, const float* dout,
@@ -70,12 +82,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   const int64_t nqb = cdiv(n, BQ), ntiles = cdiv(n, BK);
   // pass 1: dQ of each query block, over the keys it sees
   parallel_for(kv_heads * nqb, 1, [&](int64_t lo, int64_t hi) {
-    float* rows = scratch(slot::kAttnGradRows, RMAX * (2 * d + 2));
-    float *Qb = rows, *dOb = Qb + RMAX * d, *lse_b = dOb + RMAX * d, *D_b = lse_b + RMAX;
-    float* Kt = scratch(slot::kAttnGradTiles, 2 * d * BK);
-    float* Vt = Kt + d * BK;
-    float* P = scratch(slot::kAttnGradProbs, 2 * RMAX * BK);
-    float* dS = P + RMAX * BK;
+    auto [Qb, dOb, lse_b, D_b, Kt, Vt, P, dS] = tile_scratch(d, RMAX);
     float* dQb = scratch(slot::kAttnGradAcc, RMAX * d);
     for (int64_t item = lo; item < hi; item++) {
       const int64_t g = item % kv_heads, qb = nqb - 1 - item / kv_heads;  // longest blocks first
@@ -97,12 +104,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   });
   // pass 2: dK, dV of each key tile, over the query blocks that see it
   parallel_for(kv_heads * ntiles, 1, [&](int64_t lo, int64_t hi) {
-    float* rows = scratch(slot::kAttnGradRows, RMAX * (2 * d + 2));
-    float *Qb = rows, *dOb = Qb + RMAX * d, *lse_b = dOb + RMAX * d, *D_b = lse_b + RMAX;
-    float* Kt = scratch(slot::kAttnGradTiles, 2 * d * BK);
-    float* Vt = Kt + d * BK;
-    float* P = scratch(slot::kAttnGradProbs, 2 * RMAX * BK);
-    float* dS = P + RMAX * BK;
+    auto [Qb, dOb, lse_b, D_b, Kt, Vt, P, dS] = tile_scratch(d, RMAX);
     float* T = scratch(slot::kAttnGradT, BK * RMAX);
     float* dKV = scratch(slot::kAttnGradAcc, 2 * BK * d);
     float* dKt = dKV;
