@@ -3,10 +3,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Model } from "../engine/index.ts";
-import { rollout, repetitive } from "../engine/rl/rollout.ts";
+import { rollout, repetitive, completionProbability } from "../engine/rl/rollout.ts";
 import { headPrecision } from "../engine/rl/precision.ts";
 import { correlation } from "../engine/statistics.ts";
-import { additionProblem } from "../engine/rl/tasks.ts";
+import { additionProblem, additionPrompt, scratchpadCompletion } from "../engine/rl/tasks.ts";
 import { exactAnswer } from "../engine/rl/rewards.ts";
 import { ROOT } from "./helpers.ts";
 
@@ -22,6 +22,15 @@ test("G completions per prompt, in prompt-major order, each with its log-probabi
     assert.equal(exactAnswer(problems[o.group], { text: o.text, tokens: o.completion.length, truncated: o.truncated }), 1, o.text);
     assert.equal(o.truncated, false);
   }
+});
+
+test("the exact-path probability: the right scratchpad is near-certain at 4 digits, a wrong one near-impossible; the 7th answer digit never comes", async () => {
+  const right = await completionProbability(mini, additionPrompt("4821", "9375"), scratchpadCompletion("4821", "9375"));
+  assert.ok(right > 0.9 && right <= 1, String(right));
+  const wrong = await completionProbability(mini, additionPrompt("4821", "9375"), scratchpadCompletion("4821", "9376"));
+  assert.ok(wrong < 1e-3, String(wrong));
+  // mini-40k's frontier (docs/rl.md): a 7-digit sum without a carry out is never written out in full
+  assert.ok((await completionProbability(mini, additionPrompt("4821937", "51"), scratchpadCompletion("4821937", "51"))) < 1e-4);
 });
 
 test("the repetition rule cuts a sequence once `run` tokens in a row were each more likely than the threshold", async () => {

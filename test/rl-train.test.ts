@@ -8,9 +8,10 @@ import { TrainingLoop, type TrainConfig, type StepMetrics, type Policy } from ".
 import { objective, groupAdvantages } from "../engine/rl/objectives.ts";
 import { stepRng, RATIO_BINS } from "../engine/rl/train.ts";
 import type { Rollout } from "../engine/rl/rollout.ts";
-import { scratchpadCompletion, additionProblem } from "../engine/rl/tasks.ts";
+import { scratchpadCompletion, additionProblem, parseFamily, familyProblems, problemOperands } from "../engine/rl/tasks.ts";
 import { BigramPolicy, rlConfig } from "./bigram-policy.ts";
 import { parseStages, staged, DEFAULT_RL_STAGES } from "../engine/rl/recipes.ts";
+import { droppedTokensTable } from "../engine/rl/metrics.ts";
 import { ROOT, tempDir } from "./helpers.ts";
 
 const tokenizer = (await Tokenizer.load(join(ROOT, "engine", "checkpoints", "mini-80k")))!;
@@ -93,6 +94,23 @@ test("the scratchpad target is the demo format", () => {
   assert.equal(scratchpadCompletion("4821", "9375"), " 1 5 0 6 0 , 2 7 0 9 0 , 8 3 0 1 1 , 4 9 1 4 1 , </think> 1 4 1 9 6 </s>");
 });
 
+test("problem families by operand digit counts; a prompt's operands read back", () => {
+  assert.deepEqual(parseFamily("7"), [7, 7]);
+  assert.deepEqual(parseFamily("7+3"), [7, 3]);
+  for (const bad of ["7+", "0", "7+0", "x", "7-3"]) assert.throws(() => parseFamily(bad), /expected DIGITS or DIGITS\+DIGITS, each >= 1/, bad);
+  const problems = familyProblems(stepRng(1, 0, 0), [7, 3], 40);
+  const lengths = problems.map((p) => problemOperands(p.prompt).map((x) => x.length));
+  assert.ok(lengths.every(([a, b]) => (a === 7 && b === 3) || (a === 3 && b === 7)));
+  assert.ok(lengths.some(([a]) => a === 3) && lengths.some(([a]) => a === 7), "either operand may be the longer");
+  for (const p of problems) {
+    const [a, b] = problemOperands(p.prompt);
+    assert.equal(p.answer, (BigInt(a) + BigInt(b)).toString());
+    assert.equal(p.digits, 7);
+  }
+  assert.deepEqual(problemOperands(additionProblem("4821", "93").prompt), ["4821", "93"]);
+  assert.throws(() => problemOperands("<s> 1 2 = <think>"), /not an addition prompt/);
+});
+
 test("bad configurations are named", () => {
   assert.throws(() => new TrainingLoop(new BigramPolicy(tokenizer), rlConfig({ rounds: 0 })), /rounds must be an integer >= 1, got 0/);
   assert.throws(() => new TrainingLoop(new BigramPolicy(tokenizer), rlConfig({ reward: undefined })), /a reward is needed/);
@@ -107,6 +125,19 @@ test("off-policy rounds move the ratios: clipped tokens and the tokens PPO-style
   assert.equal(first.clipFraction, beyond / inRange);
   const dropped = Object.values(first.ppoDropped).reduce((a, b) => a + b, 0);
   assert.ok(dropped > 0 && dropped <= inRange);
+  // one record per dropped token, each beyond DAPO's range in the direction of its advantage, the counts by id agreeing
+  assert.equal(first.ppoDroppedTokens.length, dropped);
+  for (const d of first.ppoDroppedTokens) assert.ok((d.advantage > 0 && d.ratio > 1.28) || (d.advantage < 0 && d.ratio < 0.8), JSON.stringify(d));
+  const byId: Record<number, number> = {};
+  for (const d of first.ppoDroppedTokens) byId[d.token] = (byId[d.token] ?? 0) + 1;
+  assert.deepEqual(byId, first.ppoDropped);
+  const table = droppedTokensTable([first], "run-a", (id) => tokenizer.decode([id]));
+  assert.equal(table.numRows, dropped);
+  assert.deepEqual(table.schema.fields.map((f) => f.name), ["run", "step", "token_id", "token", "position", "ratio", "advantage"]);
+  const row = table.get(0)!.toJSON();
+  const d0 = first.ppoDroppedTokens[0];
+  assert.deepEqual([row.run, row.step, row.token_id, row.token, row.position, row.ratio, row.advantage],
+    ["run-a", 1, d0.token, tokenizer.decode([d0.token]), d0.position, d0.ratio, d0.advantage]);
 });
 
 test("staged windows: budget and digit counts by step, parsed from the command line's form", () => {

@@ -1,17 +1,22 @@
 /**
- * The experiment of docs/rl.md: CISPO, DAPO and GRPO from mini-40k with equal rollout budgets, several seeds each,
- * on the staged window; every `--eval-every` steps the held-out exact-answer accuracy per digit count (greedy and at
- * temperature 1). Writes results/compare-evals.arrow (one row per run, step, digit count, decoding) and
- * results/compare-steps.arrow (every step's training metrics), and prints a summary.
+ * The experiment of docs/rl.md: CISPO, DAPO and GRPO from one starting checkpoint with equal rollout budgets, several
+ * seeds each, through the staged window; every `--eval-every` steps the held-out exact-answer accuracy per digit count
+ * (greedy and at temperature 1). Each run lives in its own directory under --runs (the loop's checkpoints, so a
+ * killed run continues with --resume, and `result.json`: its evaluations so far); --shard I/N runs every N-th run
+ * (the runs ordered seed by seed), so N processes share the work. Every process ends by collecting all runs found
+ * under --runs into --out: compare-evals.arrow (one row per run, step, digit count, decoding), compare-steps-RUN.arrow
+ * (each step's training metrics) and compare-clipped-tokens.arrow (the tokens PPO-style clipping dropped).
  *
- *   node --import tsx benchmarks/rl/compare.ts [--objectives cispo,dapo,grpo] [--seeds 0,1,2] [--steps 20]
- *        [--stages 48:7] [--stage-steps 20] [--batch 4] [--group 8] [--rounds 4] [--lr 1e-4] [--max-grad-norm 1] [--reward digits]
- *        [--eval-every 5] [--eval-digits 6,7,8] [--eval-n 16] [--out benchmarks/rl/results]
+ *   node --import tsx benchmarks/rl/compare.ts --from PATH [--objectives cispo,dapo,grpo] [--seeds 0,1,2] [--steps 20]
+ *        [--stages 48:7] [--stage-steps 20] [--batch 4] [--group 8] [--rounds 4] [--lr 1e-4] [--max-grad-norm 1]
+ *        [--reward exact|digits] [--eval-every 5] [--eval-digits 6,7,8] [--eval-n 16] [--runs runs/compare]
+ *        [--threads 1] [--shard 0/1] [--resume] [--collect-only] [--out benchmarks/rl/results]
  */
 import fs from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { tableFromArrays, tableToIPC } from "apache-arrow";
+import * as native from "../../native/index.ts";
+import { parseFlags } from "../../kernel/cli/args.ts";
 import { loadLocalModel } from "../registry.ts";
 import { Rng } from "../../engine/sampling.ts";
 import { TrainingLoop, type StepMetrics } from "../../engine/rl/train.ts";
@@ -20,85 +25,140 @@ import { parseStages, staged } from "../../engine/rl/recipes.ts";
 import { exactAnswer, answerDigitCredit } from "../../engine/rl/rewards.ts";
 import { additionProblems } from "../../engine/rl/tasks.ts";
 import { rollout } from "../../engine/rl/rollout.ts";
-import { metricsTable } from "../../engine/rl/metrics.ts";
-import type { ObjectiveName } from "../../engine/rl/objectives.ts";
+import { metricsTable, droppedTokensTable } from "../../engine/rl/metrics.ts";
+import { OBJECTIVES, type ObjectiveName } from "../../engine/rl/objectives.ts";
 import type { Model } from "../../engine/model.ts";
-import { M1Error } from "../../engine/errors.ts";
+import { InputError, M1Error } from "../../engine/errors.ts";
 
-const { values } = parseArgs({
-  options: {
-    objectives: { type: "string", default: "cispo,dapo,grpo" }, seeds: { type: "string", default: "0" },
-    steps: { type: "string", default: "20" }, stages: { type: "string", default: "48:7" }, "stage-steps": { type: "string", default: "20" },
-    batch: { type: "string", default: "4" }, group: { type: "string", default: "8" }, rounds: { type: "string", default: "4" },
-    lr: { type: "string", default: "1e-4" }, "max-grad-norm": { type: "string", default: "1" }, reward: { type: "string", default: "digits" },
-    "eval-every": { type: "string", default: "5" }, "eval-digits": { type: "string", default: "6,7,8" }, "eval-n": { type: "string", default: "16" },
-    out: { type: "string", default: "benchmarks/rl/results" },
-  },
+const { values } = parseFlags(process.argv.slice(2), {
+  from: { type: "string" }, objectives: { type: "string" }, seeds: { type: "uints" }, steps: { type: "uint", min: 1 },
+  stages: { type: "string" }, "stage-steps": { type: "uint", min: 1 }, batch: { type: "uint", min: 1 }, group: { type: "uint", min: 1 },
+  rounds: { type: "uint", min: 1 }, lr: { type: "number", min: 0 }, "max-grad-norm": { type: "number", min: 0 }, reward: { type: "string" },
+  "eval-every": { type: "uint", min: 1 }, "eval-digits": { type: "uints" }, "eval-n": { type: "uint", min: 1 },
+  threads: { type: "uint", min: 1 }, runs: { type: "string" }, shard: { type: "string" }, resume: { type: "boolean" }, "collect-only": { type: "boolean" }, out: { type: "string" },
 });
-const list = (s: string) => s.split(",");
-const stages = parseStages(values.stages!, Number(values["stage-steps"]));
+native.setThreads(values.threads ?? 1);
+const from = values.from ?? "mini-40k";
+const objectives = (values.objectives ?? "cispo,dapo,grpo").split(",") as ObjectiveName[];
+for (const o of objectives) if (!OBJECTIVES.includes(o)) throw new InputError(`--objectives: ${o} is not one of ${OBJECTIVES.join(", ")}`);
+const seeds = values.seeds ?? [0];
+const totalSteps = values.steps ?? 20;
+const stages = parseStages(values.stages ?? "48:7", values["stage-steps"] ?? 20);
 const budget = (step: number) => staged(stages).thinkingBudget(step);
-const evalDigits = list(values["eval-digits"]!).map(Number);
-const evals: { run: string; objective: string; seed: number; step: number; digits: number; decoding: string; accuracy: number }[] = [];
-const steps: StepMetrics[][] = [];
-const runs: string[] = [];
-const diverged: string[] = [];
+const rewards = { exact: exactAnswer, digits: answerDigitCredit };
+const reward = rewards[(values.reward ?? "exact") as keyof typeof rewards];
+if (!reward) throw new InputError(`--reward must be exact or digits, got ${values.reward}`);
+const evalEvery = values["eval-every"] ?? 5;
+const evalDigits = values["eval-digits"] ?? [6, 7, 8];
+const evalN = values["eval-n"] ?? 16;
+const runsDir = path.resolve(values.runs ?? "runs/compare");
+const outDir = values.out ?? "benchmarks/rl/results";
+const shard = /^(\d+)\/(\d+)$/.exec(values.shard ?? "0/1");
+if (!shard || Number(shard[1]) >= Number(shard[2])) throw new InputError(`--shard must be I/N with 0 <= I < N, got ${values.shard}`);
 
-async function evaluate(model: Model, run: string, objective: string, seed: number, step: number): Promise<void> {
+interface Evaluation { run: string; objective: string; seed: number; step: number; digits: number; decoding: string; accuracy: number; length: number }
+/** What a run has produced so far: its evaluations, and why it stopped early (a diverged run is a result too). */
+interface RunResult { objective: string; seed: number; evals: Evaluation[]; stopped?: string }
+
+/** Held-out exact accuracy and mean response length per digit count, greedy and at temperature 1 (a stream of its own per digit count). */
+async function evaluate(model: Model, run: string, objective: string, seed: number, step: number): Promise<Evaluation[]> {
+  const out: Evaluation[] = [];
   for (const digits of evalDigits) {
-    const problems = additionProblems(new Rng(999_000 + digits), [digits], Number(values["eval-n"]));   // held out: its own stream
+    const problems = additionProblems(new Rng(999_000 + digits), [digits], evalN);
     for (const decoding of ["greedy", "t1"] as const) {
       const b = budget(Math.max(0, step - 1));
       const outs = await rollout(model, problems.map((p) => p.prompt), {
         groupSize: 1, seed: 7, ...(decoding === "greedy" ? { greedy: true } : { temperature: 1 }), thinkingBudget: b, maxNewTokens: b + digits + 4,
       });
       const accuracy = outs.reduce((s, o) => s + exactAnswer(problems[o.group], { text: o.text, tokens: 0, truncated: false }), 0) / outs.length;
-      evals.push({ run, objective, seed, step, digits, decoding, accuracy });
+      const length = outs.reduce((s, o) => s + o.completion.length, 0) / outs.length;
+      out.push({ run, objective, seed, step, digits, decoding, accuracy, length });
     }
+  }
+  return out;
+}
+
+async function train(objective: ObjectiveName, seed: number): Promise<void> {
+  const run = `${objective}-seed${seed}`;
+  const dir = path.join(runsDir, run);
+  const resultFile = path.join(dir, "result.json");
+  fs.mkdirSync(dir, { recursive: true });
+  const { model } = await loadLocalModel(from); // a fresh copy per run
+  const policy = new EnginePolicy(model, { lr: values.lr ?? 1e-4, betas: [0.9, 0.95], eps: 1e-15, maxGradNorm: values["max-grad-norm"] ?? 1 });
+  const maxBudget = Math.max(...stages.map((s) => s.budget));
+  const maxDigits = Math.max(...stages.flatMap((s) => s.digits));
+  const trainer = new TrainingLoop(policy, {
+    mode: "rl", objective, seed, steps: totalSteps, batchSize: values.batch ?? 4, groupSize: values.group ?? 8, rounds: values.rounds ?? 4,
+    temperature: 1, maxNewTokens: maxBudget + maxDigits + 4, ...staged(stages), reward, verifier: exactAnswer, dynamicSampling: true,
+    repetition: { run: maxBudget + maxDigits + 3, probability: 0.99 }, checkpointEvery: evalEvery,
+  }, dir);
+  let result: RunResult = { objective, seed, evals: [] };
+  if (values.resume && trainer.resume()) {
+    result = JSON.parse(fs.readFileSync(resultFile, "utf8")) as RunResult;
+    if (result.stopped) return;
+    result.evals = result.evals.filter((e) => e.step <= trainer.step); // evaluations after the checkpoint are recomputed
+    process.stderr.write(`${run}: resumed at step ${trainer.step}\n`);
+  } else if (fs.existsSync(path.join(dir, "latest.json"))) {
+    throw new InputError(`${dir} holds a run already: add --resume to continue it, or choose another --runs`);
+  }
+  const save = () => fs.writeFileSync(resultFile, JSON.stringify(result));
+  if (trainer.step === 0) result.evals.push(...(await evaluate(model, run, objective, seed, 0)));
+  save();
+  const t0 = performance.now();
+  try {
+    await trainer.run(async (m) => {
+      process.stderr.write(`${run} step ${m.step}: reward ${m.reward.toFixed(3)} acc ${m.accuracy.toFixed(3)} len ${m.responseLength.toFixed(1)} clip ${m.clipFraction.toFixed(3)} ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+      if (m.step % evalEvery === 0 || m.step === totalSteps) {
+        result.evals.push(...(await evaluate(model, run, objective, seed, m.step)));
+        save();
+      }
+    });
+  } catch (e) {
+    if (!(e instanceof M1Error)) throw e;
+    result.stopped = `stopped in step ${trainer.step + 1}: ${e.message}`;
+    fs.writeFileSync(path.join(dir, "stopped-metrics.json"), JSON.stringify(trainer.metrics));
+    process.stderr.write(`${run} ${result.stopped}\n`);
+    save();
   }
 }
 
-for (const objective of list(values.objectives!) as ObjectiveName[]) {
-  for (const seed of list(values.seeds!).map(Number)) {
-    const run = `${objective}-seed${seed}`;
-    const { model } = await loadLocalModel("mini-40k"); // a fresh copy per run
-    const policy = new EnginePolicy(model, { lr: Number(values.lr), betas: [0.9, 0.95], eps: 1e-15, maxGradNorm: Number(values["max-grad-norm"]) });
-    const trainer = new TrainingLoop(policy, {
-      mode: "rl", objective, seed, steps: Number(values.steps), batchSize: Number(values.batch), groupSize: Number(values.group),
-      rounds: Number(values.rounds), temperature: 1, maxNewTokens: Math.max(...stages.map((s) => s.budget + Math.max(...s.digits) + 4)),
-      ...staged(stages), reward: values.reward === "exact" ? exactAnswer : answerDigitCredit, verifier: exactAnswer, dynamicSampling: true,
-      checkpointEvery: Number(values.steps),
-    });
-    await evaluate(model, run, objective, seed, 0);
-    const t0 = performance.now();
-    try {
-      await trainer.run(async (m) => {
-        process.stderr.write(`${run} step ${m.step}: reward ${m.reward.toFixed(3)} acc ${m.accuracy.toFixed(3)} clip ${m.clipFraction.toFixed(3)} ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
-        if (m.step % Number(values["eval-every"]) === 0 || m.step === trainer.config.steps) await evaluate(model, run, objective, seed, m.step);
-      });
-    } catch (e) {
-      // a run that diverges (e.g. a non-finite gradient) is a result too: it stops there and the others go on
-      if (!(e instanceof M1Error)) throw e;
-      diverged.push(`${run} stopped in step ${trainer.step + 1}: ${e.message}`);
-      process.stderr.write(`${diverged.at(-1)}\n`);
-    }
-    steps.push(trainer.metrics);
-    runs.push(run);
-    writeResults();
+/** Gathers every run under --runs (its evaluations and its newest checkpoint's metrics) into the Arrow results. */
+async function collect(): Promise<void> {
+  const { model } = await loadLocalModel(from);
+  const decode = (id: number) => model.tokenizer!.decode([id]).trim();
+  const evals: Evaluation[] = [];
+  const dropped = [];
+  fs.mkdirSync(outDir, { recursive: true });
+  const runs = fs.existsSync(runsDir) ? fs.readdirSync(runsDir).filter((r) => fs.existsSync(path.join(runsDir, r, "result.json"))).sort() : [];
+  for (const run of runs) {
+    const dir = path.join(runsDir, run);
+    const result = JSON.parse(fs.readFileSync(path.join(dir, "result.json"), "utf8")) as RunResult;
+    evals.push(...result.evals);
+    const stoppedMetrics = path.join(dir, "stopped-metrics.json");
+    const latest = path.join(dir, "latest.json");
+    const metrics: StepMetrics[] = fs.existsSync(stoppedMetrics) ? JSON.parse(fs.readFileSync(stoppedMetrics, "utf8"))
+      : fs.existsSync(latest) ? JSON.parse(fs.readFileSync(path.join(dir, `step-${String((JSON.parse(fs.readFileSync(latest, "utf8")) as { step: number }).step).padStart(6, "0")}`, "metrics.json"), "utf8"))
+      : [];
+    fs.writeFileSync(path.join(outDir, `compare-steps-${run}.arrow`), tableToIPC(metricsTable(metrics, run), "file"));
+    dropped.push(droppedTokensTable(metrics, run, decode));
+    if (result.stopped) console.log(`- ${run} ${result.stopped}`);
+  }
+  fs.writeFileSync(path.join(outDir, "compare-evals.arrow"), tableToIPC(tableFromArrays({
+    run: evals.map((e) => e.run), objective: evals.map((e) => e.objective), seed: Int32Array.from(evals, (e) => e.seed),
+    step: Int32Array.from(evals, (e) => e.step), digits: Int32Array.from(evals, (e) => e.digits), decoding: evals.map((e) => e.decoding),
+    accuracy: Float64Array.from(evals, (e) => e.accuracy), response_length: Float64Array.from(evals, (e) => e.length),
+  }), "file"));
+  const [first, ...rest] = dropped;
+  if (first) fs.writeFileSync(path.join(outDir, "compare-clipped-tokens.arrow"), tableToIPC(rest.reduce((t, d) => t.concat(d), first), "file"));
+  console.log(`| run | step | ${evalDigits.map((d) => `${d}d greedy | ${d}d t=1`).join(" | ")} |`);
+  for (const run of runs) for (const step of [...new Set(evals.filter((e) => e.run === run).map((e) => e.step))]) {
+    const cell = (d: number, dec: string) => evals.find((e) => e.run === run && e.step === step && e.digits === d && e.decoding === dec)?.accuracy.toFixed(2) ?? "-";
+    console.log(`| ${run} | ${step} | ${evalDigits.map((d) => `${cell(d, "greedy")} | ${cell(d, "t1")}`).join(" | ")} |`);
   }
 }
-for (const d of diverged) console.log(`- ${d}`);
-function writeResults(): void {
-fs.mkdirSync(values.out!, { recursive: true });
-fs.writeFileSync(path.join(values.out!, "compare-evals.arrow"), tableToIPC(tableFromArrays({
-  run: evals.map((e) => e.run), objective: evals.map((e) => e.objective), seed: Int32Array.from(evals, (e) => e.seed),
-  step: Int32Array.from(evals, (e) => e.step), digits: Int32Array.from(evals, (e) => e.digits), decoding: evals.map((e) => e.decoding),
-  accuracy: Float64Array.from(evals, (e) => e.accuracy),
-}), "file"));
-for (const [i, run] of runs.entries()) fs.writeFileSync(path.join(values.out!, `compare-steps-${run}.arrow`), tableToIPC(metricsTable(steps[i], run), "file"));
+
+if (!values["collect-only"]) {
+  const all = seeds.flatMap((seed) => objectives.map((objective) => ({ objective, seed })));
+  for (const [i, { objective, seed }] of all.entries()) if (i % Number(shard[2]) === Number(shard[1])) await train(objective, seed);
 }
-console.log(`| run | step | ${evalDigits.map((d) => `${d}d greedy | ${d}d t=1`).join(" | ")} |`);
-for (const run of runs) for (const step of [...new Set(evals.filter((e) => e.run === run).map((e) => e.step))]) {
-  const cell = (d: number, dec: string) => evals.find((e) => e.run === run && e.step === step && e.digits === d && e.decoding === dec)!.accuracy.toFixed(2);
-  console.log(`| ${run} | ${step} | ${evalDigits.map((d) => `${cell(d, "greedy")} | ${cell(d, "t1")}`).join(" | ")} |`);
-}
+await collect();

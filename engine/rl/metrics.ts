@@ -36,8 +36,26 @@ export function ratioTable(metrics: readonly StepMetrics[]): Table {
   });
 }
 
+/**
+ * The tokens whose update PPO-style clipping (DAPO's range) drops, one row each: the run, the step, the token (its id
+ * and, given a decoder, its text), its position in the completion, its IS ratio and its sequence's advantage. A DAPO
+ * or GRPO run lost these tokens' gradient; a CISPO run kept it (with the weight clip(r)·A).
+ */
+export function droppedTokensTable(metrics: readonly StepMetrics[], run = "", decode: (id: number) => string = String): Table {
+  const rows = metrics.flatMap((m) => m.ppoDroppedTokens.map((d) => ({ step: m.step, ...d })));
+  return tableFromArrays({
+    run: rows.map(() => run),
+    step: Int32Array.from(rows, (r) => r.step),
+    token_id: Int32Array.from(rows, (r) => r.token),
+    token: rows.map((r) => decode(r.token)),
+    position: Int32Array.from(rows, (r) => r.position),
+    ratio: Float64Array.from(rows, (r) => r.ratio),
+    advantage: Float64Array.from(rows, (r) => r.advantage),
+  });
+}
+
 /** One line per run of one metric against the step. */
-export function metricFigure(runs: Record<string, readonly StepMetrics[]>, metric: keyof Omit<StepMetrics, "ratioHistogram" | "ppoDropped" | "seconds">, title = String(metric)): Figure {
+export function metricFigure(runs: Record<string, readonly StepMetrics[]>, metric: keyof Omit<StepMetrics, "ratioHistogram" | "ppoDropped" | "ppoDroppedTokens" | "seconds">, title = String(metric)): Figure {
   const data = Object.entries(runs).map(([name, ms]) => ({ type: "scatter", mode: "lines+markers", name, x: ms.map((m) => m.step), y: ms.map((m) => m[metric]) }));
   return new Figure(data, { xaxis: { title: { text: "step" } }, yaxis: { title: { text: String(metric) } } }, title);
 }

@@ -48,10 +48,16 @@ export function staged(stages: readonly Stage[]): { thinkingBudget: (step: numbe
 /** The experiment's default window schedule from mini-40k: each stage one budget step wider, at the frontier. */
 export const DEFAULT_RL_STAGES = "48:6-7,56:7-8,64:8-9,72:9-10,80:10-12";
 
-/** How the demo pair was made (engine/checkpoints/README.md), as supervised runs of the loop. */
+/**
+ * How the demo pair was made (engine/checkpoints/README.md), as supervised runs of the loop; and the RL experiment's
+ * bridge (docs/rl.md): mini-40k never writes an answer longer than six digits plus a carry, so the exact verifier gives
+ * group-relative RL no signal beyond 6 digits; a few supervised steps on 5-8 digit additions put its 7-digit success
+ * at temperature 1 between 5% and 95% for the RL stages to start from.
+ */
 export const SFT_RECIPES = {
-  "mini-40k": { from: "random init", steps: 2150, lr: 2e-3, digits: [1, 6], budget: 40 },
-  "mini-80k": { from: "mini-40k", steps: 1887, lr: 1e-3, digits: [1, 12], budget: 80 },
+  "mini-40k": { from: "random init", steps: 2150, lr: 2e-3, digits: [1, 6], budget: 40, batchSize: 256, warmupSteps: 200 },
+  "mini-80k": { from: "mini-40k", steps: 1887, lr: 1e-3, digits: [1, 12], budget: 80, batchSize: 256, warmupSteps: 200 },
+  "rl-bridge": { from: "mini-40k", steps: 24, lr: 8e-4, digits: [5, 8], budget: 56, batchSize: 16, warmupSteps: 1 },
 } as const;
-/** Shared by both: AdamW (0.9, 0.95), weight decay 0.01, batch 256, gradient clip 1.0, 200 warm-up steps then cosine. */
-export const SFT_OPTIMIZER = { betas: [0.9, 0.95] as [number, number], weightDecay: 0.01, batchSize: 256, maxGradNorm: 1.0, warmupSteps: 200 };
+/** Shared by all: AdamW (0.9, 0.95), weight decay 0.01, gradient clip 1.0, the recipe's warm-up steps then cosine. */
+export const SFT_OPTIMIZER = { betas: [0.9, 0.95] as [number, number], weightDecay: 0.01, maxGradNorm: 1.0 };

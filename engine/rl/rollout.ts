@@ -87,3 +87,17 @@ export async function completionLogprobs(model: Model, prompt: readonly number[]
   const data = logits.f32;
   return completion.map((id, t) => logProbability(data.subarray((prompt.length - 1 + t) * vocab, (prompt.length + t) * vocab), id));
 }
+
+/**
+ * The probability that sampling at temperature 1 writes exactly `completion` after `prompt` (the product of its
+ * tokens' probabilities, thinking-budget effects aside). For the demo task the scratchpad completion is the one right
+ * path, so this is a problem's exact-answer success rate at temperature 1 to within the (tiny) chance of reaching the
+ * right answer through a wrong thought: a finer frontier measure than sampling, down to probabilities sampling
+ * never sees.
+ */
+export async function completionProbability(model: Model, prompt: string, completion: string): Promise<number> {
+  const tok = model.tokenizer;
+  if (!tok) throw new InputError(`${model.checkpoint.dir} has no tokenizer.json: completionProbability takes text`);
+  const logprobs = await completionLogprobs(model, tok.encode(prompt), tok.encode(completion));
+  return Math.exp(logprobs.reduce((a, b) => a + b, 0));
+}

@@ -41,6 +41,32 @@ export function additionProblems(rng: Rng, digits: readonly number[], count: num
   });
 }
 
+/** The operands of a problem's prompt. */
+export function problemOperands(prompt: string): [string, string] {
+  const m = /^<s> ([\d ]+) \+ ([\d ]+) = <think>$/.exec(prompt);
+  if (!m) throw new InputError(`not an addition prompt: "${prompt}"`);
+  return [m[1].replace(/ /g, ""), m[2].replace(/ /g, "")];
+}
+
+/**
+ * A family of problems by its operands' digit counts, written "A" (both operands A digits) or "A+B" (one of A
+ * digits, one of B, in random order): mixed lengths probe where the frontier lies between "solved" and "never".
+ */
+export function parseFamily(text: string): [number, number] {
+  const m = /^\s*(\d+)(?:\+(\d+))?\s*$/.exec(text);
+  const lengths: [number, number] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [0, 0];
+  if (!(lengths[0] >= 1 && lengths[1] >= 1)) throw new InputError(`problem family "${text}": expected DIGITS or DIGITS+DIGITS, each >= 1 (e.g. 7 or 7+3)`);
+  return lengths;
+}
+
+/** `count` problems of the family with operands of `lengths` digits (which operand is the longer one drawn too). */
+export function familyProblems(rng: Rng, lengths: [number, number], count: number): Problem[] {
+  return Array.from({ length: count }, () => {
+    const [a, b] = [operand(rng, lengths[0]), operand(rng, lengths[1])];
+    return rng.next() < 0.5 ? additionProblem(a, b) : additionProblem(b, a);
+  });
+}
+
 /**
  * The demo pair's supervised target for a problem: the scratchpad (per digit position, least significant first:
  * digit of a, digit of b, carry in, sum digit, carry out, ",") inside the thought, then the sum and "</s>".

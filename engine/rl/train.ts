@@ -82,8 +82,18 @@ export interface StepMetrics {
   /** by token id: tokens whose update PPO-style clipping (DAPO's range 0.8/1.28) drops — the ratio beyond the range in
    *  the direction of the advantage. A DAPO/GRPO run lost their gradient; a CISPO run kept it. */
   ppoDropped: Record<number, number>;
+  /** the same tokens one by one: the token id, its position in the completion, its IS ratio and its sequence's advantage */
+  ppoDroppedTokens: DroppedToken[];
   /** wall time of the step's parts; `update` is the backward pass and the optimiser */
   seconds: { rollout: number; logprobs: number; update: number };
+}
+
+/** A token whose update PPO-style clipping drops (StepMetrics.ppoDroppedTokens). */
+export interface DroppedToken {
+  token: number;
+  position: number;
+  ratio: number;
+  advantage: number;
 }
 
 /** The PPO-style clip range against which every run counts the tokens such clipping drops (DAPO's). */
@@ -172,6 +182,7 @@ export class TrainingLoop {
     let loss = 0, clippedTokens = 0, tokens = 0, gradNorm = 0, lr = 0;
     const histogram = new Array<number>(RATIO_BINS.length).fill(0);
     const ppoDropped: Record<number, number> = {};
+    const ppoDroppedTokens: DroppedToken[] = [];
     for (const slice of slices) {
       const mb = slice.map((i) => train[i]);
       const sequences = mb.map((x) => [...x.r.prompt, ...x.r.completion]);
@@ -208,6 +219,7 @@ export class TrainingLoop {
         if ((A > 0 && r > 1 + PPO_CLIP.epsHigh) || (A < 0 && r < 1 - PPO_CLIP.epsLow)) {
           const id = mb[k].r.completion[t];
           ppoDropped[id] = (ppoDropped[id] ?? 0) + 1;
+          ppoDroppedTokens.push({ token: id, position: t, ratio: r, advantage: A });
         }
       }));
     }
@@ -219,7 +231,7 @@ export class TrainingLoop {
       keptGroups: kept.size / problems.length,
       truncated: mean(rollouts.map((r) => (r.truncated ? 1 : 0))),
       entropy: sampled.length ? -mean(sampled) : 0,
-      gradNorm, lr, ratioHistogram: histogram, ppoDropped, seconds,
+      gradNorm, lr, ratioHistogram: histogram, ppoDropped, ppoDroppedTokens, seconds,
     };
   }
 
@@ -242,7 +254,7 @@ export class TrainingLoop {
     return {
       step: step + 1, budget: config.thinkingBudget(step), loss: report.loss, reward: 0, accuracy: 0,
       responseLength: total / pairs.length, clipFraction: 0, keptGroups: 1, truncated: 0, entropy: -mean(logps),
-      gradNorm: report.gradNorm, lr: report.lr, ratioHistogram: new Array<number>(RATIO_BINS.length).fill(0), ppoDropped: {},
+      gradNorm: report.gradNorm, lr: report.lr, ratioHistogram: new Array<number>(RATIO_BINS.length).fill(0), ppoDropped: {}, ppoDroppedTokens: [],
       seconds: { rollout: 0, logprobs: 0, update },
     };
   }

@@ -9,7 +9,7 @@ import { parseFlags } from "./args.ts";
 import { loadLocalModel } from "../../benchmarks/registry.ts";
 import { OBJECTIVES, type ObjectiveName } from "../../engine/rl/objectives.ts";
 import { exactAnswer, answerDigitCredit } from "../../engine/rl/rewards.ts";
-import { scratchpadCompletion } from "../../engine/rl/tasks.ts";
+import { scratchpadCompletion, problemOperands } from "../../engine/rl/tasks.ts";
 import { TrainingLoop, type TrainConfig, type StepMetrics } from "../../engine/rl/train.ts";
 import { parseStages, staged, DEFAULT_RL_STAGES, SFT_RECIPES, SFT_OPTIMIZER } from "../../engine/rl/recipes.ts";
 import { metricsTable, ratioTable } from "../../engine/rl/metrics.ts";
@@ -66,13 +66,13 @@ export async function train(args: string[]): Promise<number> {
     const [lo, hi] = recipe.digits;
     const stages = [{ fromStep: 0, budget: recipe.budget, digits: Array.from({ length: hi - lo + 1 }, (_, k) => lo + k) }];
     config = {
-      mode, objective: "reinforce", seed, steps, batchSize: values.batch ?? SFT_OPTIMIZER.batchSize, groupSize: 1, rounds: 1,
+      mode, objective: "reinforce", seed, steps, batchSize: values.batch ?? recipe.batchSize, groupSize: 1, rounds: 1,
       temperature: 1, maxNewTokens: 1, ...staged(stages), dynamicSampling: false, checkpointEvery,
-      target: (p) => scratchpadCompletion(...operandsOf(p.prompt)),
+      target: (p) => scratchpadCompletion(...problemOperands(p.prompt)),
     };
     const lr = positive("lr", values.lr ?? recipe.lr);
     policy = new EnginePolicy(model, {
-      lr: warmupCosine({ peak: lr, warmupSteps: Math.min(SFT_OPTIMIZER.warmupSteps, steps - 1), totalSteps: steps }), betas: SFT_OPTIMIZER.betas,
+      lr: warmupCosine({ peak: lr, warmupSteps: Math.min(recipe.warmupSteps, steps - 1), totalSteps: steps }), betas: SFT_OPTIMIZER.betas,
       weightDecay: SFT_OPTIMIZER.weightDecay, maxGradNorm: SFT_OPTIMIZER.maxGradNorm,
     });
   }
@@ -94,11 +94,6 @@ export async function train(args: string[]): Promise<number> {
   policy.save(final);
   process.stderr.write(`m1 train: ${config.steps} steps done; the model is ${path.join(out, "final", "model")}\n`);
   return 0;
-}
-
-function operandsOf(prompt: string): [string, string] {
-  const [a, b] = prompt.replace("<s>", "").replace("= <think>", "").split("+").map((s) => s.replace(/\s+/g, ""));
-  return [a, b];
 }
 
 function writeMetrics(dir: string, metrics: readonly StepMetrics[]): void {
