@@ -131,7 +131,7 @@ test("off-policy rounds move the ratios: clipped tokens and the tokens PPO-style
   const byId: Record<number, number> = {};
   for (const d of first.ppoDroppedTokens) byId[d.token] = (byId[d.token] ?? 0) + 1;
   assert.deepEqual(byId, first.ppoDropped);
-  const table = droppedTokensTable([first], "run-a", (id) => tokenizer.decode([id]));
+  const table = droppedTokensTable({ "run-a": [first] }, (id) => tokenizer.decode([id]));
   assert.equal(table.numRows, dropped);
   assert.deepEqual(table.schema.fields.map((f) => f.name), ["run", "step", "token_id", "token", "position", "ratio", "advantage"]);
   const row = table.get(0)!.toJSON();

@@ -10,7 +10,7 @@
  *   node --import tsx benchmarks/rl/compare.ts --from PATH [--objectives cispo,dapo,grpo] [--seeds 0,1,2] [--steps 20]
  *        [--stages 48:7] [--stage-steps 20] [--batch 4] [--group 8] [--rounds 4] [--lr 1e-4] [--max-grad-norm 1]
  *        [--reward exact|digits] [--eval-every 5] [--eval-digits 6,7,8] [--eval-n 16] [--runs runs/compare]
- *        [--threads 1] [--shard 0/1] [--resume] [--collect-only] [--out benchmarks/rl/results]
+ *        [--threads 1] [--shard 0/1] [--resume] [--collect-only] [--thresholds 7:0.8,8:0.3] [--out benchmarks/rl/results]
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -35,7 +35,7 @@ const { values } = parseFlags(process.argv.slice(2), {
   stages: { type: "string" }, "stage-steps": { type: "uint", min: 1 }, batch: { type: "uint", min: 1 }, group: { type: "uint", min: 1 },
   rounds: { type: "uint", min: 1 }, lr: { type: "number", min: 0 }, "max-grad-norm": { type: "number", min: 0 }, reward: { type: "string" },
   "eval-every": { type: "uint", min: 1 }, "eval-digits": { type: "uints" }, "eval-n": { type: "uint", min: 1 },
-  threads: { type: "uint", min: 1 }, runs: { type: "string" }, shard: { type: "string" }, resume: { type: "boolean" }, "collect-only": { type: "boolean" }, out: { type: "string" },
+  thresholds: { type: "string" }, threads: { type: "uint", min: 1 }, runs: { type: "string" }, shard: { type: "string" }, resume: { type: "boolean" }, "collect-only": { type: "boolean" }, out: { type: "string" },
 });
 native.setThreads(values.threads ?? 1);
 const from = values.from ?? "mini-40k";
@@ -53,6 +53,12 @@ const evalDigits = values["eval-digits"] ?? [6, 7, 8];
 const evalN = values["eval-n"] ?? 16;
 const runsDir = path.resolve(values.runs ?? "runs/compare");
 const outDir = values.out ?? "benchmarks/rl/results";
+/** "7:0.8,8:0.3": held-out t=1 accuracy levels per digit count for the steps-to-threshold table */
+const thresholds = (values.thresholds ?? "7:0.8,8:0.3").split(",").map((t) => {
+  const m = /^(\d+):(0?\.\d+|1)$/.exec(t);
+  if (!m) throw new InputError(`--thresholds: "${t}" is not DIGITS:LEVEL with a level in (0, 1] (e.g. 7:0.8)`);
+  return { digits: Number(m[1]), level: Number(m[2]) };
+});
 const shard = /^(\d+)\/(\d+)$/.exec(values.shard ?? "0/1");
 if (!shard || Number(shard[1]) >= Number(shard[2])) throw new InputError(`--shard must be I/N with 0 <= I < N, got ${values.shard}`);
 
@@ -127,7 +133,7 @@ async function collect(): Promise<void> {
   const { model } = await loadLocalModel(from);
   const decode = (id: number) => model.tokenizer!.decode([id]).trim();
   const evals: Evaluation[] = [];
-  const dropped = [];
+  const dropped: Record<string, StepMetrics[]> = {};
   fs.mkdirSync(outDir, { recursive: true });
   const runs = fs.existsSync(runsDir) ? fs.readdirSync(runsDir).filter((r) => fs.existsSync(path.join(runsDir, r, "result.json"))).sort() : [];
   for (const run of runs) {
@@ -140,7 +146,7 @@ async function collect(): Promise<void> {
       : fs.existsSync(latest) ? JSON.parse(fs.readFileSync(path.join(dir, `step-${String((JSON.parse(fs.readFileSync(latest, "utf8")) as { step: number }).step).padStart(6, "0")}`, "metrics.json"), "utf8"))
       : [];
     fs.writeFileSync(path.join(outDir, `compare-steps-${run}.arrow`), tableToIPC(metricsTable(metrics, run), "file"));
-    dropped.push(droppedTokensTable(metrics, run, decode));
+    dropped[run] = metrics;
     if (result.stopped) console.log(`- ${run} ${result.stopped}`);
   }
   fs.writeFileSync(path.join(outDir, "compare-evals.arrow"), tableToIPC(tableFromArrays({
@@ -148,12 +154,44 @@ async function collect(): Promise<void> {
     step: Int32Array.from(evals, (e) => e.step), digits: Int32Array.from(evals, (e) => e.digits), decoding: evals.map((e) => e.decoding),
     accuracy: Float64Array.from(evals, (e) => e.accuracy), response_length: Float64Array.from(evals, (e) => e.length),
   }), "file"));
-  const [first, ...rest] = dropped;
-  if (first) fs.writeFileSync(path.join(outDir, "compare-clipped-tokens.arrow"), tableToIPC(rest.reduce((t, d) => t.concat(d), first), "file"));
-  console.log(`| run | step | ${evalDigits.map((d) => `${d}d greedy | ${d}d t=1`).join(" | ")} |`);
-  for (const run of runs) for (const step of [...new Set(evals.filter((e) => e.run === run).map((e) => e.step))]) {
-    const cell = (d: number, dec: string) => evals.find((e) => e.run === run && e.step === step && e.digits === d && e.decoding === dec)?.accuracy.toFixed(2) ?? "-";
-    console.log(`| ${run} | ${step} | ${evalDigits.map((d) => `${cell(d, "greedy")} | ${cell(d, "t1")}`).join(" | ")} |`);
+  fs.writeFileSync(path.join(outDir, "compare-clipped-tokens.arrow"), tableToIPC(droppedTokensTable(dropped, decode), "file"));
+  summarize(evals);
+}
+
+/**
+ * The tables of docs/rl.md: per objective and eval step, the held-out accuracy's mean ± standard deviation over the
+ * seeds (greedy and t=1 per digit count), and the first eval step at which each run reaches each --thresholds level.
+ */
+function summarize(evals: Evaluation[]): void {
+  const objectivesSeen = [...new Set(evals.map((e) => e.objective))];
+  const digitsSeen = [...new Set(evals.map((e) => e.digits))].sort((a, b) => a - b);
+  const stats = (xs: number[]) => {
+    const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : 0;
+    return `${m.toFixed(2)} ± ${sd.toFixed(2)}`;
+  };
+  console.log(`\nheld-out exact accuracy, mean ± sd over seeds (n = seeds with that step)`);
+  console.log(`| objective | step | n | ${digitsSeen.map((d) => `${d}d greedy | ${d}d t=1`).join(" | ")} |`);
+  console.log(`|---|---|---|${digitsSeen.map(() => "---|---").join("|")}|`);
+  for (const objective of objectivesSeen) {
+    const mine = evals.filter((e) => e.objective === objective);
+    for (const step of [...new Set(mine.map((e) => e.step))].sort((a, b) => a - b)) {
+      const at = mine.filter((e) => e.step === step);
+      const cell = (d: number, dec: string) => stats(at.filter((e) => e.digits === d && e.decoding === dec).map((e) => e.accuracy));
+      console.log(`| ${objective} | ${step} | ${new Set(at.map((e) => e.seed)).size} | ${digitsSeen.map((d) => `${cell(d, "greedy")} | ${cell(d, "t1")}`).join(" | ")} |`);
+    }
+  }
+  console.log(`\nsteps to threshold (t=1, first eval step at or above; "-" never within the run)`);
+  console.log(`| objective | ${thresholds.map((t) => `${t.digits}d ≥ ${t.level}`).join(" | ")} |`);
+  console.log(`|---|${thresholds.map(() => "---").join("|")}|`);
+  for (const objective of objectivesSeen) {
+    const seedsOf = [...new Set(evals.filter((e) => e.objective === objective).map((e) => e.seed))].sort((a, b) => a - b);
+    const cells = thresholds.map((t) => seedsOf.map((seed) => {
+      const hit = evals.filter((e) => e.objective === objective && e.seed === seed && e.digits === t.digits && e.decoding === "t1" && e.accuracy >= t.level)
+        .map((e) => e.step).sort((a, b) => a - b)[0];
+      return hit === undefined ? "-" : String(hit);
+    }).join(", "));
+    console.log(`| ${objective} | ${cells.join(" | ")} |`);
   }
 }
 

@@ -41,10 +41,10 @@ export function ratioTable(metrics: readonly StepMetrics[]): Table {
  * and, given a decoder, its text), its position in the completion, its IS ratio and its sequence's advantage. A DAPO
  * or GRPO run lost these tokens' gradient; a CISPO run kept it (with the weight clip(r)·A).
  */
-export function droppedTokensTable(metrics: readonly StepMetrics[], run = "", decode: (id: number) => string = String): Table {
-  const rows = metrics.flatMap((m) => m.ppoDroppedTokens.map((d) => ({ step: m.step, ...d })));
+export function droppedTokensTable(runs: Record<string, readonly StepMetrics[]>, decode: (id: number) => string = String): Table {
+  const rows = Object.entries(runs).flatMap(([run, metrics]) => metrics.flatMap((m) => m.ppoDroppedTokens.map((d) => ({ run, step: m.step, ...d }))));
   return tableFromArrays({
-    run: rows.map(() => run),
+    run: rows.map((r) => r.run),
     step: Int32Array.from(rows, (r) => r.step),
     token_id: Int32Array.from(rows, (r) => r.token),
     token: rows.map((r) => decode(r.token)),
