@@ -57,10 +57,26 @@ test("m1 train rl: a short CISPO run writes its metrics and checkpoints; killed 
   }
 });
 
+test("m1 train sft --recipe rl-bridge: the RL experiment's supervised bridge from mini-40k (5-8 digits, budget 56, batch 16, no long warm-up)", { timeout: 300_000 }, () => {
+  const out = tempDir();
+  try {
+    const r = spawnSync(process.execPath, [M1, "train", "sft", "mini-40k", "--out", out.dir, "--recipe", "rl-bridge", "--steps", "2"], { cwd: ROOT, encoding: "utf8", timeout: 240_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const metrics = rows(out.dir);
+    assert.deepEqual(metrics.map((m) => m.budget), [56, 56]);
+    // one warm-up step: the first step already at the peak learning rate 8e-4, the cosine reaching 0 at the last
+    assert.deepEqual(metrics.map((m) => m.lr), [8e-4, 0]);
+    // each step's batch of 16 reference completions: 5-8 digit problems take 6 tokens a digit plus the answer
+    assert.ok(metrics.every((m) => (m.response_length as number) >= 5 * 6 + 8 && (m.response_length as number) <= 8 * 6 + 12), JSON.stringify(metrics));
+  } finally {
+    out.cleanup();
+  }
+});
+
 test("m1 train: bad options are named", () => {
   const r = spawnSync(process.execPath, [M1, "train", "rl", "mini-40k", "--out", "/tmp/x", "--objective", "ppo"], { cwd: ROOT, encoding: "utf8" });
   assert.equal(r.status, 1);
   assert.match(r.stderr, /--objective must be one of cispo, cispo_mask, dapo, grpo, reinforce, got ppo/);
   const s = spawnSync(process.execPath, [M1, "train", "sft", "mini-40k", "--out", "/tmp/x", "--recipe", "nope"], { cwd: ROOT, encoding: "utf8" });
-  assert.match(s.stderr, /--recipe must be one of mini-40k, mini-80k, got nope/);
+  assert.match(s.stderr, /--recipe must be one of mini-40k, mini-80k, rl-bridge, got nope/);
 });

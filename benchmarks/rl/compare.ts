@@ -67,9 +67,9 @@ interface Evaluation { run: string; objective: string; seed: number; step: numbe
 interface RunResult { objective: string; seed: number; evals: Evaluation[]; stopped?: string }
 
 /** Held-out exact accuracy and mean response length per digit count, greedy and at temperature 1 (a stream of its own per digit count). */
-async function evaluate(model: Model, run: string, objective: string, seed: number, step: number): Promise<Evaluation[]> {
+async function evaluate(model: Model, run: string, objective: string, seed: number, step: number, digitCounts = evalDigits): Promise<Evaluation[]> {
   const out: Evaluation[] = [];
-  for (const digits of evalDigits) {
+  for (const digits of digitCounts) {
     const problems = additionProblems(new Rng(999_000 + digits), [digits], evalN);
     for (const decoding of ["greedy", "t1"] as const) {
       const b = budget(Math.max(0, step - 1));
@@ -104,6 +104,9 @@ async function train(objective: ObjectiveName, seed: number): Promise<void> {
     if (result.stopped) return;
     result.evals = result.evals.filter((e) => e.step <= trainer.step); // evaluations after the checkpoint are recomputed
     process.stderr.write(`${run}: resumed at step ${trainer.step}\n`);
+    // a run continued with more --eval-digits: the checkpoint's model is evaluated on the new ones too
+    const missing = evalDigits.filter((d) => !result.evals.some((e) => e.step === trainer.step && e.digits === d));
+    result.evals.push(...(await evaluate(model, run, objective, seed, trainer.step, missing)));
   } else if (fs.existsSync(path.join(dir, "latest.json"))) {
     throw new InputError(`${dir} holds a run already: add --resume to continue it, or choose another --runs`);
   }
