@@ -41,6 +41,10 @@ export class Registry {
     const r = new Registry();
     r.add({ name: "mini-40k", description: DEMO(40, "1-6"), embedded: true, source: { kind: "local", path: join(EMBEDDED_DIR, "mini-40k") } });
     r.add({ name: "mini-80k", description: DEMO(80, "1-12", "; continued from mini-40k"), embedded: true, source: { kind: "local", path: join(EMBEDDED_DIR, "mini-80k") } });
+    r.add({
+      name: "mini-80k-rl", embedded: true, source: { kind: "local", path: join(EMBEDDED_DIR, "mini-80k-rl") },
+      description: DEMO(64, "6-9", "; mini-40k after a short supervised bridge, then RL with CISPO and the exact-answer reward through a staged budget 48 → 56 → 64, docs/rl.md"),
+    });
     for (const which of ["40k", "80k"]) {
       const name = `MiniMax-M1-${which}`;
       const local = env.M1_CHECKPOINT_DIR ? join(env.M1_CHECKPOINT_DIR, name) : null;

@@ -72,6 +72,16 @@ test("m1 generate --prompt on the demo pair: the same answer with or without spa
   assert.match(JSON.parse(natural.stdout).text, /<\/think> 1 4 1 9 6 <\/s>$/);
 });
 
+test("m1 generate takes the registry's mini-80k-rl by name: the RL checkpoint adds 7 digits, which mini-40k never does", () => {
+  const prompt = "<s> 4 8 2 1 9 3 7 + 5 1 2 0 3 8 4 = <think>";
+  const run = (checkpoint: string) => m1("generate", checkpoint, "--prompt", prompt, "--max-new", "60", "--thinking-budget", "56", "--greedy", "--json");
+  const rl = run("mini-80k-rl");
+  assert.equal(rl.code, 0, rl.stderr);
+  assert.match(JSON.parse(rl.stdout).text, /<\/think> 9 9 4 2 3 2 1 <\/s>$/);
+  assert.deepEqual(JSON.parse(rl.stdout), JSON.parse(run("engine/checkpoints/mini-80k-rl").stdout), "the name and the directory are one checkpoint");
+  assert.doesNotMatch(JSON.parse(run("mini-40k").stdout).text, /<\/think> 9 9 4 2 3 2 1 <\/s>$/);
+});
+
 test("bad input gives a clear error and a non-zero exit", () => {
   const { dir, cleanup } = tempDir();
   try {

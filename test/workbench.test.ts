@@ -20,7 +20,7 @@ const PROMPT = "<s> 4 8 2 1 + 9 3 7 5 = <think>";
 
 test("the registry knows the demo pair, explains the real M1 pair, and takes directories", () => {
   const r = Registry.default({});
-  assert.deepEqual(r.list().map((e) => e.name), ["mini-40k", "mini-80k", "MiniMax-M1-40k", "MiniMax-M1-80k"]);
+  assert.deepEqual(r.list().map((e) => e.name), ["mini-40k", "mini-80k", "mini-80k-rl", "MiniMax-M1-40k", "MiniMax-M1-80k"]);
   assert.match(r.resolve("mini-40k").description, /not MiniMax-M1/);
   assert.throws(() => r.resolve("MiniMax-M1-80k"), (e: Error) => e instanceof CheckpointError && /M1_CHECKPOINT_DIR/.test(e.message) && /M1_ENDPOINT/.test(e.message));
   assert.throws(() => r.resolve("no-such-model"), /unknown checkpoint "no-such-model".*mini-40k/);

@@ -136,6 +136,7 @@ async function collect(): Promise<void> {
   const { model } = await loadLocalModel(from);
   const decode = (id: number) => model.tokenizer!.decode([id]).trim();
   const evals: Evaluation[] = [];
+  const stopped = new Map<string, number>();
   const dropped: Record<string, StepMetrics[]> = {};
   fs.mkdirSync(outDir, { recursive: true });
   const runs = fs.existsSync(runsDir) ? fs.readdirSync(runsDir).filter((r) => fs.existsSync(path.join(runsDir, r, "result.json"))).sort() : [];
@@ -150,7 +151,10 @@ async function collect(): Promise<void> {
       : [];
     fs.writeFileSync(path.join(outDir, `compare-steps-${run}.arrow`), tableToIPC(metricsTable(metrics, run), "file"));
     dropped[run] = metrics;
-    if (result.stopped) console.log(`- ${run} ${result.stopped}`);
+    if (result.stopped) {
+      console.log(`- ${run} ${result.stopped}`);
+      stopped.set(run, metrics.length);
+    }
   }
   fs.writeFileSync(path.join(outDir, "compare-evals.arrow"), tableToIPC(tableFromArrays({
     run: evals.map((e) => e.run), objective: evals.map((e) => e.objective), seed: Int32Array.from(evals, (e) => e.seed),
@@ -158,17 +162,39 @@ async function collect(): Promise<void> {
     accuracy: Float64Array.from(evals, (e) => e.accuracy), response_length: Float64Array.from(evals, (e) => e.length),
   }), "file"));
   fs.writeFileSync(path.join(outDir, "compare-clipped-tokens.arrow"), tableToIPC(droppedTokensTable(dropped, decode), "file"));
-  summarize(evals);
+  summarize(evals, stopped);
+  summarizeDropped(dropped, decode);
+}
+
+/** Per objective: how many tokens PPO-style clipping dropped (per 1,000 update tokens), with which advantage sign, and which tokens. */
+function summarizeDropped(runs: Record<string, StepMetrics[]>, decode: (id: number) => string): void {
+  console.log(`\ntokens beyond DAPO's clip range in the direction of their advantage (dropped by DAPO/GRPO, kept by CISPO)`);
+  console.log(`| objective | runs | clip fraction (own range, mean over steps) | dropped | per 1,000 update tokens | A > 0 / A < 0 | most frequent tokens |`);
+  console.log(`|---|---|---|---|---|---|---|`);
+  const objectiveOf = (run: string) => run.replace(/-seed\d+$/, "");
+  for (const objective of new Set(Object.keys(runs).map(objectiveOf))) {
+    const mine = Object.entries(runs).filter(([r]) => objectiveOf(r) === objective).flatMap(([, ms]) => ms);
+    const tokens = mine.flatMap((m) => m.ppoDroppedTokens);
+    const updateTokens = mine.reduce((s, m) => s + m.ratioHistogram.reduce((a, b) => a + b, 0), 0);
+    const byToken = new Map<string, number>();
+    for (const t of tokens) byToken.set(decode(t.token), (byToken.get(decode(t.token)) ?? 0) + 1);
+    const top = [...byToken].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([t, n]) => `\`${t}\` ${n}`).join(", ");
+    const runsOf = Object.keys(runs).filter((r) => objectiveOf(r) === objective).length;
+    const clipFraction = mine.reduce((a, m) => a + m.clipFraction, 0) / Math.max(1, mine.length);
+    console.log(`| ${objective} | ${runsOf} | ${clipFraction.toFixed(4)} | ${tokens.length} | ${((1000 * tokens.length) / Math.max(1, updateTokens)).toFixed(2)} | ` +
+      `${tokens.filter((t) => t.advantage > 0).length} / ${tokens.filter((t) => t.advantage < 0).length} | ${top} |`);
+  }
 }
 
 /**
  * The tables of docs/rl.md: per objective and eval step, the held-out accuracy's mean ± standard deviation over the
  * seeds (greedy and t=1 per digit count), and the first eval step at which each run reaches each --thresholds level.
  */
-function summarize(evals: Evaluation[]): void {
+function summarize(evals: Evaluation[], stopped: Map<string, number>): void {
   const objectivesSeen = [...new Set(evals.map((e) => e.objective))];
   const digitsSeen = [...new Set(evals.map((e) => e.digits))].sort((a, b) => a - b);
   const stats = (xs: number[]) => {
+    if (xs.length === 0) return "-";
     const m = xs.reduce((a, b) => a + b, 0) / xs.length;
     const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : 0;
     return `${m.toFixed(2)} ± ${sd.toFixed(2)}`;
@@ -184,7 +210,7 @@ function summarize(evals: Evaluation[]): void {
       console.log(`| ${objective} | ${step} | ${new Set(at.map((e) => e.seed)).size} | ${digitsSeen.map((d) => `${cell(d, "greedy")} | ${cell(d, "t1")}`).join(" | ")} |`);
     }
   }
-  console.log(`\nsteps to threshold (t=1, first eval step at or above; "-" never within the run)`);
+  console.log(`\nsteps to threshold (t=1, first eval step at or above; "-" never within the run, "×N" stopped after step N before reaching it)`);
   console.log(`| objective | ${thresholds.map((t) => `${t.digits}d ≥ ${t.level}`).join(" | ")} |`);
   console.log(`|---|${thresholds.map(() => "---").join("|")}|`);
   for (const objective of objectivesSeen) {
@@ -192,7 +218,8 @@ function summarize(evals: Evaluation[]): void {
     const cells = thresholds.map((t) => seedsOf.map((seed) => {
       const hit = evals.filter((e) => e.objective === objective && e.seed === seed && e.digits === t.digits && e.decoding === "t1" && e.accuracy >= t.level)
         .map((e) => e.step).sort((a, b) => a - b)[0];
-      return hit === undefined ? "-" : String(hit);
+      const run = `${objective}-seed${seed}`;
+      return hit !== undefined ? String(hit) : stopped.has(run) ? `×${stopped.get(run)}` : "-";
     }).join(", "));
     console.log(`| ${objective} | ${cells.join(" | ")} |`);
   }
