@@ -6,6 +6,7 @@
 //   a block is held until it closes (or the answer ends) and parsed by engine/tool-calls.ts: a block that is not
 //   calls is given back as content where it stood, so a malformed call is never half-sent as a call.
 import { parseToolCalls, TOOL_CALLS_CLOSE, TOOL_CALLS_OPEN, type ToolCall } from "../../engine/tool-calls.ts";
+import { heldBack } from "./completion.ts";
 
 export const THINK_OPEN = "<think>";
 export const THINK_CLOSE = "</think>";
@@ -76,7 +77,7 @@ export class ChatOutput {
           continue;
         }
         // hold back trailing whitespace (the thought is trimmed) and what may be the start of </think>
-        const cut = final ? this.buffer.trimEnd().length : this.buffer.slice(0, this.buffer.length - partialTag(this.buffer, THINK_CLOSE)).trimEnd().length;
+        const cut = final ? this.buffer.trimEnd().length : this.buffer.slice(0, this.buffer.length - heldBack(this.buffer, [THINK_CLOSE])).trimEnd().length;
         this.reasoning(out, this.buffer.slice(0, cut));
         this.buffer = final ? "" : this.buffer.slice(cut);
         return out;
@@ -97,7 +98,7 @@ export class ChatOutput {
           this.buffer = "";
           continue;
         }
-        const keep = final ? 0 : partialTag(this.buffer, TOOL_CALLS_OPEN);
+        const keep = final ? 0 : heldBack(this.buffer, [TOOL_CALLS_OPEN]);
         this.content(out, this.buffer.slice(0, this.buffer.length - keep));
         this.buffer = this.buffer.slice(this.buffer.length - keep);
         return out;
@@ -156,10 +157,4 @@ export function splitChatAnswer(text: string, options: ChatOutputOptions): { rea
     content: deltas.map((d) => d.content ?? "").join(""),
     toolCalls: [...output.toolCalls],
   };
-}
-
-/** Length of the longest suffix of `text` that is a proper prefix of `tag` (text that may still become the tag). */
-function partialTag(text: string, tag: string): number {
-  for (let k = Math.min(tag.length - 1, text.length); k > 0; k--) if (text.endsWith(tag.slice(0, k))) return k;
-  return 0;
 }

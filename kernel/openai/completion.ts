@@ -259,10 +259,10 @@ function visibleText(tokenizer: Tokenizer, ids: number[], stop: string[], dropLa
   return at < 0 ? { text, cut: false } : { text: text.slice(0, at), cut: true };
 }
 
-/** Length of the longest suffix of `text` that is a proper prefix of a stop string. */
-function heldBack(text: string, stop: string[]): number {
+/** Length of the longest suffix of `text` that is a proper prefix of one of `tags` (text that may still become one). */
+export function heldBack(text: string, tags: string[]): number {
   let n = 0;
-  for (const s of stop) {
+  for (const s of tags) {
     for (let k = Math.min(s.length - 1, text.length); k > n; k--) {
       if (text.endsWith(s.slice(0, k))) {
         n = k;

@@ -2,6 +2,7 @@
 // GET /v1/models, POST /v1/completions, POST /v1/chat/completions, with SSE streaming ("data: {…}\n\n", then
 // "data: [DONE]"). Requests decode together in one batch (continuous batching, ./scheduler.ts); those that need
 // the engine to themselves (logprobs, echo, routing logs, an expert threshold) run alone between batch steps.
+// Chat answers are split into reasoning, content and tool calls by ./chat-output.ts, streamed or whole alike.
 // Prompts longer than the server's limit (default: the model's max_position_embeddings) get 400, as serving engines
 // do past their max model length. Bad requests get 400 with {"error": {message, type, param, code}}, a body not sent
 // as JSON 415, unknown routes 404; the server keeps serving.
