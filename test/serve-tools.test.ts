@@ -186,15 +186,18 @@ test("a call cut off mid-line (max_tokens) is malformed: it stays text, whole an
 });
 
 test("a client that disconnects mid-stream stops its generation; the server keeps serving", async () => {
-  const aborter = new AbortController();
-  const res = await fetch(`${served.url}/chat/completions`, {
-    method: "POST", headers: { "content-type": "application/json" }, signal: aborter.signal,
-    body: JSON.stringify({ model: "tool-caller", messages: [QUESTION], tools: TOOLS, stream: true, temperature: 0 }),
-  });
-  const reader = res.body!.getReader();
-  await reader.read(); // the first chunk
-  aborter.abort();
-  await reader.read().catch(() => null);
+  // in the shared batch, and alone (logprobs need the engine to themselves)
+  for (const extra of [{}, { logprobs: true }]) {
+    const aborter = new AbortController();
+    const res = await fetch(`${served.url}/chat/completions`, {
+      method: "POST", headers: { "content-type": "application/json" }, signal: aborter.signal,
+      body: JSON.stringify({ model: "tool-caller", messages: [QUESTION], tools: TOOLS, stream: true, temperature: 0, ...extra }),
+    });
+    const reader = res.body!.getReader();
+    await reader.read(); // the first chunk
+    aborter.abort();
+    await reader.read().catch(() => null);
+  }
   const again = await json({ messages: [QUESTION], tools: TOOLS, stream: false });
   assert.deepEqual(callsOf(again.choices[0].message.tool_calls), [WEATHER_CALL, TIME_CALL]);
   assert.doesNotMatch(served.stderr(), /Error/);
