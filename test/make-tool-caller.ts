@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Model } from "../engine/model.ts";
+import { byteAlphabet } from "../engine/tokenizer.ts";
 import { warmupCosine } from "../engine/train/schedule.ts";
 import { hubConfig, writeRandomCheckpoint, type BenchShape } from "../benchmarks/perf/checkpoint.ts";
 import { chatParams } from "../kernel/openai/requests.ts";
@@ -28,13 +29,6 @@ const SHAPE: BenchShape = {
   experts: 4, topK: 2, intermediate: 64, vocab: 264, // 256 bytes + 5 special tokens, padded to a multiple of 8
 };
 const SEED = 7;
-
-/** GPT-2's byte ↔ printable-character map (the alphabet of byte-level BPE): byte b is token id b. */
-function byteAlphabet(): string[] {
-  const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-  let shifted = 0;
-  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable(b) ? b : 256 + shifted++));
-}
 
 function tokenizerJson(): object {
   const vocab = Object.fromEntries(byteAlphabet().map((c, b) => [c, b]));

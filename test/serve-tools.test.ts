@@ -14,6 +14,7 @@ import { renderChatTemplate } from "../engine/tokenizer.ts";
 import { chatParams } from "../kernel/openai/requests.ts";
 import { CompletionServer } from "../kernel/openai/server.ts";
 import { ChatOutput, splitChatAnswer, type ChatDelta } from "../kernel/openai/chat-output.ts";
+import { chatLogprobs, logprobEntries } from "../kernel/openai/logprobs.ts";
 import { FINAL_ANSWER, LEAD_IN, NO_TOOLS_ANSWER, QUESTION, RESULTS, THOUGHT, TIME_CALL, TOOLS, TOOL_CALLER_TURNS, WEATHER_CALL, replayedCalls } from "./tool-caller-turns.ts";
 
 const CHECKPOINT = join(FIXTURES, "tool-caller");
@@ -133,6 +134,18 @@ test("chat logprobs: per generated token {token, logprob, bytes, top_logprobs}, 
   const streamed = assemble(await events(await post({ ...body, stream: true })));
   assert.deepEqual(streamed.logprobs, content);
   assert.deepEqual(callsOf(streamed.calls), callsOf(whole.message.tool_calls));
+});
+
+test("chat logprobs bytes: a byte-level token that is part of a UTF-8 character gives its own byte", () => {
+  const tokenizer = model.tokenizer!;
+  const ids = tokenizer.encode("é!");
+  assert.deepEqual(ids, [0xc3, 0xa9, 0x21]);
+  const logits = new Float32Array(model.config.vocabSize);
+  const [first, second, third] = chatLogprobs(logprobEntries(tokenizer, ids, () => logits, 1)).content;
+  assert.deepEqual([first.bytes, second.bytes, third.bytes, third.token], [[0xc3], [0xa9], [0x21], "!"]);
+  assert.equal(Buffer.from([...first.bytes, ...second.bytes]).toString("utf8"), "é");
+  assert.ok(first.logprob === second.logprob && Math.abs(first.logprob + Math.log(model.config.vocabSize)) < 1e-6); // uniform logits
+  assert.deepEqual(tokenizer.tokenBytes(tokenizer.tokenId("<end_of_sentence>")!), [...Buffer.from("<end_of_sentence>")]);
 });
 
 test("completions logprobs and echo stream: the chunks' logprobs add up to the whole answer's", async () => {

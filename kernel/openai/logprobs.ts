@@ -3,8 +3,11 @@
 // top_logprobs, text_offset}) and the chat shape ({content: [{token, logprob, bytes, top_logprobs}]}).
 import type { Tokenizer } from "../../engine/tokenizer.ts";
 
-/** One token's text, log-probability (null for a prompt's first token: nothing predicts it) and top alternatives. */
-export interface TokenLogprob { token: string; logprob: number | null; top: { token: string; logprob: number }[] }
+/** A token's text (its piece of the decoded text) and the bytes it stands for. */
+interface TokenText { token: string; bytes: number[] }
+
+/** One token with its log-probability (null for a prompt's first token: nothing predicts it) and top alternatives. */
+export interface TokenLogprob extends TokenText { logprob: number | null; top: (TokenText & { logprob: number })[] }
 
 /** OpenAI's completions `logprobs`. */
 export interface CompletionLogprobs {
@@ -43,18 +46,24 @@ export function logprobEntries(tokenizer: Tokenizer, ids: readonly number[], log
   for (let i = from; i < to; i++) {
     const window = windowBefore(ids, i);
     const logits = logitsOf(i);
-    const entry: TokenLogprob = { token: pieceAfter(tokenizer, window, ids[i]), logprob: null, top: [] };
+    const entry: TokenLogprob = { ...tokenText(tokenizer, window, ids[i]), logprob: null, top: [] };
     if (logits) {
       const logZ = logSumExp(logits);
       entry.logprob = logits[ids[i]] - logZ;
       if (top > 0) {
         const best = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, top);
-        entry.top = best.map((j) => ({ token: pieceAfter(tokenizer, window, j), logprob: logits[j] - logZ }));
+        entry.top = best.map((j) => ({ ...tokenText(tokenizer, window, j), logprob: logits[j] - logZ }));
       }
     }
     out.push(entry);
   }
   return out;
+}
+
+/** A token's piece after `window`, and its bytes: the tokenizer's for byte-level tokens, else its piece's UTF-8. */
+function tokenText(tokenizer: Tokenizer, window: number[], id: number): TokenText {
+  const token = pieceAfter(tokenizer, window, id);
+  return { token, bytes: tokenizer.tokenBytes(id) ?? [...Buffer.from(token, "utf8")] };
 }
 
 function logSumExp(logits: Float32Array): number {
@@ -80,8 +89,8 @@ export function completionLogprobs(entries: readonly TokenLogprob[], top: number
   };
 }
 
-/** The chat shape (every generated token has a log-probability); `bytes` are the UTF-8 bytes of the token's text. */
+/** The chat shape (every generated token has a log-probability). */
 export function chatLogprobs(entries: readonly TokenLogprob[]): ChatLogprobs {
-  const token = (t: string, logprob: number): ChatTokenLogprob => ({ token: t, logprob, bytes: [...Buffer.from(t, "utf8")] });
-  return { content: entries.map((e) => ({ ...token(e.token, e.logprob!), top_logprobs: e.top.map((t) => token(t.token, t.logprob)) })) };
+  const token = (t: TokenText, logprob: number): ChatTokenLogprob => ({ token: t.token, logprob, bytes: t.bytes });
+  return { content: entries.map((e) => ({ ...token(e, e.logprob!), top_logprobs: e.top.map((t) => token(t, t.logprob)) })) };
 }
