@@ -95,6 +95,9 @@ test("tool_choice: required starts the answer with the calls, a named function g
     assert.deepEqual([required.content, callsOf(required.calls), required.finish], [null, [WEATHER_CALL, TIME_CALL], "tool_calls"], `stream ${stream}`);
     const named = await answer({ messages: [QUESTION], tools: TOOLS, tool_choice: { type: "function", function: { name: "get_time" } } });
     assert.deepEqual([named.content, callsOf(named.calls), named.finish], [null, [TIME_CALL], "tool_calls"], `stream ${stream}`);
+    // started with get_weather's call, the model would go on to get_time (as under "required"): a named function gets its call alone
+    const weather = await answer({ messages: [QUESTION], tools: TOOLS, tool_choice: { type: "function", function: { name: "get_weather" } } });
+    assert.deepEqual([weather.content, callsOf(weather.calls), weather.finish], [null, [WEATHER_CALL], "tool_calls"], `stream ${stream}`);
     const none = await answer({ messages: [QUESTION], tools: TOOLS, tool_choice: "none" });
     assert.deepEqual([none.reasoning, none.content, none.calls, none.finish], ["No tools.", NO_TOOLS_ANSWER, [], "stop"], `stream ${stream}`);
   }

@@ -90,6 +90,7 @@ export class CompletionServer {
     let prompt: string | number[];
     let format: PromptFormat | null = null;
     let extra: { logprobs?: number; echo?: boolean } = {};
+    let stop: string[];
     /** how a chat answer is split (thought, calls, content), and the text it starts with (a forced tool call) */
     let chat: { options: ChatOutputOptions; prefill: string } | null = null;
     if (kind === "text") {
@@ -97,6 +98,7 @@ export class CompletionServer {
       params = p;
       prompt = p.prompt;
       extra = { logprobs: p.logprobs, echo: p.echo };
+      stop = p.stop;
     } else {
       const p = chatParams(body, this.name);
       params = p;
@@ -106,11 +108,13 @@ export class CompletionServer {
       prompt = rendered.text + chat.prefill;
       format = rendered.format;
       extra = { logprobs: p.logprobs };
+      // a named function gets its one call: the answer ends with the line of the call it was started with
+      stop = typeof p.toolChoice === "object" ? [...p.stop, "\n"] : p.stop;
     }
     const aborted = new AbortController();
     res.on("close", () => aborted.abort());
     const request: EngineRequest = {
-      ...params, ...extra, prompt, stop: params.stop, signal: aborted.signal, maxPromptTokens: this.maxPromptTokens, routingLog: params.routingLogs, expertThreshold: params.expertThreshold,
+      ...params, ...extra, prompt, stop, signal: aborted.signal, maxPromptTokens: this.maxPromptTokens, routingLog: params.routingLogs, expertThreshold: params.expertThreshold,
     };
     const respond = async (scheduler?: BatchScheduler) => {
       if (aborted.signal.aborted) return;
