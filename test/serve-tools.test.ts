@@ -7,10 +7,10 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { join } from "node:path";
-import { FIXTURES, M1_FIXTURE } from "./helpers.ts";
+import { FIXTURES, M1_FIXTURE, ROOT } from "./helpers.ts";
 import { startServer, stop, events } from "./serve-helpers.ts";
 import { Model } from "../engine/model.ts";
-import { renderChatTemplate } from "../engine/tokenizer.ts";
+import { renderChatTemplate, Tokenizer } from "../engine/tokenizer.ts";
 import { chatParams } from "../kernel/openai/requests.ts";
 import { CompletionServer } from "../kernel/openai/server.ts";
 import { ChatOutput, splitChatAnswer, type ChatDelta } from "../kernel/openai/chat-output.ts";
@@ -139,7 +139,7 @@ test("chat logprobs: per generated token {token, logprob, bytes, top_logprobs}, 
   assert.deepEqual(callsOf(streamed.calls), callsOf(whole.message.tool_calls));
 });
 
-test("chat logprobs bytes: a byte-level token that is part of a UTF-8 character gives its own byte", () => {
+test("chat logprobs bytes: a byte-level token that is part of a UTF-8 character gives its own byte", async () => {
   const tokenizer = model.tokenizer!;
   const ids = tokenizer.encode("é!");
   assert.deepEqual(ids, [0xc3, 0xa9, 0x21]);
@@ -149,6 +149,9 @@ test("chat logprobs bytes: a byte-level token that is part of a UTF-8 character 
   assert.equal(Buffer.from([...first.bytes, ...second.bytes]).toString("utf8"), "é");
   assert.ok(first.logprob === second.logprob && Math.abs(first.logprob + Math.log(model.config.vocabSize)) < 1e-6); // uniform logits
   assert.deepEqual(tokenizer.tokenBytes(tokenizer.tokenId("<end_of_sentence>")!), [...Buffer.from("<end_of_sentence>")]);
+  assert.equal(tokenizer.tokenBytes(100000), null);
+  const wordLevel = (await Tokenizer.load(join(ROOT, "engine", "checkpoints", "mini-80k")))!;
+  assert.equal(wordLevel.tokenBytes(wordLevel.tokenId("7")!), null); // not byte-level: the UTF-8 of the token's text is used
 });
 
 test("completions logprobs and echo stream: the chunks' logprobs add up to the whole answer's", async () => {
