@@ -22,7 +22,8 @@ test("attribution patching equals real patching to first order: a patch of ε·(
   const metric = logitDifference(model, "1", "0");
   const ap = await ActivationPatching.prepare(model, "<s> 4 8 + 9 3 = <think> 8 3 0 1 1", "<s> 4 8 + 9 1 = <think> 8 1 0 9 0", metric);
   const atp = await AttributionPatching.compute(ap);
-  const ids = ap.corruptedIds;
+  const [pair] = ap.pairs;
+  const ids = pair.corruptedIds;
   const n = ids.length;
   const eps = 1e-2;
   /** d metric / dε of patching a ← a + ε·delta at hook `name`, by central differences */
@@ -35,9 +36,9 @@ test("attribution patching equals real patching to first order: a patch of ε·(
     const est = atp.positions(hook);
     for (const l of est.spec.rows.filter((_, i) => i % 3 === 0 || i === est.spec.rows.length - 1)) {
       const name = `blocks.${l}.${hook}`;
-      const clean = ap.cleanActs.get(name)!.f32, corrupt = ap.corruptActs.get(name)!.f32;
+      const clean = pair.cleanActs.get(name)!.f32, corrupt = pair.corruptActs.get(name)!.f32;
       const width = clean.length / n;
-      for (const p of [ap.firstDifference, n - 2, n - 1]) {
+      for (const p of [pair.firstDifference, n - 2, n - 1]) {
         const real = await derivative(name, (x, e) => {
           for (let i = p * width; i < (p + 1) * width; i++) x[i] += e * (clean[i] - corrupt[i]);
         });
@@ -47,7 +48,7 @@ test("attribution patching equals real patching to first order: a patch of ε·(
   }
   const experts = atp.experts();
   const l = model.config.numLayers - 1;
-  const shares = [ap.cleanActs, ap.corruptActs].map((acts) => expertContributions(model.config, l, (x) => acts.get(x)!));
+  const shares = [pair.cleanActs, pair.corruptActs].map((acts) => expertContributions(model.config, l, (x) => acts.get(x)!));
   for (let e = 0; e < model.config.numExperts; e++) {
     const real = await derivative(`blocks.${l}.hook_mlp_out`, (x, s) => {
       for (let i = 0; i < x.length; i++) x[i] += s * (shares[0][e][i] - shares[1][e][i]);
