@@ -36,7 +36,7 @@ export * as rl from "./rl/index.ts";
 export { ActivationPatching, PatchingPair, type PromptPair } from "./interp/patching.ts";
 export { logitDifference, type Metric } from "./interp/metric.ts";
 export { PatchingResult, type GridAxes, type PairGrid, type GridSpec } from "./interp/result.ts";
-export { LogitAttribution, type LogitTarget, type Component } from "./interp/attribution.ts";
+export { LogitAttribution, type LogitTarget, type Component, type PromptAttribution } from "./interp/attribution.ts";
 export * as native from "../native/index.ts";
 export { DatasetRouting } from "./interp/routing-stats.ts";
 export { score, loglikelihoodRolling, type ScoreRequest, type ContinuationScore, type RollingLikelihood, type ScoreOptions } from "./interp/scoring.ts";

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Model, ActivationPatching, AttributionPatching, logitDifference, type PatchingResult, type PromptPair } from "../engine/index.ts";
+import { Model, Trace, ActivationPatching, AttributionPatching, LogitAttribution, logitDifference, type LogitTarget, type PatchingResult, type PromptPair } from "../engine/index.ts";
 import { ROOT } from "./helpers.ts";
 
 const MINI = join(ROOT, "engine", "checkpoints", "mini-80k");
@@ -82,6 +82,35 @@ test("attribution patching over a dataset of pairs equals one backward pass per 
   for (const hook of ["hook_resid_pre", "hook_attn_out"]) sameAsSingle(batched.positions(hook), singles.map((s) => s.positions(hook)));
   sameAsSingle(batched.heads(), singles.map((s) => s.heads()));
   sameAsSingle(batched.experts(), singles.map((s) => s.experts()));
+});
+
+test("direct logit attribution over traces of a batch equals each prompt's own, and the mean still sums to the mean logit difference", async () => {
+  const model = await Model.load(MINI);
+  const { pairs } = dataset(model);
+  const prompts = pairs.map((p) => p.clean as string);
+  const targets: LogitTarget[] = [["7", "2"], ["1", "0"], ["6", "3"]];
+  const batched = LogitAttribution.of(await Trace.runBatch(model, "batch", prompts), (i) => targets[i]);
+  const singles: LogitAttribution[] = [];
+  for (const [i, prompt] of prompts.entries()) singles.push((await Trace.run(model, "one", prompt)).logitAttribution(targets[i]));
+  singles.forEach((single, i) => {
+    const mine = batched.prompt(i);
+    assert.equal(mine.targetLabel, single.targetLabel);
+    assert.ok(Math.abs(mine.actual - single.actual) < 1e-4, `prompt ${i}: ${mine.actual} vs ${single.actual}`);
+    single.components.forEach((c, k) => assert.ok(Math.abs(mine.components[k].logit - c.logit) < 1e-4, `prompt ${i}, ${c.name}: ${mine.components[k].logit} vs ${c.logit}`));
+  });
+  const meanActual = singles.reduce((s, x) => s + x.actual, 0) / singles.length;
+  assert.ok(Math.abs(batched.actual - meanActual) < 1e-4);
+  assert.ok(Math.abs(batched.total - batched.actual) < 1e-5, `the mean terms sum to ${batched.total}, the mean run to ${batched.actual}`);
+  batched.components.forEach((c, k) => {
+    const mean = singles.reduce((s, x) => s + x.components[k].logit, 0) / singles.length;
+    assert.ok(Math.abs(c.logit - mean) < 1e-4, `${c.name}: mean ${c.logit} vs ${mean}`);
+  });
+  const table = batched.table();
+  assert.equal(table.numRows, singles.reduce((s, x) => s + x.components.length, 0));
+  assert.deepEqual([...table.getChild("position")!.toArray()].filter((_, r) => r % batched.components.length === 0), singles.map((x) => x.prompts[0].position));
+  assert.match(batched.targetLabel, /each prompt's target/);
+  const short = await Trace.runBatch(model, "b", [prompts[0], prompts[2]]);
+  assert.throws(() => LogitAttribution.of(short, "7", 8), /prompt 1: position 8 is outside the 7 positions/);
 });
 
 test("a dataset of pairs refuses a pair without a metric, an empty list and a bad pair, naming the pair", async () => {
