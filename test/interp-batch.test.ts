@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Model, Trace, ActivationPatching, AttributionPatching, LogitAttribution, logitDifference, type LogitTarget, type PatchingResult, type PromptPair } from "../engine/index.ts";
+import { Model, Trace, ActivationPatching, AttributionPatching, LogitAttribution, InputAttribution, logitDifference, type LogitTarget, type PatchingResult, type PromptPair } from "../engine/index.ts";
 import { ROOT } from "./helpers.ts";
 
 const MINI = join(ROOT, "engine", "checkpoints", "mini-80k");
@@ -111,6 +111,36 @@ test("direct logit attribution over traces of a batch equals each prompt's own, 
   assert.match(batched.targetLabel, /each prompt's target/);
   const short = await Trace.runBatch(model, "b", [prompts[0], prompts[2]]);
   assert.throws(() => LogitAttribution.of(short, "7", 8), /prompt 1: position 8 is outside the 7 positions/);
+});
+
+test("input attribution over a dataset equals one call per prompt, in one packed pass or in several", async () => {
+  const model = await Model.load(MINI);
+  const { pairs } = dataset(model);
+  const prompts = pairs.map((p) => p.clean as string);
+  const metrics = [["7", "2"], ["1", "0"], ["6", "3"]].map(([a, b]) => logitDifference(model, a, b));
+  const singles: InputAttribution[] = [];
+  for (const [i, prompt] of prompts.entries()) singles.push(await InputAttribution.compute(model, prompt, metrics[i], { steps: 16 }));
+  for (const maxRowsPerPass of [4096, 1]) {
+    const batched = await InputAttribution.compute(model, prompts, metrics, { steps: 16, maxRowsPerPass });
+    singles.forEach((single, i) => {
+      const mine = batched.prompts[i];
+      const near = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-3 * Math.max(1, Math.abs(b)), `${maxRowsPerPass} rows a pass, prompt ${i}, ${what}: ${a} vs ${b}`);
+      near(mine.value, single.value, "F(x)");
+      near(mine.baseline, single.baseline, "F(b)");
+      single.integratedGradients.forEach((v, t) => near(mine.integratedGradients[t], v, `IG at ${t}`));
+      single.gradientTimesInput.forEach((v, t) => near(mine.gradientTimesInput[t], v, `gradient × input at ${t}`));
+    });
+    // per position: the mean over the prompts long enough to have it
+    batched.labels.forEach((_, t) => {
+      const having = singles.filter((x) => t < x.labels.length);
+      const mean = having.reduce((s, x) => s + x.integratedGradients[t], 0) / having.length;
+      assert.ok(Math.abs(batched.integratedGradients[t] - mean) <= 1e-3 * Math.max(1, Math.abs(mean)), `mean IG at ${t}`);
+    });
+    assert.equal(batched.table().numRows, singles.reduce((s, x) => s + x.labels.length, 0));
+    assert.equal(Math.abs(batched.completenessError), Math.max(...batched.prompts.map((p) => Math.abs(p.completenessError))));
+  }
+  await assert.rejects(InputAttribution.compute(model, prompts, metrics.slice(1)), /2 metrics for 3 prompts/);
+  await assert.rejects(InputAttribution.compute(model, [prompts[0], []], metrics[0]), /prompt 1: the prompt is empty/);
 });
 
 test("a dataset of pairs refuses a pair without a metric, an empty list and a bad pair, naming the pair", async () => {

@@ -71,7 +71,7 @@ test("integrated gradients are complete within 1e-3 at 64 steps; the input gradi
   assert.equal(ia.integratedGradients[6], 0, "a position already at the baseline token gets nothing");
   const eps = 1e-3;
   const hs = model.config.hiddenSize;
-  const grad = ia.gradient.f32;
+  const grad = ia.prompts[0].gradient.f32;
   for (const t of [0, 4, ids.length - 1]) {
     const direction = Float32Array.from({ length: hs }, (_, i) => Math.cos(i * 1.7 + t));
     const at = (s: number) => metricWith(model, ids, metric, [["embed", (v) => { for (let i = 0; i < hs; i++) v.f32[t * hs + i] += s * direction[i]; }]]);
