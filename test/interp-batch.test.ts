@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Model, Trace, ActivationPatching, AttributionPatching, LogitAttribution, InputAttribution, logitDifference, type LogitTarget, type PatchingResult, type PromptPair } from "../engine/index.ts";
+import { DISPLAY, Model, Trace, ActivationPatching, AttributionPatching, LogitAttribution, InputAttribution, logitDifference, type LogitTarget, type PatchingResult, type PromptPair } from "../engine/index.ts";
 import { ROOT } from "./helpers.ts";
 
 const MINI = join(ROOT, "engine", "checkpoints", "mini-80k");
@@ -56,6 +56,7 @@ function sameAsSingle(batched: PatchingResult, singles: PatchingResult[]): void 
   const cells = singles.reduce((s, x) => s + x.spec.rows.length * x.spec.columns.length, 0);
   const table = batched.table();
   assert.equal(table.numRows, cells, "one table row per pair and cell it has");
+  assert.match(batched[DISPLAY]()["text/plain"] as string, new RegExp(`mean over ${singles.length} pairs`));
   assert.deepEqual([...new Set(table.getChild("pair")!.toArray())], singles.map((_, i) => i));
 }
 
@@ -109,6 +110,7 @@ test("direct logit attribution over traces of a batch equals each prompt's own, 
   assert.equal(table.numRows, singles.reduce((s, x) => s + x.components.length, 0));
   assert.deepEqual([...table.getChild("position")!.toArray()].filter((_, r) => r % batched.components.length === 0), singles.map((x) => x.prompts[0].position));
   assert.match(batched.targetLabel, /each prompt's target/);
+  assert.match(batched[DISPLAY]()["text/plain"] as string, /Mean over 3 prompts/);
   const short = await Trace.runBatch(model, "b", [prompts[0], prompts[2]]);
   assert.throws(() => LogitAttribution.of(short, "7", 8), /prompt 1: position 8 is outside the 7 positions/);
 });
@@ -137,6 +139,8 @@ test("input attribution over a dataset equals one call per prompt, in one packed
       assert.ok(Math.abs(batched.integratedGradients[t] - mean) <= 1e-3 * Math.max(1, Math.abs(mean)), `mean IG at ${t}`);
     });
     assert.equal(batched.table().numRows, singles.reduce((s, x) => s + x.labels.length, 0));
+    assert.match(batched[DISPLAY]()["text/plain"] as string, /Mean over 3 prompts/);
+    assert.equal(batched.plot().data[0].type, "heatmap", "a dataset shows a prompt × position heatmap");
     assert.equal(Math.abs(batched.completenessError), Math.max(...batched.prompts.map((p) => Math.abs(p.completenessError))));
   }
   await assert.rejects(InputAttribution.compute(model, prompts, metrics.slice(1)), /2 metrics for 3 prompts/);
