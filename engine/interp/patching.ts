@@ -124,15 +124,18 @@ export class ActivationPatching {
     });
     const sequences = encoded.flatMap((e) => [e.cleanIds, e.corruptedIds]);
     const { lastLogits, activations } = await recordAll(model, sequences);
-    const corruptPrefix = await prefixCaches(model, encoded.map((e) => e.corruptedIds));
-    const pairs = encoded.map((e, i) => {
-      const [cleanValue, corruptValue] = [e.metric(lastLogits[2 * i]), e.metric(lastLogits[2 * i + 1])];
-      for (const [what, v] of [["clean", cleanValue], ["corrupted", corruptValue]] as const) {
+    const values = encoded.map((e, i) => {
+      const [clean, corrupted] = [e.metric(lastLogits[2 * i]), e.metric(lastLogits[2 * i + 1])];
+      for (const [what, v] of [["clean", clean], ["corrupted", corrupted]] as const) {
         if (!Number.isFinite(v)) throw new InputError(`${which(i)}: the metric of the ${what} run is ${v}: it must return a finite number`);
       }
-      if (cleanValue === corruptValue) throw new InputError(`${which(i)}: the metric is ${cleanValue} on both runs: there is nothing for a patch to restore`);
+      if (clean === corrupted) throw new InputError(`${which(i)}: the metric is ${clean} on both runs: there is nothing for a patch to restore`);
+      return { clean, corrupted };
+    });
+    const corruptPrefix = await prefixCaches(model, encoded.map((e) => e.corruptedIds));
+    const pairs = encoded.map((e, i) => {
       const acts = [activations[2 * i], activations[2 * i + 1]].map((a) => new Map(a.names().map((name) => [name, a.get(name)])));
-      return new PatchingPair(e.cleanIds, e.corruptedIds, e.metric, acts[0], acts[1], corruptPrefix[i], cleanValue, corruptValue, tokenLabels(model, e.corruptedIds));
+      return new PatchingPair(e.cleanIds, e.corruptedIds, e.metric, acts[0], acts[1], corruptPrefix[i], values[i].clean, values[i].corrupted, tokenLabels(model, e.corruptedIds));
     });
     return new ActivationPatching(model, pairs);
   }
