@@ -123,12 +123,15 @@ test("precision comparison: rollout side = the masters rounded to BF16 (head f32
   }
 });
 
-test("masterModel refuses a directory that already holds files", async () => {
+test("bad input is refused: a directory that already holds files, sequences with nothing to score", async () => {
   const { dir, cleanup } = tempDir("m1-precision-");
   try {
-    const trainer = (await Model.load(MINI)).trainer({ lr: 1e-3 });
+    const mini = await Model.load(MINI);
+    const trainer = mini.trainer({ lr: 1e-3 });
     fs.writeFileSync(join(dir, "keep.txt"), "x");
     await assert.rejects(masterModel(trainer, dir), (e: Error) => e instanceof InputError && e.message.includes(dir));
+    await assert.rejects(precisionComparison(mini, mini, [{ prompt: [1, 5], completion: [] }]), (e: Error) => e instanceof InputError && /no completion tokens/.test(e.message));
+    await assert.rejects(precisionComparison(mini, mini, [{ prompt: [1], completion: [5] }, { prompt: [], completion: [5] }]), (e: Error) => e instanceof InputError && /sequence 1 has no prompt/.test(e.message));
   } finally {
     cleanup();
   }

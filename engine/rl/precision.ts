@@ -83,6 +83,10 @@ export async function precisionComparison(rolloutModel: Model, trainingModel: Mo
   if (rolloutModel.config.vocabSize !== trainingModel.config.vocabSize) {
     throw new InputError(`precisionComparison: the rollout model has ${rolloutModel.config.vocabSize} tokens, the training model ${trainingModel.config.vocabSize}`);
   }
+  sequences.forEach((s, i) => {
+    if (s.prompt.length === 0) throw new InputError(`precisionComparison: sequence ${i} has no prompt tokens (its first token is predicted from the prompt)`);
+  });
+  if (!sequences.some((s) => s.completion.length > 0)) throw new InputError("precisionComparison: the sequences have no completion tokens to score");
   const f32Head = await rolloutProbabilities(rolloutModel, sequences);
   const bf16Head = await rolloutModel.hooks.with([["ln_final.hook_normalized", roundToBf16], ["logits", roundToBf16]],
     () => rolloutProbabilities(rolloutModel, sequences));
@@ -101,7 +105,6 @@ async function trainingProbabilities(model: Model, sequences: readonly Sequence[
   const out: number[] = [];
   for (let start = 0; start < sequences.length; start += TRAINING_CHUNK) {
     const chunk = sequences.slice(start, start + TRAINING_CHUNK);
-    for (const s of chunk) if (s.prompt.length === 0) throw new InputError("precisionComparison: a sequence's prompt has no tokens");
     const tape = await forwardForBackward(model, chunk.map((s) => [...s.prompt, ...s.completion]));
     chunk.forEach((s, i) => {
       const logits = tape.logits[i].f32;
