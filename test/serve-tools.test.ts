@@ -2,10 +2,12 @@
 // fine-tuned with the engine's trainer to answer a weather question with M1's <tool_calls>; test/make-tool-caller.ts)
 // and the served model's own output comes back as OpenAI tool_calls, whole and streamed, with tool_choice
 // none/auto/required/named, the calls and their results rendered back on the next turn as the official template
-// renders them; chat logprobs and streamed completions logprobs; hostile requests and model output.
+// renders them; chat logprobs and streamed completions logprobs; hostile requests and model output; and the same
+// calls read by `m1 generate --json`.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { FIXTURES, M1_FIXTURE, ROOT } from "./helpers.ts";
 import { startServer, stop, events } from "./serve-helpers.ts";
@@ -233,6 +235,16 @@ test("without a reasoning parser the thought stays in content; the calls are sti
   } finally {
     await server.close();
   }
+});
+
+test("m1 generate --json reads the same model's calls with the same parser", () => {
+  const p = chatParams({ model: "m", messages: [QUESTION], tools: TOOLS }, "m");
+  const prompt = model.tokenizer!.renderChat(p.messages, { addGenerationPrompt: true, tools: p.tools });
+  const r = spawnSync(process.execPath, [join(ROOT, "kernel", "bin", "m1.mjs"), "generate", CHECKPOINT, "--prompt", prompt, "--greedy", "--max-new", "300", "--json"], { encoding: "utf8", cwd: ROOT });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.text, `${TOOL_CALLER_TURNS[0].answer}<end_of_sentence>`);
+  assert.deepEqual(callsOf(out.tool_calls), [WEATHER_CALL, TIME_CALL]);
 });
 
 /** Deltas of `text` pushed in pieces cut at `cuts`. */
