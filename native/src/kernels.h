@@ -75,7 +75,8 @@ struct KernelTable {
   void (*embedding_backward)(const int32_t* ids, int64_t n, int64_t dim, const float* dy, float* dtable);
   void (*router_topk_backward)(const float* logits, int64_t n, int64_t experts, int64_t k, const int32_t* idx,
                                const float* dweights, float* dlogits);
-  // logprobs[t] = log softmax(logits[t])[targets[t]]; dlogits = ∂(Σ_t −weights[t]·logprobs[t]) / ∂logits
+  // logprobs[t] = log softmax(logits[t])[targets[t]]; dlogits = ∂(Σ_t −weights[t]·logprobs[t]) / ∂logits, or
+  // nothing more when dlogits (and weights) are null
   void (*cross_entropy)(const float* logits, int64_t n, int64_t vocab, const int32_t* targets, const float* weights,
                         float* logprobs, float* dlogits);
   // from a zero initial state; dq, dk, dv in the layout of q, k, v (ld, hs); dout [n, heads, d]
