@@ -55,7 +55,7 @@ export class Trainer {
     this.weights = checkpoint.names().map((name) => {
       const tensor = checkpoint.hold(name);
       const value = tensor.dtype === "F32" ? tensor.f32 : tensor.toFloat32();
-      return { name, shape: tensor.shape, value, tensor };
+      return { name, shape: tensor.shape, value, tensor, bf16: tensor.dtype === "BF16" ? tensor.u16 : undefined };
     });
     this.optimizer = new AdamW(this.weights, options);
   }
@@ -125,10 +125,7 @@ export class Trainer {
     const t0 = performance.now();
     const grads = new Map<string, Float32Array>();
     for (const [name, g] of r.weights) grads.set(name, g.f32);
-    const report = this.optimizer.step(grads);
-    for (const w of this.weights) {
-      if (w.tensor.dtype === "BF16") f32IntoBf16(w.value, w.tensor.u16);
-    }
+    const report = this.optimizer.step(grads); // rewrites the BF16 weights from their masters too
     this.model.checkpoint.changed();
     const seconds = { ...r.seconds, optimiser: (performance.now() - t0) / 1000 };
     return { ...report, loss: r.loss, tokenLogprobs: r.tokenLogprobs, keptBytes: r.keptBytes, seconds };

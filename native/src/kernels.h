@@ -93,7 +93,8 @@ struct KernelTable {
   double (*read_sum)(const float* src, int64_t len);
   void (*copy)(const float* src, float* dst, int64_t len);
   // optimiser: the AdamW update of one parameter in place, and Σ x² in double (for the global gradient norm)
-  void (*adamw)(float* p, const float* g, float* m, float* v, int64_t len, const AdamwStep& s);
+  // bf16 (may be null): also written, p rounded to nearest-even
+  void (*adamw)(float* p, const float* g, float* m, float* v, int64_t len, const AdamwStep& s, uint16_t* bf16);
   double (*sum_squares)(const float* x, int64_t len);
 };
 
