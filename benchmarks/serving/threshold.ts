@@ -1,0 +1,65 @@
+// The expert threshold's saving in time: generates the same completions (6-digit additions for the demo pair, the
+// load generator's requests) at each threshold, rounds interleaved so that the machine's load hits all alike, and
+// reports tokens per second (best round), the expert rows the MoE computed per token (native.expertRowsComputed)
+// and the share of expert slots dropped. A threshold runs the model layer by layer with router hooks (as
+// `m1 serve` runs such a request), so every threshold, 0 included, takes that path.
+//   node --import tsx benchmarks/serving/threshold.ts [--model mini-80k] [--thresholds 0,0.3,0.6] [--prompts 8] [--max-tokens 64] [--rounds 3]
+import { parseArgs } from "node:util";
+import { loadLocalModel } from "../registry.ts";
+import { expertRowsComputed } from "../../native/index.ts";
+
+const { values } = parseArgs({ options: {
+  model: { type: "string", default: "mini-80k" }, thresholds: { type: "string", default: "0,0.3,0.6" }, prompts: { type: "string", default: "8" },
+  "max-tokens": { type: "string", default: "64" }, rounds: { type: "string", default: "3" },
+} });
+const thresholds = values.thresholds!.split(",").map(Number);
+const prompts = Number(values.prompts), maxNewTokens = Number(values["max-tokens"]), rounds = Number(values.rounds);
+const { model } = await loadLocalModel(values.model!);
+
+/** Prompt i: the load generator's 6-digit addition. */
+function prompt(i: number): string {
+  const a = String(100000 + ((i * 7919) % 900000)).split("").join(" ");
+  const b = String(100000 + ((i * 104729) % 900000)).split("").join(" ");
+  return `<s> ${a} + ${b} = <think>`;
+}
+
+interface Round { seconds: number; tokens: number; rows: number; positions: number; dropped: number }
+
+async function round(threshold: number): Promise<Round> {
+  const r: Round = { seconds: 0, tokens: 0, rows: 0, positions: 0, dropped: 0 };
+  const rows0 = expertRowsComputed();
+  const t0 = performance.now();
+  for (let i = 0; i < prompts; i++) {
+    const gen = model.generate(prompt(i), { maxNewTokens, temperature: 1, topP: 0.95, seed: i, expertThreshold: threshold });
+    await gen.result();
+    r.tokens += gen.ids.length;
+    r.positions += gen.routing!.positions;
+    r.dropped += gen.routing!.dropped;
+  }
+  r.seconds = (performance.now() - t0) / 1000;
+  r.rows = expertRowsComputed() - rows0;
+  return r;
+}
+
+await round(thresholds[0]); // warm-up
+const best = new Map<number, Round>();
+for (let i = 0; i < rounds; i++) {
+  for (const t of thresholds) {
+    const r = await round(t);
+    const b = best.get(t);
+    if (!b || r.tokens / r.seconds > b.tokens / b.seconds) best.set(t, r);
+  }
+}
+const { numLayers, topK } = model.config;
+const base = best.get(thresholds[0])!;
+process.stdout.write([
+  `${prompts} completions of up to ${maxNewTokens} tokens at each threshold (best of ${rounds} interleaved rounds), \`${values.model}\``,
+  "",
+  "| expert_threshold | tokens/s | × first | expert rows per position | slots dropped |",
+  "|---|---|---|---|---|",
+  ...thresholds.map((t) => {
+    const r = best.get(t)!;
+    const slots = r.positions * numLayers * topK;
+    return `| ${t} | ${(r.tokens / r.seconds).toFixed(0)} | ${(r.tokens / r.seconds / (base.tokens / base.seconds)).toFixed(2)} | ${(r.rows / r.positions).toFixed(2)} of ${numLayers * topK} | ${((100 * r.dropped) / slots).toFixed(1)}% |`;
+  }),
+].join("\n") + "\n");
