@@ -4,6 +4,7 @@
 //   node --import tsx benchmarks/serving/load.ts [--model mini-80k] [--requests 64] [--max-tokens 64] [--levels 1,4,16,64] [--out benchmarks/serving/RESULTS.md]
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 
@@ -60,6 +61,7 @@ async function run(concurrency: number): Promise<Level> {
 }
 
 try {
+  const loadBefore = os.loadavg()[0];
   await run(4); // warm-up (weights into cache, JIT)
   const results: Level[] = [];
   for (const c of levels) {
@@ -69,6 +71,7 @@ try {
   const base = results.find((r) => r.concurrency === 1)?.tokensPerSecond ?? results[0].tokensPerSecond;
   const table = [
     `${total} completion requests of up to ${maxTokens} tokens (6-digit additions, temperature 1, top-p 0.95, one seed per request) to \`m1 serve ${values.model}\``,
+    `${os.availableParallelism()} CPUs, load average ${loadBefore.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end`,
     "",
     "| in flight | wall s | tokens | tokens/s | × one at a time | latency p50 s | p90 s | p99 s |",
     "|---|---|---|---|---|---|---|---|",

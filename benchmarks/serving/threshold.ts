@@ -4,6 +4,7 @@
 // and the share of expert slots dropped. A threshold runs the model layer by layer with router hooks (as
 // `m1 serve` runs such a request), so every threshold, 0 included, takes that path.
 //   node --import tsx benchmarks/serving/threshold.ts [--model mini-80k] [--thresholds 0,0.3,0.6] [--prompts 8] [--max-tokens 64] [--rounds 3]
+import os from "node:os";
 import { parseArgs } from "node:util";
 import { loadLocalModel } from "../registry.ts";
 import { expertRowsComputed } from "../../native/index.ts";
@@ -41,6 +42,7 @@ async function round(threshold: number): Promise<Round> {
   return r;
 }
 
+const loadBefore = os.loadavg()[0];
 await round(thresholds[0]); // warm-up
 const best = new Map<number, Round>();
 for (let i = 0; i < rounds; i++) {
@@ -54,6 +56,7 @@ const { numLayers, topK } = model.config;
 const base = best.get(thresholds[0])!;
 process.stdout.write([
   `${prompts} completions of up to ${maxNewTokens} tokens at each threshold (best of ${rounds} interleaved rounds), \`${values.model}\``,
+  `${os.availableParallelism()} CPUs, load average ${loadBefore.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end`,
   "",
   "| expert_threshold | tokens/s | × first | expert rows per position | slots dropped |",
   "|---|---|---|---|---|",
