@@ -26,29 +26,30 @@ function routed(n: number, threshold: number, seed: number) {
   return { x, idx, w, dropped };
 }
 
-/** The rows the MoE computes during `run`. */
-function rowsComputed(run: () => void): number {
+/** What `run` returns, and the expert rows the MoE computed meanwhile. */
+function counted<T>(run: () => T): { value: T; rows: number } {
   const before = m1.expertRowsComputed();
-  run();
-  return m1.expertRowsComputed() - before;
+  const value = run();
+  return { value, rows: m1.expertRowsComputed() - before };
 }
 
 test("moe computes no row for a slot of weight 0, and equals the zero-weight reference (bitwise on the dot path)", () => {
   for (const n of [1, 6, 300]) {
     const { x, idx, w, dropped } = routed(n, 0.6, 100 + n);
     assert.ok(dropped > 0 && dropped < n * k, `n=${n}: the threshold drops some slots (${dropped})`);
-    let skipped = new Float32Array(0), slots = new Float32Array(0);
-    assert.equal(rowsComputed(() => (skipped = m1.moe(x, n, hidden, idx, w, k, experts))), n * k - dropped, `n=${n}: rows computed`);
-    assert.equal(rowsComputed(() => (slots = m1.moeExperts(x, n, hidden, idx, k, experts))), n * k, `n=${n}: the slots are all computed`);
-    const reference = m1.weightedSum(slots, w, n, k, hidden);
+    const skipped = counted(() => m1.moe(x, n, hidden, idx, w, k, experts));
+    assert.equal(skipped.rows, n * k - dropped, `n=${n}: rows computed`);
+    const slots = counted(() => m1.moeExperts(x, n, hidden, idx, k, experts));
+    assert.equal(slots.rows, n * k, `n=${n}: the slots are all computed`);
+    const reference = m1.weightedSum(slots.value, w, n, k, hidden);
     // few rows per expert: every row on the dot path whatever its group's size, so the same bits
-    if (n <= 8) assert.deepEqual(skipped, reference, `n=${n}`);
+    if (n <= 8) assert.deepEqual(skipped.value, reference, `n=${n}`);
     // many: an expert with fewer rows may take another GEMM path, the same sums to f32 rounding
-    else assert.ok(relErr(skipped, reference) < 1e-6, `n=${n}: relative difference ${relErr(skipped, reference)}`);
+    else assert.ok(relErr(skipped.value, reference) < 1e-6, `n=${n}: relative difference ${relErr(skipped.value, reference)}`);
   }
   // without a zero weight, nothing is skipped
   const { x, idx, w } = routed(5, 0, 200);
-  assert.equal(rowsComputed(() => m1.moe(x, 5, hidden, idx, w, k, experts)), 5 * k);
+  assert.equal(counted(() => m1.moe(x, 5, hidden, idx, w, k, experts)).rows, 5 * k);
 });
 
 test("generate with expertThreshold skips the dropped experts and gives the tokens and logits of the zero-weight reference", async () => {
