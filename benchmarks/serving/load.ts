@@ -7,6 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
+import { additionPrompt } from "./prompts.ts";
 
 const { values } = parseArgs({ options: {
   model: { type: "string", default: "mini-80k" }, requests: { type: "string", default: "64" }, "max-tokens": { type: "string", default: "64" },
@@ -30,9 +31,7 @@ const url = await new Promise<string>((resolve, reject) => {
 
 /** Request i: a 6-digit addition for the demo pair, sampled at temperature 1 with its own seed. */
 function body(i: number) {
-  const a = String(100000 + ((i * 7919) % 900000)).split("").join(" ");
-  const b = String(100000 + ((i * 104729) % 900000)).split("").join(" ");
-  return { model: values.model, prompt: `<s> ${a} + ${b} = <think>`, max_tokens: maxTokens, temperature: 1, top_p: 0.95, seed: i };
+  return { model: values.model, prompt: additionPrompt(i), max_tokens: maxTokens, temperature: 1, top_p: 0.95, seed: i };
 }
 
 interface Level { concurrency: number; seconds: number; tokens: number; tokensPerSecond: number; p50: number; p90: number; p99: number }

@@ -8,6 +8,7 @@ import os from "node:os";
 import { parseArgs } from "node:util";
 import { loadLocalModel } from "../registry.ts";
 import { expertRowsComputed } from "../../native/index.ts";
+import { additionPrompt } from "./prompts.ts";
 
 const { values } = parseArgs({ options: {
   model: { type: "string", default: "mini-80k" }, thresholds: { type: "string", default: "0,0.3,0.6" }, prompts: { type: "string", default: "8" },
@@ -17,13 +18,6 @@ const thresholds = values.thresholds!.split(",").map(Number);
 const prompts = Number(values.prompts), maxNewTokens = Number(values["max-tokens"]), rounds = Number(values.rounds);
 const { model } = await loadLocalModel(values.model!);
 
-/** Prompt i: the load generator's 6-digit addition. */
-function prompt(i: number): string {
-  const a = String(100000 + ((i * 7919) % 900000)).split("").join(" ");
-  const b = String(100000 + ((i * 104729) % 900000)).split("").join(" ");
-  return `<s> ${a} + ${b} = <think>`;
-}
-
 interface Round { seconds: number; tokens: number; rows: number; positions: number; dropped: number }
 
 async function round(threshold: number): Promise<Round> {
@@ -31,7 +25,7 @@ async function round(threshold: number): Promise<Round> {
   const rows0 = expertRowsComputed();
   const t0 = performance.now();
   for (let i = 0; i < prompts; i++) {
-    const gen = model.generate(prompt(i), { maxNewTokens, temperature: 1, topP: 0.95, seed: i, expertThreshold: threshold });
+    const gen = model.generate(additionPrompt(i), { maxNewTokens, temperature: 1, topP: 0.95, seed: i, expertThreshold: threshold });
     await gen.result();
     r.tokens += gen.ids.length;
     r.positions += gen.routing!.positions;
