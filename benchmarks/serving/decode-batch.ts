@@ -37,9 +37,9 @@ async function alone(): Promise<number> {
 async function batched(B: number): Promise<number> {
   const batch = new DecodeBatch(model);
   for (let i = 0; i < B; i++) await batch.join(additionPrompt(i), options(i));
-  await batch.step(); // the first tokens, chosen from the prefill's logits
-  let tokens = 0;
   const t0 = performance.now();
+  await batch.step(); // the first tokens, chosen from the prefill's logits (uncounted, as in alone), and a forward
+  let tokens = 0;
   while (batch.active.length) {
     tokens += batch.active.length;
     await batch.step();
