@@ -132,13 +132,10 @@ void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden
     int64_t rows = ns;
     int64_t most = 0;
     if (kept_idx) {
-      most = group_by_expert(kept_idx, s0, ns, num_experts + 1, order, groups);
-      if (groups.back().e == num_experts) {
-        rows -= groups.back().rows;
-        groups.pop_back();
-        most = 0;
-        for (const Group& g : groups) most = std::max(most, g.rows);
-      }
+      group_by_expert(kept_idx, s0, ns, num_experts + 1, order, groups);
+      rows -= groups.back().rows;  // the slots of weight 0: the last group, at the end of order
+      groups.pop_back();
+      for (const Group& g : groups) most = std::max(most, g.rows);
     } else {
       most = group_by_expert(idx, s0, ns, num_experts, order, groups);
     }
