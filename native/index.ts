@@ -123,6 +123,7 @@ interface Binding {
   empty(length: number): Float32Array;
   alignedBuffer(bytes: number): ArrayBuffer;
   memoryStats(): MemoryStats;
+  expertRowsComputed(): number;
   releaseMemory(): void;
   setIsa(isa: Isa): void;
   setThreads(n: number): void;
@@ -189,6 +190,9 @@ export const cpuInfo: Binding["cpuInfo"] = native.cpuInfo;
 /** Arrays of 1 MiB and more that ops return come from a pool: once the garbage collector frees one, its memory
  *  (already mapped, so no page faults) serves the next array of about the same size. */
 export const memoryStats: Binding["memoryStats"] = native.memoryStats;
+/** Expert rows (token, expert slots) the MoE has computed since the addon loaded, in every path: a slot whose weight
+ *  is 0 (dropped by an expert threshold) is skipped when only the weighted sum is wanted, and is not counted. */
+export const expertRowsComputed: Binding["expertRowsComputed"] = native.expertRowsComputed;
 
 /** The longest array an op makes or takes (2^32 floats: V8's longest Float32Array on Node 20). */
 export const MAX_ARRAY_LENGTH = 2 ** 32;

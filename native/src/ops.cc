@@ -135,6 +135,8 @@ Value MemoryStats(const CallbackInfo& info) {
   return o;
 }
 
+Value ExpertRowsComputed(const CallbackInfo& info) { return Napi::Number::New(info.Env(), double(expert_rows_computed())); }
+
 Value ReleaseMemory(const CallbackInfo& info) {
   pool_release();
   return info.Env().Undefined();
@@ -500,6 +502,7 @@ void define_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("empty", Napi::Function::New(env, Empty, "empty"));
   exports.Set("alignedBuffer", Napi::Function::New(env, AlignedBuffer, "alignedBuffer"));
   exports.Set("memoryStats", Napi::Function::New(env, MemoryStats, "memoryStats"));
+  exports.Set("expertRowsComputed", Napi::Function::New(env, ExpertRowsComputed, "expertRowsComputed"));
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
