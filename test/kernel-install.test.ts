@@ -1,4 +1,4 @@
-/** `m1 kernel install`, the repo's kernelspec, how fast the kernel starts, and shutdown_request's restart flag. */
+/** `m1 kernel install`, the repo's kernelspec, and shutdown_request's restart flag (start-up time: benchmarks/perf/kernel-start.ts). */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
@@ -41,26 +41,20 @@ test("m1 kernel: a missing or broken connection file is a clear error", async ()
   await assert.rejects(m1(["kernel", "--connection-file", "/nonexistent.json"]), /m1 kernel: connection file \/nonexistent\.json: ENOENT/);
 });
 
-test("the kernel answers kernel_info within a second of being started; shutdown_request carries restart", { timeout: 60_000 }, async () => {
+test("a started kernel answers kernel_info; shutdown_request carries restart", { timeout: 60_000 }, async () => {
   const { dir, cleanup } = tempDir("m1-start-");
   try {
-    const times: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 2; i++) {
       const file = join(dir, `k${i}.json`);
       const info = await writeConnectionFile(file);
-      const t0 = performance.now();
       const child = spawn(process.execPath, [M1, "kernel", "--connection-file", file], { cwd: dir, stdio: "ignore" });
       const exited = new Promise<number | null>((r) => child.once("exit", r));
       const { client } = await KernelClient.connect(info);
-      times.push(performance.now() - t0);
       const reply = await client.request("control", "shutdown_request", { restart: i === 0 }).reply;
       assert.deepEqual(reply.content, { status: "ok", restart: i === 0 });
       assert.equal(await exited, 0);
       client.close();
     }
-    const best = Math.min(...times);
-    process.stderr.write(`kernel_info answered ${times.map((t) => `${Math.round(t)} ms`).join(", ")} after spawn\n`);
-    assert.ok(best < 1000, `kernel start took ${Math.round(best)} ms`);
   } finally {
     cleanup();
   }

@@ -5,6 +5,6 @@ export { additionProblem, additionProblems, additionPrompt, randomOperands, oper
 export { rollout, repetitive, completionLogprobs, type Rollout, type RolloutOptions, type RepetitionRule } from "./rollout.ts";
 export { TrainingLoop, stepRng, RATIO_BINS, type Policy, type TrainConfig, type StepMetrics } from "./train.ts";
 export { metricsTable, ratioTable, metricFigure } from "./metrics.ts";
-export { headPrecision, type HeadPrecision } from "./precision.ts";
+export { masterModel, precisionComparison, MOVED_PROBABILITY, type PrecisionComparison, type PrecisionAgreement } from "./precision.ts";
 export { parseStages, staged, stageAt, DEFAULT_RL_STAGES, SFT_RECIPES, SFT_OPTIMIZER, type Stage } from "./recipes.ts";
 export { EnginePolicy } from "./engine-policy.ts";
