@@ -168,8 +168,9 @@ export class Model implements WeightSource {
    * Runs several sequences (prompts of any lengths) in one pass, each on its own cache (fresh ones when absent):
    * their rows are packed, so the projections, norms and experts run once for all tokens, while attention and the
    * lightning state stay within each sequence (positions restart per sequence). Equals one forward call per sequence
-   * to f32 rounding. Hooks see the packed rows with `ctx.sequences`; attention's score, pattern and state hooks fire
-   * once per sequence with `ctx.sequence`.
+   * to f32 rounding. With no hook registered (and at most 2^21 / hidden rows) the whole pass is one native call
+   * (Decoder.forwardPacked). Hooks see the packed rows with `ctx.sequences`; attention's score, pattern and state
+   * hooks fire once per sequence with `ctx.sequence`.
    */
   async forwardBatch(sequences: readonly ArrayLike<number>[], options: BatchOptions = {}): Promise<BatchResult> {
     options.signal?.throwIfAborted();

@@ -262,10 +262,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     std::vector<LayerCache> caches(layers_.size());
     for (uint32_t l = 0; l < layers_.size(); l++) caches[l] = layers_[l]->CacheArg(c, ca.Get(l), "caches[" + str(l) + "]", n, {});
     Napi::Float32Array logits = new_f32(c, prod(c, {rows, vocab}));
-    const SequenceSpan span{0, n};
-    std::vector<int64_t> logit_rows(static_cast<size_t>(rows));
-    for (int64_t r = 0; r < rows; r++) logit_rows[size_t(r)] = n - rows + r;
-    if (n > 0) decoder_forward(kernels(), m_, ids.data, n, &span, 1, caches.data(), logit_rows.data(), rows, logits.Data());
+    if (n > 0) decoder_forward(kernels(), m_, ids.data, n, caches.data(), rows, rows ? logits.Data() : nullptr);
     return logits;
   }
 

@@ -168,6 +168,14 @@ void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t*
   K.matmul(normed, rows, m.lm_head, logits);
 }
 
+void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
+                     const LayerCache* caches, int64_t rows, float* logits) {
+  const SequenceSpan span{0, n};
+  std::vector<int64_t> logit_rows(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; r++) logit_rows[size_t(r)] = n - rows + r;
+  decoder_forward(K, m, ids, n, &span, 1, caches, logit_rows.data(), rows, logits);
+}
+
 // ------------------------------------------------------------------ batched decode
 namespace {
 

@@ -90,6 +90,11 @@ void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t*
                      const SequenceSpan* seqs, int64_t S, const LayerCache* caches, const int64_t* logit_rows,
                      int64_t rows, float* logits);
 
+// One sequence: ids [n] → logits [rows, vocab] of its last `rows` positions (rows <= n); caches[l] is updated for
+// every layer.
+void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
+                     const LayerCache* caches, int64_t rows, float* logits);
+
 // One decode step of B independent sequences: ids [B], caches [B × layers] (sequence-major: sequence s, layer l at
 // s·layers + l; a softmax layer's new row goes to its cache at `length`, RoPE position `position`) → logits
 // [B, vocab]. Every weight is read once for all B rows, and every row gives the bits of decoder_forward on that
