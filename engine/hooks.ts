@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { Tensor } from "./tensor.ts";
 import { InputError } from "./errors.ts";
 
@@ -41,63 +42,68 @@ interface Registration {
   readonly fn: HookFn;
 }
 
+/** The hooks `with` adds for one async call tree: its own and those of the `with` calls around it. */
+interface Scope {
+  readonly registrations: readonly Registration[];
+  readonly wantCache: Map<string, boolean>;
+  /** the model-wide registrations' version the cache was filled at */
+  version: number;
+}
+
 /**
  * The hooks of one model. The model asks `wants(name)` before building a hook's value, so
  * with no hooks registered a forward pass does no extra work at all.
+ *
+ * `add` registers a hook for every forward call of the model. `with(hooks, body)` registers hooks for the forward
+ * calls made inside `body` only (its async call tree, through AsyncLocalStorage): two analyses that run at once on
+ * one model — a patching sweep beside a cache run under Promise.all — each see their own hooks and never the
+ * other's. Model-wide hooks fire first, then scoped ones from the outermost `with` in.
  */
 export class HookSet {
   private readonly registrations = new Set<Registration>();
   private readonly wantCache = new Map<string, boolean>();
+  private version = 0;
+  private readonly scope = new AsyncLocalStorage<Scope>();
 
+  /** the number of hooks a forward call made here would run */
   get size(): number {
-    return this.registrations.size;
+    return this.registrations.size + (this.scope.getStore()?.registrations.length ?? 0);
   }
 
   /** Registers a hook; the returned function removes it. Hooks run synchronously inside forward: an async function
    *  is refused here, since forward could not wait for it. */
   add(filter: HookFilter, fn: HookFn): () => void {
-    const isFilter = typeof filter === "string" || filter instanceof RegExp || typeof filter === "function" ||
-      (Array.isArray(filter) && filter.every((f) => typeof f === "string"));
-    if (!isFilter) throw new InputError(`hooks.add: filter must be a hook name, a RegExp, a predicate or an array of names, got ${describe(filter)}`);
-    if (typeof fn !== "function") throw new InputError(`hooks.add: fn must be a function (value, ctx) => Tensor | void, got ${describe(fn)}`);
-    if (fn instanceof AsyncFunction) {
-      throw new InputError(
-        `hooks.add(${describe(filter)}): the hook is an async function, but hooks run synchronously inside forward; ` +
-          "edit or return the tensor synchronously (record it and do async work after forward)",
-      );
-    }
-    const reg: Registration = { filter, fn };
+    const reg = registration("hooks.add", filter, fn);
     this.registrations.add(reg);
-    this.wantCache.clear();
+    this.changed();
     return () => {
       this.registrations.delete(reg);
-      this.wantCache.clear();
+      this.changed();
     };
   }
 
   /** Removes the registrations of exactly this filter and function. */
   removeFn(filter: HookFilter, fn: HookFn): void {
     for (const reg of this.registrations) if (reg.filter === filter && reg.fn === fn) this.registrations.delete(reg);
-    this.wantCache.clear();
+    this.changed();
   }
 
-  /** Runs `body` with extra hooks that are removed when it settles. */
+  /** Runs `body` with extra hooks that apply to the forward calls inside it only. */
   async with<T>(hooks: ReadonlyArray<readonly [HookFilter, HookFn]>, body: () => Promise<T>): Promise<T> {
-    const removers = hooks.map(([f, fn]) => this.add(f, fn));
-    try {
-      return await body();
-    } finally {
-      for (const remove of removers) remove();
-    }
+    const added = hooks.map(([filter, fn]) => registration("hooks.with", filter, fn));
+    const outer = this.scope.getStore()?.registrations ?? [];
+    return this.scope.run({ registrations: [...outer, ...added], wantCache: new Map(), version: this.version }, body);
   }
 
   wants(name: string): boolean {
-    if (this.registrations.size === 0) return false;
-    let hit = this.wantCache.get(name);
+    const scope = this.scope.getStore();
+    if (this.registrations.size === 0 && !scope?.registrations.length) return false;
+    const cache = scope ? this.scopeCache(scope) : this.wantCache;
+    let hit = cache.get(name);
     if (hit === undefined) {
       hit = false;
-      for (const reg of this.registrations) if (matchesFilter(reg.filter, name)) hit = true;
-      this.wantCache.set(name, hit);
+      for (const reg of this.active(scope)) if (matchesFilter(reg.filter, name)) hit = true;
+      cache.set(name, hit);
     }
     return hit;
   }
@@ -105,7 +111,7 @@ export class HookSet {
   /** Fires every matching hook in registration order; returns the (possibly replaced) value. */
   fire(value: Tensor, ctx: HookContext): Tensor {
     let current = value;
-    for (const reg of this.registrations) {
+    for (const reg of this.active(this.scope.getStore())) {
       if (!matchesFilter(reg.filter, ctx.name)) continue;
       const replaced: unknown = reg.fn(current, ctx);
       if (isThenable(replaced)) {
@@ -119,6 +125,38 @@ export class HookSet {
     }
     return current;
   }
+
+  private *active(scope: Scope | undefined): Iterable<Registration> {
+    yield* this.registrations;
+    if (scope) yield* scope.registrations;
+  }
+
+  private changed(): void {
+    this.version++;
+    this.wantCache.clear();
+  }
+
+  private scopeCache(scope: Scope): Map<string, boolean> {
+    if (scope.version !== this.version) {
+      scope.wantCache.clear();
+      scope.version = this.version;
+    }
+    return scope.wantCache;
+  }
+}
+
+function registration(what: string, filter: HookFilter, fn: HookFn): Registration {
+  const isFilter = typeof filter === "string" || filter instanceof RegExp || typeof filter === "function" ||
+    (Array.isArray(filter) && filter.every((f) => typeof f === "string"));
+  if (!isFilter) throw new InputError(`${what}: filter must be a hook name, a RegExp, a predicate or an array of names, got ${describe(filter)}`);
+  if (typeof fn !== "function") throw new InputError(`${what}: fn must be a function (value, ctx) => Tensor | void, got ${describe(fn)}`);
+  if (fn instanceof AsyncFunction) {
+    throw new InputError(
+      `${what}(${describe(filter)}): the hook is an async function, but hooks run synchronously inside forward; ` +
+        "edit or return the tensor synchronously (record it and do async work after forward)",
+    );
+  }
+  return { filter, fn };
 }
 
 const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as FunctionConstructor;

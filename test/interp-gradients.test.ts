@@ -22,7 +22,8 @@ test("attribution patching equals real patching to first order: a patch of ε·(
   const metric = logitDifference(model, "1", "0");
   const ap = await ActivationPatching.prepare(model, "<s> 4 8 + 9 3 = <think> 8 3 0 1 1", "<s> 4 8 + 9 1 = <think> 8 1 0 9 0", metric);
   const atp = await AttributionPatching.compute(ap);
-  const ids = ap.corruptedIds;
+  const [pair] = ap.pairs;
+  const ids = pair.corruptedIds;
   const n = ids.length;
   const eps = 1e-2;
   /** d metric / dε of patching a ← a + ε·delta at hook `name`, by central differences */
@@ -35,9 +36,9 @@ test("attribution patching equals real patching to first order: a patch of ε·(
     const est = atp.positions(hook);
     for (const l of est.spec.rows.filter((_, i) => i % 3 === 0 || i === est.spec.rows.length - 1)) {
       const name = `blocks.${l}.${hook}`;
-      const clean = ap.cleanActs.get(name)!.f32, corrupt = ap.corruptActs.get(name)!.f32;
+      const clean = pair.cleanActs.get(name)!.f32, corrupt = pair.corruptActs.get(name)!.f32;
       const width = clean.length / n;
-      for (const p of [ap.firstDifference, n - 2, n - 1]) {
+      for (const p of [pair.firstDifference, n - 2, n - 1]) {
         const real = await derivative(name, (x, e) => {
           for (let i = p * width; i < (p + 1) * width; i++) x[i] += e * (clean[i] - corrupt[i]);
         });
@@ -47,7 +48,7 @@ test("attribution patching equals real patching to first order: a patch of ε·(
   }
   const experts = atp.experts();
   const l = model.config.numLayers - 1;
-  const shares = [ap.cleanActs, ap.corruptActs].map((acts) => expertContributions(model.config, l, (x) => acts.get(x)!));
+  const shares = [pair.cleanActs, pair.corruptActs].map((acts) => expertContributions(model.config, l, (x) => acts.get(x)!));
   for (let e = 0; e < model.config.numExperts; e++) {
     const real = await derivative(`blocks.${l}.hook_mlp_out`, (x, s) => {
       for (let i = 0; i < x.length; i++) x[i] += s * (shares[0][e][i] - shares[1][e][i]);
@@ -70,7 +71,7 @@ test("integrated gradients are complete within 1e-3 at 64 steps; the input gradi
   assert.equal(ia.integratedGradients[6], 0, "a position already at the baseline token gets nothing");
   const eps = 1e-3;
   const hs = model.config.hiddenSize;
-  const grad = ia.gradient.f32;
+  const grad = ia.prompts[0].gradient.f32;
   for (const t of [0, 4, ids.length - 1]) {
     const direction = Float32Array.from({ length: hs }, (_, i) => Math.cos(i * 1.7 + t));
     const at = (s: number) => metricWith(model, ids, metric, [["embed", (v) => { for (let i = 0; i < hs; i++) v.f32[t * hs + i] += s * direction[i]; }]]);

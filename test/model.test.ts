@@ -86,6 +86,37 @@ test("a replacement of the wrong shape is refused with the hook's name", async (
   );
 });
 
+test("hooks.with applies to the forward calls inside its body only: analyses running at once do not see each other's hooks", async () => {
+  const ids = prompt.slice(0, 12);
+  const clean = await logitsOf(ids);
+  const zeroed = (v: Tensor) => new Tensor(v.dtype, v.shape, new Float32Array(v.numel));
+  const alone = (await model.hooks.with([["blocks.0.hook_attn_out", zeroed]], () => model.forward(ids))).logits.f32;
+  assert.ok(relErr(alone, clean) > 1e-3, "the edit changes the output");
+  // an editing analysis, a recording analysis and a plain forward interleave between layers on the same model
+  const [edited, recorded, plain] = await Promise.all([
+    model.hooks.with([["blocks.0.hook_attn_out", zeroed]], () => model.forward(ids)),
+    model.runWithCache(ids, /hook_attn_out$/),
+    model.forward(ids),
+  ]);
+  assert.deepEqual(edited.logits.f32, alone);
+  assert.deepEqual(recorded.logits.f32, clean);
+  assert.deepEqual(plain.logits.f32, clean);
+  assert.ok(recorded.activations.get("blocks.0.hook_attn_out").f32.some((x) => x !== 0), "the recording saw the unedited value");
+  // scopes nest: the inner body sees the outer hooks too; a model-wide hook is seen everywhere
+  let outerFired = 0;
+  let globalFired = 0;
+  const remove = model.hooks.add("embed", () => void globalFired++);
+  try {
+    await model.hooks.with([["embed", () => void outerFired++]], () => model.hooks.with([["logits", () => {}]], () => model.forward(ids)));
+    await model.forward(ids);
+  } finally {
+    remove();
+  }
+  assert.equal(outerFired, 1);
+  assert.equal(globalFired, 2);
+  assert.equal(model.hooks.size, 0);
+});
+
 test("the activation cache records only the names its filter selects", async () => {
   const { activations } = await model.runWithCache(prompt, /^blocks\.\d+\.moe\.hook_topk_idx$/);
   assert.equal(activations.names().length, 8);

@@ -3,14 +3,16 @@
 // call at a time, in tokens/s, in GFLOP/s against the FMA peak measured in the same run (which bounds what any
 // batching can gain), and in CPU time (other jobs on a shared machine disturb it less than wall time). (2) A full
 // (layer × position) residual patching sweep (hook_resid_pre) on a 32-token prompt, preparation included, and
-// attribution patching's estimate of every hook point at once (one forward and one backward pass). Prints a Markdown table and writes benchmarks/interp/RESULTS.md.
+// attribution patching's estimate of every hook point at once (one forward and one backward pass). (3) The residual
+// sweep over a dataset of 16 pairs of 16 tokens (each pair its own metric) in one call against one prepare and sweep
+// per pair. Prints a Markdown table and writes benchmarks/interp/RESULTS.md.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import * as native from "../../native/index.ts";
-import { Model, Rng, ActivationPatching, AttributionPatching } from "../../engine/index.ts";
+import { Model, Rng, ActivationPatching, AttributionPatching, type PromptPair } from "../../engine/index.ts";
 import { fmaPeak } from "../perf/machine.ts";
 import { forwardFlops } from "../perf/train-flops.ts";
 
@@ -70,6 +72,20 @@ const sweep = await best(async () => (await ActivationPatching.prepare(model, id
 const patching = await ActivationPatching.prepare(model, ids, corrupted, metric);
 const attribution = await best(() => AttributionPatching.compute(patching));
 
+/** A pair of 2k + 4 tokens: a's last digit replaced by another digit, the metric that digit's logit against it. */
+const pairOf = (k: number): PromptPair => {
+  const clean = Array.from(model.promptIds(addition(k)));
+  const corrupted = [...clean];
+  corrupted[k] = clean[k] === clean[k - 1] ? clean[k - 2] : clean[k - 1];
+  const [good, bad] = [clean[k], corrupted[k]];
+  return { clean, corrupted, metric: (logits: Float32Array) => logits[good] - logits[bad] };
+};
+const pairs = Array.from({ length: 16 }, () => pairOf(6));
+const overPairs = await best(async () => (await ActivationPatching.prepare(model, pairs)).positions("hook_resid_pre"));
+const pairByPair = await best(async () => {
+  for (const p of pairs) await (await ActivationPatching.prepare(model, p.clean, p.corrupted, p.metric!)).positions("hook_resid_pre");
+});
+
 const load = os.loadavg()[0].toFixed(2);
 const pass = (t: { wall: number; cpu: number }) =>
   `${(tokens / t.wall).toFixed(0)} tok/s (${(t.wall * 1000).toFixed(0)} ms, ${(gflop / t.wall).toFixed(1)} GFLOP/s = ` +
@@ -82,6 +98,8 @@ const rows = [
     `${(one.wall / (gflop / peak)).toFixed(2)}x`],
   [`residual patching sweep, ${model.config.numLayers} layers × 32 positions, preparation included`, `${sweep.toFixed(2)} s (target < 5 s)`],
   ["attribution patching: gradients at every hook point (one forward + backward of the 32 tokens)", `${(attribution * 1000).toFixed(0)} ms`],
+  ["residual patching sweep over a dataset of 16 pairs × 16 tokens, one call (preparation included)", `${(overPairs * 1000).toFixed(0)} ms`],
+  ["the same sweep, one prepare and sweep per pair", `${(pairByPair * 1000).toFixed(0)} ms (the dataset call: ${(pairByPair / overPairs).toFixed(2)}x faster)`],
 ];
 const table = ["| measurement | result |", "|---|---|", ...rows.map((r) => `| ${r[0]} | ${r[1]} |`)].join("\n");
 const cpu = native.cpuInfo();

@@ -7,6 +7,7 @@ import type { Model } from "../model.ts";
 import { Routing } from "../analysis/routing.ts";
 import { tokenLabels, tokenText } from "../analysis/tokens.ts";
 import { InputError } from "../errors.ts";
+import { passes } from "./passes.ts";
 import { Figure } from "../figure.ts";
 import { DISPLAY, type MimeBundle } from "../display.ts";
 
@@ -26,13 +27,7 @@ export class DatasetRouting {
     const ids = prompts.map((p) => Array.from(model.promptIds(p)));
     const maxRows = options.maxRowsPerPass ?? 4096;
     const routing: Routing[][] = [];
-    for (let i = 0; i < ids.length;) {
-      const batch: number[][] = [];
-      let rows = 0;
-      while (i < ids.length && (batch.length === 0 || rows + ids[i].length <= maxRows)) {
-        rows += ids[i].length;
-        batch.push(ids[i++]);
-      }
+    for (const batch of passes(ids, (p) => p.length, maxRows)) {
       const { activations } = await model.runWithCacheBatch(batch, ROUTING_HOOKS, { logits: "none", signal: options.signal });
       activations.forEach((acts, j) => {
         const labels = tokenLabels(model, batch[j]);

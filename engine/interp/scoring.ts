@@ -5,6 +5,7 @@
  */
 import type { Model } from "../model.ts";
 import { InputError } from "../errors.ts";
+import { passes } from "./passes.ts";
 
 export interface ScoreRequest {
   /** text (tokenized as a prompt) or token ids */
@@ -39,13 +40,7 @@ export async function score(model: Model, requests: readonly ScoreRequest[], opt
   });
   const vocab = model.config.vocabSize;
   const results: ContinuationScore[] = [];
-  for (let i = 0; i < encoded.length;) {
-    const batch: typeof encoded = [];
-    let rows = 0;
-    while (i < encoded.length && (batch.length === 0 || rows + encoded[i].context.length + encoded[i].continuation.length <= maxRows)) {
-      rows += encoded[i].context.length + encoded[i].continuation.length;
-      batch.push(encoded[i++]);
-    }
+  for (const batch of passes(encoded, (r) => r.context.length + r.continuation.length, maxRows)) {
     // the last token's logits predict nothing that is scored
     const inputs = batch.map((r) => [...r.context, ...r.continuation].slice(0, -1));
     const { logits } = await model.forwardBatch(inputs, { signal: options.signal });
