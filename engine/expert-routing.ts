@@ -2,7 +2,8 @@
 // a routing log (per forward position, the experts chosen in each layer and their weights) and an expert
 // threshold: of the top-k experts, keep those whose renormalised weight reaches the threshold (always the
 // first), and renormalise the kept weights to sum 1. A dropped expert's weight is 0, so it adds nothing to the
-// layer's output; the parameters it would have used are counted as saved.
+// layer's output and the MoE does not compute it (native.expertRowsComputed counts the rows it does compute); the
+// parameters it would have used are counted as saved.
 import type { HookFn, HookFilter } from "./hooks.ts";
 import { InputError } from "./errors.ts";
 

@@ -14,13 +14,17 @@ export class Tokenizer {
   readonly vocabSize: number;
   readonly eosTokenIds: number[];
   private template: Template | null = null;
+  /** byte-level BPE (GPT-2's alphabet; M1's tokenizer): each character of a token's string stands for one byte */
+  private readonly byteOf: Map<string, number> | null;
 
   private constructor(
     private readonly hf: HfTokenizer,
     private readonly config: Record<string, unknown>,
     private readonly dir: string,
     generationEos: unknown,
+    byteLevel: boolean,
   ) {
+    this.byteOf = byteLevel ? new Map(byteAlphabet().map((c, b) => [c, b])) : null;
     let maxId = -1;
     for (const id of hf.get_vocab(true).values()) maxId = Math.max(maxId, id);
     this.vocabSize = maxId + 1;
@@ -43,7 +47,7 @@ export class Tokenizer {
     } catch (e) {
       throw new TokenizerError(`${file}: cannot build tokenizer (${(e as Error).message})`, { cause: e });
     }
-    return new Tokenizer(hf, config, dir, generationEos);
+    return new Tokenizer(hf, config, dir, generationEos, isByteLevel(json.decoder));
   }
 
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
@@ -70,6 +74,17 @@ export class Tokenizer {
     return this.hf.token_to_id(token);
   }
 
+  /**
+   * The bytes a token stands for, when the tokenizer is byte-level (a token may be part of a UTF-8 character, which
+   * its decoded text cannot show); null for other tokenizers and ids without a token. Special tokens are their text.
+   */
+  tokenBytes(id: number): number[] | null {
+    const token = this.byteOf && Number.isInteger(id) ? this.hf.id_to_token(id) : undefined;
+    if (token === undefined) return null;
+    const bytes = [...token].map((c) => this.byteOf!.get(c));
+    return bytes.every((b) => b !== undefined) ? (bytes as number[]) : [...Buffer.from(token, "utf8")];
+  }
+
   /** Renders tokenizer_config.json's chat_template for `messages` (M1 format; string contents are normalised). */
   renderChat(messages: ChatMessage[], opts: { tools?: object[]; addGenerationPrompt?: boolean } = {}): string {
     const source = path.join(this.dir, "tokenizer_config.json");
@@ -82,6 +97,19 @@ export class Tokenizer {
       eos_token: tokenContent(this.config.eos_token) ?? "",
     }, source);
   }
+}
+
+/** GPT-2's map from bytes to printable characters (the alphabet of byte-level BPE): character i stands for byte i. */
+export function byteAlphabet(): string[] {
+  const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+  let shifted = 0;
+  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable(b) ? b : 256 + shifted++));
+}
+
+/** Whether tokenizer.json's decoder is ByteLevel (alone or in a Sequence). */
+function isByteLevel(decoder: unknown): boolean {
+  const d = decoder as { type?: unknown; decoders?: unknown[] } | null | undefined;
+  return d?.type === "ByteLevel" || (d?.type === "Sequence" && Array.isArray(d.decoders) && d.decoders.some(isByteLevel));
 }
 
 /** Names an unknown piece, and the word around it when the pre-tokenizer cut the word smaller (one token per character). */

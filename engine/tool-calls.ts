@@ -12,38 +12,56 @@ export interface ToolCall {
 }
 
 export interface ParsedToolCalls {
-  /** the text outside the <tool_calls> blocks (the whole text when a block does not parse) */
+  /** the text outside the blocks taken as calls (a block that does not parse stays in it, where it was), trimmed */
   content: string;
   toolCalls: ToolCall[];
-  /** why a block present was not taken as calls, if it was not */
+  /** why the first block that was not taken as calls was not, if one was not */
   error: string | null;
 }
 
 export const TOOL_CALLS_OPEN = "<tool_calls>";
 export const TOOL_CALLS_CLOSE = "</tool_calls>";
 
+/** A block runs to its closing tag or, when the answer was cut off inside it, to the end of the text. */
 const BLOCK = /<tool_calls>([\s\S]*?)(?:<\/tool_calls>|$)/g;
 
-/** The calls in `text`. A block with a line that is not {"name": string, "arguments": object} leaves the text as content. */
+/**
+ * The calls in `text`, block by block: a block whose every line is {"name": string, "arguments": object} becomes
+ * calls and leaves the text; a block with any other line stays in the text as written.
+ */
 export function parseToolCalls(text: string): ParsedToolCalls {
   if (!text.includes(TOOL_CALLS_OPEN)) return { content: text, toolCalls: [], error: null };
   const toolCalls: ToolCall[] = [];
-  for (const [, body] of text.matchAll(BLOCK)) {
-    for (const line of body.split("\n").map((l) => l.trim()).filter(Boolean)) {
-      let call: unknown;
-      try {
-        call = JSON.parse(line);
-      } catch {
-        return { content: text, toolCalls: [], error: `not a JSON object: ${line.slice(0, 120)}` };
-      }
-      const c = call as { name?: unknown; arguments?: unknown };
-      if (typeof c !== "object" || c === null || typeof c.name !== "string" || typeof c.arguments !== "object" || c.arguments === null || Array.isArray(c.arguments)) {
-        return { content: text, toolCalls: [], error: `a call must be {"name": string, "arguments": object}: ${line.slice(0, 120)}` };
-      }
-      toolCalls.push({ id: `call_${randomBytes(12).toString("hex")}`, type: "function", function: { name: c.name, arguments: JSON.stringify(c.arguments) } });
+  let error: string | null = null;
+  const content = text.replace(BLOCK, (block: string, body: string) => {
+    const calls = blockCalls(body);
+    if (typeof calls === "string") {
+      error ??= calls;
+      return block;
     }
+    toolCalls.push(...calls);
+    return "";
+  });
+  return { content: content.trim(), toolCalls, error };
+}
+
+/** The calls of one block's body, one JSON object per line, or why the block is not calls. */
+function blockCalls(body: string): ToolCall[] | string {
+  const calls: ToolCall[] = [];
+  for (const line of body.split("\n").map((l) => l.trim()).filter(Boolean)) {
+    let call: unknown;
+    try {
+      call = JSON.parse(line);
+    } catch {
+      return `not a JSON object: ${line.slice(0, 120)}`;
+    }
+    const c = call as { name?: unknown; arguments?: unknown };
+    if (typeof c !== "object" || c === null || typeof c.name !== "string" || typeof c.arguments !== "object" || c.arguments === null || Array.isArray(c.arguments)) {
+      return `a call must be {"name": string, "arguments": object}: ${line.slice(0, 120)}`;
+    }
+    calls.push({ id: `call_${randomBytes(12).toString("hex")}`, type: "function", function: { name: c.name, arguments: JSON.stringify(c.arguments) } });
   }
-  return { content: text.replace(BLOCK, "").trim(), toolCalls, error: null };
+  return calls;
 }
 
 /** An assistant turn's calls as the model writes them, to replay the turn. */

@@ -24,8 +24,8 @@ interface BackwardBinding {
   swigluBackward(gate: Float32Array, up: Float32Array, dy: Float32Array): [Float32Array, Float32Array];
   embeddingBackward(ids: Int32Array, dy: Float32Array, dtable: Float32Array, vocab: number, dim: number): void;
   routerTopkBackward(logits: Float32Array, n: number, experts: number, k: number, idx: Int32Array, dweights: Float32Array): Float32Array;
-  crossEntropy(logits: Float32Array, n: number, vocab: number, targets: Int32Array, weights: Float32Array,
-    logprobs: Float32Array, dlogits: Float32Array): void;
+  crossEntropy(logits: Float32Array, n: number, vocab: number, targets: Int32Array, weights: Float32Array | null,
+    logprobs: Float32Array, dlogits: Float32Array | null): void;
   lightningBackward(q: Float32Array, k: Float32Array, v: Float32Array, dout: Float32Array, n: number, heads: number,
     d: number, slopes: Float32Array, blockSize: number): [Float32Array, Float32Array, Float32Array];
   lightningBackwardQkv(qkv: Float32Array, dout: Float32Array, n: number, heads: number, d: number, slopes: Float32Array,
@@ -91,6 +91,11 @@ export function routerTopkBackward(logits: Float32Array, n: number, experts: num
 export function crossEntropy(logits: Float32Array, n: number, vocab: number, targets: Int32Array, weights: Float32Array,
   logprobs: Float32Array, dlogits: Float32Array): void {
   native.crossEntropy(logits, n, vocab, targets, weights, logprobs, dlogits);
+}
+
+/** Per row t: logprobs[t] = log softmax(logits[t])[targets[t]], the values crossEntropy writes (bit for bit). */
+export function tokenLogprobs(logits: Float32Array, n: number, vocab: number, targets: Int32Array, logprobs: Float32Array): void {
+  native.crossEntropy(logits, n, vocab, targets, null, logprobs, null);
 }
 
 /** lightningPrefill from a zero state: dq, dk, dv [n, heads, d] from dout [n, heads, d]. */

@@ -123,11 +123,12 @@ interface Binding {
   readAll(src: Float32Array): number;
   copy(src: Float32Array, dst: Float32Array): void;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, gradScale: number, beta1: number, beta2: number,
-    decay: number, stepSize: number, invSqrtBc2: number, eps: number): void;
+    decay: number, stepSize: number, invSqrtBc2: number, eps: number, bf16?: Uint16Array): void;
   sumSquares(x: Float32Array): number;
   empty(length: number): Float32Array;
   alignedBuffer(bytes: number): ArrayBuffer;
   memoryStats(): MemoryStats;
+  expertRowsComputed(): number;
   releaseMemory(): void;
   setIsa(isa: Isa): void;
   setThreads(n: number): void;
@@ -194,6 +195,9 @@ export const cpuInfo: Binding["cpuInfo"] = native.cpuInfo;
 /** Arrays of 1 MiB and more that ops return come from a pool: once the garbage collector frees one, its memory
  *  (already mapped, so no page faults) serves the next array of about the same size. */
 export const memoryStats: Binding["memoryStats"] = native.memoryStats;
+/** Expert rows (token, expert slots) the MoE has computed since the addon loaded, in every path: a slot whose weight
+ *  is 0 (dropped by an expert threshold) is skipped when only the weighted sum is wanted, and is not counted. */
+export const expertRowsComputed: Binding["expertRowsComputed"] = native.expertRowsComputed;
 
 /** The longest array an op makes or takes (2^32 floats: V8's longest Float32Array on Node 20). */
 export const MAX_ARRAY_LENGTH = 2 ** 32;
@@ -245,9 +249,10 @@ export interface AdamwStep {
 }
 
 /** One AdamW update in place (f32 arithmetic, on the pool): g' = g·gradScale, m ← β1·m + (1−β1)·g',
- *  v ← β2·v + (1−β2)·g'², p ← p·decay − stepSize · m / (√v · invSqrtBc2 + eps). */
-export function adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, s: AdamwStep): void {
-  native.adamw(p, g, m, v, s.gradScale, s.beta1, s.beta2, s.decay, s.stepSize, s.invSqrtBc2, s.eps);
+ *  v ← β2·v + (1−β2)·g'², p ← p·decay − stepSize · m / (√v · invSqrtBc2 + eps); `bf16`, when given, gets the new p
+ *  rounded to nearest-even in the same pass (as f32IntoBf16 rounds). */
+export function adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, s: AdamwStep, bf16?: Uint16Array): void {
+  native.adamw(p, g, m, v, s.gradScale, s.beta1, s.beta2, s.decay, s.stepSize, s.invSqrtBc2, s.eps, bf16);
 }
 
 /** Σ x² accumulated in double, on the pool. */

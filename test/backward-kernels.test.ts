@@ -314,6 +314,11 @@ for (const isa of m1.cpuInfo().supported as m1.Isa[]) {
     const inPlace = Float32Array.from(logits);
     bw.crossEntropy(inPlace, n, V, targets, w, new Float32Array(n), inPlace);
     assert.ok(relErr(inPlace, dlogits) < 1e-7, "dlogits written over the logits");
+    const alone = new Float32Array(n);
+    const before = Float32Array.from(logits);
+    bw.tokenLogprobs(logits, n, V, targets, alone);
+    assert.deepEqual(alone, logprobs, "tokenLogprobs writes crossEntropy's log-probabilities bit for bit");
+    assert.deepEqual(logits, before, "tokenLogprobs leaves the logits alone");
   });
 
   under("lightningBackward: blocks of 16 with a partial last block, and the interleaved qkv form", () => {

@@ -98,11 +98,30 @@ test("m1 serve: tool requests it cannot serve get 400 naming the reason", async 
   const noTemplate = await post("/chat/completions", { messages: [{ role: "user", content: "1 + 2 =" }], tools });
   assert.equal(noTemplate.status, 400);
   assert.match(noTemplate.json.error.message, /has no chat template, so it cannot be shown tools/);
-  const streamed = await post("/chat/completions", { messages: [{ role: "user", content: "1" }], tools, stream: true });
-  assert.match(streamed.json.error.message, /"tools" are not supported with "stream"/);
   const none = await post("/chat/completions", { messages: [{ role: "user", content: "1 + 2 = <think>" }], tools, tool_choice: "none", max_tokens: 4 });
   assert.equal(none.status, 200);
-  assert.equal((await post("/chat/completions", { messages: [{ role: "user", content: "1" }], logprobs: true })).status, 400);
+});
+
+test("chat logprobs over HTTP equal the completions logprobs of the same prompt, in OpenAI's chat shape", async () => {
+  const chat = await post("/chat/completions", { messages: [{ role: "user", content: PROMPT }], max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 2 });
+  const text = await post("/completions", { prompt: PROMPT, max_tokens: 8, temperature: 0, logprobs: 2 });
+  const content = chat.json.choices[0].logprobs.content as { token: string; logprob: number; bytes: number[]; top_logprobs: { token: string; logprob: number; bytes: number[] }[] }[];
+  const lp = text.json.choices[0].logprobs;
+  assert.deepEqual(content.map((c) => c.token), lp.tokens);
+  assert.deepEqual(content.map((c) => c.logprob), lp.token_logprobs);
+  assert.deepEqual(content.map((c) => Object.fromEntries(c.top_logprobs.map((t) => [t.token, t.logprob]))), lp.top_logprobs);
+  for (const c of content) assert.deepEqual(c.bytes, [...Buffer.from(c.token)]);
+  assert.equal(content.map((c) => c.token).join(""), chat.json.choices[0].message.content);
+  const bad = [
+    [{ logprobs: 2 }, /"logprobs" must be a boolean/],
+    [{ top_logprobs: 2 }, /"top_logprobs" needs "logprobs": true/],
+    [{ logprobs: true, top_logprobs: 21 }, /"top_logprobs" must be an integer in \[0, 20\]/],
+  ] as const;
+  for (const [fields, message] of bad) {
+    const r = await post("/chat/completions", { messages: [{ role: "user", content: PROMPT }], ...fields });
+    assert.equal(r.status, 400);
+    assert.match(r.json.error.message, message);
+  }
 });
 
 /** log-softmax of one row of logits, in double precision. */

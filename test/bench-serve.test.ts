@@ -5,11 +5,12 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { copyFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { ROOT, tempDir } from "./helpers.ts";
+import { startServer, stop, events } from "./serve-helpers.ts";
 import { Model } from "../engine/model.ts";
 import { chatPrompt } from "../kernel/openai/completion.ts";
 import { arithmeticSuite } from "../benchmarks/eval/suites/arithmetic.ts";
@@ -18,33 +19,6 @@ import { LocalBackend } from "../benchmarks/eval/backends/local.ts";
 import { OpenAIBackend, BackendError } from "../benchmarks/eval/backends/openai.ts";
 import { Workbench } from "../engine/workbench.ts";
 import { Registry } from "../engine/registry.ts";
-
-interface Served { url: string; child: ChildProcess; stderr: () => string }
-
-async function startServer(args: string[]): Promise<Served> {
-  const entry = pathToFileURL(join(ROOT, "kernel", "cli", "serve.ts")).href;
-  const code = `import { serve } from ${JSON.stringify(entry)}; process.exitCode = await serve(${JSON.stringify(args)});`;
-  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  child.stderr!.on("data", (d) => (err += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on("data", (d) => {
-      out += d;
-      const m = /(http:\/\/127\.0\.0\.1:\d+\/v1)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.once("exit", (codeOrNull) => reject(new Error(`m1 serve exited (${codeOrNull}) before listening: ${err}`)));
-  });
-  return { url, child, stderr: () => err };
-}
-
-async function stop(s: Served): Promise<number | null> {
-  if (s.child.exitCode !== null) return s.child.exitCode;
-  const exited = new Promise<number | null>((resolve) => s.child.once("exit", resolve));
-  s.child.kill("SIGTERM");
-  return exited;
-}
 
 const server = await startServer(["mini-80k", "--port", "0"]);
 after(() => stop(server));
@@ -89,17 +63,6 @@ test("thinking budget and stop strings", async () => {
 });
 
 /** The data events of an SSE body, parsed; checks the stream ends with [DONE]. */
-async function events(res: Response): Promise<Record<string, any>[]> {
-  assert.match(res.headers.get("content-type") ?? "", /text\/event-stream/);
-  const text = await res.text();
-  const datas = text.split("\n\n").filter(Boolean).map((block) => {
-    assert.ok(block.startsWith("data: "), block);
-    return block.slice(6);
-  });
-  assert.equal(datas.at(-1), "[DONE]");
-  return datas.slice(0, -1).map((d) => JSON.parse(d));
-}
-
 test("SSE streaming: the pieces add up to the whole answer, for completions and chat", async () => {
   const body = { model: "mini-80k", prompt: PROMPT, max_tokens: 60, temperature: 0 };
   const whole = (await jsonOf(post("/completions", body))).choices[0].text;

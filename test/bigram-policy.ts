@@ -7,7 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { Rng } from "../engine/sampling.ts";
 import type { Tokenizer } from "../engine/tokenizer.ts";
-import type { Policy, TrainConfig } from "../engine/rl/train.ts";
+import type { Policy, PolicyStep, TrainConfig } from "../engine/rl/train.ts";
+import type { TokenWeightsOf } from "../engine/train/loss.ts";
 import type { Reward } from "../engine/rl/rewards.ts";
 import { additionProblems } from "../engine/rl/tasks.ts";
 import type { Rollout } from "../engine/rl/rollout.ts";
@@ -60,8 +61,12 @@ export class BigramPolicy implements Policy {
   }
 
   /** The weighted cross-entropy's gradient by W (exact), then a plain SGD step. */
-  async step(sequences: number[][], { tokenWeights }: { tokenWeights: Float32Array[] }) {
+  async step(sequences: number[][], options: { tokenWeights: TokenWeightsOf }): Promise<PolicyStep> {
+    let t0 = performance.now();
     const tokenLogprobs = await this.tokenLogprobs(sequences);
+    const forward = (performance.now() - t0) / 1000;
+    t0 = performance.now();
+    const tokenWeights = options.tokenWeights(tokenLogprobs);
     const g = new Float64Array(V * V);
     let loss = 0;
     sequences.forEach((s, k) => {
@@ -73,12 +78,14 @@ export class BigramPolicy implements Policy {
         for (let j = 0; j < V; j++) g[s[t] * V + j] += w * (Math.exp(lp[j]) - (j === s[t + 1] ? 1 : 0));
       }
     });
+    const backward = (performance.now() - t0) / 1000;
+    t0 = performance.now();
     let sq = 0;
     g.forEach((x, i) => {
       sq += x * x;
       this.W[i] -= this.lr * x;
     });
-    return { loss, tokenLogprobs, gradNorm: Math.sqrt(sq), lr: this.lr };
+    return { loss, tokenLogprobs, gradNorm: Math.sqrt(sq), lr: this.lr, seconds: { forward, backward, optimiser: (performance.now() - t0) / 1000 } };
   }
 
   save(dir: string): void {

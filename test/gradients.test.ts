@@ -83,6 +83,22 @@ test("a batch of sequences of different lengths: per-sequence log-probabilities,
   }
 });
 
+test("token weights as a function of the pass's log-probabilities: called once with them, the same result as the weights given", async () => {
+  const model = await Model.load(TINY);
+  const a = Array.from({ length: 33 }, (_, t) => (t * 37 + 5) % model.config.vocabSize);
+  const b = Array.from({ length: 18 }, (_, t) => (t * 11 + 3) % model.config.vocabSize);
+  const seen: Float32Array[][] = [];
+  // weights that depend on the log-probabilities, as an RL objective's do
+  const weightsFrom = (logprobs: readonly Float32Array[]) => logprobs.map((lp, i) => Float32Array.from(lp, (x, t) => Math.sin(i + t) * Math.exp(x)));
+  const r = await model.lossAndGradients([a, b], { tokenWeights: (logprobs) => (seen.push(logprobs.map((lp) => lp.slice())), weightsFrom(logprobs)) });
+  assert.equal(seen.length, 1, "called once");
+  assert.deepEqual(seen[0], r.tokenLogprobs, "with the log-probabilities the pass returns, bit for bit");
+  const given = await model.lossAndGradients([a, b], { tokenWeights: weightsFrom(r.tokenLogprobs) });
+  assert.equal(r.loss, given.loss);
+  for (const [name, g] of given.weights) assert.deepEqual(r.weights.get(name)!.data, g.data, name);
+  await assert.rejects(model.lossAndGradients([a, b], { tokenWeights: () => [[1]] }), /1 tokenWeights lists for 2 sequences/);
+});
+
 test("a memory budget of 0 recomputes every layer in backward: the same gradients", async () => {
   const model = await Model.load(TINY_ROPE8);
   const ids = Array.from({ length: 40 }, (_, t) => (t * 29 + 1) % model.config.vocabSize);

@@ -8,6 +8,7 @@ import { TrainingLoop, type TrainConfig, type StepMetrics, type Policy } from ".
 import { objective, groupAdvantages } from "../engine/rl/objectives.ts";
 import { stepRng, RATIO_BINS } from "../engine/rl/train.ts";
 import type { Rollout } from "../engine/rl/rollout.ts";
+import type { TokenWeightsOf } from "../engine/train/loss.ts";
 import { scratchpadCompletion, additionProblem } from "../engine/rl/tasks.ts";
 import { BigramPolicy, rlConfig } from "./bigram-policy.ts";
 import { parseStages, staged, DEFAULT_RL_STAGES } from "../engine/rl/recipes.ts";
@@ -23,10 +24,13 @@ test("the token weights are minus the objective's gradient on completion tokens,
   const calls: { sequences: number[][]; tokenWeights: Float32Array[]; logpNew: Float32Array[] }[] = [];
   const spy: Policy = Object.assign(Object.create(policy) as BigramPolicy, {
     rollout: async (prompts: string[], o: Parameters<Policy["rollout"]>[1]) => (rollouts = await policy.rollout(prompts, o)),
-    step: async (sequences: number[][], o: { tokenWeights: Float32Array[] }) => {
-      calls.push({ sequences, tokenWeights: o.tokenWeights, logpNew: await policy.tokenLogprobs(sequences) });
-      return policy.step(sequences, o);
-    },
+    step: (sequences: number[][], o: { tokenWeights: TokenWeightsOf }) => policy.step(sequences, {
+      tokenWeights: (logpNew) => {
+        const tokenWeights = o.tokenWeights(logpNew) as Float32Array[];
+        calls.push({ sequences, tokenWeights, logpNew: [...logpNew] });
+        return tokenWeights;
+      },
+    }),
   });
   const config = rlConfig({ steps: 1, rounds: 1, objective: "dapo", dynamicSampling: false });
   await new TrainingLoop(spy, config).run();

@@ -91,10 +91,8 @@ test("--timeout interrupts a cell that runs too long and fails the run", { timeo
   try {
     const path = notebook(dir, "slow.ipynb", ["let spins = 0;", "while (!signal.aborted) { spins++; await new Promise((r) => setTimeout(r, 10)); }"]);
     const out = join(dir, "out.ipynb");
-    const t0 = Date.now();
     const r = await m1(["run", path, "--out", out, "--timeout", "1"]);
     assert.equal(r.code, 1);
-    assert.ok(Date.now() - t0 < 20_000);
     assert.match(r.stderr, /cell 2 .*\n\s+the cell ran longer than --timeout 1 s and was interrupted/);
     const outputs = read(out).cells[1].outputs!;
     assert.equal(outputs.at(-1)!.ename, "CellTimeoutError");

@@ -15,7 +15,7 @@ const RL = ["train", "rl", "mini-40k", "--steps", "3", "--batch", "2", "--group"
 function rows(dir: string): Record<string, unknown>[] {
   const t = tableFromIPC(readFileSync(join(dir, "metrics.arrow")));
   return t.toArray().map((r) => {
-    const { rollout_s: _a, logprobs_s: _b, update_s: _c, ...rest } = r.toJSON() as Record<string, unknown>;
+    const { rollout_s: _a, logprobs_s: _b, backward_s: _c, optimiser_s: _d, ...rest } = r.toJSON() as Record<string, unknown>;
     return rest;
   });
 }

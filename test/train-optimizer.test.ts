@@ -6,6 +6,7 @@ import { AdamW, type Parameter } from "../engine/train/optimizer.ts";
 import { constantLr, warmupCosine } from "../engine/train/schedule.ts";
 import { InputError } from "../engine/errors.ts";
 import * as native from "../native/index.ts";
+import { f32IntoBf16 } from "../engine/tensor.ts";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -173,6 +174,11 @@ test("the native AdamW and sum-of-squares kernels equal float64 formulas under e
         }
         assert.ok(worst < 1e-5, `${isa}, ${threads} threads: worst relative error ${worst}`);
         assert.ok(Math.abs(native.sumSquares(g) - sumSq) <= 1e-12 * sumSq, `${isa}: sumSquares`);
+        // with a BF16 copy: the same update, and the copy is the new p rounded as f32IntoBf16 rounds, bit for bit
+        const [pb, mb, vb, bf16] = [p0.slice(), m0.slice(), v0.slice(), new Uint16Array(n)];
+        native.adamw(pb, g, mb, vb, s, bf16);
+        assert.deepEqual([pb, mb, vb], [p, m, v], `${isa}, ${threads} threads: the update with a BF16 copy`);
+        assert.deepEqual(bf16, f32IntoBf16(p, new Uint16Array(n)), `${isa}, ${threads} threads: the BF16 copy`);
       }
     }
   } finally {
@@ -180,4 +186,5 @@ test("the native AdamW and sum-of-squares kernels equal float64 formulas under e
     native.setThreads(info.threads);
   }
   assert.throws(() => native.adamw(p0, g.subarray(1), m0, v0, s), /adamw: g .*length/);
+  assert.throws(() => native.adamw(p0, g, m0, v0, s, new Uint16Array(n - 1)), /adamw: bf16 .*length/);
 });

@@ -118,6 +118,12 @@ function fillUniform(a: Float32Array, seed: number, scale: number): void {
 export function writeBenchCheckpoint(name: string, dir: string, seed = 0): { params: number; bytes: number } {
   const shape = BENCH_SHAPES[name];
   if (!shape) throw new InputError(`unknown benchmark checkpoint "${name}" (known: ${Object.keys(BENCH_SHAPES).join(", ")})`);
+  return writeRandomCheckpoint(shape, dir, seed, `m1 make-checkpoint ${name} --seed ${seed}`);
+}
+
+/** Writes config.json and model.safetensors of a seeded random checkpoint of `shape` into `dir` (created if needed);
+ *  `generator` is recorded in the safetensors metadata. */
+export function writeRandomCheckpoint(shape: BenchShape, dir: string, seed: number, generator: string): { params: number; bytes: number } {
   fs.mkdirSync(dir, { recursive: true });
   const tensors: Record<string, Tensor> = {};
   let params = 0;
@@ -129,6 +135,6 @@ export function writeBenchCheckpoint(name: string, dir: string, seed = 0): { par
     params += data.length;
   });
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(hubConfig(shape), null, 1) + "\n");
-  writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt", generator: `m1 make-checkpoint ${name} --seed ${seed}` });
+  writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt", generator });
   return { params, bytes: params * 4 };
 }

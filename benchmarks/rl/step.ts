@@ -1,7 +1,10 @@
 /**
- * One RL step's wall time on the engine, split into rollout, log-probability recomputation and update (the weighted
- * backward pass and AdamW), beside the same step in PyTorch eager (benchmarks/peers/rl_step_torch.py: the same
- * checkpoint, problems × G completions, budget, rounds and thread count).
+ * One RL step's wall time on the engine, split into rollout, log-probabilities (the forward pass of each update
+ * round under the weights being trained, which the round's backward pass reuses), backward (the objective's token
+ * weights and the weighted backward pass) and optimiser (AdamW and the BF16 weights rewritten from the f32
+ * masters), beside the same step in PyTorch eager (benchmarks/peers/rl_step_torch.py: the same checkpoint,
+ * problems × G completions, budget, rounds, thread count and split). Each side's figure is the best of `tries` steps
+ * after a warm-up step.
  *
  *   node --import tsx benchmarks/rl/step.ts [--model mini-40k] [--problems 4] [--group 8] [--digits 7] [--budget 48]
  *        [--rounds 4] [--threads 2] [--tries 2] [--no-peer]
@@ -27,7 +30,11 @@ const num = (k: keyof typeof values) => Number(values[k]);
 native.setThreads(num("threads"));
 const { model } = await loadLocalModel(values.model!);
 const stages = [{ fromStep: 0, budget: num("budget"), digits: [num("digits")] }];
-let best: { rollout: number; logprobs: number; update: number; tokens: number } | null = null;
+type Split = { rollout: number; logprobs: number; backward: number; optimiser: number };
+const total = (t: Split) => t.rollout + t.logprobs + t.backward + t.optimiser;
+const split = (t: Split) => `rollout ${t.rollout.toFixed(2)} s, log-probs ${t.logprobs.toFixed(2)} s, backward ${t.backward.toFixed(2)} s, ` +
+  `optimiser ${t.optimiser.toFixed(2)} s, total ${total(t).toFixed(2)} s`;
+let best: (Split & { tokens: number }) | null = null;
 for (let k = 0; k <= num("tries"); k++) {
   const policy = new EnginePolicy(model, { lr: 1e-5, betas: [0.9, 0.95], eps: 1e-15 });
   const trainer = new TrainingLoop(policy, {
@@ -38,14 +45,14 @@ for (let k = 0; k <= num("tries"); k++) {
   const [m] = await trainer.run();
   const t = { ...m.seconds, tokens: Math.round(m.responseLength * num("problems") * num("group")) };
   // the first run warms up (native objects, the pool); the best of the others counts
-  if (k > 0 && (!best || t.rollout + t.logprobs + t.update < best.rollout + best.logprobs + best.update)) best = t;
+  if (k > 0 && (!best || total(t) < total(best))) best = t;
 }
-const total = best!.rollout + best!.logprobs + best!.update;
-console.log(`engine (${num("threads")} threads): rollout ${best!.rollout.toFixed(2)} s, log-probs ${best!.logprobs.toFixed(2)} s, update ${best!.update.toFixed(2)} s, total ${total.toFixed(2)} s (${best!.tokens} new tokens)`);
+console.log(`engine (${num("threads")} threads): ${split(best!)} (${best!.tokens} new tokens)`);
 if (!values["no-peer"]) {
   const script = fileURLToPath(new URL("../peers/rl_step_torch.py", import.meta.url));
   const out = JSON.parse(execFileSync("/usr/bin/python3", [script, model.checkpoint.dir, "--threads", values.threads!, "--problems", values.problems!,
-    "--group", values.group!, "--digits", values.digits!, "--budget", values.budget!, "--rounds", values.rounds!], { encoding: "utf8" }));
-  console.log(`PyTorch ${out.torch} eager (${out.threads} threads): rollout ${out.rollout_s.toFixed(2)} s, log-probs ${out.logprobs_s.toFixed(2)} s, update ${out.update_s.toFixed(2)} s, total ${out.total_s.toFixed(2)} s (${out.new_tokens} new tokens)`);
-  console.log(`engine speed-up on the whole step: ${(out.total_s / total).toFixed(2)}x`);
+    "--group", values.group!, "--digits", values.digits!, "--budget", values.budget!, "--rounds", values.rounds!, "--tries", values.tries!], { encoding: "utf8" }));
+  const peer: Split = { rollout: out.rollout_s, logprobs: out.logprobs_s, backward: out.backward_s, optimiser: out.optimiser_s };
+  console.log(`PyTorch ${out.torch} eager (${out.threads} threads): ${split(peer)} (${out.new_tokens} new tokens)`);
+  console.log(`engine speed-up on the whole step: ${(total(peer) / total(best!)).toFixed(2)}x`);
 }

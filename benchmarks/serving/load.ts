@@ -4,8 +4,10 @@
 //   node --import tsx benchmarks/serving/load.ts [--model mini-80k] [--requests 64] [--max-tokens 64] [--levels 1,4,16,64] [--out benchmarks/serving/RESULTS.md]
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
+import { additionPrompt } from "./prompts.ts";
 
 const { values } = parseArgs({ options: {
   model: { type: "string", default: "mini-80k" }, requests: { type: "string", default: "64" }, "max-tokens": { type: "string", default: "64" },
@@ -29,9 +31,7 @@ const url = await new Promise<string>((resolve, reject) => {
 
 /** Request i: a 6-digit addition for the demo pair, sampled at temperature 1 with its own seed. */
 function body(i: number) {
-  const a = String(100000 + ((i * 7919) % 900000)).split("").join(" ");
-  const b = String(100000 + ((i * 104729) % 900000)).split("").join(" ");
-  return { model: values.model, prompt: `<s> ${a} + ${b} = <think>`, max_tokens: maxTokens, temperature: 1, top_p: 0.95, seed: i };
+  return { model: values.model, prompt: additionPrompt(i), max_tokens: maxTokens, temperature: 1, top_p: 0.95, seed: i };
 }
 
 interface Level { concurrency: number; seconds: number; tokens: number; tokensPerSecond: number; p50: number; p90: number; p99: number }
@@ -60,6 +60,7 @@ async function run(concurrency: number): Promise<Level> {
 }
 
 try {
+  const loadBefore = os.loadavg()[0];
   await run(4); // warm-up (weights into cache, JIT)
   const results: Level[] = [];
   for (const c of levels) {
@@ -69,6 +70,7 @@ try {
   const base = results.find((r) => r.concurrency === 1)?.tokensPerSecond ?? results[0].tokensPerSecond;
   const table = [
     `${total} completion requests of up to ${maxTokens} tokens (6-digit additions, temperature 1, top-p 0.95, one seed per request) to \`m1 serve ${values.model}\``,
+    `${os.availableParallelism()} CPUs, load average ${loadBefore.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end`,
     "",
     "| in flight | wall s | tokens | tokens/s | × one at a time | latency p50 s | p90 s | p99 s |",
     "|---|---|---|---|---|---|---|---|",

@@ -1,6 +1,6 @@
 /**
- * The engine as the training loop's Policy: rollouts in one decode batch on the model as it is, current
- * log-probabilities from its forward pass, and each update from the engine's trainer (the weighted backward pass,
+ * The engine as the training loop's Policy: rollouts in one decode batch on the model as it is, and each update from
+ * the engine's trainer (one forward pass whose log-probabilities give the token weights, the weighted backward pass,
  * AdamW on f32 master weights, the model's own weights rewritten from them). Saved as the checkpoint in its own
  * format plus the masters and AdamW's state, so a resumed run continues bit for bit.
  */
@@ -8,8 +8,9 @@ import path from "node:path";
 import type { Model } from "../model.ts";
 import type { Trainer, TrainerOptions } from "../train/trainer.ts";
 import { InputError } from "../errors.ts";
-import { rollout, completionLogprobs } from "./rollout.ts";
-import type { Policy } from "./train.ts";
+import { rollout } from "./rollout.ts";
+import type { Policy, PolicyStep } from "./train.ts";
+import type { TokenWeightsOf } from "../train/loss.ts";
 
 export class EnginePolicy implements Policy {
   readonly trainer: Trainer;
@@ -23,15 +24,9 @@ export class EnginePolicy implements Policy {
     return rollout(this.model, prompts, options);
   }
 
-  async tokenLogprobs(sequences: number[][]): Promise<Float32Array[]> {
-    const out: Float32Array[] = [];
-    for (const s of sequences) out.push(Float32Array.from(await completionLogprobs(this.model, s.slice(0, 1), s.slice(1))));
-    return out;
-  }
-
-  async step(sequences: number[][], options: { tokenWeights: Float32Array[] }) {
+  async step(sequences: number[][], options: { tokenWeights: TokenWeightsOf }): Promise<PolicyStep> {
     const r = await this.trainer.step(sequences, { tokenWeights: options.tokenWeights });
-    return { loss: r.loss, tokenLogprobs: r.tokenLogprobs, gradNorm: r.gradNorm, lr: r.lr };
+    return { loss: r.loss, tokenLogprobs: r.tokenLogprobs, gradNorm: r.gradNorm, lr: r.lr, seconds: r.seconds };
   }
 
   encode(text: string): number[] {

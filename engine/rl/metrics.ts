@@ -22,7 +22,8 @@ export function metricsTable(metrics: readonly StepMetrics[], run = ""): Table {
     lr: col((m) => m.lr),
     rollout_s: col((m) => m.seconds.rollout),
     logprobs_s: col((m) => m.seconds.logprobs),
-    update_s: col((m) => m.seconds.update),
+    backward_s: col((m) => m.seconds.backward),
+    optimiser_s: col((m) => m.seconds.optimiser),
   });
 }
 

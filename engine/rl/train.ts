@@ -10,23 +10,34 @@ import fs from "node:fs";
 import path from "node:path";
 import { Rng } from "../sampling.ts";
 import { InputError } from "../errors.ts";
-import { objective, groupAdvantages, informativeGroups, DEFAULT_CLIP, type ObjectiveName, type ClipRange } from "./objectives.ts";
+import { objective, groupAdvantages, informativeGroups, DEFAULT_CLIP, type ObjectiveName, type ClipRange, type ObjectiveResult,
+  type ScoredSequence } from "./objectives.ts";
 import type { Problem } from "./tasks.ts";
 import type { Reward } from "./rewards.ts";
 import type { Rollout, RepetitionRule } from "./rollout.ts";
+import type { TokenWeightsOf } from "../train/loss.ts";
 
-/** What the loop needs of a model: rollouts, log-probabilities, a weighted optimiser step, saving and loading. */
+/** What the loop needs of a model: rollouts, a weighted optimiser step, saving and loading. */
 export interface Policy {
   rollout(prompts: readonly string[], options: { groupSize: number; seed: number; temperature: number; maxNewTokens: number; thinkingBudget: number; repetition?: RepetitionRule }): Promise<Rollout[]>;
-  /** log p of every token after the first of each sequence (n_i − 1 per sequence), under the weights being trained */
-  tokenLogprobs(sequences: number[][]): Promise<Float32Array[]>;
-  /** one optimiser step on loss = Σ_t w_t · −log p(ids[t+1] | ids[..t]) (the model's weighted backward pass, then
-   *  the optimiser); later rollouts and log-probabilities use the new weights */
-  step(sequences: number[][], options: { tokenWeights: Float32Array[] }): Promise<{ loss: number; tokenLogprobs: Float32Array[]; gradNorm: number; lr: number }>;
+  /** one optimiser step on loss = Σ_t w_t · −log p(ids[t+1] | ids[..t]): a forward pass gives log p of every token
+   *  after the first of each sequence (n_i − 1 per sequence) under the weights being trained, `tokenWeights` turns
+   *  them into the w_t, then the weighted backward pass and the optimiser; later rollouts use the new weights */
+  step(sequences: number[][], options: { tokenWeights: TokenWeightsOf }): Promise<PolicyStep>;
   /** tokens of a text (for SFT targets) */
   encode(text: string): number[];
   save(dir: string): void;
   load(dir: string): void;
+}
+
+export interface PolicyStep {
+  loss: number;
+  /** the log-probabilities the weights were computed from */
+  tokenLogprobs: Float32Array[];
+  gradNorm: number;
+  lr: number;
+  /** wall time of the forward pass to the log-probabilities, of the weights and the backward pass, of the optimiser */
+  seconds: { forward: number; backward: number; optimiser: number };
 }
 
 export interface TrainConfig {
@@ -82,8 +93,10 @@ export interface StepMetrics {
   /** by token id: tokens whose update PPO-style clipping (DAPO's range 0.8/1.28) drops — the ratio beyond the range in
    *  the direction of the advantage. A DAPO/GRPO run lost their gradient; a CISPO run kept it. */
   ppoDropped: Record<number, number>;
-  /** wall time of the step's parts; `update` is the backward pass and the optimiser */
-  seconds: { rollout: number; logprobs: number; update: number };
+  /** wall time of the step's parts: the rollouts; the log-probabilities under the weights being trained (the forward
+   *  pass of each update round, which its backward pass reuses); the objective's token weights and the backward
+   *  passes; the optimiser steps */
+  seconds: { rollout: number; logprobs: number; backward: number; optimiser: number };
 }
 
 /** The PPO-style clip range against which every run counts the tokens such clipping drops (DAPO's). */
@@ -157,7 +170,7 @@ export class TrainingLoop {
       groupSize: config.groupSize, seed: stepRng(config.seed, step, 1).next() * 2 ** 31 >>> 0, temperature: config.temperature,
       maxNewTokens: config.maxNewTokens, thinkingBudget: budget, repetition: config.repetition,
     });
-    const seconds = { rollout: (performance.now() - t0) / 1000, logprobs: 0, update: 0 };
+    const seconds = { rollout: (performance.now() - t0) / 1000, logprobs: 0, backward: 0, optimiser: 0 };
     const completions = rollouts.map((r) => ({ text: r.text, tokens: r.completion.length, truncated: r.truncated }));
     const rewards = rollouts.map((r, i) => config.reward!(problems[r.group], completions[i]));
     const verifier = config.verifier ?? config.reward!;
@@ -175,31 +188,33 @@ export class TrainingLoop {
     for (const slice of slices) {
       const mb = slice.map((i) => train[i]);
       const sequences = mb.map((x) => [...x.r.prompt, ...x.r.completion]);
-      t0 = performance.now();
-      const current = await policy.tokenLogprobs(sequences);
-      seconds.logprobs += (performance.now() - t0) / 1000;
-      const scored = mb.map((x, k) => ({
-        group: x.r.group,
-        advantage: x.advantage,
-        logpOld: x.r.logprobs,
-        logpNew: current[k].subarray(x.r.prompt.length - 1),
-        mask: x.r.forced.map((f) => (f ? 0 : 1)),
-      }));
-      const obj = objective(config.objective, scored, config.clip ?? DEFAULT_CLIP[config.objective]);
-      // loss = Σ w · (−log p) has d/d log p = −w: the weights are minus the objective's gradient
-      const tokenWeights = mb.map((x, k) => {
-        const w = new Float32Array(sequences[k].length - 1);
-        obj.gradLogpNew[k].forEach((g, t) => (w[x.r.prompt.length - 1 + t] = -g));
-        return w;
+      const masks = mb.map((x) => x.r.forced.map((f) => (f ? 0 : 1)));
+      const scored: ScoredSequence[] = mb.map((x, k) => ({ group: x.r.group, advantage: x.advantage, logpOld: x.r.logprobs, logpNew: [], mask: masks[k] }));
+      const results: ObjectiveResult[] = [];
+      // the objective from the round's own forward pass (which its backward pass reuses): loss = Σ w · (−log p) has
+      // d/d log p = −w, so the weights are minus the objective's gradient
+      const report = await policy.step(sequences, {
+        tokenWeights: (current) => {
+          scored.forEach((x, k) => (x.logpNew = current[k].subarray(mb[k].r.prompt.length - 1)));
+          const result = objective(config.objective, scored, config.clip ?? DEFAULT_CLIP[config.objective]);
+          results.push(result);
+          return mb.map((x, k) => {
+            const w = new Float32Array(sequences[k].length - 1);
+            result.gradLogpNew[k].forEach((g, t) => (w[x.r.prompt.length - 1 + t] = -g));
+            return w;
+          });
+        },
       });
-      t0 = performance.now();
-      const report = await policy.step(sequences, { tokenWeights });
-      seconds.update += (performance.now() - t0) / 1000;
+      const obj = results[0];
+      if (results.length !== 1) throw new Error(`train: the policy's step asked for the token weights ${results.length} times, not once`);
+      seconds.logprobs += report.seconds.forward;
+      seconds.backward += report.seconds.backward;
+      seconds.optimiser += report.seconds.optimiser;
       loss += obj.loss / slices.length;
       gradNorm = Math.max(gradNorm, report.gradNorm);
       lr = report.lr;
       obj.clipped.forEach((c, k) => c.forEach((x, t) => {
-        if (!scored[k].mask[t]) return;
+        if (!masks[k][t]) return;
         tokens++;
         clippedTokens += x;
         const r = obj.ratios[k][t];
@@ -235,15 +250,13 @@ export class TrainingLoop {
       w.fill(1 / total, p.prompt.length - 1);
       return w;
     });
-    const t0 = performance.now();
-    const report = await policy.step(sequences, { tokenWeights });
-    const update = (performance.now() - t0) / 1000;
+    const report = await policy.step(sequences, { tokenWeights: () => tokenWeights });
     const logps = report.tokenLogprobs.flatMap((lp, k) => [...lp.subarray(pairs[k].prompt.length - 1)]);
     return {
       step: step + 1, budget: config.thinkingBudget(step), loss: report.loss, reward: 0, accuracy: 0,
       responseLength: total / pairs.length, clipFraction: 0, keptGroups: 1, truncated: 0, entropy: -mean(logps),
       gradNorm: report.gradNorm, lr: report.lr, ratioHistogram: new Array<number>(RATIO_BINS.length).fill(0), ppoDropped: {},
-      seconds: { rollout: 0, logprobs: 0, update },
+      seconds: { rollout: 0, logprobs: report.seconds.forward, backward: report.seconds.backward, optimiser: report.seconds.optimiser },
     };
   }
 }

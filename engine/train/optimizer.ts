@@ -15,6 +15,8 @@ export interface Parameter {
   readonly name: string;
   readonly shape: readonly number[];
   readonly value: Float32Array;
+  /** a BF16 copy (e.g. the weights a model runs on) that each step rewrites from the new values, rounded to nearest-even */
+  readonly bf16?: Uint16Array;
 }
 
 export interface AdamWOptions {
@@ -74,6 +76,9 @@ export class AdamW {
     for (const param of params) {
       if (this.slots.has(param.name)) throw new InputError(`AdamW: parameter "${param.name}" is given twice`);
       const n = param.value.length;
+      if (param.bf16 && param.bf16.length !== n) {
+        throw new InputError(`AdamW: the BF16 copy of "${param.name}" has ${param.bf16.length} elements, the parameter ${n}`);
+      }
       this.slots.set(param.name, { param, m: new Float32Array(n), v: new Float32Array(n), decays: param.shape.length >= 2 });
     }
   }
@@ -151,7 +156,7 @@ export class AdamW {
       invSqrtBc2: 1 / Math.sqrt(1 - this.beta2 ** t),
     };
     for (const [slot, g] of updates) {
-      native.adamw(slot.param.value, g, slot.m, slot.v, { ...constants, decay: slot.decays ? 1 - lr * this.weightDecay : 1 });
+      native.adamw(slot.param.value, g, slot.m, slot.v, { ...constants, decay: slot.decays ? 1 - lr * this.weightDecay : 1 }, slot.param.bf16);
     }
     return { step: t, lr, gradNorm, clipScale };
   }

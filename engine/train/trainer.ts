@@ -30,6 +30,9 @@ export interface TrainStepResult extends StepReport {
   tokenLogprobs: Float32Array[];
   /** bytes of activations the forward pass kept for the backward pass */
   keptBytes: number;
+  /** wall time of the step's parts: the forward pass to the log-probabilities; the token weights and the backward
+   *  pass; AdamW and the model's weights rewritten from the masters */
+  seconds: { forward: number; backward: number; optimiser: number };
 }
 
 /** One trainable weight: the model's tensor and the f32 values AdamW updates (the tensor's own data for F32). */
@@ -52,7 +55,7 @@ export class Trainer {
     this.weights = checkpoint.names().map((name) => {
       const tensor = checkpoint.hold(name);
       const value = tensor.dtype === "F32" ? tensor.f32 : tensor.toFloat32();
-      return { name, shape: tensor.shape, value, tensor };
+      return { name, shape: tensor.shape, value, tensor, bf16: tensor.dtype === "BF16" ? tensor.u16 : undefined };
     });
     this.optimizer = new AdamW(this.weights, options);
   }
@@ -119,14 +122,13 @@ export class Trainer {
   async step(sequences: ArrayLike<number> | readonly ArrayLike<number>[], options: TrainStepOptions = {}): Promise<TrainStepResult> {
     const seqs = sequenceList(sequences);
     const r = await this.model.lossAndGradients(seqs, { ...options, tokenWeights: options.tokenWeights ?? meanWeights(seqs) });
+    const t0 = performance.now();
     const grads = new Map<string, Float32Array>();
     for (const [name, g] of r.weights) grads.set(name, g.f32);
-    const report = this.optimizer.step(grads);
-    for (const w of this.weights) {
-      if (w.tensor.dtype === "BF16") f32IntoBf16(w.value, w.tensor.u16);
-    }
+    const report = this.optimizer.step(grads); // rewrites the BF16 weights from their masters too
     this.model.checkpoint.changed();
-    return { ...report, loss: r.loss, tokenLogprobs: r.tokenLogprobs, keptBytes: r.keptBytes };
+    const seconds = { ...r.seconds, optimiser: (performance.now() - t0) / 1000 };
+    return { ...report, loss: r.loss, tokenLogprobs: r.tokenLogprobs, keptBytes: r.keptBytes, seconds };
   }
 }
 

@@ -18,7 +18,7 @@ const USAGE = `usage:
   m1 kernel install [--user | --prefix DIR] [--name NAME]
   m1 run <notebook.ipynb> [--out executed.ipynb] [--html report.html] [-p name=value ...] [--timeout S]
               [--server URL --token T [--server-path PATH]] [--kernel NAME]
-  m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME] [--max-batch N] [--max-prompt-tokens N]
+  m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME] [--max-batch N] [--max-prompt-tokens N] [--reasoning-parser minimax_m1]
   m1 eval <suite|task.json|task.yaml> (--model CHECKPOINT | --endpoint URL --model NAME) [...]   (all options: benchmarks/README.md)
   m1 grad <checkpoint-dir> --ids 1,5,... [--token-weights 0.5,-1,...] --out FILE.safetensors [--hidden]
   m1 make-checkpoint <bench-small> <out-dir> [--seed N]

@@ -15,6 +15,7 @@ import type { ChatMessage, Tokenizer } from "../../engine/tokenizer.ts";
 import { InputError } from "../../engine/errors.ts";
 import { RequestError } from "./requests.ts";
 import type { CompletionRequest } from "../../benchmarks/eval/types.ts";
+import { logprobEntries, pieceAfter, windowBefore, type TokenLogprob } from "./logprobs.ts";
 
 /** A completion request as the eval runner makes it, with the prompt as text or token ids (chat already rendered). */
 export interface EngineRequest extends Omit<CompletionRequest, "prompt" | "temperature"> {
@@ -31,14 +32,6 @@ export interface EngineRequest extends Omit<CompletionRequest, "prompt" | "tempe
   maxPromptTokens?: number;
 }
 
-/** OpenAI's completions `logprobs`: per token its text, log-probability (null for the first prompt token), top alternatives and offset in the text. */
-export interface CompletionLogprobs {
-  tokens: string[];
-  token_logprobs: (number | null)[];
-  top_logprobs: (Record<string, number> | null)[] | null;
-  text_offset: number[];
-}
-
 /** Per generated token: its text and each layer's chosen experts with their weights. */
 export interface TokenRouting { token: string; layers: LayerRouting[] }
 
@@ -50,7 +43,8 @@ export interface EngineCompletion {
   finishReason: "stop" | "length";
   promptTokens: number;
   completionTokens: number;
-  logprobs?: CompletionLogprobs;
+  /** per token of the text (the prompt's first, with echo) */
+  logprobs?: TokenLogprob[];
   routing?: TokenRouting[];
   experts?: ExpertUsage;
 }
@@ -149,16 +143,38 @@ function start(model: Model, request: EngineRequest, scheduler?: BatchScheduler)
   return { tokenizer, promptIds, stop, generation, routing: generation.routing };
 }
 
-async function finished(model: Model, request: EngineRequest, { tokenizer, promptIds, stop, generation, routing }: Started, tokens: SourceToken[]): Promise<EngineCompletion> {
+/** The prompt's tokens with their log-probabilities (one forward over the prompt), for echo. */
+async function promptLogprobs(model: Model, tokenizer: Tokenizer, request: EngineRequest, promptIds: number[]): Promise<TokenLogprob[]> {
+  const { logits } = await model.forward(promptIds, { logits: "all", signal: request.signal });
+  const vocab = logits.shape[1];
+  const all = logits.f32;
+  return logprobEntries(tokenizer, promptIds, (i) => (i === 0 ? null : all.subarray((i - 1) * vocab, i * vocab)), request.logprobs!);
+}
+
+/** Log-probabilities of tokens[from..to) of the generated ones. */
+function generatedLogprobs(tokenizer: Tokenizer, request: EngineRequest, tokens: SourceToken[], from: number, to: number): TokenLogprob[] {
+  return logprobEntries(tokenizer, tokens.map((t) => t.id), (i) => tokens[i].logits!, request.logprobs!, from, to);
+}
+
+/** Tokens of the text: the generated ones less an end-of-sequence token that stopped the generation. */
+function shownTokens(generation: TokenSource, tokens: SourceToken[]): SourceToken[] {
+  return generation.stopReason === "stop_token" ? tokens.slice(0, -1) : tokens;
+}
+
+/** The finished completion; `logprobs`: those of the text already computed (a stream's), else computed here. */
+async function finished(model: Model, request: EngineRequest, { tokenizer, promptIds, stop, generation, routing }: Started, tokens: SourceToken[], logprobs?: TokenLogprob[]): Promise<EngineCompletion> {
   const ids = tokens.map((t) => t.id);
   const droppedStop = generation.stopReason === "stop_token";
   const { text } = visibleText(tokenizer, ids, stop, droppedStop);
   const stopped = droppedStop || generation.stopReason === "stop_string";
-  const shown = droppedStop ? tokens.slice(0, -1) : tokens;
+  const shown = shownTokens(generation, tokens);
   const prompt = request.echo ? tokenizer.decode(promptIds, { skipUnknown: true }) : "";
+  if (request.logprobs !== undefined && !logprobs) {
+    logprobs = [...(request.echo ? await promptLogprobs(model, tokenizer, request, promptIds) : []), ...generatedLogprobs(tokenizer, request, shown, 0, shown.length)];
+  }
   return {
     text: prompt + text, finishReason: stopped ? "stop" : "length", promptTokens: promptIds.length, completionTokens: ids.length,
-    ...(request.logprobs !== undefined ? { logprobs: await tokenLogprobs(model, tokenizer, request, promptIds, shown) } : {}),
+    ...(logprobs ? { logprobs } : {}),
     ...(request.routingLog ? { routing: pieceTexts(tokenizer, shown.map((t) => t.id)).map((token, i) => ({ token, layers: shown[i].routing! })) } : {}),
     ...(request.expertThreshold !== undefined ? { experts: expertUsage(model, routing!, request.expertThreshold) } : {}),
   };
@@ -170,76 +186,40 @@ function expertUsage(model: Model, r: ExpertRouting, threshold: number): ExpertU
   return { expert_threshold: threshold, active_params_per_token: activePerToken, active_params_saved_per_token: r.positions ? (r.dropped * perExpert) / r.positions : 0 };
 }
 
-/** What decoding `id` after `window` (the tokens just before it) adds to the text. */
-function pieceAfter(tokenizer: Tokenizer, window: number[], id: number): string {
-  const prefix = tokenizer.decode(window, { skipUnknown: true });
-  const withToken = tokenizer.decode([...window, id], { skipUnknown: true });
-  return withToken.startsWith(prefix) ? withToken.slice(prefix.length) : tokenizer.decode([id], { skipUnknown: true });
-}
-
-/**
- * Each token's piece of the decoded ids, decoded after the 8 tokens before it, so that the pieces add up to the
- * decoded text even where a tokenizer joins tokens with spaces.
- */
+/** Each token's piece of the decoded ids, so that the pieces add up to the decoded text. */
 function pieceTexts(tokenizer: Tokenizer, ids: number[]): string[] {
-  return ids.map((id, i) => pieceAfter(tokenizer, ids.slice(Math.max(0, i - 8), i), id));
+  return ids.map((id, i) => pieceAfter(tokenizer, windowBefore(ids, i), id));
 }
 
-/** log p(token | everything before it) from logits, and the `top` most likely tokens there (as pieces after `window`). */
-function logprobsAt(tokenizer: Tokenizer, logits: Float32Array, id: number, top: number, window: number[]): { logprob: number; top: Record<string, number> } {
-  let max = -Infinity;
-  for (const x of logits) if (x > max) max = x;
-  let sum = 0;
-  for (const x of logits) sum += Math.exp(x - max);
-  const logZ = max + Math.log(sum);
-  const best: Record<string, number> = {};
-  if (top > 0) {
-    const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, top);
-    for (const j of order) best[pieceAfter(tokenizer, window, j)] = logits[j] - logZ;
-  }
-  return { logprob: logits[id] - logZ, top: best };
-}
+/** A streamed piece of the text, with the log-probabilities of the tokens it completes (when asked for). */
+export interface StreamedPiece { text: string; logprobs?: TokenLogprob[] }
 
 /**
- * OpenAI's completions logprobs for the generated tokens, after the prompt's (one forward over it) with echo.
- * The text is the prompt's decoding (with echo) followed by the completion's, so each is cut into pieces alone.
+ * Streams the text in pieces (with echo the prompt first); returns the finished completion (the same as
+ * completeWithEngine's). With a scheduler the tokens come from its shared batch (the request must be `batchable`).
  */
-async function tokenLogprobs(model: Model, tokenizer: Tokenizer, request: EngineRequest, promptIds: number[], tokens: SourceToken[]): Promise<CompletionLogprobs> {
-  const top = request.logprobs!;
-  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: top > 0 ? [] : null, text_offset: [] };
-  let offset = 0;
-  const add = (ids: number[], logitsOf: (i: number) => Float32Array | null) => {
-    ids.forEach((id, i) => {
-      const window = ids.slice(Math.max(0, i - 8), i);
-      const text = pieceAfter(tokenizer, window, id);
-      const logits = logitsOf(i);
-      const at = logits ? logprobsAt(tokenizer, logits, id, top, window) : null;
-      out.tokens.push(text);
-      out.token_logprobs.push(at?.logprob ?? null);
-      out.top_logprobs?.push(at ? at.top : null);
-      out.text_offset.push(offset);
-      offset += text.length;
-    });
-  };
-  if (request.echo) {
-    const { logits } = await model.forward(promptIds, { logits: "all", signal: request.signal });
-    const vocab = logits.shape[1];
-    const all = logits.f32;
-    add(promptIds, (i) => (i === 0 ? null : all.subarray((i - 1) * vocab, i * vocab)));
-  }
-  add(tokens.map((t) => t.id), (i) => tokens[i].logits!);
-  return out;
-}
-
-/**
- * Streams text pieces; returns the finished completion (the same as completeWithEngine's). With a scheduler the
- * tokens come from its shared batch (the request must be `batchable`).
- */
-export async function* streamCompletion(model: Model, request: EngineRequest, scheduler?: BatchScheduler): AsyncGenerator<string, EngineCompletion> {
+export async function* streamCompletion(model: Model, request: EngineRequest, scheduler?: BatchScheduler): AsyncGenerator<StreamedPiece, EngineCompletion> {
   const started = start(model, request, scheduler);
-  const { tokenizer, stop, generation } = started;
+  const { tokenizer, promptIds, stop, generation } = started;
+  const scored = request.logprobs !== undefined;
+  const logprobs: TokenLogprob[] = [];
+  const echoed = request.echo ? tokenizer.decode(promptIds, { skipUnknown: true }) : "";
+  if (request.echo) {
+    const prompt = scored ? await promptLogprobs(model, tokenizer, request, promptIds) : undefined;
+    logprobs.push(...(prompt ?? []));
+    yield { text: echoed, ...(prompt ? { logprobs: prompt } : {}) };
+  }
   const ids: number[] = [];
   const tokens: SourceToken[] = [];
+  /** generated tokens whose log-probabilities were given out */
+  let scoredCount = 0;
+  const newLogprobs = (to: number): { logprobs?: TokenLogprob[] } => {
+    if (!scored || to <= scoredCount) return {};
+    const entries = generatedLogprobs(tokenizer, request, tokens, scoredCount, to);
+    scoredCount = to;
+    logprobs.push(...entries);
+    return { logprobs: entries };
+  };
   let emitted = "";
   for await (const token of generation) {
     ids.push(token.id);
@@ -249,12 +229,15 @@ export async function* streamCompletion(model: Model, request: EngineRequest, sc
     const { text, cut } = visibleText(tokenizer, ids, stop, true);
     const safe = cut ? text.length : text.length - Math.max(heldBack(text, stop), text.endsWith("\uFFFD") ? 1 : 0);
     if (safe > emitted.length && text.startsWith(emitted)) {
-      yield text.slice(emitted.length, safe);
+      yield { text: text.slice(emitted.length, safe), ...newLogprobs(tokens.length - 1) };
       emitted = text.slice(0, safe);
     }
   }
-  const done = await finished(model, request, started, tokens);
-  if (done.text.length > emitted.length && done.text.startsWith(emitted)) yield done.text.slice(emitted.length);
+  const rest = newLogprobs(shownTokens(generation, tokens).length);
+  const done = await finished(model, request, started, tokens, scored ? logprobs : undefined);
+  const generated = done.text.slice(echoed.length);
+  const tail = generated.length > emitted.length && generated.startsWith(emitted) ? generated.slice(emitted.length) : "";
+  if (tail || rest.logprobs) yield { text: tail, ...rest };
   return done;
 }
 
@@ -276,10 +259,10 @@ function visibleText(tokenizer: Tokenizer, ids: number[], stop: string[], dropLa
   return at < 0 ? { text, cut: false } : { text: text.slice(0, at), cut: true };
 }
 
-/** Length of the longest suffix of `text` that is a proper prefix of a stop string. */
-function heldBack(text: string, stop: string[]): number {
+/** Length of the longest suffix of `text` that is a proper prefix of one of `tags` (text that may still become one). */
+export function heldBack(text: string, tags: string[]): number {
   let n = 0;
-  for (const s of stop) {
+  for (const s of tags) {
     for (let k = Math.min(s.length - 1, text.length); k > n; k--) {
       if (text.endsWith(s.slice(0, k))) {
         n = k;

@@ -40,9 +40,18 @@ export interface ToolFunction { name: string; description?: string; parameters?:
 /** none: tools are not shown; auto: the model decides; required / a function: the answer starts the call. */
 export type ToolChoice = "none" | "auto" | "required" | { name: string };
 
-export interface ChatParams extends SamplingParams { messages: ChatMessage[]; tools: ToolFunction[]; toolChoice: ToolChoice }
+export interface ChatParams extends SamplingParams {
+  messages: ChatMessage[];
+  tools: ToolFunction[];
+  toolChoice: ToolChoice;
+  /** `logprobs: true`: each generated token's log-probability, with this many (`top_logprobs`) alternatives */
+  logprobs?: number;
+}
 
 type Body = Record<string, unknown>;
+
+/** OpenAI's rule for function names. */
+const TOOL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 export function parseBody(raw: string): Body {
   let body: unknown;
@@ -60,29 +69,40 @@ export function completionParams(body: Body, servedModel: string): CompletionPar
   const logprobs = optional<number>(body, "logprobs", (v) => isInt(v) && v >= 0 && v <= 20, "an integer in [0, 20]");
   // echo with max_tokens 0 scores a text without generating (lm-evaluation-harness's loglikelihood requests)
   const sampling = samplingParams(body, servedModel, "max_tokens", 16, echo ? 0 : 1);
-  if (sampling.stream && (echo || logprobs !== undefined)) throw new RequestError(`"echo" and "logprobs" are not supported with "stream"`, "stream");
   return { ...sampling, prompt: completionPrompt(body.prompt), echo, ...(logprobs !== undefined ? { logprobs } : {}) };
 }
 
 export function chatParams(body: Body, servedModel: string): ChatParams {
   const limitField = body.max_completion_tokens !== undefined ? "max_completion_tokens" : "max_tokens";
-  const v = body.logprobs;
-  if (v !== undefined && v !== null && v !== false) throw new RequestError(`"logprobs" is supported on /v1/completions, not on chat`, "logprobs");
   const tools = toolList(body.tools);
   const toolChoice = toolChoiceOf(body.tool_choice, tools);
   const sampling = samplingParams(body, servedModel, limitField, 256, 1);
-  if (sampling.stream && tools.length > 0 && toolChoice !== "none") throw new RequestError(`"tools" are not supported with "stream" (ask without streaming)`, "stream");
-  return { ...sampling, messages: chatMessages(body.messages), tools, toolChoice };
+  const logprobs = chatLogprobsParam(body);
+  return { ...sampling, messages: chatMessages(body.messages), tools, toolChoice, ...(logprobs !== undefined ? { logprobs } : {}) };
+}
+
+/** Chat's `logprobs: true` with `top_logprobs: n` (0-20) as the number of alternatives per token; undefined: none asked. */
+function chatLogprobsParam(body: Body): number | undefined {
+  const wanted = optional<boolean>(body, "logprobs", (v) => typeof v === "boolean", "a boolean (chat completions; the number of alternatives is \"top_logprobs\")");
+  const top = optional<number>(body, "top_logprobs", (v) => isInt(v) && v >= 0 && v <= 20, "an integer in [0, 20]");
+  if (top !== undefined && !wanted) throw new RequestError(`"top_logprobs" needs "logprobs": true`, "top_logprobs");
+  return wanted ? top ?? 0 : undefined;
 }
 
 /** OpenAI's [{type: "function", function: {name, description, parameters}}] (or the bare functions, as MiniMax's guide lists them). */
 function toolList(value: unknown): ToolFunction[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw new RequestError(`"tools" must be a list of {type: "function", function: {name, description, parameters}}`, "tools");
+  const names = new Set<string>();
   return value.map((t, i) => {
     const f = isObject(t) && t.type === "function" && isObject(t.function) ? t.function : t;
     if (!isObject(f) || typeof f.name !== "string" || f.name === "") throw new RequestError(`tools[${i}] must be {type: "function", function: {name: string, …}}`, "tools");
-    if (f.parameters !== undefined && !isObject(f.parameters)) throw new RequestError(`tools[${i}].function.parameters must be a JSON schema object`, "tools");
+    if (!TOOL_NAME.test(f.name)) throw new RequestError(`tools[${i}].function.name must be 1-64 letters, digits, _ or -, got ${JSON.stringify(f.name.slice(0, 80))}`, "tools");
+    if (names.has(f.name)) throw new RequestError(`tools[${i}].function.name "${f.name}" is given twice`, "tools");
+    names.add(f.name);
+    if (f.parameters !== undefined && !(isObject(f.parameters) && (f.parameters.type === undefined || f.parameters.type === "object"))) {
+      throw new RequestError(`tools[${i}].function.parameters must be a JSON schema object of type "object"`, "tools");
+    }
     if (f.description !== undefined && typeof f.description !== "string") throw new RequestError(`tools[${i}].function.description must be a string`, "tools");
     return { name: f.name, ...(f.description !== undefined ? { description: f.description as string } : {}), ...(f.parameters !== undefined ? { parameters: f.parameters as Record<string, unknown> } : {}) };
   });

@@ -2,6 +2,7 @@
 // GET /v1/models, POST /v1/completions, POST /v1/chat/completions, with SSE streaming ("data: {…}\n\n", then
 // "data: [DONE]"). Requests decode together in one batch (continuous batching, ./scheduler.ts); those that need
 // the engine to themselves (logprobs, echo, routing logs, an expert threshold) run alone between batch steps.
+// Chat answers are split into reasoning, content and tool calls by ./chat-output.ts, streamed or whole alike.
 // Prompts longer than the server's limit (default: the model's max_position_embeddings) get 400, as serving engines
 // do past their max model length. Bad requests get 400 with {"error": {message, type, param, code}}, a body not sent
 // as JSON 415, unknown routes 404; the server keeps serving.
@@ -11,8 +12,10 @@ import type { AddressInfo } from "node:net";
 import type { Model } from "../../engine/model.ts";
 import { InputError, M1Error, TokenizerError } from "../../engine/errors.ts";
 import { RequestError, parseBody, completionParams, chatParams, type SamplingParams, type ToolChoice } from "./requests.ts";
-import { parseToolCalls, TOOL_CALLS_OPEN, type ToolCall } from "../../engine/tool-calls.ts";
-import { streamCompletion, chatPrompt, requireTokenizer, batchable, type EngineCompletion, type EngineRequest, type PromptFormat } from "./completion.ts";
+import { TOOL_CALLS_OPEN } from "../../engine/tool-calls.ts";
+import { streamCompletion, chatPrompt, requireTokenizer, batchable, type EngineCompletion, type EngineRequest, type PromptFormat, type StreamedPiece } from "./completion.ts";
+import { ChatOutput, splitChatAnswer, type ChatDelta, type ChatOutputOptions } from "./chat-output.ts";
+import { chatLogprobs, completionLogprobs, type TokenLogprob } from "./logprobs.ts";
 import { BatchScheduler } from "./scheduler.ts";
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -22,6 +25,8 @@ export interface ServerOptions {
   maxBatch?: number;
   /** Longest prompt in tokens (default: the model's max_position_embeddings); longer ones get 400. */
   maxPromptTokens?: number;
+  /** Chat answers give a leading <think>…</think> as `reasoning_content` (vLLM's `--reasoning-parser minimax_m1`). */
+  reasoningParser?: boolean;
 }
 
 export class CompletionServer {
@@ -30,9 +35,11 @@ export class CompletionServer {
   private readonly created = Math.floor(Date.now() / 1000);
 
   readonly maxPromptTokens: number;
+  readonly reasoningParser: boolean;
 
   constructor(private readonly model: Model, readonly name: string, options: ServerOptions = {}) {
     requireTokenizer(model);
+    this.reasoningParser = options.reasoningParser ?? false;
     this.scheduler = new BatchScheduler(model, options.maxBatch ?? 64);
     this.maxPromptTokens = options.maxPromptTokens ?? model.config.maxPositionEmbeddings;
     if (!(Number.isSafeInteger(this.maxPromptTokens) && this.maxPromptTokens >= 1)) {
@@ -83,32 +90,36 @@ export class CompletionServer {
     let prompt: string | number[];
     let format: PromptFormat | null = null;
     let extra: { logprobs?: number; echo?: boolean } = {};
-    /** text the answer starts with (a forced tool call), given back in front of the generated text */
-    let prefill = "";
-    let tools = false;
+    let stop: string[];
+    /** how a chat answer is split (thought, calls, content), and the text it starts with (a forced tool call) */
+    let chat: { options: ChatOutputOptions; prefill: string } | null = null;
     if (kind === "text") {
       const p = completionParams(body, this.name);
       params = p;
       prompt = p.prompt;
       extra = { logprobs: p.logprobs, echo: p.echo };
+      stop = p.stop;
     } else {
       const p = chatParams(body, this.name);
       params = p;
-      tools = p.toolChoice !== "none";
+      const tools = p.toolChoice !== "none";
       const rendered = chatPrompt(this.model, p.messages, tools ? p.tools : []);
-      prefill = toolPrefill(p.toolChoice);
-      prompt = rendered.text + prefill;
+      chat = { options: { reasoning: this.reasoningParser, tools }, prefill: toolPrefill(p.toolChoice) };
+      prompt = rendered.text + chat.prefill;
       format = rendered.format;
+      extra = { logprobs: p.logprobs };
+      // a named function gets its one call: the answer ends with the line of the call it was started with
+      stop = typeof p.toolChoice === "object" ? [...p.stop, "\n"] : p.stop;
     }
     const aborted = new AbortController();
     res.on("close", () => aborted.abort());
     const request: EngineRequest = {
-      ...params, ...extra, prompt, stop: params.stop, signal: aborted.signal, maxPromptTokens: this.maxPromptTokens, routingLog: params.routingLogs, expertThreshold: params.expertThreshold,
+      ...params, ...extra, prompt, stop, signal: aborted.signal, maxPromptTokens: this.maxPromptTokens, routingLog: params.routingLogs, expertThreshold: params.expertThreshold,
     };
     const respond = async (scheduler?: BatchScheduler) => {
       if (aborted.signal.aborted) return;
       const stream = streamCompletion(this.model, request, scheduler);
-      const reply = new Reply(res, kind, this.name, format, tools, prefill);
+      const reply = new Reply(res, this.name, format, chat, extra.logprobs);
       let next = await stream.next(); // bad input fails here, before any header is written
       if (params.stream) reply.startStream();
       while (!next.done) {
@@ -123,16 +134,22 @@ export class CompletionServer {
   }
 }
 
-/** Writes one request's answer in the OpenAI shape of its kind: whole, or as SSE chunks. */
+/** Writes one request's answer in the OpenAI shape of its kind (chat when `chat` is given): whole, or as SSE chunks. */
 class Reply {
   private readonly id: string;
   private readonly created = Math.floor(Date.now() / 1000);
+  private readonly output: ChatOutput | null;
+  /** chat: log-probabilities of streamed tokens not yet sent (they go with the next chunk) */
+  private unsent: TokenLogprob[] = [];
+  /** completions: where the next streamed token starts in the choice's text */
+  private offset = 0;
 
   constructor(
-    private readonly res: http.ServerResponse, private readonly kind: "text" | "chat", private readonly model: string, private readonly format: PromptFormat | null,
-    private readonly tools = false, private readonly prefill = "",
+    private readonly res: http.ServerResponse, private readonly model: string, private readonly format: PromptFormat | null,
+    private readonly chat: { options: ChatOutputOptions; prefill: string } | null, private readonly topLogprobs: number | undefined,
   ) {
-    this.id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
+    this.id = `${chat ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
+    this.output = chat ? new ChatOutput(chat.options) : null;
   }
 
   private base(object: string): Record<string, unknown> {
@@ -142,33 +159,64 @@ class Reply {
   whole(c: EngineCompletion): void {
     const routing = c.routing ? { routing: c.routing } : {};
     let choice: Record<string, unknown>;
-    if (this.kind === "chat") {
-      const { content, toolCalls } = this.tools ? parseToolCalls(this.prefill + c.text) : { content: c.text, toolCalls: [] as ToolCall[] };
-      const message = toolCalls.length ? { role: "assistant", content: content || null, tool_calls: toolCalls } : { role: "assistant", content };
-      choice = { index: 0, message, logprobs: null, finish_reason: toolCalls.length ? "tool_calls" : c.finishReason, ...routing };
+    if (this.chat) {
+      const { reasoning, content, toolCalls } = splitChatAnswer(this.chat.prefill + c.text, this.chat.options);
+      const message = {
+        role: "assistant", content: toolCalls.length && !content ? null : content,
+        ...(reasoning !== null ? { reasoning_content: reasoning } : {}), ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
+      };
+      choice = { index: 0, message, logprobs: c.logprobs ? chatLogprobs(c.logprobs) : null, finish_reason: toolCalls.length ? "tool_calls" : c.finishReason, ...routing };
     } else {
-      choice = { index: 0, text: c.text, logprobs: c.logprobs ?? null, finish_reason: c.finishReason, ...routing };
+      choice = { index: 0, text: c.text, logprobs: c.logprobs ? completionLogprobs(c.logprobs, this.topLogprobs!) : null, finish_reason: c.finishReason, ...routing };
     }
-    sendJson(this.res, 200, { ...this.base(this.kind === "chat" ? "chat.completion" : "text_completion"), choices: [choice], usage: usage(c) }, this.format);
+    sendJson(this.res, 200, { ...this.base(this.chat ? "chat.completion" : "text_completion"), choices: [choice], usage: usage(c) }, this.format);
   }
 
   startStream(): void {
     this.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", ...formatHeader(this.format) });
-    if (this.kind === "chat") this.event([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]);
+    if (this.chat) {
+      this.event([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]);
+      this.deltas(this.output!.push(this.chat.prefill));
+    }
   }
 
-  piece(text: string): void {
-    this.event([this.kind === "chat" ? { index: 0, delta: { content: text }, logprobs: null, finish_reason: null } : { index: 0, text, logprobs: null, finish_reason: null }]);
+  piece(p: StreamedPiece): void {
+    if (this.chat) {
+      this.unsent.push(...(p.logprobs ?? []));
+      this.deltas(this.output!.push(p.text));
+      return;
+    }
+    const logprobs = p.logprobs ? completionLogprobs(p.logprobs, this.topLogprobs!, this.offset) : null;
+    for (const e of p.logprobs ?? []) this.offset += e.token.length;
+    this.event([{ index: 0, text: p.text, logprobs, finish_reason: null }]);
   }
 
   endStream(c: EngineCompletion, includeUsage: boolean): void {
-    this.event([this.kind === "chat" ? { index: 0, delta: {}, logprobs: null, finish_reason: c.finishReason } : { index: 0, text: "", logprobs: null, finish_reason: c.finishReason }]);
+    if (this.chat) {
+      this.deltas(this.output!.end());
+      const finish = this.output!.toolCalls.length ? "tool_calls" : c.finishReason;
+      this.event([{ index: 0, delta: {}, logprobs: this.takeLogprobs(), finish_reason: finish }]);
+    } else {
+      this.event([{ index: 0, text: "", logprobs: null, finish_reason: c.finishReason }]);
+    }
     if (includeUsage) this.event([], usage(c));
     this.res.end("data: [DONE]\n\n");
   }
 
+  /** Chat deltas as chunks; the tokens' log-probabilities so far go with the first. */
+  private deltas(deltas: ChatDelta[]): void {
+    for (const delta of deltas) this.event([{ index: 0, delta, logprobs: this.takeLogprobs(), finish_reason: null }]);
+  }
+
+  private takeLogprobs(): ReturnType<typeof chatLogprobs> | null {
+    if (!this.unsent.length) return null;
+    const out = chatLogprobs(this.unsent);
+    this.unsent = [];
+    return out;
+  }
+
   private event(choices: unknown[], usageField?: unknown): void {
-    const object = this.kind === "chat" ? "chat.completion.chunk" : "text_completion";
+    const object = this.chat ? "chat.completion.chunk" : "text_completion";
     this.res.write(`data: ${JSON.stringify({ ...this.base(object), choices, ...(usageField ? { usage: usageField } : {}) })}\n\n`);
   }
 }

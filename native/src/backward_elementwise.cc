@@ -1,6 +1,8 @@
 // Backward of the element-wise and row-wise ops (elementwise.cc): activations, rmsnorm, embedding, router
 // top-k, and the LM head's log-softmax / weighted cross-entropy. Each takes the upstream gradient dy of the
 // op's output and returns the gradients of its inputs; weight gradients are added to (accumulated).
+#include <vector>
+
 #include "simd.h"
 
 namespace m1 {
@@ -141,13 +143,15 @@ void router_topk_backward(const float* logits, int64_t n, int64_t experts, int64
 
 // Per row t: logprobs[t] = logits[t, targets[t]] − logsumexp(logits[t]) (double sums) and the gradient of
 // Σ_t weights[t] · (−logprobs[t]): dlogits[t] = weights[t] · (softmax(logits[t]) − onehot(targets[t])).
-// dlogits may be logits itself (overwritten).
+// dlogits may be logits itself (overwritten). With dlogits null only the log-probabilities are written (weights
+// unused), the same values bit for bit: an RL objective computes its weights from them before the gradient.
 void cross_entropy(const float* logits, int64_t n, int64_t vocab, const int32_t* targets, const float* weights,
                    float* logprobs, float* dlogits) {
   parallel_for(n, imax(1, kGrain / imax(1, vocab)), [&](int64_t lo, int64_t hi) {
+    std::vector<float> row(dlogits ? 0 : vocab);  // e^(l − max) of one row when there is no dlogits to hold it
     for (int64_t t = lo; t < hi; t++) {
       const float* l = logits + t * vocab;
-      float* g = dlogits + t * vocab;
+      float* g = dlogits ? dlogits + t * vocab : row.data();
       const float target_logit = l[targets[t]];  // read before g (maybe l) changes
       float mx = -INFINITY;
       for (int64_t e = 0; e < vocab; e++) mx = l[e] > mx ? l[e] : mx;
@@ -160,6 +164,7 @@ void cross_entropy(const float* logits, int64_t n, int64_t vocab, const int32_t*
         sum += double(V::load(g + e, m).hsum());
       }
       logprobs[t] = float(double(target_logit) - (double(mx) + log(sum)));
+      if (!dlogits) continue;
       const V scale = V::set1(float(double(weights[t]) / sum));
       for (e = 0; e < vocab; e += V::W) {
         const typename V::Mask m = V::mask(vocab - e);

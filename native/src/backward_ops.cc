@@ -133,20 +133,24 @@ Value CrossEntropy(const CallbackInfo& info) {
   const int64_t n = dim(c, info[1], "n");
   const int64_t vocab = dim(c, info[2], "vocab");
   Arr<int32_t> targets = i32(c, info[3], "targets");
-  Arr<float> w = f32(c, info[4], "weights");
   Arr<float> lp = f32(c, info[5], "logprobs");
-  Arr<float> dl = f32(c, info[6], "dlogits");
   expect_len(c, logits, prod(c, {n, vocab}), "n*vocab");
   expect_len(c, targets, n, "n");
-  expect_len(c, w, n, "n");
   expect_len(c, lp, n, "n");
-  expect_len(c, dl, prod(c, {n, vocab}), "n*vocab");
   check_ids(c, targets, vocab);
-  same_or_disjoint(c, dl, logits);
-  for (const Arr<float>* a : {&logits, &dl}) {
-    disjoint(c, lp, *a);
-    disjoint(c, w, *a);
+  disjoint(c, lp, logits);
+  // weights and dlogits both null: the log-probabilities alone (tokenLogprobs)
+  if (absent(info[4]) && absent(info[6])) {
+    kernels().cross_entropy(logits.data, n, vocab, targets.data, nullptr, lp.data, nullptr);
+    return info.Env().Undefined();
   }
+  Arr<float> w = f32(c, info[4], "weights");
+  Arr<float> dl = f32(c, info[6], "dlogits");
+  expect_len(c, w, n, "n");
+  expect_len(c, dl, prod(c, {n, vocab}), "n*vocab");
+  same_or_disjoint(c, dl, logits);
+  disjoint(c, lp, dl);
+  for (const Arr<float>* a : {&logits, &dl}) disjoint(c, w, *a);
   kernels().cross_entropy(logits.data, n, vocab, targets.data, w.data, lp.data, dl.data);
   return info.Env().Undefined();
 }

@@ -75,7 +75,8 @@ struct KernelTable {
   void (*embedding_backward)(const int32_t* ids, int64_t n, int64_t dim, const float* dy, float* dtable);
   void (*router_topk_backward)(const float* logits, int64_t n, int64_t experts, int64_t k, const int32_t* idx,
                                const float* dweights, float* dlogits);
-  // logprobs[t] = log softmax(logits[t])[targets[t]]; dlogits = ∂(Σ_t −weights[t]·logprobs[t]) / ∂logits
+  // logprobs[t] = log softmax(logits[t])[targets[t]]; dlogits = ∂(Σ_t −weights[t]·logprobs[t]) / ∂logits, or
+  // nothing more when dlogits (and weights) are null
   void (*cross_entropy)(const float* logits, int64_t n, int64_t vocab, const int32_t* targets, const float* weights,
                         float* logprobs, float* dlogits);
   // from a zero initial state; dq, dk, dv in the layout of q, k, v (ld, hs); dout [n, heads, d]
@@ -92,7 +93,8 @@ struct KernelTable {
   double (*read_sum)(const float* src, int64_t len);
   void (*copy)(const float* src, float* dst, int64_t len);
   // optimiser: the AdamW update of one parameter in place, and Σ x² in double (for the global gradient norm)
-  void (*adamw)(float* p, const float* g, float* m, float* v, int64_t len, const AdamwStep& s);
+  // bf16 (may be null): also written, p rounded to nearest-even
+  void (*adamw)(float* p, const float* g, float* m, float* v, int64_t len, const AdamwStep& s, uint16_t* bf16);
   double (*sum_squares)(const float* x, int64_t len);
 };
 

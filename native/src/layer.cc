@@ -13,6 +13,7 @@ namespace {
 
 thread_local Buf tl_a, tl_qkv, tl_gate, tl_o, tl_attn, tl_logits, tl_h, tl_normed, tl_mlp, tl_weights, tl_x[2], tl_final;
 thread_local std::vector<int32_t> tl_idx;
+thread_local std::vector<const LayerCache*> tl_layer;
 
 struct Product {
   const WeightView& w;
@@ -249,23 +250,36 @@ void decoder_layer_batch(const KernelTable& K, const DecoderLayerParams& p, cons
   K.axpby(p.mlp.alpha, b.postnorm ? normed : h, p.mlp.beta, mlp, out, B * hs);
 }
 
-}  // namespace
-
-void decoder_step_batch(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t B,
-                        const LayerCache* caches, float* logits) {
+// The whole model on B sequences (decoder_step_batch), on the calling thread's scratch.
+void step_rows(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t B, const LayerCache* caches,
+               float* logits) {
   const int64_t hs = m.embed.cols, L = m.num_layers;
   float* x = tl_x[0].get(B * hs);
   float* y = tl_x[1].get(B * hs);
-  std::vector<const LayerCache*> layer(static_cast<size_t>(B));
+  tl_layer.resize(size_t(B));
   K.embedding(ids, B, m.embed, x);
   for (int64_t l = 0; l < L; l++) {
-    for (int64_t s = 0; s < B; s++) layer[size_t(s)] = &caches[s * L + l];
-    decoder_layer_batch(K, *m.layers[l], layer.data(), x, B, y);
+    for (int64_t s = 0; s < B; s++) tl_layer[size_t(s)] = &caches[s * L + l];
+    decoder_layer_batch(K, *m.layers[l], tl_layer.data(), x, B, y);
     std::swap(x, y);
   }
   float* normed = tl_final.get(B * hs);
   K.rmsnorm(x, B, hs, m.norm, m.eps, normed);
   row_products(K, normed, B, {{m.lm_head, logits}});
+}
+
+}  // namespace
+
+// The sequences are shared out to the threads in equal parts, each running the whole model on its part with
+// single-threaded kernels (the pool runs nested loops inline): one fork and join per step instead of one per op,
+// which at decode sizes cost more than the ops. A single sequence keeps the op-level parallelism. The rows of
+// every op are independent, so the split changes no bit.
+void decoder_step_batch(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t B,
+                        const LayerCache* caches, float* logits) {
+  const int64_t T = num_threads(), part = (B + T - 1) / T, L = m.num_layers, vocab = m.lm_head.rows;
+  parallel_for(B, part, [&](int64_t lo, int64_t hi) {
+    step_rows(K, m, ids + lo, hi - lo, caches + lo * L, logits + lo * vocab);
+  });
 }
 
 }  // namespace m1

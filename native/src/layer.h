@@ -97,8 +97,9 @@ void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t*
 
 // One decode step of B independent sequences: ids [B], caches [B × layers] (sequence-major: sequence s, layer l at
 // s·layers + l; a softmax layer's new row goes to its cache at `length`, RoPE position `position`) → logits
-// [B, vocab]. Every weight is read once for all B rows, and every row gives the bits of decoder_forward on that
-// sequence alone with one token (all products take the dot path, whose rows do not depend on each other).
+// [B, vocab]. The sequences are shared out to the threads (each reads every weight once for its rows), and every
+// row gives the bits of decoder_forward on that sequence alone with one token (all products take the dot path,
+// whose rows do not depend on each other).
 void decoder_step_batch(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t B,
                         const LayerCache* caches, float* logits);
 

@@ -1,6 +1,7 @@
 #include "moe.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -16,6 +17,20 @@ constexpr int64_t kColBlock = 32;    // weight rows per task in the few-rows pat
 constexpr int64_t kExpertRows = 128;  // rows per expert per chunk, on average, at the least
 
 thread_local Buf tl_xs, tl_h1, tl_h3, tl_y, tl_slots;
+thread_local std::vector<int32_t> tl_kept_idx;
+
+std::atomic<int64_t> g_expert_rows{0};
+
+// The expert of each slot of [s0, s0 + ns), with the slots whose weight is 0 sent to expert `num_experts` (one past
+// the last, so group_by_expert puts them after every routed slot); null when no weight is 0.
+const int32_t* skipping_zero_weights(const int32_t* idx, const float* weights, int64_t s0, int64_t ns, int64_t num_experts) {
+  int64_t zero = 0;
+  for (int64_t s = s0; s < s0 + ns; s++) zero += weights[s] == 0.0f;
+  if (zero == 0) return nullptr;
+  tl_kept_idx.resize(size_t(s0 + ns));
+  for (int64_t s = s0; s < s0 + ns; s++) tl_kept_idx[size_t(s)] = weights[s] == 0.0f ? int32_t(num_experts) : idx[s];
+  return tl_kept_idx.data();
+}
 
 using Group = ExpertGroup;
 
@@ -71,6 +86,8 @@ void few_rows(const KernelTable& K, const std::vector<Group>& groups, const Expe
 
 }  // namespace
 
+int64_t expert_rows_computed() { return g_expert_rows.load(std::memory_order_relaxed); }
+
 void gather_slots(const float* x, int64_t hidden, const int64_t* order, int64_t k, int64_t rows, float* xs) {
   parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, hidden)), [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; r++) std::memcpy(xs + r * hidden, x + (order[r] / k) * hidden, size_t(hidden) * 4);
@@ -110,16 +127,29 @@ void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden
   const int64_t chunk = std::max({int64_t(256), kChunkFloats / (k * hidden), kExpertRows * num_experts / k});
   for (int64_t t0 = 0; t0 < n; t0 += chunk) {
     const int64_t nc = std::min(chunk, n - t0), s0 = t0 * k, ns = nc * k;
-    const int64_t most = group_by_expert(idx, s0, ns, num_experts, order, groups);
+    // with only the weighted sum wanted, slots of weight 0 add nothing: they are not computed (y = 0)
+    const int32_t* kept_idx = slots || gate_up || !out ? nullptr : skipping_zero_weights(idx, weights, s0, ns, num_experts);
+    int64_t rows = ns;
+    int64_t most = 0;
+    if (kept_idx) {
+      group_by_expert(kept_idx, s0, ns, num_experts + 1, order, groups);
+      rows -= groups.back().rows;  // the slots of weight 0: the last group, at the end of order
+      groups.pop_back();
+      for (const Group& g : groups) most = std::max(most, g.rows);
+    } else {
+      most = group_by_expert(idx, s0, ns, num_experts, order, groups);
+    }
+    g_expert_rows.fetch_add(rows, std::memory_order_relaxed);
     float* ys = slots ? slots + s0 * hidden : tl_slots.get(ns * hidden);
+    for (int64_t r = rows; r < ns; r++) std::memset(ys + (order[size_t(r)] - s0) * hidden, 0, size_t(hidden) * 4);
     float* xs = tl_xs.get(ns * hidden);
-    gather_slots(x, hidden, order.data(), k, ns, xs);
+    gather_slots(x, hidden, order.data(), k, rows, xs);
     if (most <= kDotRows || rowwise) {
       float* h1 = tl_h1.get(ns * F);
       float* h3 = tl_h3.get(ns * F);
       float* y = tl_y.get(ns * hidden);
       few_rows(K, groups, experts, hidden, F, xs, h1, h3, y, order.data(), gate_up);
-      scatter(y, hidden, order.data(), ns, s0, ys);
+      scatter(y, hidden, order.data(), rows, s0, ys);
     } else {
       const int64_t block = std::min(most, kRowBlock);
       float* h1 = tl_h1.get(block * F);

@@ -18,6 +18,9 @@ struct ExpertView {
   WeightView w2;  // down [hidden, F]
 };
 
+// Expert rows (slots) computed by moe_experts since the addon loaded: the work an expert threshold saves shows here.
+int64_t expert_rows_computed();
+
 // The slots (token, rank) of one expert, as a range of an order of slots sorted by expert.
 struct ExpertGroup {
   int64_t e, begin, rows;  // expert, first entry in `order`, number of slots
@@ -33,7 +36,11 @@ void gather_slots(const float* x, int64_t hidden, const int64_t* order, int64_t 
 
 // x [n, hidden]; idx [n, k]; experts[e] is non-null for every routed e (validated by the caller).
 // slots != null: slots[t, j, :] = y of (t, idx[t, j]).
-// out != null: out[t, :] = Σ_j weights[t, j] · y(t, j), bit-identical to slots followed by weighted_sum.
+// out != null: out[t, :] = Σ_j weights[t, j] · y(t, j), bit-identical to slots followed by weighted_sum. When only
+// out is wanted (no slots, no gate_up), a slot of weight 0 (an expert dropped by a threshold) is not computed: its
+// y counts as 0, so it adds +0 where it added 0·y (the same sum unless y was infinite or NaN). Its expert's other
+// rows may then take another GEMM path (fewer rows): the same values to f32 rounding, the same bits on the
+// dot path (every group of at most kDotRows rows, as in decode).
 // rowwise: every expert takes the dot path however many rows it has, so each token's result has the bits it has
 // when the token is alone (batched decode of independent sequences).
 // gate_up != null: gate_up[t, j, :] = [W1 x_t, W3 x_t] of slot (t, j) (2F floats, before the SwiGLU), kept for the

@@ -67,8 +67,8 @@ Value Copy(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// adamw(p, g, m, v, gradScale, beta1, beta2, decay, stepSize, invSqrtBc2, eps): one AdamW update of p, m, v in
-// place (same length, disjoint)
+// adamw(p, g, m, v, gradScale, beta1, beta2, decay, stepSize, invSqrtBc2, eps[, bf16]): one AdamW update of p, m, v
+// in place (same length, disjoint); bf16 (a Uint16Array of p's length), when given, gets the new p rounded to BF16
 Value Adamw(const CallbackInfo& info) {
   Ctx c{info.Env(), "adamw"};
   Arr<float> p = f32(c, info[0], "p");
@@ -88,7 +88,14 @@ Value Adamw(const CallbackInfo& info) {
   float k[7];
   for (int i = 0; i < 7; i++) k[i] = float(number(c, info[4 + i], names[i]));
   const AdamwStep s{k[0], k[1], k[2], k[3], k[4], k[5], k[6]};
-  kernels().adamw(p.data, g.data, m.data, v.data, p.len, s);
+  uint16_t* bf16 = nullptr;
+  if (!absent(info[11])) {
+    Arr<uint16_t> b = typed<uint16_t>(c, info[11], "bf16", napi_uint16_array, "Uint16Array");
+    expect_len(c, b, p.len, "p.length");
+    for (const Arr<float>* a : {&p, &g, &m, &v}) disjoint(c, b, *a);
+    bf16 = b.data;
+  }
+  kernels().adamw(p.data, g.data, m.data, v.data, p.len, s, bf16);
   return info.Env().Undefined();
 }
 
@@ -127,6 +134,8 @@ Value MemoryStats(const CallbackInfo& info) {
   o.Set("fresh", double(s.fresh));
   return o;
 }
+
+Value ExpertRowsComputed(const CallbackInfo& info) { return Napi::Number::New(info.Env(), double(expert_rows_computed())); }
 
 Value ReleaseMemory(const CallbackInfo& info) {
   pool_release();
@@ -493,6 +502,7 @@ void define_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("empty", Napi::Function::New(env, Empty, "empty"));
   exports.Set("alignedBuffer", Napi::Function::New(env, AlignedBuffer, "alignedBuffer"));
   exports.Set("memoryStats", Napi::Function::New(env, MemoryStats, "memoryStats"));
+  exports.Set("expertRowsComputed", Napi::Function::New(env, ExpertRowsComputed, "expertRowsComputed"));
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));

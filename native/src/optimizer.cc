@@ -1,6 +1,9 @@
 // Optimiser kernels: the AdamW update of one parameter and the sum of squares for the global gradient norm.
 // The update is a plain loop that the per-ISA builds vectorise (sqrtf becomes a vector square root under
-// -fno-math-errno); it reads p, g, m, v and writes p, m, v once, so it runs at memory bandwidth.
+// -fno-math-errno); it reads p, g, m, v and writes p, m, v once, so it runs at memory bandwidth. Given a BF16 copy of
+// p, the same pass rewrites it from the new p.
+#include <cstring>
+
 #include "simd.h"
 
 namespace m1 {
@@ -22,10 +25,23 @@ void adamw_range(float* __restrict p, const float* __restrict g, float* __restri
     p[i] = p[i] * s.decay - s.step_size * mi / (sqrtf(vi) * s.inv_sqrt_bc2 + s.eps);
   }
 }
+
+// bf16[i] = p[i] rounded to nearest-even (NaN kept NaN, quiet): the BF16 weights a model runs on, from its f32 masters.
+void round_bf16_range(const float* __restrict p, uint16_t* __restrict bf16, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t bits;
+    memcpy(&bits, p + i, 4);
+    const uint16_t rounded = uint16_t((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+    bf16[i] = (bits & 0x7fffffffu) > 0x7f800000u ? uint16_t((bits >> 16) | 0x40u) : rounded;
+  }
+}
 }  // namespace
 
-void adamw(float* p, const float* g, float* m, float* v, int64_t len, const AdamwStep& s) {
-  parallel_for(len, kGrain, [&](int64_t lo, int64_t hi) { adamw_range(p + lo, g + lo, m + lo, v + lo, hi - lo, s); });
+void adamw(float* p, const float* g, float* m, float* v, int64_t len, const AdamwStep& s, uint16_t* bf16) {
+  parallel_for(len, kGrain, [&](int64_t lo, int64_t hi) {
+    adamw_range(p + lo, g + lo, m + lo, v + lo, hi - lo, s);
+    if (bf16) round_bf16_range(p + lo, bf16 + lo, hi - lo);  // while the chunk is in cache
+  });
 }
 
 double sum_squares(const float* x, int64_t len) {

@@ -341,7 +341,7 @@ double fma_peak(int64_t tasks, int64_t iters);
 double bf16_dot_peak(int64_t tasks, int64_t iters);
 double read_sum(const float* src, int64_t len);
 void copy(const float* src, float* dst, int64_t len);
-void adamw(float* p, const float* g, float* m, float* v, int64_t len, const AdamwStep& s);
+void adamw(float* p, const float* g, float* m, float* v, int64_t len, const AdamwStep& s, uint16_t* bf16);
 double sum_squares(const float* x, int64_t len);
 
 }  // namespace M1_NS
