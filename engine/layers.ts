@@ -414,8 +414,15 @@ export function moe(cfg: ModelConfig, l: number, b: Float32Array, pass: Pass, w:
   return native.moe(b, n, hs, idx, weights, k, experts); // the same sums without the [n, k, hs] slots
 }
 
-/** Tokens up to which a layer nobody hooks runs as its native DecoderLayer. */
+/** Tokens up to which a layer nobody hooks runs as its native DecoderLayer (in a pass where hooks listen elsewhere). */
 export const NATIVE_LAYER_MAX_TOKENS = 16;
+
+/**
+ * Rows × hidden size up to which a pass with no hook registered runs as one native call (Decoder.forwardPacked), its
+ * sequences packed: its intermediates live in buffers that the addon keeps and reuses (up to 8 MiB per [rows, hidden]
+ * array). Longer passes run op by op, a long sequence's lightning attention in chunks.
+ */
+export const NATIVE_PASS_MAX_FLOATS = 2 ** 21;
 
 /** Everything layer l's native object holds: its constants and every weight (all experts included). */
 export function decoderLayerSpec(cfg: ModelConfig, l: number, w: WeightSource, slopes: Float32Array | null): native.DecoderLayerSpec {

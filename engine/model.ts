@@ -8,7 +8,7 @@ import { Checkpoint } from "./checkpoint.ts";
 import { slopes, type ModelConfig } from "./config.ts";
 import { ModelCache } from "./cache.ts";
 import { HookSet, ActivationCache, hookNames, bySequence, type HookFilter, type HookContext } from "./hooks.ts";
-import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, nativeCache, runNativeLayer, watchFinite, NATIVE_LAYER_MAX_TOKENS, type NonFinitePoint, type Pass, type ForwardPass, type PassSequence, type WeightSource } from "./layers.ts";
+import { hook, lightningAttention, softmaxAttention, moe, nativeLayer, nativeCache, runNativeLayer, watchFinite, NATIVE_LAYER_MAX_TOKENS, NATIVE_PASS_MAX_FLOATS, type NonFinitePoint, type Pass, type ForwardPass, type PassSequence, type WeightSource } from "./layers.ts";
 import { Tensor, kindOf } from "./tensor.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { InputError } from "./errors.ts";
@@ -160,10 +160,6 @@ export class Model implements WeightSource {
     this.checkCache(cache, "forward: the cache");
     const mode = options.logits ?? "all";
     checkArraySizes(this.config, tokens.length, mode);
-    if (!stepping && tokens.length <= NATIVE_LAYER_MAX_TOKENS && this.hooks.size === 0) {
-      const decoder = this.nativeDecoder();
-      if (decoder) return this.forwardNative(decoder, tokens, cache, mode);
-    }
     const { logits, nonFinite } = yield* this.packedPass([tokens], [cache], mode, options.phase, stepping);
     return { logits, cache, nonFinite };
   }
@@ -172,8 +168,9 @@ export class Model implements WeightSource {
    * Runs several sequences (prompts of any lengths) in one pass, each on its own cache (fresh ones when absent):
    * their rows are packed, so the projections, norms and experts run once for all tokens, while attention and the
    * lightning state stay within each sequence (positions restart per sequence). Equals one forward call per sequence
-   * to f32 rounding. Hooks see the packed rows with `ctx.sequences`; attention's score, pattern and state hooks fire
-   * once per sequence with `ctx.sequence`.
+   * to f32 rounding. With no hook registered (and at most 2^21 / hidden rows) the whole pass is one native call
+   * (Decoder.forwardPacked). Hooks see the packed rows with `ctx.sequences`; attention's score, pattern and state
+   * hooks fire once per sequence with `ctx.sequence`.
    */
   async forwardBatch(sequences: readonly ArrayLike<number>[], options: BatchOptions = {}): Promise<BatchResult> {
     options.signal?.throwIfAborted();
@@ -230,6 +227,8 @@ export class Model implements WeightSource {
     const phase = phaseOption ?? (decoding ? "decode" : "prefill");
     const pass: ForwardPass = { hooks: this.hooks, phase, position: sequences[0].position, tokens: n, sequences, nonFinite: null };
     checkArraySizes(cfg, n, mode);
+    const decoder = !stepping && this.hooks.size === 0 && n * hs <= NATIVE_PASS_MAX_FLOATS ? this.nativeDecoder() : null;
+    if (decoder) return { logits: this.nativePass(decoder, sequences, tokens, mode) };
     const single = sequences.length === 1;
     // A hook point: its hooks fire, then (when stepping) the pass pauses there as a sub-step of the same name.
     const point: PointFn = (name, layer, inputs, output, shape) => {
@@ -409,16 +408,16 @@ export class Model implements WeightSource {
     return this.nativeObjects;
   }
 
-  /** A forward pass as one native call (no hook registered, few tokens): bit-identical to the generator's path. */
-  private forwardNative(decoder: native.Decoder, tokens: Int32Array, cache: ModelCache, mode: "all" | "last" | "none"): ForwardResult {
-    const n = tokens.length;
+  /** The packed pass as one native call (no hook registered, not too many rows): bit-identical to the op-by-op path. */
+  private nativePass(decoder: native.Decoder, sequences: readonly PassSequence[], tokens: Int32Array, mode: "all" | "last" | "none"): Tensor {
     const { vocabSize, numLayers } = this.config;
-    const caches = Array.from({ length: numLayers }, (_, l) => nativeCache(l, cache, n));
-    const rows = mode === "all" ? n : mode === "last" ? 1 : 0;
-    const logits = decoder.forward(tokens, caches, rows);
-    for (const kv of cache.kv) if (kv) kv.length += n;
-    cache.position += n;
-    return { logits: new Tensor("F32", [rows, vocabSize], logits), cache };
+    const caches = sequences.map((seq) => Array.from({ length: numLayers }, (_, l) => nativeCache(l, seq.cache, seq.tokens)));
+    const logits = decoder.forwardPacked(tokens, Int32Array.from(sequences, (seq) => seq.tokens), caches, mode);
+    for (const seq of sequences) {
+      for (const kv of seq.cache.kv) if (kv) kv.length += seq.tokens;
+      seq.cache.position += seq.tokens;
+    }
+    return new Tensor("F32", [logits.length / vocabSize, vocabSize], logits);
   }
 
   private lmHead(): native.Weight {

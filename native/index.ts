@@ -94,6 +94,11 @@ export interface DecoderSpec {
 export interface Decoder {
   /** ids [n] → logits [rows, vocab] of the last `rows` positions; caches[l] (one per layer) are updated. */
   forward(ids: Int32Array, caches: readonly DecoderLayerCache[], rows: number): Float32Array;
+  /** Sequences packed row after row: sequence s is the next lengths[s] ids, on its layer caches caches[s] (each
+   *  updated, a softmax layer's with room for lengths[s] more rows) → logits [rows, vocab] of every row ("all"), of
+   *  each sequence's last row ("last") or none. The row-wise ops run once over all rows; attention and the
+   *  lightning state stay within each sequence. */
+  forwardPacked(ids: Int32Array, lengths: Int32Array, caches: readonly (readonly DecoderLayerCache[])[], logits: "all" | "last" | "none"): Float32Array;
   /** One decode step of B sequences: ids [B] (one new token each), caches[s] sequence s's layer caches (a softmax
    *  layer's with room for one more row) → logits [B, vocab]; each row has the bits that `forward` of that token on
    *  that sequence alone gives. */

@@ -252,12 +252,21 @@ test("native paths (the whole model in one call; the layers no hook listens insi
     assert.deepEqual(got.shape, want.shape);
     assert.deepEqual(got.data, want.data, `logits: "${logits}"`);
   }
-  // long prompts run op by op; evicting the checkpoint drops the native objects (they hold its tensors)
+  // packed sequences in one native call: the ones that take the threads one per sequence (none longer than a
+  // thread's share of the rows) and the ones that run one after another, each on all threads
+  const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 37 + seed * 101) % 500));
+  for (const seqs of [[ids(9, 1), ids(12, 2), ids(1, 3), ids(10, 4), ids(11, 5)], [ids(1, 6), ids(40, 7), ids(17, 8)]]) {
+    for (const logits of ["all", "last"] as const) {
+      const got = await fast.forwardBatch(seqs, { logits });
+      const want = await slow.forwardBatch(seqs, { logits });
+      got.logits.forEach((t, i) => assert.deepEqual(t.data, want.logits[i].data, `packed sequence ${i} of ${seqs.length}, logits: "${logits}"`));
+      got.caches.forEach((c, i) => c.lightning.forEach((s, l) => s && assert.deepEqual(s, want.caches[i].lightning[l], `lightning state ${l} of sequence ${i}`)));
+    }
+  }
+  // evicting the checkpoint drops the native objects (they hold its tensors); the next pass builds them again
   fast.checkpoint.evict();
-  assert.deepEqual((await fast.forward(prompt)).logits.data, await logitsOf(prompt));
   assert.equal(fast.nativeLayerCount, 0);
-  const again = (await fast.forward([prompt[0]], { cache: fast.newCache() })).logits.data;
-  assert.deepEqual(again, (await slow.forward([prompt[0]])).logits.data);
+  assert.deepEqual((await fast.forward(prompt)).logits.data, (await slow.forward(prompt)).logits.data);
   assert.equal(fast.nativeLayerCount, fast.config.numLayers);
 });
 

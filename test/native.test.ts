@@ -949,6 +949,54 @@ each("decoder (embedding, a lightning and a softmax layer, final norm, LM head) 
   assert.equal(model.forward(Int32Array.from([1]), a, 0).length, 0);
 });
 
+each("decoder.forwardPacked: each sequence as if alone (one alone: forward's bits), caches updated, logits all/last/none", () => {
+  const layers = [layerSpec("lightning", "BF16"), layerSpec("softmax", "F32")].map((s) => m1.decoderLayer(s));
+  const embed = makeWeight("BF16", 50, 32, 7), lmHead = makeWeight("F32", 50, 32, 8), norm = randF32(32, 9, 0.5, 1.5);
+  const model = m1.decoder({ embed, norm, eps: 1e-5, lmHead, layers });
+  const fresh = (rows: number) => [{ state: new Float32Array(4 * 8 * 8) }, { keys: new Float32Array(16 * rows), values: new Float32Array(16 * rows), length: 0, position: 0 }];
+  const ids = (n: number, seed: number) => Int32Array.from({ length: n }, (_, i) => (i * 7 + seed * 13) % 50);
+  // spread over the threads (none longer than a thread's share), one after another, and one sequence
+  for (const lengths of [[5, 3, 1, 6, 4, 5], [1, 20, 3], [9]]) {
+    const seqs = lengths.map((n, s) => ids(n, s));
+    const packedCaches = lengths.map(fresh), aloneCaches = lengths.map(fresh);
+    const all = model.forwardPacked(Int32Array.from(seqs.flatMap((q) => [...q])), Int32Array.from(lengths), packedCaches, "all");
+    let row = 0;
+    seqs.forEach((q, s) => {
+      const alone = model.forward(q, aloneCaches[s], q.length);
+      const got = all.subarray(row * 50, (row + q.length) * 50);
+      if (lengths.length === 1) assert.deepEqual(got, alone, "one sequence: forward's bits");
+      else assertClose(got, alone, `sequence ${s} of ${lengths}`, 1e-5);
+      assertClose(packedCaches[s][0].state!, aloneCaches[s][0].state!, `lightning state of sequence ${s}`, 1e-5);
+      const kv = packedCaches[s][1];
+      assertClose(kv.keys!, aloneCaches[s][1].keys!, `keys of sequence ${s}`, 1e-5);
+      row += q.length;
+    });
+    const flat = Int32Array.from(seqs.flatMap((q) => [...q]));
+    const last = model.forwardPacked(flat, Int32Array.from(lengths), lengths.map(fresh), "last");
+    assert.equal(last.length, lengths.length * 50);
+    let end = 0;
+    lengths.forEach((n, s) => {
+      end += n;
+      assertClose(last.subarray(s * 50, (s + 1) * 50), all.subarray((end - 1) * 50, end * 50), `last row of sequence ${s}`); // the LM head on fewer rows: other bits
+    });
+    assert.equal(model.forwardPacked(flat, Int32Array.from(lengths), lengths.map(fresh), "none").length, 0);
+  }
+});
+
+test("decoder.forwardPacked names what is wrong", () => {
+  const layer = m1.decoderLayer(layerSpec("lightning", "F32"));
+  const model = m1.decoder({ embed: makeWeight("F32", 50, 32, 1), norm: new Float32Array(32), eps: 1e-5, lmHead: makeWeight("F32", 50, 32, 2), layers: [layer] });
+  const cache = () => [{ state: new Float32Array(256) }];
+  const ids = Int32Array.from([3, 4, 5]);
+  const E = (message: string) => ({ message: `Decoder.forwardPacked: ${message}` });
+  assert.throws(() => model.forwardPacked(ids, Int32Array.from([2, 2]), [cache(), cache()], "all"), E("lengths sum to 4, expected the number of ids (3)"));
+  assert.throws(() => model.forwardPacked(ids, Int32Array.from([3, 0]), [cache(), cache()], "all"), E("lengths[1] must be >= 1, got 0"));
+  assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [cache()], "all"), E("caches must be an array of 2 sequences' caches (one per sequence)"));
+  const shared = cache();
+  assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [shared, shared], "all"), E("caches[1][0] is shared with an earlier sequence"));
+  assert.throws(() => model.forwardPacked(ids, Int32Array.from([3]), [cache()], "first" as "all"), E('logits must be "all", "last" or "none", got "first"'));
+});
+
 test("decoder names what is wrong", () => {
   const layer = m1.decoderLayer(layerSpec("lightning", "F32"));
   const spec = { embed: makeWeight("F32", 50, 32, 1), norm: new Float32Array(32), eps: 1e-5, lmHead: makeWeight("F32", 50, 32, 2), layers: [layer] };

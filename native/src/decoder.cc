@@ -114,7 +114,9 @@ class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
     Out o = out_arg(c, info[3], prod(c, {n, p_.attention.hidden}), "n*hidden");
     disjoint(c, o.a, x);
     const LayerCache cache = CacheArg(c, info[2], "cache", n, {&x, &o.a});
-    if (n > 0) decoder_layer(kernels(), p_, cache, x.data, n, o.a.data);
+    const SequenceSpan span{0, n};
+    const LayerCache* caches[] = {&cache};
+    if (n > 0) decoder_layer(kernels(), p_, &span, caches, 1, x.data, n, o.a.data);
     return o.arr;
   }
 
@@ -202,6 +204,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Decoder", {InstanceMethod<&Decoder::Forward>("forward"),
+                                        InstanceMethod<&Decoder::ForwardPacked>("forwardPacked"),
                                         InstanceMethod<&Decoder::StepBatch>("stepBatch")});
   }
 
@@ -263,29 +266,72 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     return logits;
   }
 
+  // forwardPacked(ids, lengths, caches, logits) → logits: S sequences packed row after row (sequence s is the next
+  // lengths[s] ids; caches[s] its array of layer caches, as forward takes them, updated); logits "all" (every row),
+  // "last" (each sequence's last row) or "none", [rows, vocab].
+  Napi::Value ForwardPacked(const CallbackInfo& info) {
+    Ctx c{info.Env(), "Decoder.forwardPacked"};
+    Arr<int32_t> ids = i32(c, info[0], "ids");
+    Arr<int32_t> lengths = i32(c, info[1], "lengths");
+    const int64_t n = ids.len, S = lengths.len, vocab = m_.embed.rows;
+    check_ids(c, ids, vocab);
+    std::vector<SequenceSpan> seqs(static_cast<size_t>(S));
+    int64_t start = 0;
+    for (int64_t s = 0; s < S; s++) {
+      if (lengths.data[s] < 1) c.range_error("lengths[" + str(s) + "] must be >= 1, got " + str(int64_t(lengths.data[s])));
+      seqs[size_t(s)] = {start, lengths.data[s]};
+      start += lengths.data[s];
+    }
+    if (start != n) c.range_error("lengths sum to " + str(start) + ", expected the number of ids (" + str(n) + ")");
+    const std::vector<LayerCache> caches = SequenceCaches(c, info[2], seqs);
+    if (!info[3].IsString()) c.type_error("logits must be \"all\", \"last\" or \"none\"");
+    const std::string mode = info[3].As<Napi::String>().Utf8Value();
+    std::vector<int64_t> logit_rows;
+    if (mode == "all") {
+      for (int64_t r = 0; r < n; r++) logit_rows.push_back(r);
+    } else if (mode == "last") {
+      for (const SequenceSpan& q : seqs) logit_rows.push_back(q.start + q.rows - 1);
+    } else if (mode != "none") {
+      c.range_error("logits must be \"all\", \"last\" or \"none\", got \"" + mode + "\"");
+    }
+    const int64_t rows = int64_t(logit_rows.size());
+    Napi::Float32Array logits = new_f32(c, prod(c, {rows, vocab}));
+    if (n > 0) decoder_forward(kernels(), m_, ids.data, n, seqs.data(), S, caches.data(), logit_rows.data(), rows, logits.Data());
+    return logits;
+  }
+
   // stepBatch(ids, caches) → logits [B, vocab]: one new token for each of B sequences; caches[s] is sequence s's
   // array of layer caches (as forward takes them), each updated.
   Napi::Value StepBatch(const CallbackInfo& info) {
     Ctx c{info.Env(), "Decoder.stepBatch"};
     Arr<int32_t> ids = i32(c, info[0], "ids");
-    const int64_t B = ids.len, vocab = m_.embed.rows, L = int64_t(layers_.size());
+    const int64_t B = ids.len, vocab = m_.embed.rows;
     check_ids(c, ids, vocab);
-    if (!info[1].IsArray() || int64_t(info[1].As<Napi::Array>().Length()) != B)
-      c.type_error("caches must be an array of " + str(B) + " sequences' caches (one per id)");
-    const Napi::Array ca = info[1].As<Napi::Array>();
-    std::vector<LayerCache> caches(size_t(B * L));
-    for (int64_t s = 0; s < B; s++) {
+    const std::vector<LayerCache> caches = SequenceCaches(c, info[1], std::vector<SequenceSpan>(size_t(B), SequenceSpan{0, 1}));
+    Napi::Float32Array logits = new_f32(c, prod(c, {B, vocab}));
+    if (B > 0) decoder_step_batch(kernels(), m_, ids.data, B, caches.data(), logits.Data());
+    return logits;
+  }
+
+  // The caches argument of S sequences: v[s] is sequence s's array of layer caches for seqs[s].rows new rows →
+  // [S × layers], sequence-major. Two sequences may not share a state or KV array (each would update it).
+  std::vector<LayerCache> SequenceCaches(const Ctx& c, const Napi::Value& v, const std::vector<SequenceSpan>& seqs) const {
+    const int64_t S = int64_t(seqs.size()), L = int64_t(layers_.size());
+    if (!v.IsArray() || int64_t(v.As<Napi::Array>().Length()) != S)
+      c.type_error("caches must be an array of " + str(S) + " sequences' caches (one per sequence)");
+    const Napi::Array ca = v.As<Napi::Array>();
+    std::vector<LayerCache> caches(size_t(S * L));
+    for (int64_t s = 0; s < S; s++) {
       const std::string sn = "caches[" + str(s) + "]";
       const Napi::Value sv = ca.Get(uint32_t(s));
       if (!sv.IsArray() || int64_t(sv.As<Napi::Array>().Length()) != L)
         c.type_error(sn + " must be an array of " + str(L) + " layer caches");
       for (int64_t l = 0; l < L; l++)
-        caches[size_t(s * L + l)] = layers_[size_t(l)]->CacheArg(c, sv.As<Napi::Array>().Get(uint32_t(l)), sn + "[" + str(l) + "]", 1, {});
+        caches[size_t(s * L + l)] = layers_[size_t(l)]->CacheArg(c, sv.As<Napi::Array>().Get(uint32_t(l)), sn + "[" + str(l) + "]", seqs[size_t(s)].rows, {});
     }
-    // two sequences sharing a state or KV array would each update it: refuse
     for (int64_t l = 0; l < L; l++) {
       std::vector<const float*> seen;
-      for (int64_t s = 0; s < B; s++) {
+      for (int64_t s = 0; s < S; s++) {
         const LayerCache& lc = caches[size_t(s * L + l)];
         const float* key = lc.state ? lc.state : lc.keys;
         if (std::find(seen.begin(), seen.end(), key) != seen.end())
@@ -293,9 +339,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
         seen.push_back(key);
       }
     }
-    Napi::Float32Array logits = new_f32(c, prod(c, {B, vocab}));
-    if (B > 0) decoder_step_batch(kernels(), m_, ids.data, B, caches.data(), logits.Data());
-    return logits;
+    return caches;
   }
 
   DecoderModel m_{};

@@ -50,52 +50,81 @@ void products(const KernelTable& K, const float* x, int64_t n, std::initializer_
   row_products(K, x, n, ps);
 }
 
-// Lightning attention (docs/architecture.md §3.4) of a = ln1(x): SiLU'd interleaved q/k/v, the decayed recurrence (or the
-// block prefill), the head norm, the sigmoid output gate, out_proj.
-void lightning(const KernelTable& K, const AttentionBlock& b, const LightningParams& p, float* state, const float* a,
-               int64_t n, float* attn) {
+// Runs f(s) for every sequence of a packed pass. When no sequence holds more than a thread's share of the rows,
+// the sequences are shared out to the threads (each kernel inside then runs inline on its thread: the same bits);
+// otherwise they run one after another, each kernel on all threads.
+template <class F>
+void for_each_sequence(const SequenceSpan* seqs, int64_t S, int64_t n, F&& f) {
+  int64_t longest = 0;
+  for (int64_t s = 0; s < S; s++) longest = std::max(longest, seqs[s].rows);
+  if (S > 1 && longest * num_threads() <= n) {
+    parallel_for(S, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t s = lo; s < hi; s++) f(s);
+    });
+  } else {
+    for (int64_t s = 0; s < S; s++) f(s);
+  }
+}
+
+// Lightning attention (docs/architecture.md §3.4) of a = ln1(x): SiLU'd interleaved q/k/v, the decayed recurrence
+// (or the block prefill) of each sequence on its own state, the head norm, the sigmoid output gate, out_proj.
+void lightning(const KernelTable& K, const AttentionBlock& b, const LightningParams& p, const SequenceSpan* seqs,
+               const LayerCache* const* c, int64_t S, const float* a, int64_t n, float* attn) {
   const int64_t inner = b.heads * b.head_dim, d = b.head_dim;
   float* qkv = tl_qkv.get(n * 3 * inner);
   float* gate = tl_gate.get(n * inner);
   float* o = tl_o.get(n * inner);
   products(K, a, n, {{p.qkv, qkv}, {p.gate, gate}});
   K.silu(qkv, qkv, n * 3 * inner);
-  if (n == 1) K.lightning_step(qkv, qkv + d, qkv + 2 * d, 3 * inner, 3 * d, n, b.heads, d, p.slopes, state, o);
-  else K.lightning_prefill(qkv, qkv + d, qkv + 2 * d, 3 * inner, 3 * d, n, b.heads, d, p.slopes, p.block, state, o);
+  for_each_sequence(seqs, S, n, [&](int64_t s) {
+    const SequenceSpan& q = seqs[s];
+    const float* r = qkv + q.start * 3 * inner;
+    float* out = o + q.start * inner;
+    if (q.rows == 1) K.lightning_step(r, r + d, r + 2 * d, 3 * inner, 3 * d, 1, b.heads, d, p.slopes, c[s]->state, out);
+    else K.lightning_prefill(r, r + d, r + 2 * d, 3 * inner, 3 * d, q.rows, b.heads, d, p.slopes, p.block, c[s]->state, out);
+  });
   K.rmsnorm(o, n, inner, p.norm, p.norm_eps, o);
   K.sigmoid(gate, gate, n * inner);
   K.mul(gate, o, o, n * inner);
   K.matmul(o, n, p.out, attn);
 }
 
-// Softmax attention (docs/architecture.md §3.5) of a: q, and k, v straight into the cache's new rows; partial RoPE; causal
-// attention over the cache; o_proj.
-void softmax(const KernelTable& K, const AttentionBlock& b, const SoftmaxParams& p, const LayerCache& c, const float* a,
-             int64_t n, float* attn) {
-  const int64_t d = b.head_dim, row = p.kv_heads * d;
-  float* q = tl_qkv.get(n * b.heads * d);
-  float* z = tl_o.get(n * b.heads * d);
-  float* k = c.keys + c.length * row;
-  float* v = c.values + c.length * row;
+// Softmax attention (docs/architecture.md §3.5) of a: q, k, v; partial RoPE at each sequence's positions; each
+// sequence's k, v rows appended to its cache and causal attention over that cache; o_proj.
+void softmax(const KernelTable& K, const AttentionBlock& b, const SoftmaxParams& p, const SequenceSpan* seqs,
+             const LayerCache* const* c, int64_t S, const float* a, int64_t n, float* attn) {
+  const int64_t d = b.head_dim, row = p.kv_heads * d, inner = b.heads * d;
+  float* q = tl_qkv.get(n * (inner + 2 * row));
+  float* k = q + n * inner;
+  float* v = k + n * row;
+  float* z = tl_o.get(n * inner);
   products(K, a, n, {{p.q, q}, {p.k, k}, {p.v, v}});
   std::vector<int32_t> positions(static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; t++) positions[size_t(t)] = int32_t(c.position + t);
+  for (int64_t s = 0; s < S; s++)
+    for (int64_t t = 0; t < seqs[s].rows; t++) positions[size_t(seqs[s].start + t)] = int32_t(c[s]->position + t);
   K.rope(q, n, b.heads, d, p.rotary_dim, positions.data(), p.theta);
   K.rope(k, n, p.kv_heads, d, p.rotary_dim, positions.data(), p.theta);
   const float scale = float(1.0 / std::sqrt(double(d)));
-  K.attention(q, c.keys, c.values, n, c.length + n, b.heads, p.kv_heads, d, scale, z, nullptr);
+  for_each_sequence(seqs, S, n, [&](int64_t s) {
+    const SequenceSpan& span = seqs[s];
+    const LayerCache& cs = *c[s];
+    std::copy(k + span.start * row, k + (span.start + span.rows) * row, cs.keys + cs.length * row);
+    std::copy(v + span.start * row, v + (span.start + span.rows) * row, cs.values + cs.length * row);
+    K.attention(q + span.start * inner, cs.keys, cs.values, span.rows, cs.length + span.rows, b.heads, p.kv_heads, d,
+                scale, z + span.start * inner, nullptr);
+  });
   K.matmul(z, n, p.o, attn);
 }
 
 // h = α·(postnorm ? ln1(x) : x) + β·attention(ln1(x)), normed = ln2(h), and the router's top-k of normed.
-void attention_block(const KernelTable& K, const AttentionBlock& b, const LayerCache& c, const float* x, int64_t n,
-                     float* h, float* normed, int32_t* idx, float* weights) {
+void attention_block(const KernelTable& K, const AttentionBlock& b, const SequenceSpan* seqs, const LayerCache* const* c,
+                     int64_t S, const float* x, int64_t n, float* h, float* normed, int32_t* idx, float* weights) {
   const int64_t hs = b.hidden, experts = b.router.rows;
   float* a = tl_a.get(n * hs);
   float* attn = tl_attn.get(n * hs);
   K.rmsnorm(x, n, hs, b.ln1, b.eps, a);
-  if (b.lightning) lightning(K, b, *b.lightning, c.state, a, n, attn);
-  else softmax(K, b, *b.softmax, c, a, n, attn);
+  if (b.lightning) lightning(K, b, *b.lightning, seqs, c, S, a, n, attn);
+  else softmax(K, b, *b.softmax, seqs, c, S, a, n, attn);
   K.axpby(b.alpha, b.postnorm ? a : x, b.beta, attn, h, n * hs);
   K.rmsnorm(h, n, hs, b.ln2, b.eps, normed);
   float* logits = tl_logits.get(n * experts);
@@ -105,8 +134,8 @@ void attention_block(const KernelTable& K, const AttentionBlock& b, const LayerC
 
 }  // namespace
 
-void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const LayerCache& cache, const float* x,
-                   int64_t n, float* out) {
+void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const SequenceSpan* seqs,
+                   const LayerCache* const* caches, int64_t S, const float* x, int64_t n, float* out) {
   const AttentionBlock& b = p.attention;
   const int64_t hs = b.hidden, k = b.top_k;
   float* h = tl_h.get(n * hs);
@@ -114,25 +143,38 @@ void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const Laye
   float* mlp = tl_mlp.get(n * hs);
   float* weights = tl_weights.get(n * k);
   tl_idx.resize(size_t(n * k));
-  attention_block(K, b, cache, x, n, h, normed, tl_idx.data(), weights);
+  attention_block(K, b, seqs, caches, S, x, n, h, normed, tl_idx.data(), weights);
   moe_experts(K, normed, n, hs, tl_idx.data(), weights, k, p.mlp.experts, p.mlp.num_experts, nullptr, mlp, false);
   K.axpby(p.mlp.alpha, b.postnorm ? normed : h, p.mlp.beta, mlp, out, n * hs);
 }
 
 void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
-                     const LayerCache* caches, int64_t rows, float* logits) {
-  const int64_t hs = m.embed.cols;
+                     const SequenceSpan* seqs, int64_t S, const LayerCache* caches, const int64_t* logit_rows,
+                     int64_t rows, float* logits) {
+  const int64_t hs = m.embed.cols, L = m.num_layers;
   float* x = tl_x[0].get(n * hs);
   float* y = tl_x[1].get(n * hs);
+  std::vector<const LayerCache*> layer(static_cast<size_t>(S));
   K.embedding(ids, n, m.embed, x);
-  for (int64_t l = 0; l < m.num_layers; l++) {
-    decoder_layer(K, *m.layers[l], caches[l], x, n, y);
+  for (int64_t l = 0; l < L; l++) {
+    for (int64_t s = 0; s < S; s++) layer[size_t(s)] = &caches[s * L + l];
+    decoder_layer(K, *m.layers[l], seqs, layer.data(), S, x, n, y);
     std::swap(x, y);
   }
   if (rows == 0) return;
+  float* picked = y;  // the other stream buffer, free now
+  for (int64_t r = 0; r < rows; r++) std::copy(x + logit_rows[r] * hs, x + (logit_rows[r] + 1) * hs, picked + r * hs);
   float* normed = tl_final.get(rows * hs);
-  K.rmsnorm(x + (n - rows) * hs, rows, hs, m.norm, m.eps, normed);
+  K.rmsnorm(picked, rows, hs, m.norm, m.eps, normed);
   K.matmul(normed, rows, m.lm_head, logits);
+}
+
+void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
+                     const LayerCache* caches, int64_t rows, float* logits) {
+  const SequenceSpan span{0, n};
+  std::vector<int64_t> logit_rows(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; r++) logit_rows[size_t(r)] = n - rows + r;
+  decoder_forward(K, m, ids, n, &span, 1, caches, logit_rows.data(), rows, logits);
 }
 
 // ------------------------------------------------------------------ batched decode

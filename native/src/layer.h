@@ -60,10 +60,17 @@ struct DecoderLayerParams {
   MlpBlock mlp;
 };
 
-// x [n, hidden] → out [n, hidden], the residual stream after the layer; the cache is updated. Arguments are
-// validated by the caller.
-void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const LayerCache& cache, const float* x,
-                   int64_t n, float* out);
+// One sequence of a packed pass: rows [start, start + rows) of the pass's x.
+struct SequenceSpan {
+  int64_t start, rows;
+};
+
+// x [n, hidden] → out [n, hidden], the residual stream after the layer, for S sequences packed row after row
+// (seqs cover [0, n) in order; caches[s] is sequence s's cache of this layer, updated). The row-wise ops (norms,
+// projections, router, experts) run once over all n rows; attention and the lightning state stay within each
+// sequence. Arguments are validated by the caller.
+void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const SequenceSpan* seqs,
+                   const LayerCache* const* caches, int64_t S, const float* x, int64_t n, float* out);
 
 // The whole model (docs/architecture.md §3): embedding, the layers, final norm, LM head.
 struct DecoderModel {
@@ -75,8 +82,16 @@ struct DecoderModel {
   int64_t num_layers;
 };
 
-// ids [n] (within the vocabulary) → logits [rows, vocab] of the last `rows` positions (rows <= n); caches[l] is
-// updated for every layer. The kernels of engine/model.ts in the same order: bit-identical to it.
+// ids [n] (within the vocabulary) of S sequences packed row after row (as decoder_layer takes them; caches
+// [S × layers], sequence-major: sequence s, layer l at s·layers + l, each updated) → logits [rows, vocab] of the
+// pass's rows logit_rows[0..rows) (in that order). The kernels of engine/model.ts in the same order:
+// bit-identical to it.
+void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
+                     const SequenceSpan* seqs, int64_t S, const LayerCache* caches, const int64_t* logit_rows,
+                     int64_t rows, float* logits);
+
+// One sequence: ids [n] → logits [rows, vocab] of its last `rows` positions (rows <= n); caches[l] is updated for
+// every layer.
 void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
                      const LayerCache* caches, int64_t rows, float* logits);
 
