@@ -271,7 +271,7 @@ function thoughtMarkers(model: Model, options: GenerateOptions): { open: number[
   return markers;
 }
 
-function defaultStopTokens(model: Model): number[] {
+export function defaultStopTokens(model: Model): number[] {
   const ids = new Set<number>(model.tokenizer?.eosTokenIds ?? []);
   if (model.config.eosTokenId !== null) ids.add(model.config.eosTokenId);
   return [...ids];

@@ -13,6 +13,8 @@ export interface ChatMessage { role: string; content: string | ChatPart[]; name?
 export class Tokenizer {
   readonly vocabSize: number;
   readonly eosTokenIds: number[];
+  /** tokenizer_config's pad_token, when it names a token */
+  readonly padTokenId: number | null;
   private template: Template | null = null;
   /** byte-level BPE (GPT-2's alphabet; M1's tokenizer): each character of a token's string stands for one byte */
   private readonly byteOf: Map<string, number> | null;
@@ -30,6 +32,8 @@ export class Tokenizer {
     this.vocabSize = maxId + 1;
     const eos = [this.tokenId(tokenContent(config.eos_token) ?? ""), ...[generationEos].flat()];
     this.eosTokenIds = [...new Set(eos.filter((id): id is number => Number.isInteger(id)))];
+    const pad = tokenContent(config.pad_token);
+    this.padTokenId = pad === undefined ? null : this.tokenId(pad) ?? null;
   }
 
   /** Loads `dir`/tokenizer.json (and tokenizer_config.json, generation_config.json if present); null without tokenizer.json. */

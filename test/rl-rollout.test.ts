@@ -41,3 +41,21 @@ test("the repetition rule cuts a sequence once `run` tokens in a row were each m
   assert.ok(repetitive(outs[0].logprobs, { run: 4, probability: 0.5 }));
   assert.ok(!repetitive(outs[0].logprobs.slice(0, -1), { run: 4, probability: 0.5 }), "cut at the first such run");
 });
+
+test("a sampled <pad> ends its rollout, so its zero embedding row is never an input and the gradients stay finite", async () => {
+  const pad = mini.tokenizer!.padTokenId!;
+  assert.equal(mini.tokenizer!.tokenId("<pad>"), pad);
+  // at temperature 8 the 32-row head is near uniform: <pad> comes up in most completions
+  const outs = await rollout(mini, problems.map((p) => p.prompt), { groupSize: 8, seed: 3, temperature: 8, thinkingBudget: 40, maxNewTokens: 48 });
+  const padded = outs.filter((o) => o.completion.includes(pad));
+  assert.ok(padded.length >= 4, `<pad> was sampled in ${padded.length} of ${outs.length} completions`);
+  for (const o of padded) {
+    assert.equal(o.completion.indexOf(pad), o.completion.length - 1, "<pad> is the last token");
+    assert.equal(o.truncated, false);
+  }
+  const sequences = padded.map((o) => [...o.prompt, ...o.completion]);
+  const tokenWeights = padded.map((o) => [...o.prompt.map(() => 0), ...o.completion.map(() => 1)].slice(1));
+  const { loss, weights } = await mini.lossAndGradients(sequences, { tokenWeights });
+  assert.ok(Number.isFinite(loss));
+  for (const [name, g] of weights) assert.ok(g.f32.every(Number.isFinite), `${name}: non-finite gradient`);
+});

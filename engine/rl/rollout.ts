@@ -8,6 +8,7 @@ import type { Model } from "../model.ts";
 import { DecodeBatch, type BatchSequenceOptions } from "../batch.ts";
 import { InputError } from "../errors.ts";
 import { logProbability } from "../softmax.ts";
+import { defaultStopTokens } from "../generate.ts";
 
 export interface RepetitionRule {
   run: number;
@@ -50,9 +51,10 @@ export async function rollout(model: Model, prompts: readonly string[], options:
   const { groupSize, seed, repetition, signal, ...sampling } = options;
   if (!(Number.isInteger(groupSize) && groupSize >= 1)) throw new InputError(`groupSize must be an integer >= 1, got ${groupSize}`);
   const batch = new DecodeBatch(model);
+  const stopTokens = sampling.stopTokens ?? rolloutStopTokens(model);
   const seqs = [];
   for (let i = 0; i < prompts.length; i++) {
-    const group = Array.from({ length: groupSize }, (_, j) => ({ ...sampling, seed: seed + i * groupSize + j }));
+    const group = Array.from({ length: groupSize }, (_, j) => ({ ...sampling, stopTokens, seed: seed + i * groupSize + j }));
     seqs.push(...(await batch.joinGroup(prompts[i], group, signal)));
   }
   const cut = new Set<number>();
@@ -77,6 +79,17 @@ export async function rollout(model: Model, prompts: readonly string[], options:
     truncated: cut.has(s.tag) || s.stopReason !== "stop_token",
     repetitionStop: cut.has(s.tag),
   }));
+}
+
+/**
+ * A rollout ends at the end-of-sequence token and also at the padding token: a sampled <pad> is never fed back in.
+ * Its embedding row is zero in checkpoints that never trained it, and a zero residual row makes every RMSNorm's
+ * derivative 1/√ε there (d(x/rms)/dx at x = 0), so the gradient of any token after it grows by that factor per norm
+ * and overflows (docs/rl.md: a CISPO run diverged that way).
+ */
+export function rolloutStopTokens(model: Model): number[] {
+  const pad = model.tokenizer?.padTokenId ?? null;
+  return [...new Set([...defaultStopTokens(model), ...(pad === null ? [] : [pad])])];
 }
 
 /** log p of each completion token given the prompt and the tokens before it, from one forward pass of the model. */
