@@ -41,9 +41,10 @@ void row_products(const KernelTable& K, const float* x, int64_t n, std::initiali
   });
 }
 
-// The products x · Wᵢᵀ of one input x [n, K]: matmul for many rows; for few rows (matmul's dot path) row_products.
-void products(const KernelTable& K, const float* x, int64_t n, std::initializer_list<Product> ps) {
-  if (n > kDotRows) {
+// The products x · Wᵢᵀ of one input x [n, K]: matmul for many rows; for few rows (matmul's dot path), or rowwise
+// (every row with the bits it has alone: batched decode), row_products.
+void products(const KernelTable& K, bool rowwise, const float* x, int64_t n, std::initializer_list<Product> ps) {
+  if (n > kDotRows && !rowwise) {
     for (const Product& p : ps) K.matmul(x, n, p.w, p.out);
     return;
   }
@@ -68,13 +69,13 @@ void for_each_sequence(const SequenceSpan* seqs, int64_t S, int64_t n, F&& f) {
 
 // Lightning attention (docs/architecture.md §3.4) of a = ln1(x): SiLU'd interleaved q/k/v, the decayed recurrence
 // (or the block prefill) of each sequence on its own state, the head norm, the sigmoid output gate, out_proj.
-void lightning(const KernelTable& K, const AttentionBlock& b, const LightningParams& p, const SequenceSpan* seqs,
-               const LayerCache* const* c, int64_t S, const float* a, int64_t n, float* attn) {
+void lightning(const KernelTable& K, bool rowwise, const AttentionBlock& b, const LightningParams& p,
+               const SequenceSpan* seqs, const LayerCache* const* c, int64_t S, const float* a, int64_t n, float* attn) {
   const int64_t inner = b.heads * b.head_dim, d = b.head_dim;
   float* qkv = tl_qkv.get(n * 3 * inner);
   float* gate = tl_gate.get(n * inner);
   float* o = tl_o.get(n * inner);
-  products(K, a, n, {{p.qkv, qkv}, {p.gate, gate}});
+  products(K, rowwise, a, n, {{p.qkv, qkv}, {p.gate, gate}});
   K.silu(qkv, qkv, n * 3 * inner);
   for_each_sequence(seqs, S, n, [&](int64_t s) {
     const SequenceSpan& q = seqs[s];
@@ -86,19 +87,19 @@ void lightning(const KernelTable& K, const AttentionBlock& b, const LightningPar
   K.rmsnorm(o, n, inner, p.norm, p.norm_eps, o);
   K.sigmoid(gate, gate, n * inner);
   K.mul(gate, o, o, n * inner);
-  K.matmul(o, n, p.out, attn);
+  products(K, rowwise, o, n, {{p.out, attn}});
 }
 
 // Softmax attention (docs/architecture.md §3.5) of a: q, k, v; partial RoPE at each sequence's positions; each
 // sequence's k, v rows appended to its cache and causal attention over that cache; o_proj.
-void softmax(const KernelTable& K, const AttentionBlock& b, const SoftmaxParams& p, const SequenceSpan* seqs,
-             const LayerCache* const* c, int64_t S, const float* a, int64_t n, float* attn) {
+void softmax(const KernelTable& K, bool rowwise, const AttentionBlock& b, const SoftmaxParams& p,
+             const SequenceSpan* seqs, const LayerCache* const* c, int64_t S, const float* a, int64_t n, float* attn) {
   const int64_t d = b.head_dim, row = p.kv_heads * d, inner = b.heads * d;
   float* q = tl_qkv.get(n * (inner + 2 * row));
   float* k = q + n * inner;
   float* v = k + n * row;
   float* z = tl_o.get(n * inner);
-  products(K, a, n, {{p.q, q}, {p.k, k}, {p.v, v}});
+  products(K, rowwise, a, n, {{p.q, q}, {p.k, k}, {p.v, v}});
   std::vector<int32_t> positions(static_cast<size_t>(n));
   for (int64_t s = 0; s < S; s++)
     for (int64_t t = 0; t < seqs[s].rows; t++) positions[size_t(seqs[s].start + t)] = int32_t(c[s]->position + t);
@@ -113,29 +114,30 @@ void softmax(const KernelTable& K, const AttentionBlock& b, const SoftmaxParams&
     K.attention(q + span.start * inner, cs.keys, cs.values, span.rows, cs.length + span.rows, b.heads, p.kv_heads, d,
                 scale, z + span.start * inner, nullptr);
   });
-  K.matmul(z, n, p.o, attn);
+  products(K, rowwise, z, n, {{p.o, attn}});
 }
 
 // h = α·(postnorm ? ln1(x) : x) + β·attention(ln1(x)), normed = ln2(h), and the router's top-k of normed.
-void attention_block(const KernelTable& K, const AttentionBlock& b, const SequenceSpan* seqs, const LayerCache* const* c,
-                     int64_t S, const float* x, int64_t n, float* h, float* normed, int32_t* idx, float* weights) {
+void attention_block(const KernelTable& K, bool rowwise, const AttentionBlock& b, const SequenceSpan* seqs,
+                     const LayerCache* const* c, int64_t S, const float* x, int64_t n, float* h, float* normed,
+                     int32_t* idx, float* weights) {
   const int64_t hs = b.hidden, experts = b.router.rows;
   float* a = tl_a.get(n * hs);
   float* attn = tl_attn.get(n * hs);
   K.rmsnorm(x, n, hs, b.ln1, b.eps, a);
-  if (b.lightning) lightning(K, b, *b.lightning, seqs, c, S, a, n, attn);
-  else softmax(K, b, *b.softmax, seqs, c, S, a, n, attn);
+  if (b.lightning) lightning(K, rowwise, b, *b.lightning, seqs, c, S, a, n, attn);
+  else softmax(K, rowwise, b, *b.softmax, seqs, c, S, a, n, attn);
   K.axpby(b.alpha, b.postnorm ? a : x, b.beta, attn, h, n * hs);
   K.rmsnorm(h, n, hs, b.ln2, b.eps, normed);
   float* logits = tl_logits.get(n * experts);
-  K.matmul(normed, n, b.router, logits);
+  products(K, rowwise, normed, n, {{b.router, logits}});
   K.router_topk(logits, n, experts, b.top_k, idx, weights);
 }
 
 }  // namespace
 
 void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const SequenceSpan* seqs,
-                   const LayerCache* const* caches, int64_t S, const float* x, int64_t n, float* out) {
+                   const LayerCache* const* caches, int64_t S, const float* x, int64_t n, float* out, bool rowwise) {
   const AttentionBlock& b = p.attention;
   const int64_t hs = b.hidden, k = b.top_k;
   float* h = tl_h.get(n * hs);
@@ -143,22 +145,22 @@ void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const Sequ
   float* mlp = tl_mlp.get(n * hs);
   float* weights = tl_weights.get(n * k);
   tl_idx.resize(size_t(n * k));
-  attention_block(K, b, seqs, caches, S, x, n, h, normed, tl_idx.data(), weights);
-  moe_experts(K, normed, n, hs, tl_idx.data(), weights, k, p.mlp.experts, p.mlp.num_experts, nullptr, mlp, false);
+  attention_block(K, rowwise, b, seqs, caches, S, x, n, h, normed, tl_idx.data(), weights);
+  moe_experts(K, normed, n, hs, tl_idx.data(), weights, k, p.mlp.experts, p.mlp.num_experts, nullptr, mlp, rowwise);
   K.axpby(p.mlp.alpha, b.postnorm ? normed : h, p.mlp.beta, mlp, out, n * hs);
 }
 
 void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
                      const SequenceSpan* seqs, int64_t S, const LayerCache* caches, const int64_t* logit_rows,
-                     int64_t rows, float* logits) {
+                     int64_t rows, float* logits, bool rowwise) {
   const int64_t hs = m.embed.cols, L = m.num_layers;
   float* x = tl_x[0].get(n * hs);
   float* y = tl_x[1].get(n * hs);
-  std::vector<const LayerCache*> layer(static_cast<size_t>(S));
+  tl_layer.resize(size_t(S));
   K.embedding(ids, n, m.embed, x);
   for (int64_t l = 0; l < L; l++) {
-    for (int64_t s = 0; s < S; s++) layer[size_t(s)] = &caches[s * L + l];
-    decoder_layer(K, *m.layers[l], seqs, layer.data(), S, x, n, y);
+    for (int64_t s = 0; s < S; s++) tl_layer[size_t(s)] = &caches[s * L + l];
+    decoder_layer(K, *m.layers[l], seqs, tl_layer.data(), S, x, n, y, rowwise);
     std::swap(x, y);
   }
   if (rows == 0) return;
@@ -166,7 +168,7 @@ void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t*
   for (int64_t r = 0; r < rows; r++) std::copy(x + logit_rows[r] * hs, x + (logit_rows[r] + 1) * hs, picked + r * hs);
   float* normed = tl_final.get(rows * hs);
   K.rmsnorm(picked, rows, hs, m.norm, m.eps, normed);
-  K.matmul(normed, rows, m.lm_head, logits);
+  products(K, rowwise, normed, rows, {{m.lm_head, logits}});
 }
 
 void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
@@ -180,92 +182,19 @@ void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t*
 // ------------------------------------------------------------------ batched decode
 namespace {
 
-// Lightning attention for B sequences, one new token each: the projections batched, the recurrence per state.
-void lightning_batch(const KernelTable& K, const AttentionBlock& b, const LightningParams& p, const LayerCache* const* c,
-                     const float* a, int64_t B, float* attn) {
-  const int64_t inner = b.heads * b.head_dim, d = b.head_dim;
-  float* qkv = tl_qkv.get(B * 3 * inner);
-  float* gate = tl_gate.get(B * inner);
-  float* o = tl_o.get(B * inner);
-  row_products(K, a, B, {{p.qkv, qkv}, {p.gate, gate}});
-  K.silu(qkv, qkv, B * 3 * inner);
-  // sequences shared out to the threads (the kernel's own parallel loop then runs inline: same bits)
-  parallel_for(B, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t s = lo; s < hi; s++) {
-      const float* r = qkv + s * 3 * inner;
-      K.lightning_step(r, r + d, r + 2 * d, 3 * inner, 3 * d, 1, b.heads, d, p.slopes, c[s]->state, o + s * inner);
-    }
-  });
-  K.rmsnorm(o, B, inner, p.norm, p.norm_eps, o);
-  K.sigmoid(gate, gate, B * inner);
-  K.mul(gate, o, o, B * inner);
-  row_products(K, o, B, {{p.out, attn}});
-}
-
-// Softmax attention for B sequences: q/k/v batched, each new k/v row written into its own cache, attention per cache.
-void softmax_batch(const KernelTable& K, const AttentionBlock& b, const SoftmaxParams& p, const LayerCache* const* c,
-                   const float* a, int64_t B, float* attn) {
-  const int64_t d = b.head_dim, row = p.kv_heads * d, inner = b.heads * d;
-  float* q = tl_qkv.get(B * (inner + 2 * row));
-  float* k = q + B * inner;
-  float* v = k + B * row;
-  float* z = tl_o.get(B * inner);
-  row_products(K, a, B, {{p.q, q}, {p.k, k}, {p.v, v}});
-  std::vector<int32_t> positions(static_cast<size_t>(B));
-  for (int64_t s = 0; s < B; s++) positions[size_t(s)] = int32_t(c[s]->position);
-  K.rope(q, B, b.heads, d, p.rotary_dim, positions.data(), p.theta);
-  K.rope(k, B, p.kv_heads, d, p.rotary_dim, positions.data(), p.theta);
-  const float scale = float(1.0 / std::sqrt(double(d)));
-  parallel_for(B, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t s = lo; s < hi; s++) {
-      const LayerCache& cs = *c[s];
-      std::copy(k + s * row, k + (s + 1) * row, cs.keys + cs.length * row);
-      std::copy(v + s * row, v + (s + 1) * row, cs.values + cs.length * row);
-      K.attention(q + s * inner, cs.keys, cs.values, 1, cs.length + 1, b.heads, p.kv_heads, d, scale, z + s * inner, nullptr);
-    }
-  });
-  row_products(K, z, B, {{p.o, attn}});
-}
-
-void decoder_layer_batch(const KernelTable& K, const DecoderLayerParams& p, const LayerCache* const* c, const float* x,
-                         int64_t B, float* out) {
-  const AttentionBlock& b = p.attention;
-  const int64_t hs = b.hidden, k = b.top_k, experts = b.router.rows;
-  float* a = tl_a.get(B * hs);
-  float* attn = tl_attn.get(B * hs);
-  float* h = tl_h.get(B * hs);
-  float* normed = tl_normed.get(B * hs);
-  float* mlp = tl_mlp.get(B * hs);
-  float* weights = tl_weights.get(B * k);
-  float* logits = tl_logits.get(B * experts);
-  tl_idx.resize(size_t(B * k));
-  K.rmsnorm(x, B, hs, b.ln1, b.eps, a);
-  if (b.lightning) lightning_batch(K, b, *b.lightning, c, a, B, attn);
-  else softmax_batch(K, b, *b.softmax, c, a, B, attn);
-  K.axpby(b.alpha, b.postnorm ? a : x, b.beta, attn, h, B * hs);
-  K.rmsnorm(h, B, hs, b.ln2, b.eps, normed);
-  row_products(K, normed, B, {{b.router, logits}});
-  K.router_topk(logits, B, experts, k, tl_idx.data(), weights);
-  moe_experts(K, normed, B, hs, tl_idx.data(), weights, k, p.mlp.experts, p.mlp.num_experts, nullptr, mlp, true);
-  K.axpby(p.mlp.alpha, b.postnorm ? normed : h, p.mlp.beta, mlp, out, B * hs);
-}
-
-// The whole model on B sequences (decoder_step_batch), on the calling thread's scratch.
+// The whole model on B sequences of one new token each (decoder_step_batch), on the calling thread's scratch: the
+// packed pass with every row on the dot path.
 void step_rows(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t B, const LayerCache* caches,
                float* logits) {
-  const int64_t hs = m.embed.cols, L = m.num_layers;
-  float* x = tl_x[0].get(B * hs);
-  float* y = tl_x[1].get(B * hs);
-  tl_layer.resize(size_t(B));
-  K.embedding(ids, B, m.embed, x);
-  for (int64_t l = 0; l < L; l++) {
-    for (int64_t s = 0; s < B; s++) tl_layer[size_t(s)] = &caches[s * L + l];
-    decoder_layer_batch(K, *m.layers[l], tl_layer.data(), x, B, y);
-    std::swap(x, y);
+  thread_local std::vector<SequenceSpan> spans;
+  thread_local std::vector<int64_t> rows;
+  spans.resize(size_t(B));
+  rows.resize(size_t(B));
+  for (int64_t s = 0; s < B; s++) {
+    spans[size_t(s)] = {s, 1};
+    rows[size_t(s)] = s;
   }
-  float* normed = tl_final.get(B * hs);
-  K.rmsnorm(x, B, hs, m.norm, m.eps, normed);
-  row_products(K, normed, B, {{m.lm_head, logits}});
+  decoder_forward(K, m, ids, B, spans.data(), B, caches, rows.data(), B, logits, true);
 }
 
 }  // namespace

@@ -69,8 +69,11 @@ struct SequenceSpan {
 // (seqs cover [0, n) in order; caches[s] is sequence s's cache of this layer, updated). The row-wise ops (norms,
 // projections, router, experts) run once over all n rows; attention and the lightning state stay within each
 // sequence. Arguments are validated by the caller.
+// rowwise: every product on matmul's dot path however many rows, so each row has the bits it has alone (batched
+// decode of independent sequences).
 void decoder_layer(const KernelTable& K, const DecoderLayerParams& p, const SequenceSpan* seqs,
-                   const LayerCache* const* caches, int64_t S, const float* x, int64_t n, float* out);
+                   const LayerCache* const* caches, int64_t S, const float* x, int64_t n, float* out,
+                   bool rowwise = false);
 
 // The whole model (docs/architecture.md §3): embedding, the layers, final norm, LM head.
 struct DecoderModel {
@@ -88,7 +91,7 @@ struct DecoderModel {
 // bit-identical to it.
 void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
                      const SequenceSpan* seqs, int64_t S, const LayerCache* caches, const int64_t* logit_rows,
-                     int64_t rows, float* logits);
+                     int64_t rows, float* logits, bool rowwise = false);
 
 // One sequence: ids [n] → logits [rows, vocab] of its last `rows` positions (rows <= n); caches[l] is updated for
 // every layer.
