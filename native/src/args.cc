@@ -223,5 +223,14 @@ RouterArgs router_args(const Ctx& c, const CallbackInfo& info, const char* weigh
   return a;
 }
 
+MoeArgs moe_args(const Ctx& c, const CallbackInfo& info) {
+  MoeArgs a{f32(c, info[0], "x"), dim(c, info[1], "n"), dim(c, info[2], "hidden"),
+            i32(c, info[3], "idx"), f32(c, info[4], "weights"), dim(c, info[5], "k")};
+  expect_len(c, a.x, prod(c, {a.n, a.hidden}), "n*hidden");
+  expect_len(c, a.idx, prod(c, {a.n, a.k}), "n*k");
+  expect_len(c, a.w, prod(c, {a.n, a.k}), "n*k");
+  return a;
+}
+
 }  // namespace args
 }  // namespace m1

@@ -142,6 +142,16 @@ struct RouterArgs {
 };
 RouterArgs router_args(const Ctx& c, const CallbackInfo& info, const char* weights_name);
 
+// The leading arguments of moe and moeBackward: x [n, hidden], idx and weights [n, k], lengths checked.
+struct MoeArgs {
+  Arr<float> x;
+  int64_t n, hidden;
+  Arr<int32_t> idx;
+  Arr<float> w;
+  int64_t k;
+};
+MoeArgs moe_args(const Ctx& c, const CallbackInfo& info);
+
 // The experts array of moeExperts/moe/moeBackward: views of every routed expert (validated, all of one
 // intermediate size), null for the others; the given outputs must not overlap any expert's weights.
 struct Experts {

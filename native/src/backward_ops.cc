@@ -254,16 +254,8 @@ Value AttentionBackward(const CallbackInfo& info) {
 // from moeExperts spare recomputing the experts' forward products.
 Value MoeBackward(const CallbackInfo& info) {
   Ctx c{info.Env(), "moeBackward"};
-  Arr<float> x = f32(c, info[0], "x");
-  const int64_t n = dim(c, info[1], "n");
-  const int64_t hidden = dim(c, info[2], "hidden");
-  Arr<int32_t> idx = i32(c, info[3], "idx");
-  Arr<float> w = f32(c, info[4], "weights");
-  const int64_t k = dim(c, info[5], "k");
+  const auto& [x, n, hidden, idx, w, k] = moe_args(c, info);
   Arr<float> dout = f32(c, info[7], "dout");
-  expect_len(c, x, prod(c, {n, hidden}), "n*hidden");
-  expect_len(c, idx, prod(c, {n, k}), "n*k");
-  expect_len(c, w, prod(c, {n, k}), "n*k");
   expect_len(c, dout, prod(c, {n, hidden}), "n*hidden");
   Out dx = out_arg(c, Value(), prod(c, {n, hidden}), "n*hidden", "dx");
   Out dw = out_arg(c, Value(), prod(c, {n, k}), "n*k", "dweights");

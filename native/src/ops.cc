@@ -451,15 +451,7 @@ Value MoeExperts(const CallbackInfo& info) {
 
 Value Moe(const CallbackInfo& info) {
   Ctx c{info.Env(), "moe"};
-  Arr<float> x = f32(c, info[0], "x");
-  const int64_t n = dim(c, info[1], "n");
-  const int64_t hidden = dim(c, info[2], "hidden");
-  Arr<int32_t> idx = i32(c, info[3], "idx");
-  Arr<float> w = f32(c, info[4], "weights");
-  const int64_t k = dim(c, info[5], "k");
-  expect_len(c, x, prod(c, {n, hidden}), "n*hidden");
-  expect_len(c, idx, prod(c, {n, k}), "n*k");
-  expect_len(c, w, prod(c, {n, k}), "n*k");
+  const auto& [x, n, hidden, idx, w, k] = moe_args(c, info);
   Out o = out_arg(c, info[7], prod(c, {n, hidden}), "n*hidden");
   disjoint(c, o.a, x);
   disjoint(c, o.a, idx);
