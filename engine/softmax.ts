@@ -17,3 +17,12 @@ export function logProbability(row: ArrayLike<number>, index: number): number {
   for (let i = 0; i < row.length; i++) z += Math.exp(row[i] - max);
   return row[index] - max - Math.log(z);
 }
+
+/** log Σ exp(row) in f64, and the row's argmax (first of equal maxima). */
+export function logSumExp(row: Float32Array): { logZ: number; argmax: number } {
+  let argmax = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[argmax]) argmax = i;
+  let z = 0;
+  for (const x of row) z += Math.exp(x - row[argmax]);
+  return { logZ: row[argmax] + Math.log(z), argmax };
+}

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Model, Trace, score, loglikelihoodRolling, DatasetRouting } from "../engine/index.ts";
-import { logSumExp } from "../engine/interp/scoring.ts";
+import { logSumExp } from "../engine/softmax.ts";
 import { ROOT } from "./helpers.ts";
 
 const MINI = join(ROOT, "engine", "checkpoints", "mini-80k");

@@ -6,6 +6,7 @@
 import type { Model } from "../model.ts";
 import { InputError } from "../errors.ts";
 import { passes } from "./passes.ts";
+import { logSumExp } from "../softmax.ts";
 
 export interface ScoreRequest {
   /** text (tokenized as a prompt) or token ids */
@@ -93,13 +94,4 @@ export async function loglikelihoodRolling(model: Model, text: string | ArrayLik
 function continuationIds(model: Model, text: string): number[] {
   if (!model.tokenizer) throw new InputError(`this checkpoint (${model.checkpoint.dir}) has no tokenizer.json: give the continuation as token ids`);
   return model.tokenizer.encode(text, { addSpecialTokens: false });
-}
-
-/** log Σ exp(row) in f64, and the row's argmax (first of equal maxima). */
-export function logSumExp(row: Float32Array): { logZ: number; argmax: number } {
-  let argmax = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[argmax]) argmax = i;
-  let z = 0;
-  for (const x of row) z += Math.exp(x - row[argmax]);
-  return { logZ: row[argmax] + Math.log(z), argmax };
 }

@@ -2,6 +2,7 @@
 // with the most likely alternatives at the same position, in the completions shape ({tokens, token_logprobs,
 // top_logprobs, text_offset}) and the chat shape ({content: [{token, logprob, bytes, top_logprobs}]}).
 import type { Tokenizer } from "../../engine/tokenizer.ts";
+import { logSumExp } from "../../engine/softmax.ts";
 
 /** A token's text (its piece of the decoded text) and the bytes it stands for. */
 interface TokenText { token: string; bytes: number[] }
@@ -48,7 +49,7 @@ export function logprobEntries(tokenizer: Tokenizer, ids: readonly number[], log
     const logits = logitsOf(i);
     const entry: TokenLogprob = { ...tokenText(tokenizer, window, ids[i]), logprob: null, top: [] };
     if (logits) {
-      const logZ = logSumExp(logits);
+      const { logZ } = logSumExp(logits);
       entry.logprob = logits[ids[i]] - logZ;
       if (top > 0) {
         const best = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, top);
@@ -64,14 +65,6 @@ export function logprobEntries(tokenizer: Tokenizer, ids: readonly number[], log
 function tokenText(tokenizer: Tokenizer, window: number[], id: number): TokenText {
   const token = pieceAfter(tokenizer, window, id);
   return { token, bytes: tokenizer.tokenBytes(id) ?? [...Buffer.from(token, "utf8")] };
-}
-
-function logSumExp(logits: Float32Array): number {
-  let max = -Infinity;
-  for (const x of logits) if (x > max) max = x;
-  let sum = 0;
-  for (const x of logits) sum += Math.exp(x - max);
-  return max + Math.log(sum);
 }
 
 /** The completions shape; `offset`: where the first token's text starts in the choice's text (streamed chunks go on). */
