@@ -51,9 +51,13 @@ export class BatchSequence {
   }
 }
 
-/** A step-able batch of sequences (see the module comment). */
 /** Prompt tokens per forward call of a join with `between`. */
 export const PREFILL_CHUNK = 512;
+
+/** A prompt and its sequence's options, as `join` takes them. */
+export interface JoinRequest { prompt: ArrayLike<number> | string; options?: BatchSequenceOptions }
+
+/** A step-able batch of sequences (see the module comment). */
 
 export class DecodeBatch {
   private readonly sequences: BatchSequence[] = [];
@@ -78,8 +82,7 @@ export class DecodeBatch {
    * is prefilled once and each sequence starts from a copy of that state, as if it had prefilled it alone.
    */
   async joinGroup(prompt: ArrayLike<number> | string, options: readonly BatchSequenceOptions[], signal?: AbortSignal, between?: () => Promise<void>): Promise<BatchSequence[]> {
-    const ids = this.model.checkIds(this.model.promptIds(prompt));
-    const choosers = options.map((o) => new TokenChooser(this.model, ids, o));
+    const { ids, choosers } = this.prepare(prompt, options);
     const cache = this.model.newCache();
     const chunk = between ? PREFILL_CHUNK : ids.length;
     for (let t0 = 0; t0 + chunk < ids.length; t0 += chunk) {
@@ -88,6 +91,42 @@ export class DecodeBatch {
     }
     const rest = ids.subarray(Math.floor((ids.length - 1) / chunk) * chunk);
     const logits = (await this.model.forward(rest, { cache, logits: "last", phase: "prefill", signal })).logits.f32;
+    return this.admit(ids, choosers, cache, logits);
+  }
+
+  /**
+   * Prefills several prompts together (Model.prefillMany) and adds a sequence for each: each gets what `join` gives
+   * it alone, bit for bit. A request that `join` refuses (ids outside the vocabulary, an empty prompt, bad options)
+   * is refused alone: its entry holds the error, and the others join.
+   */
+  async joinMany(requests: readonly JoinRequest[], signal?: AbortSignal): Promise<PromiseSettledResult<BatchSequence>[]> {
+    const prepared = requests.map((r): PromiseSettledResult<ReturnType<DecodeBatch["prepare"]>> => {
+      try {
+        return { status: "fulfilled", value: this.prepare(r.prompt, [r.options ?? {}]) };
+      } catch (reason) {
+        return { status: "rejected", reason };
+      }
+    });
+    const valid = prepared.flatMap((p) => (p.status === "fulfilled" ? [p.value] : []));
+    const caches = valid.map(() => this.model.newCache());
+    const logits = await this.model.prefillMany(valid.map((v) => v.ids), caches, signal);
+    let next = 0;
+    return prepared.map((p) => {
+      if (p.status === "rejected") return p;
+      const i = next++;
+      return { status: "fulfilled", value: this.admit(p.value.ids, p.value.choosers, caches[i], logits[i])[0] };
+    });
+  }
+
+  /** A prompt's checked ids and a token chooser for each entry of `options`. */
+  private prepare(prompt: ArrayLike<number> | string, options: readonly BatchSequenceOptions[]): { ids: Int32Array; choosers: TokenChooser[] } {
+    const ids = this.model.checkIds(this.model.promptIds(prompt));
+    return { ids, choosers: options.map((o) => new TokenChooser(this.model, ids, o)) };
+  }
+
+  /** The sequences of a prefilled prompt (the last one on `cache`, the others on copies), each with the prefill's
+   *  logits; those not already done join the batch. */
+  private admit(ids: Int32Array, choosers: readonly TokenChooser[], cache: ModelCache, logits: Float32Array): BatchSequence[] {
     return choosers.map((chooser, i) => {
       const seq = new BatchSequence(ids, chooser, i === choosers.length - 1 ? cache : cache.clone(), this.tags++);
       seq.logits = logits;

@@ -2,7 +2,8 @@
 // between steps as they arrive and leaving as they finish, so every weight is read once per step for all of
 // them; each request's tokens equal what it would get alone (the batch's rows are bit-identical to generate).
 // Requests that need per-request hooks or every step's logits (logprobs, echo, routing logs, an expert
-// threshold) run alone through `exclusive`, between batch steps, once the batch has drained. A long prompt is
+// threshold) run alone through `exclusive`, between batch steps, once the batch has drained. Requests that arrive
+// together are prefilled together (one packed pass, bit-identical to their passes alone); a long prompt is
 // prefilled in chunks with batch steps (and short prompts joining) in between.
 import { DecodeBatch, PREFILL_CHUNK, type BatchSequence, type BatchSequenceOptions } from "../../engine/batch.ts";
 import type { StopReason } from "../../engine/generate.ts";
@@ -58,11 +59,23 @@ export class BatchScheduler {
   private readonly running: Running[] = [];
   private exclusives: (() => Promise<void>)[] = [];
   private pumping = false;
-  /** most sequences decoded in one step so far */
-  peakBatch = 0;
+  /** batch steps run so far by the sequences in them: stepsBySize[b] steps of b sequences */
+  readonly stepsBySize: number[] = [];
+  /** prompts prefilled so far, and the joins that prefilled them (several short prompts join in one) */
+  readonly prefilled = { prompts: 0, joins: 0 };
 
   constructor(readonly model: Model, readonly maxBatch = 64) {
     this.batch = new DecodeBatch(model);
+  }
+
+  /** most sequences decoded in one step so far */
+  get peakBatch(): number {
+    return Math.max(0, this.stepsBySize.length - 1);
+  }
+
+  /** Requests decoding in the batch now, and those waiting to join it. */
+  get load(): { running: number; waiting: number } {
+    return { running: this.running.length, waiting: this.waiting.length };
   }
 
   /** Decodes `prompt` in the shared batch; stop strings end it once the decoded text contains one. */
@@ -97,7 +110,7 @@ export class BatchScheduler {
         continue;
       }
       // new requests join unless an exclusive one waits for the batch to drain
-      while (!this.exclusives.length && this.waiting.length && this.running.length < this.maxBatch) await this.join(this.waiting.shift()!);
+      if (!this.exclusives.length && this.waiting.length && this.running.length < this.maxBatch) await this.admit();
       if (this.running.length === 0) {
         if (this.waiting.length || this.exclusives.length) continue;
         return;
@@ -110,7 +123,8 @@ export class BatchScheduler {
   private async stepRunning(): Promise<void> {
     for (const r of [...this.running]) if (r.signal?.aborted) this.finish(r, null, r.signal.reason);
     if (this.running.length === 0) return;
-    this.peakBatch = Math.max(this.peakBatch, this.running.length);
+    while (this.stepsBySize.length <= this.running.length) this.stepsBySize.push(0);
+    this.stepsBySize[this.running.length]++;
     try {
       await this.batch.step();
     } catch (e) {
@@ -125,27 +139,65 @@ export class BatchScheduler {
     await new Promise((resolve) => setImmediate(resolve)); // let HTTP traffic in between steps
   }
 
-  /** Prefills a request's prompt into the batch; a request the engine rejects fails alone. A long prompt goes in
-   *  chunks, and between two chunks waiting requests with short prompts join and the running ones take a step:
-   *  a long prompt holds up no one. */
-  private async join(w: Waiting, chunked = true): Promise<void> {
+  /** Prefills the next waiting requests into the batch, about one chunk of prompt tokens per call: a request with a
+   *  long prompt alone (in chunks, see join), else the requests with short prompts that come first, together. */
+  private async admit(): Promise<void> {
+    if (this.waiting[0].prompt.length > PREFILL_CHUNK) await this.join(this.waiting.shift()!);
+    else await this.joinShort();
+  }
+
+  /** Prefills a long prompt into the batch in chunks; between two chunks waiting requests with short prompts join
+   *  and the running ones take a step: a long prompt holds up no one. A request the engine rejects fails alone. */
+  private async join(w: Waiting): Promise<void> {
     if (w.signal?.aborted) return w.out.end(null, w.signal.reason);
+    this.countPrefill(1);
     try {
-      const seq = await this.batch.join(w.prompt, w.options, w.signal, chunked ? () => this.betweenChunks() : undefined);
-      if (seq.done) return w.out.end(seq.stopReason);
-      this.running.push({ ...w, seq });
+      const seq = await this.batch.join(w.prompt, w.options, w.signal, () => this.betweenChunks());
+      this.started(w, seq);
     } catch (e) {
       w.out.end(null, e);
     }
   }
 
   private async betweenChunks(): Promise<void> {
-    for (const w of this.waiting.filter((x) => x.prompt.length <= PREFILL_CHUNK)) {
-      if (this.exclusives.length || this.running.length >= this.maxBatch) break;
-      this.waiting.splice(this.waiting.indexOf(w), 1);
-      await this.join(w, false);
-    }
+    if (!this.exclusives.length && this.running.length < this.maxBatch) await this.joinShort();
     await this.stepRunning();
+  }
+
+  /** Prefills waiting requests with short prompts (at most PREFILL_CHUNK tokens in all, or one prompt) in one pass
+   *  (DecodeBatch.joinMany: each gets the bits it gets alone); a request the engine rejects fails alone. */
+  private async joinShort(): Promise<void> {
+    const group: Waiting[] = [];
+    let tokens = 0;
+    for (const w of this.waiting) {
+      if (this.running.length + group.length >= this.maxBatch) break;
+      if (w.prompt.length > PREFILL_CHUNK) continue;
+      if (group.length && tokens + w.prompt.length > PREFILL_CHUNK) break;
+      group.push(w);
+      tokens += w.prompt.length;
+    }
+    this.waiting = this.waiting.filter((w) => !group.includes(w));
+    for (const w of group) if (w.signal?.aborted) w.out.end(null, w.signal.reason);
+    const live = group.filter((w) => !w.signal?.aborted);
+    if (!live.length) return;
+    this.countPrefill(live.length);
+    try {
+      const joined = await this.batch.joinMany(live.map((w) => ({ prompt: w.prompt, options: w.options })));
+      joined.forEach((r, i) => (r.status === "fulfilled" ? this.started(live[i], r.value) : live[i].out.end(null, r.reason)));
+    } catch (e) {
+      for (const w of live) w.out.end(null, e);
+    }
+  }
+
+  private countPrefill(prompts: number): void {
+    this.prefilled.prompts += prompts;
+    this.prefilled.joins++;
+  }
+
+  /** A request whose prompt is prefilled: it decodes in the batch, unless it is done already. */
+  private started(w: Waiting, seq: BatchSequence): void {
+    if (seq.done) w.out.end(seq.stopReason);
+    else this.running.push({ ...w, seq });
   }
 
   private hasStopString(r: Running): boolean {
