@@ -2,9 +2,9 @@
 // It sends the same completion requests at each level of requests in flight, in rounds that visit the levels in
 // turn (forward, then backward), and reports per level: generated tokens per second of wall time (median round,
 // and best), the ratio to one at a time, request latency percentiles over all rounds and, from the server's
-// /metrics when it has one (m1 serve does), the mean and largest batch of its steps and its CPU time per token
-// apart from the client's (the client runs on the same machine). Request i gets the same prompt, sampling and
-// seed at every level, so it must get the same text: the report says whether it did.
+// /metrics when it has one (m1 serve does), the mean and largest batch of its steps, the prompts per prefill and
+// its CPU time per token apart from the client's (the client runs on the same machine). Request i gets the same
+// prompt, sampling and seed at every level, so it must get the same text: the report says whether it did.
 //   node --import tsx benchmarks/serving/load.ts [--model mini-80k] [--requests 256] [--max-tokens 64] [--levels 1,4,16,64]
 //     [--rounds 3] [--endpoint URL (a running server; --model is then its served name)] [--out FILE]
 import { spawn, type ChildProcess } from "node:child_process";
@@ -61,7 +61,7 @@ async function scrape(url: string): Promise<Map<string, number> | null> {
 }
 
 /** What the server's metrics say of one run: its batch steps and its CPU time. */
-interface ServerShare { steps: number; meanBatch: number; largestBatch: string; cpuSeconds: number }
+interface ServerShare { steps: number; meanBatch: number; largestBatch: string; prompts: number; joins: number; cpuSeconds: number }
 
 function serverShare(before: Map<string, number>, after: Map<string, number>): ServerShare {
   const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
@@ -76,7 +76,10 @@ function serverShare(before: Map<string, number>, after: Map<string, number>): S
     }
     lower = le;
   }
-  return { steps, meanBatch: steps ? delta("m1_batch_size_sum") / steps : 0, largestBatch: largest, cpuSeconds: delta("process_cpu_seconds_total") };
+  return {
+    steps, meanBatch: steps ? delta("m1_batch_size_sum") / steps : 0, largestBatch: largest,
+    prompts: delta("m1_prefill_prompts_total"), joins: delta("m1_prefill_joins_total"), cpuSeconds: delta("process_cpu_seconds_total"),
+  };
 }
 
 interface Run { seconds: number; tokens: number; latencies: number[]; clientCpuSeconds: number; server: ServerShare | null }
@@ -144,8 +147,10 @@ try {
     const shares = xs.map((x) => x.server).filter((s): s is ServerShare => s !== null);
     const serverCells = shares.length === xs.length
       ? [(shares.reduce((a, s) => a + s.meanBatch * s.steps, 0) / Math.max(1, shares.reduce((a, s) => a + s.steps, 0))).toFixed(1),
-         shares.map((s) => s.largestBatch).sort((a, b) => parseInt(b) - parseInt(a))[0], perToken(shares.map((s) => s.cpuSeconds), tokens)]
-      : ["-", "-", "-"];
+         shares.map((s) => s.largestBatch).sort((a, b) => parseInt(b) - parseInt(a))[0],
+         (shares.reduce((a, s) => a + s.prompts, 0) / Math.max(1, shares.reduce((a, s) => a + s.joins, 0))).toFixed(1),
+         perToken(shares.map((s) => s.cpuSeconds), tokens)]
+      : ["-", "-", "-", "-"];
     return `| ${c} | ${median(rates).toFixed(0)} | ${Math.max(...rates).toFixed(0)} | ${(median(rates) / base).toFixed(2)} | ` +
       `${[0.5, 0.9, 0.99].map((p) => quantile(lat, p).toFixed(3)).join(" / ")} | ${serverCells.join(" | ")} | ${perToken(xs.map((x) => x.clientCpuSeconds), tokens)} |`;
   });
@@ -158,8 +163,8 @@ try {
     mismatches.size ? `**${mismatches.size} requests got another text at some level than at the first (requests ${[...mismatches].slice(0, 8).join(", ")}…)**`
       : "every request got the same text at every level and in every round",
     "",
-    "| in flight | tokens/s (median round) | best round | × one at a time (medians) | latency p50 / p90 / p99 s | mean batch | largest batch | server CPU µs per token | client CPU µs per token |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| in flight | tokens/s (median round) | best round | × one at a time (medians) | latency p50 / p90 / p99 s | mean batch | largest batch | prompts per prefill | server CPU µs per token | client CPU µs per token |",
+    "|---|---|---|---|---|---|---|---|---|---|",
     ...rows,
   ].join("\n") + "\n";
   process.stdout.write(table);

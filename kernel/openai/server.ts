@@ -14,7 +14,7 @@ import type { Model } from "../../engine/model.ts";
 import { InputError, M1Error, TokenizerError } from "../../engine/errors.ts";
 import { RequestError, parseBody, completionParams, chatParams, type SamplingParams, type ToolChoice } from "./requests.ts";
 import { TOOL_CALLS_OPEN } from "../../engine/tool-calls.ts";
-import { streamCompletion, chatPrompt, requireTokenizer, batchable, type EngineCompletion, type EngineRequest, type PromptFormat, type StreamedPiece } from "./completion.ts";
+import { streamCompletion, completeWithEngine, chatPrompt, requireTokenizer, batchable, type EngineCompletion, type EngineRequest, type PromptFormat, type StreamedPiece } from "./completion.ts";
 import { ChatOutput, splitChatAnswer, type ChatDelta, type ChatOutputOptions } from "./chat-output.ts";
 import { chatLogprobs, completionLogprobs, type TokenLogprob } from "./logprobs.ts";
 import { BatchScheduler } from "./scheduler.ts";
@@ -121,16 +121,16 @@ export class CompletionServer {
     };
     const respond = async (scheduler?: BatchScheduler) => {
       if (aborted.signal.aborted) return;
-      const stream = streamCompletion(this.model, request, scheduler);
       const reply = new Reply(res, this.name, format, chat, extra.logprobs);
+      if (!params.stream) return reply.whole(await completeWithEngine(this.model, request, scheduler));
+      const stream = streamCompletion(this.model, request, scheduler);
       let next = await stream.next(); // bad input fails here, before any header is written
-      if (params.stream) reply.startStream();
+      reply.startStream();
       while (!next.done) {
-        if (params.stream) reply.piece(next.value);
+        reply.piece(next.value);
         next = await stream.next();
       }
-      if (params.stream) reply.endStream(next.value, params.includeUsage);
-      else reply.whole(next.value);
+      reply.endStream(next.value, params.includeUsage);
     };
     if (batchable(request)) await respond(this.scheduler);
     else await this.scheduler.exclusive(() => respond());
