@@ -82,22 +82,21 @@ test("a group joins on one prefill: each member equals generate alone", async ()
   assert.equal(new Set(group.map((s) => s.cache)).size, 4, "each member has its own cache");
 });
 
-test("prompts prefilled together (joinMany) each equal generate alone; a bad one fails alone", async () => {
-  // 1 to 16 tokens (one packed pass on the dot path) and longer (prefilled one by one), more than a pass of 32 rows
+test("prompts prefilled together (joinMany) or in a step's pass (stepJoining) each equal generate alone; a bad one fails alone", async () => {
+  // 1 to 16 tokens (packed on the dot path) and longer (prefilled alone), more rows than a thread's group of 32
   const prompts: (string | number[])[] = [...additions(12, 5), "<s> 1 2 3 4 5 6 7 8 + 9 8 7 6 5 4 3 2 1 0 = <think>", [1]];
-  const options = prompts.map((_, i) => ({ temperature: 1, topP: 0.95, seed: 200 + i, thinkingBudget: 30, maxNewTokens: 40 }));
-  const batch = new DecodeBatch(mini);
-  const joined = await batch.joinMany([
-    ...prompts.slice(0, 6).map((prompt, i) => ({ prompt, options: options[i] })),
-    { prompt: [5, 99999] }, // outside the vocabulary
-    { prompt: [] }, // no tokens
-    ...prompts.slice(6).map((prompt, i) => ({ prompt, options: options[6 + i] })),
-  ]);
-  assert.match(String((joined[6] as PromiseRejectedResult).reason), /token id 99999 at index 1 is outside the vocabulary/);
-  assert.match(String((joined[7] as PromiseRejectedResult).reason), /the prompt has no tokens/);
-  const seqs = joined.filter((r) => r.status === "fulfilled").map((r) => (r as PromiseFulfilledResult<BatchSequence>).value);
-  assert.equal(seqs.length, prompts.length);
   assert.ok(mini.promptIds(prompts[12]).length > 16 && mini.promptIds(prompts[0]).length <= 16);
+  const options = prompts.map((_, i) => ({ temperature: 1, topP: 0.95, seed: 200 + i, thinkingBudget: 30, maxNewTokens: 40 }));
+  const requests = prompts.map((prompt, i) => ({ prompt, options: options[i] }));
+  const batch = new DecodeBatch(mini);
+  const first = await batch.joinMany([...requests.slice(0, 6), { prompt: [5, 99999] }]);
+  assert.match(String((first[6] as PromiseRejectedResult).reason), /token id 99999 at index 1 is outside the vocabulary/);
+  for (let k = 0; k < 3; k++) await batch.step();
+  const { finished, joined } = await batch.stepJoining([{ prompt: [] }, ...requests.slice(6)]);
+  assert.deepEqual(finished, []);
+  assert.match(String((joined[0] as PromiseRejectedResult).reason), /the prompt has no tokens/);
+  const seqs = [...first.slice(0, 6), ...joined.slice(1)].map((r) => (r as PromiseFulfilledResult<BatchSequence>).value);
+  assert.equal(batch.active.length, prompts.length);
   while (batch.active.length > 0) await batch.step();
   for (let i = 0; i < prompts.length; i++) {
     const ref = await alone(mini, prompts[i], options[i]);

@@ -109,67 +109,70 @@ export class BatchScheduler {
         await this.exclusives.shift()!();
         continue;
       }
-      // new requests join unless an exclusive one waits for the batch to drain
-      if (!this.exclusives.length && this.waiting.length && this.running.length < this.maxBatch) await this.admit();
-      if (this.running.length === 0) {
-        if (this.waiting.length || this.exclusives.length) continue;
-        return;
-      }
+      if (this.running.length === 0 && !this.waiting.length) return;
+      // a long prompt joins in chunks (with steps in between); short ones join in the next step's pass
+      if (this.waiting[0]?.prompt.length > PREFILL_CHUNK && this.canJoin()) await this.join(this.waiting.shift()!);
       await this.stepRunning();
     }
   }
 
-  /** One batch step of the running requests, then a pause for HTTP traffic. */
+  /** Whether waiting requests may join: the batch has room, and no exclusive request waits for it to drain. */
+  private canJoin(): boolean {
+    return !this.exclusives.length && this.running.length < this.maxBatch;
+  }
+
+  /** One batch step of the running requests whose pass also prefills the waiting requests with short prompts (at
+   *  most PREFILL_CHUNK prompt tokens in all, or one prompt; DecodeBatch.stepJoining: each gets the bits it gets
+   *  alone, and a request the engine rejects fails alone), then a pause for HTTP traffic. */
   private async stepRunning(): Promise<void> {
     for (const r of [...this.running]) if (r.signal?.aborted) this.finish(r, null, r.signal.reason);
-    if (this.running.length === 0) return;
-    while (this.stepsBySize.length <= this.running.length) this.stepsBySize.push(0);
-    this.stepsBySize[this.running.length]++;
+    const joining = this.takeShort();
+    if (this.running.length === 0 && joining.length === 0) return;
+    const stepping = [...this.running];
+    if (stepping.length) {
+      while (this.stepsBySize.length <= stepping.length) this.stepsBySize.push(0);
+      this.stepsBySize[stepping.length]++;
+    }
+    if (joining.length) this.countPrefill(joining.length);
+    let joined: PromiseSettledResult<BatchSequence>[] = [];
     try {
-      await this.batch.step();
+      const requests = joining.map((w) => ({ prompt: w.prompt, options: w.options }));
+      if (!stepping.length) joined = await this.batch.joinMany(requests);
+      else if (joining.length) joined = (await this.batch.stepJoining(requests)).joined;
+      else await this.batch.step();
     } catch (e) {
-      for (const r of [...this.running]) this.finish(r, null, e);
+      for (const r of stepping) this.finish(r, null, e);
+      for (const w of joining) w.out.end(null, e);
       return;
     }
-    for (const r of [...this.running]) {
+    for (const r of stepping) {
       r.out.push(r.seq.ids.at(-1)!);
       if (r.seq.done) this.finish(r, r.seq.stopReason);
       else if (r.stopStrings.length && this.hasStopString(r)) this.finish(r, "stop_string");
     }
+    joined.forEach((j, i) => (j.status === "fulfilled" ? this.started(joining[i], j.value) : joining[i].out.end(null, j.reason)));
     await new Promise((resolve) => setImmediate(resolve)); // let HTTP traffic in between steps
   }
 
-  /** Prefills the next waiting requests into the batch, about one chunk of prompt tokens per call: a request with a
-   *  long prompt alone (in chunks, see join), else the requests with short prompts that come first, together. */
-  private async admit(): Promise<void> {
-    if (this.waiting[0].prompt.length > PREFILL_CHUNK) await this.join(this.waiting.shift()!);
-    else await this.joinShort();
-  }
-
-  /** Prefills a long prompt into the batch in chunks; between two chunks waiting requests with short prompts join
-   *  and the running ones take a step: a long prompt holds up no one. A request the engine rejects fails alone. */
+  /** Prefills a long prompt into the batch in chunks; between two chunks the running requests take a step (and short
+   *  prompts join in it): a long prompt holds up no one. A request the engine rejects fails alone. */
   private async join(w: Waiting): Promise<void> {
     if (w.signal?.aborted) return w.out.end(null, w.signal.reason);
     this.countPrefill(1);
     try {
-      const seq = await this.batch.join(w.prompt, w.options, w.signal, () => this.betweenChunks());
+      const seq = await this.batch.join(w.prompt, w.options, w.signal, () => this.stepRunning());
       this.started(w, seq);
     } catch (e) {
       w.out.end(null, e);
     }
   }
 
-  private async betweenChunks(): Promise<void> {
-    if (!this.exclusives.length && this.running.length < this.maxBatch) await this.joinShort();
-    await this.stepRunning();
-  }
-
-  /** Prefills waiting requests with short prompts (at most PREFILL_CHUNK tokens in all, or one prompt) in one pass
-   *  (DecodeBatch.joinMany: each gets the bits it gets alone); a request the engine rejects fails alone. */
-  private async joinShort(): Promise<void> {
+  /** Takes the waiting requests with short prompts that join next (at most PREFILL_CHUNK prompt tokens in all, or
+   *  one prompt, as many as the batch has room for); those whose client left end here. */
+  private takeShort(): Waiting[] {
     const group: Waiting[] = [];
     let tokens = 0;
-    for (const w of this.waiting) {
+    for (const w of this.canJoin() ? this.waiting : []) {
       if (this.running.length + group.length >= this.maxBatch) break;
       if (w.prompt.length > PREFILL_CHUNK) continue;
       if (group.length && tokens + w.prompt.length > PREFILL_CHUNK) break;
@@ -178,15 +181,7 @@ export class BatchScheduler {
     }
     this.waiting = this.waiting.filter((w) => !group.includes(w));
     for (const w of group) if (w.signal?.aborted) w.out.end(null, w.signal.reason);
-    const live = group.filter((w) => !w.signal?.aborted);
-    if (!live.length) return;
-    this.countPrefill(live.length);
-    try {
-      const joined = await this.batch.joinMany(live.map((w) => ({ prompt: w.prompt, options: w.options })));
-      joined.forEach((r, i) => (r.status === "fulfilled" ? this.started(live[i], r.value) : live[i].out.end(null, r.reason)));
-    } catch (e) {
-      for (const w of live) w.out.end(null, e);
-    }
+    return group.filter((w) => !w.signal?.aborted);
   }
 
   private countPrefill(prompts: number): void {
