@@ -64,7 +64,6 @@ interface Prepared { ids: Int32Array; choosers: TokenChooser[] }
 interface Chosen { seq: BatchSequence; id: number }
 
 /** A step-able batch of sequences (see the module comment). */
-
 export class DecodeBatch {
   private readonly sequences: BatchSequence[] = [];
   private tags = 0;

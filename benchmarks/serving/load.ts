@@ -6,8 +6,8 @@
 // its CPU time per token apart from the client's (the client runs on the same machine). Request i gets the same
 // prompt, sampling and seed at every level, so it must get the same text: the report says whether it did.
 //   node --import tsx benchmarks/serving/load.ts [--model mini-80k] [--requests 256] [--max-tokens 64] [--levels 1,4,16,64]
-//     [--rounds 3] [--endpoint URL (a running server; --model is then its served name)] [--out FILE]
-import { spawn, type ChildProcess } from "node:child_process";
+//     [--rounds 3] [--endpoint URL (a running server; --model is then its served name) [--server-pid PID]] [--out FILE]
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import { parseArgs } from "node:util";
@@ -16,7 +16,8 @@ import { additionPrompt } from "./prompts.ts";
 
 const { values } = parseArgs({ options: {
   model: { type: "string", default: "mini-80k" }, requests: { type: "string", default: "256" }, "max-tokens": { type: "string", default: "64" },
-  levels: { type: "string", default: "1,4,16,64" }, rounds: { type: "string", default: "3" }, endpoint: { type: "string" }, out: { type: "string" },
+  levels: { type: "string", default: "1,4,16,64" }, rounds: { type: "string", default: "3" }, endpoint: { type: "string" },
+  "server-pid": { type: "string" }, out: { type: "string" },
 } });
 const total = positive("requests"), maxTokens = positive("max-tokens"), rounds = positive("rounds");
 const levels = values.levels!.split(",").map((v) => positive("levels", v));
@@ -61,7 +62,7 @@ async function scrape(url: string): Promise<Map<string, number> | null> {
 }
 
 /** What the server's metrics say of one run: its batch steps and its CPU time. */
-interface ServerShare { steps: number; meanBatch: number; largestBatch: string; prompts: number; joins: number; cpuSeconds: number }
+interface ServerShare { steps: number; meanBatch: number; largestBatch: string; prompts: number; joins: number }
 
 function serverShare(before: Map<string, number>, after: Map<string, number>): ServerShare {
   const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
@@ -78,17 +79,32 @@ function serverShare(before: Map<string, number>, after: Map<string, number>): S
   }
   return {
     steps, meanBatch: steps ? delta("m1_batch_size_sum") / steps : 0, largestBatch: largest,
-    prompts: delta("m1_prefill_prompts_total"), joins: delta("m1_prefill_joins_total"), cpuSeconds: delta("process_cpu_seconds_total"),
+    prompts: delta("m1_prefill_prompts_total"), joins: delta("m1_prefill_joins_total"),
   };
 }
 
-interface Run { seconds: number; tokens: number; latencies: number[]; clientCpuSeconds: number; server: ServerShare | null }
+interface Run { seconds: number; tokens: number; latencies: number[]; clientCpuSeconds: number; serverCpuSeconds: number | null; server: ServerShare | null }
+
+/** Clock ticks per second of /proc/PID/stat's CPU times. */
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"]).toString());
+
+/** CPU seconds of the server so far (user and system, all threads): from /proc for the child started here (or the
+ *  --server-pid of an endpoint on this machine), else its /metrics' process_cpu_seconds_total, if it has one. */
+function serverCpu(metrics: Map<string, number> | null): number | null {
+  const pid = server?.child.pid ?? values["server-pid"];
+  if (pid !== undefined) {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime and stime (fields 14 and 15 of stat)
+  }
+  return metrics?.get("process_cpu_seconds_total") ?? null;
+}
 
 /** Every request once with `concurrency` in flight (each client sends its next request when the last returns). */
 async function run(url: string, concurrency: number, count: number, texts: (string | undefined)[], mismatches: Set<number>): Promise<Run> {
   const latencies: number[] = [];
   let tokens = 0, next = 0;
   const before = await scrape(url);
+  const cpu0 = serverCpu(before);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   const client = async () => {
@@ -109,7 +125,11 @@ async function run(url: string, concurrency: number, count: number, texts: (stri
   const seconds = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
   const after = await scrape(url);
-  return { seconds, tokens, latencies, clientCpuSeconds: (c.user + c.system) / 1e6, server: before && after ? serverShare(before, after) : null };
+  const cpu1 = serverCpu(after);
+  return {
+    seconds, tokens, latencies, clientCpuSeconds: (c.user + c.system) / 1e6, serverCpuSeconds: cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null,
+    server: before && after ? serverShare(before, after) : null,
+  };
 }
 
 const median = (xs: number[]) => {
@@ -145,12 +165,13 @@ try {
     const lat = xs.flatMap((x) => x.latencies).sort((a, b) => a - b);
     const tokens = xs.map((x) => x.tokens);
     const shares = xs.map((x) => x.server).filter((s): s is ServerShare => s !== null);
-    const serverCells = shares.length === xs.length
+    const batchCells = shares.length === xs.length
       ? [(shares.reduce((a, s) => a + s.meanBatch * s.steps, 0) / Math.max(1, shares.reduce((a, s) => a + s.steps, 0))).toFixed(1),
          shares.map((s) => s.largestBatch).sort((a, b) => parseInt(b) - parseInt(a))[0],
-         (shares.reduce((a, s) => a + s.prompts, 0) / Math.max(1, shares.reduce((a, s) => a + s.joins, 0))).toFixed(1),
-         perToken(shares.map((s) => s.cpuSeconds), tokens)]
-      : ["-", "-", "-", "-"];
+         (shares.reduce((a, s) => a + s.prompts, 0) / Math.max(1, shares.reduce((a, s) => a + s.joins, 0))).toFixed(1)]
+      : ["-", "-", "-"];
+    const cpu = xs.map((x) => x.serverCpuSeconds);
+    const serverCells = [...batchCells, cpu.every((c) => c !== null) ? perToken(cpu as number[], tokens) : "-"];
     return `| ${c} | ${median(rates).toFixed(0)} | ${Math.max(...rates).toFixed(0)} | ${(median(rates) / base).toFixed(2)} | ` +
       `${[0.5, 0.9, 0.99].map((p) => quantile(lat, p).toFixed(3)).join(" / ")} | ${serverCells.join(" | ")} | ${perToken(xs.map((x) => x.clientCpuSeconds), tokens)} |`;
   });
