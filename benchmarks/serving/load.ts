@@ -1,26 +1,34 @@
-// Load generator for an OpenAI-compatible server: `m1 serve` started here as a child process, or any --endpoint.
-// It sends the same completion requests at each level of requests in flight, in rounds that visit the levels in
-// turn (forward, then backward), and reports per level: generated tokens per second of wall time (median round,
-// and best), the ratio to one at a time, request latency percentiles over all rounds and, from the server's
-// /metrics when it has one (m1 serve does), the mean and largest batch of its steps, the prompts per prefill and
-// its CPU time per token apart from the client's (the client runs on the same machine). Request i gets the same
-// prompt, sampling and seed at every level, so it must get the same text: the report says whether it did.
+// Load generator for an OpenAI-compatible server: `m1 serve` started here as a child process, or any --endpoint,
+// or (--direct) the server's scheduler and completion code in this process without HTTP, which separates what
+// HTTP costs from what batching gives. It sends the same completion requests at each level of requests in flight,
+// in rounds that visit the levels in turn (forward, then backward), and reports per level: generated tokens per
+// second of wall time (median round, and best), the ratio to one at a time, request latency percentiles over all
+// rounds and, from the server's /metrics when it has one (m1 serve does), the mean and largest batch of its steps
+// and the prompts per prefill; the server's CPU time per token apart from the client's (the client runs on the
+// same machine). Request i gets the same prompt, sampling and seed at every level, so it must get the same text:
+// the report says whether it did.
 //   node --import tsx benchmarks/serving/load.ts [--model mini-80k] [--requests 256] [--max-tokens 64] [--levels 1,4,16,64]
-//     [--rounds 3] [--endpoint URL (a running server; --model is then its served name) [--server-pid PID]] [--out FILE]
+//     [--rounds 3] [--direct | --endpoint URL (a running server; --model is its served name) [--server-pid PID]] [--out FILE]
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { additionPrompt } from "./prompts.ts";
+import { loadLocalModel } from "../registry.ts";
+import { BatchScheduler } from "../../kernel/openai/scheduler.ts";
+import { completeWithEngine } from "../../kernel/openai/completion.ts";
+import { metricsText } from "../../kernel/openai/metrics.ts";
 
 const { values } = parseArgs({ options: {
   model: { type: "string", default: "mini-80k" }, requests: { type: "string", default: "256" }, "max-tokens": { type: "string", default: "64" },
-  levels: { type: "string", default: "1,4,16,64" }, rounds: { type: "string", default: "3" }, endpoint: { type: "string" },
-  "server-pid": { type: "string" }, out: { type: "string" },
+  levels: { type: "string", default: "1,4,16,64" }, rounds: { type: "string", default: "3" }, direct: { type: "boolean", default: false },
+  endpoint: { type: "string" }, "server-pid": { type: "string" }, out: { type: "string" },
 } });
 const total = positive("requests"), maxTokens = positive("max-tokens"), rounds = positive("rounds");
 const levels = values.levels!.split(",").map((v) => positive("levels", v));
+if (values.direct && values.endpoint) throw new Error("--direct runs the scheduler in this process: it takes no --endpoint");
+if (values["server-pid"] && !values.endpoint) throw new Error("--server-pid names the process of an --endpoint");
 
 function positive(flag: string, text = values[flag as keyof typeof values] as string): number {
   const n = Number(text);
@@ -28,10 +36,60 @@ function positive(flag: string, text = values[flag as keyof typeof values] as st
   return n;
 }
 
-/** Starts `m1 serve` on a free port; resolves with its /v1 URL once it listens. */
-async function startServer(): Promise<{ child: ChildProcess; url: string }> {
+/** Where the requests go: send(i) → the completion's tokens and text; the server's metrics and CPU seconds so far. */
+interface Target {
+  label: string;
+  send(i: number): Promise<{ tokens: number; text: string }>;
+  metrics(): Promise<Map<string, number> | null>;
+  /** CPU seconds of the server so far (user and system, all threads), or null where unknown */
+  cpu(metrics: Map<string, number> | null): number | null;
+  /** whether the client's CPU time is the server's too (one process) */
+  sameProcess: boolean;
+  close(): void;
+}
+
+/** Prometheus text → metric (name with labels) → value. */
+function parseMetrics(text: string): Map<string, number> {
+  const metrics = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^([^#\s][^\s]*)\s+(\S+)$/.exec(line);
+    if (m) metrics.set(m[1], Number(m[2]));
+  }
+  return metrics;
+}
+
+/** Clock ticks per second of /proc/PID/stat's CPU times. */
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"]).toString());
+
+/** CPU seconds of a process on this machine so far: utime and stime, fields 14 and 15 of /proc/PID/stat. */
+function processCpu(pid: number | string): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** An OpenAI-compatible server at `url` (its /v1), whose process is `pid` when it runs on this machine. */
+function httpTarget(label: string, url: string, pid: number | string | undefined, close = () => {}): Target {
+  return {
+    label, sameProcess: false, close,
+    async send(i) {
+      const body = { model: values.model, prompt: additionPrompt(i), max_tokens: maxTokens, temperature: 1, top_p: 0.95, seed: i };
+      const res = await fetch(`${url}/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      const json = (await res.json()) as { usage: { completion_tokens: number }; choices: { text: string }[] };
+      if (!res.ok) throw new Error(`request ${i}: HTTP ${res.status}: ${JSON.stringify(json)}`);
+      return { tokens: json.usage.completion_tokens, text: json.choices[0].text };
+    },
+    async metrics() {
+      const res = await fetch(new URL("/metrics", url)).catch(() => null);
+      return res?.ok ? parseMetrics(await res.text()) : null;
+    },
+    cpu: (metrics) => (pid !== undefined ? processCpu(pid) : metrics?.get("process_cpu_seconds_total") ?? null),
+  };
+}
+
+/** Starts `m1 serve` as a child process on a free port. */
+async function childServer(): Promise<Target> {
   const m1 = fileURLToPath(new URL("../../kernel/bin/m1.mjs", import.meta.url));
-  const child = spawn(process.execPath, [m1, "serve", values.model!, "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
+  const child: ChildProcess = spawn(process.execPath, [m1, "serve", values.model!, "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (d) => {
@@ -41,27 +99,28 @@ async function startServer(): Promise<{ child: ChildProcess; url: string }> {
     });
     child.once("exit", (code) => reject(new Error(`m1 serve exited (${code})`)));
   });
-  return { child, url };
+  return httpTarget(`m1 serve ${values.model}`, url, child.pid, () => child.kill("SIGTERM"));
 }
 
-/** Request i: a 6-digit addition for the demo pair, sampled at temperature 1 with its own seed. */
-function body(i: number) {
-  return { model: values.model, prompt: additionPrompt(i), max_tokens: maxTokens, temperature: 1, top_p: 0.95, seed: i };
+/** The server's scheduler and completion code in this process: the same requests, no HTTP. */
+async function directTarget(): Promise<Target> {
+  const { model } = await loadLocalModel(values.model!);
+  const scheduler = new BatchScheduler(model);
+  return {
+    label: `${values.model} through m1 serve's scheduler in this process, without HTTP`, sameProcess: true, close: () => {},
+    async send(i) {
+      const c = await completeWithEngine(model, { prompt: additionPrompt(i), maxTokens, temperature: 1, topP: 0.95, seed: i }, scheduler);
+      return { tokens: c.completionTokens, text: c.text };
+    },
+    metrics: async () => parseMetrics(metricsText(scheduler)),
+    cpu: () => {
+      const c = process.cpuUsage();
+      return (c.user + c.system) / 1e6;
+    },
+  };
 }
 
-/** The server's Prometheus metrics (name with labels → value), or null where it has no /metrics. */
-async function scrape(url: string): Promise<Map<string, number> | null> {
-  const res = await fetch(new URL("/metrics", url)).catch(() => null);
-  if (!res?.ok) return null;
-  const metrics = new Map<string, number>();
-  for (const line of (await res.text()).split("\n")) {
-    const m = /^([^#\s][^\s]*)\s+(\S+)$/.exec(line);
-    if (m) metrics.set(m[1], Number(m[2]));
-  }
-  return metrics;
-}
-
-/** What the server's metrics say of one run: its batch steps and its CPU time. */
+/** What the server's metrics say of one run: its batch steps and its prefills. */
 interface ServerShare { steps: number; meanBatch: number; largestBatch: string; prompts: number; joins: number }
 
 function serverShare(before: Map<string, number>, after: Map<string, number>): ServerShare {
@@ -85,47 +144,30 @@ function serverShare(before: Map<string, number>, after: Map<string, number>): S
 
 interface Run { seconds: number; tokens: number; latencies: number[]; clientCpuSeconds: number; serverCpuSeconds: number | null; server: ServerShare | null }
 
-/** Clock ticks per second of /proc/PID/stat's CPU times. */
-const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"]).toString());
-
-/** CPU seconds of the server so far (user and system, all threads): from /proc for the child started here (or the
- *  --server-pid of an endpoint on this machine), else its /metrics' process_cpu_seconds_total, if it has one. */
-function serverCpu(metrics: Map<string, number> | null): number | null {
-  const pid = server?.child.pid ?? values["server-pid"];
-  if (pid !== undefined) {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime and stime (fields 14 and 15 of stat)
-  }
-  return metrics?.get("process_cpu_seconds_total") ?? null;
-}
-
 /** Every request once with `concurrency` in flight (each client sends its next request when the last returns). */
-async function run(url: string, concurrency: number, count: number, texts: (string | undefined)[], mismatches: Set<number>): Promise<Run> {
+async function run(target: Target, concurrency: number, count: number, texts: (string | undefined)[], mismatches: Set<number>): Promise<Run> {
   const latencies: number[] = [];
   let tokens = 0, next = 0;
-  const before = await scrape(url);
-  const cpu0 = serverCpu(before);
+  const before = await target.metrics();
+  const cpu0 = target.cpu(before);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   const client = async () => {
     while (next < count) {
       const i = next++;
       const s = performance.now();
-      const res = await fetch(`${url}/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body(i)) });
-      const json = (await res.json()) as { usage: { completion_tokens: number }; choices: { text: string }[] };
-      if (!res.ok) throw new Error(`request ${i}: HTTP ${res.status}: ${JSON.stringify(json)}`);
+      const reply = await target.send(i);
       latencies.push((performance.now() - s) / 1000);
-      tokens += json.usage.completion_tokens;
-      const text = json.choices[0].text;
-      if (texts[i] === undefined) texts[i] = text;
-      else if (texts[i] !== text) mismatches.add(i);
+      tokens += reply.tokens;
+      if (texts[i] === undefined) texts[i] = reply.text;
+      else if (texts[i] !== reply.text) mismatches.add(i);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, client));
   const seconds = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
-  const after = await scrape(url);
-  const cpu1 = serverCpu(after);
+  const after = await target.metrics();
+  const cpu1 = target.cpu(after);
   return {
     seconds, tokens, latencies, clientCpuSeconds: (c.user + c.system) / 1e6, serverCpuSeconds: cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null,
     server: before && after ? serverShare(before, after) : null,
@@ -139,18 +181,19 @@ const median = (xs: number[]) => {
 /** The p-quantile by nearest rank. */
 const quantile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
 
-const server = values.endpoint ? null : await startServer();
-const url = values.endpoint?.replace(/\/+$/, "") ?? server!.url;
+const target = values.direct ? await directTarget()
+  : values.endpoint ? httpTarget(values.endpoint, values.endpoint.replace(/\/+$/, ""), values["server-pid"])
+  : await childServer();
 try {
   const loadBefore = os.loadavg();
   const texts: (string | undefined)[] = [];
   const mismatches = new Set<number>();
   // warm-up (weights into cache, JIT, the batch's buffers at the largest size): not reported
-  await run(url, Math.max(...levels), Math.min(total, 2 * Math.max(...levels)), [], new Set());
+  await run(target, Math.max(...levels), Math.min(total, 2 * Math.max(...levels)), [], new Set());
   const runs = new Map<number, Run[]>(levels.map((c) => [c, []]));
   for (let r = 0; r < rounds; r++) {
     for (const c of r % 2 ? [...levels].reverse() : levels) {
-      const x = await run(url, c, total, texts, mismatches);
+      const x = await run(target, c, total, texts, mismatches);
       runs.get(c)!.push(x);
       process.stderr.write(`round ${r + 1}, ${c} in flight: ${(x.tokens / x.seconds).toFixed(0)} tokens/s\n`);
     }
@@ -165,20 +208,20 @@ try {
     const lat = xs.flatMap((x) => x.latencies).sort((a, b) => a - b);
     const tokens = xs.map((x) => x.tokens);
     const shares = xs.map((x) => x.server).filter((s): s is ServerShare => s !== null);
+    const sum = (f: (s: ServerShare) => number) => shares.reduce((a, s) => a + f(s), 0);
     const batchCells = shares.length === xs.length
-      ? [(shares.reduce((a, s) => a + s.meanBatch * s.steps, 0) / Math.max(1, shares.reduce((a, s) => a + s.steps, 0))).toFixed(1),
-         shares.map((s) => s.largestBatch).sort((a, b) => parseInt(b) - parseInt(a))[0],
-         (shares.reduce((a, s) => a + s.prompts, 0) / Math.max(1, shares.reduce((a, s) => a + s.joins, 0))).toFixed(1)]
+      ? [(sum((s) => s.meanBatch * s.steps) / Math.max(1, sum((s) => s.steps))).toFixed(1),
+         shares.map((s) => s.largestBatch).sort((a, b) => parseInt(b) - parseInt(a))[0], (sum((s) => s.prompts) / Math.max(1, sum((s) => s.joins))).toFixed(1)]
       : ["-", "-", "-"];
     const cpu = xs.map((x) => x.serverCpuSeconds);
-    const serverCells = [...batchCells, cpu.every((c) => c !== null) ? perToken(cpu as number[], tokens) : "-"];
+    const serverCpu = cpu.every((s) => s !== null) ? perToken(cpu as number[], tokens) : "-";
+    const clientCpu = target.sameProcess ? "(in the server's)" : perToken(xs.map((x) => x.clientCpuSeconds), tokens);
     return `| ${c} | ${median(rates).toFixed(0)} | ${Math.max(...rates).toFixed(0)} | ${(median(rates) / base).toFixed(2)} | ` +
-      `${[0.5, 0.9, 0.99].map((p) => quantile(lat, p).toFixed(3)).join(" / ")} | ${serverCells.join(" | ")} | ${perToken(xs.map((x) => x.clientCpuSeconds), tokens)} |`;
+      `${[0.5, 0.9, 0.99].map((p) => quantile(lat, p).toFixed(3)).join(" / ")} | ${batchCells.join(" | ")} | ${serverCpu} | ${clientCpu} |`;
   });
-  const tokensPerRound = runs.get(levels[0])![0].tokens;
   const table = [
     `${total} completion requests of up to ${maxTokens} tokens (6-digit additions, temperature 1, top-p 0.95, one seed per request; ` +
-      `${tokensPerRound} tokens generated per level and round) to \`${values.endpoint ?? `m1 serve ${values.model}`}\`, ${rounds} rounds visiting the levels in turn`,
+      `${runs.get(levels[0])![0].tokens} tokens generated per level and round) to ${target.label}, ${rounds} rounds visiting the levels in turn`,
     `${os.availableParallelism()} CPUs, load average (1, 5, 15 min) ${loadBefore.map((l) => l.toFixed(2)).join(", ")} at the start, ` +
       `${loadAfter.map((l) => l.toFixed(2)).join(", ")} at the end`,
     mismatches.size ? `**${mismatches.size} requests got another text at some level than at the first (requests ${[...mismatches].slice(0, 8).join(", ")}…)**`
@@ -190,7 +233,8 @@ try {
   ].join("\n") + "\n";
   process.stdout.write(table);
   if (values.out) fs.writeFileSync(values.out, table);
-  if (mismatches.size && server) process.exitCode = 1; // m1 serve promises each request the tokens it gets alone
+  // m1 serve promises each request the tokens it gets alone; other servers may not batch bit-exactly
+  if (mismatches.size && !values.endpoint) process.exitCode = 1;
 } finally {
-  server?.child.kill("SIGTERM");
+  target.close();
 }
