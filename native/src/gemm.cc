@@ -85,19 +85,21 @@ constexpr int MR = 4, NV = 4;
 #endif
 constexpr int NR = NV * V::W;
 
-// C[M×NR] = beta·C + A[M×K]·B[K×NR]; B rows (NR contiguous floats) are ldb apart.
+// C[M×NR] = beta·C + A[M×K]·B[K×NR]; A(r, k) = A[r·lda + k·aks] (aks = 1: row-major A; lda = 1: A given
+// transposed, as the weight gradient reads dy); B rows (NR contiguous floats) are ldb apart.
 template <int M>
-static void ukr(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
-                float beta) {
+static void ukr(int64_t K, const float* A, int64_t lda, int64_t aks, const float* B, int64_t ldb, float* C,
+                int64_t ldc, float beta) {
   V acc[M][NV];
   M1_UNROLL for (int r = 0; r < M; r++) {
     M1_UNROLL for (int j = 0; j < NV; j++) acc[r][j] = V::zero();
   }
-  for (int64_t k = 0; k < K; k++) {
+  const float* ak = A;
+  for (int64_t k = 0; k < K; k++, ak += aks) {
     V b[NV];
     M1_UNROLL for (int j = 0; j < NV; j++) b[j] = V::load(B + k * ldb + j * V::W);
     M1_UNROLL for (int r = 0; r < M; r++) {
-      const V a = V::set1(A[r * lda + k]);
+      const V a = V::set1(ak[r * lda]);
       M1_UNROLL for (int j = 0; j < NV; j++) acc[r][j] = fma(a, b[j], acc[r][j]);
     }
   }
@@ -123,7 +125,7 @@ static void ukr(int64_t K, const float* A, int64_t lda, const float* B, int64_t 
   }
 }
 
-using UkrFn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, float);
+using UkrFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, float);
 
 template <int... I>
 struct UkrTable {
@@ -142,11 +144,11 @@ using Ukrs = UkrTable<0, 1, 2, 3>;
 static_assert(sizeof(Ukrs::fns) / sizeof(UkrFn) == MR + 1, "ukr table size");
 
 // One tile of mr <= MR rows and nr <= NR columns. B must be readable for NR columns.
-static inline void tile(int64_t mr, int64_t nr, int64_t K, const float* A, int64_t lda, const float* B,
+static inline void tile(int64_t mr, int64_t nr, int64_t K, const float* A, int64_t lda, int64_t aks, const float* B,
                         int64_t ldb, float* C, int64_t ldc, float beta) {
-  if (nr == NR) return Ukrs::fns[mr](K, A, lda, B, ldb, C, ldc, beta);
+  if (nr == NR) return Ukrs::fns[mr](K, A, lda, aks, B, ldb, C, ldc, beta);
   alignas(64) float t[MR * NR];
-  Ukrs::fns[mr](K, A, lda, B, ldb, t, NR, 0.0f);
+  Ukrs::fns[mr](K, A, lda, aks, B, ldb, t, NR, 0.0f);
   for (int64_t r = 0; r < mr; r++) {
     float* c = C + r * ldc;
     const float* s = t + r * NR;
@@ -183,7 +185,7 @@ void gemm_nn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
       ldbp = NR;
     }
     for (int64_t i = 0; i < M; i += MR) {
-      tile(imin(MR, M - i), nr, K, A + i * lda, lda, bp, ldbp, C + i * ldc + j, ldc, beta);
+      tile(imin(MR, M - i), nr, K, A + i * lda, lda, 1, bp, ldbp, C + i * ldc + j, ldc, beta);
     }
   }
 }
@@ -455,11 +457,11 @@ static void pack_panel(const WeightView& w, int64_t j, int64_t nr, int64_t k0, i
   else pack_panel_t<kF16>(w, j, nr, k0, kc, dst);
 }
 
-// C[M, N] = beta·C + A[M, K] · B[K, N] with B given by its packer: pack(j, nr, k0, kc, dst) writes
-// dst[kk·NR + jj] = B[k0 + kk, j + jj] as f32 (zero for jj >= nr). Threads split the columns into blocks of
-// up to 8 panels, and the rows too when there are few column blocks.
+// C[M, N] = beta·C + A[M, K] · B[K, N] with A(i, k) = A[i·lda + k·aks] and B given by its packer:
+// pack(j, nr, k0, kc, dst) writes dst[kk·NR + jj] = B[k0 + kk, j + jj] as f32 (zero for jj >= nr). Threads
+// split the columns into blocks of up to 8 panels, and the rows too when there are few column blocks.
 template <class Pack>
-static void packed_gemm(const float* A, int64_t lda, int64_t M, int64_t N, int64_t K, Pack pack, float* C,
+static void packed_gemm(const float* A, int64_t lda, int64_t aks, int64_t M, int64_t N, int64_t K, Pack pack, float* C,
                         int64_t ldc, float beta) {
   const int64_t T = num_threads();
   const int64_t panels = cdiv(N, NR);
@@ -494,7 +496,7 @@ static void packed_gemm(const float* A, int64_t lda, int64_t M, int64_t N, int64
             const int64_t nr = imin(NR, j1 - j);
             const float* bp = packed + p * kc * NR;
             for (int64_t i = ic; i < ie; i += MR) {
-              tile(imin(MR, ie - i), nr, kc, A + i * lda + pc, lda, bp, NR, C + i * ldc + j, ldc, b);
+              tile(imin(MR, ie - i), nr, kc, A + i * lda + pc * aks, lda, aks, bp, NR, C + i * ldc + j, ldc, b);
             }
           }
         }
@@ -517,13 +519,20 @@ void matmul(const float* x, int64_t M, const WeightView& w, float* out) {
   }
   if (M <= kXtMaxRows) return small_m(x, M, w, out);
   packed_gemm(
-      x, K, M, N, K, [&](int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) { pack_panel(w, j, nr, k0, kc, dst); },
+      x, K, 1, M, N, K, [&](int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) { pack_panel(w, j, nr, k0, kc, dst); },
       out, N, 0.0f);
 }
 
 // ---------------------------------------------------------------- backward products
 // dst[kk·NR + jj] = W[k0 + kk, j + jj] as f32: rows of W are already k-major, so a panel is row pieces.
 static void pack_rows(const WeightView& w, int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) {
+  if (w.dtype == kF32 && nr == NR) {  // whole f32 panels: vector copies (a memcpy call per NR floats costs more)
+    const float* src = static_cast<const float*>(w.data) + k0 * w.cols + j;
+    for (int64_t kk = 0; kk < kc; kk++) {
+      M1_UNROLL for (int g = 0; g < NV; g++) V::load(src + kk * w.cols + g * V::W).store(dst + kk * NR + g * V::W);
+    }
+    return;
+  }
   for (int64_t kk = 0; kk < kc; kk++) {
     float* d = dst + kk * NR;
     convert_row(w, k0 + kk, j, nr, d);
@@ -539,60 +548,20 @@ void matmul_dx(const float* dy, int64_t n, const WeightView& w, float* dx, float
     return;
   }
   packed_gemm(
-      dy, w.rows, n, w.cols, w.rows,
+      dy, w.rows, 1, n, w.cols, w.rows,
       [&](int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) { pack_rows(w, j, nr, k0, kc, dst); }, dx, w.cols,
       beta);
 }
 
-// dst[c·ldd + r] = src[r·lds + c] for r < rows, c < cols; W × W blocks through the register transpose.
-static void transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst, int64_t ldd) {
-  parallel_for(cdiv(cols, V::W), imax(1, 4096 / imax(1, rows)), [&](int64_t lo, int64_t hi) {
-    for (int64_t c0 = lo * V::W; c0 < imin(cols, hi * V::W); c0 += V::W) {
-      const int64_t cw = imin(V::W, cols - c0);
-      int64_t r0 = 0;
-#if defined(M1_ISA_AVX512) || defined(M1_ISA_AVX2)
-      if (cw == V::W) {
-        for (; r0 + V::W <= rows; r0 += V::W) {
-  #if defined(M1_ISA_AVX512)
-          __m512 t[16];
-  #else
-          __m256 t[8];
-  #endif
-          for (int i = 0; i < V::W; i++) t[i] = V::load(src + (r0 + i) * lds + c0).v;
-  #if defined(M1_ISA_AVX512)
-          transpose16(t);
-  #else
-          transpose8(t);
-  #endif
-          for (int i = 0; i < V::W; i++) V{t[i]}.store(dst + (c0 + i) * ldd + r0);
-        }
-      }
-#endif
-      for (int64_t c = c0; c < c0 + cw; c++)
-        for (int64_t r = r0; r < rows; r++) dst[c * ldd + r] = src[r * lds + c];
-    }
-  });
-}
-
 // dw[rows, cols] += dy[n, rows]ᵀ · x[n, cols]: the weight gradient of out = x · Wᵀ, summed over the n rows.
-// dyᵀ is formed once (rows × n floats) so that the product runs on the packed micro-kernel.
+// The micro-kernel reads dyᵀ in place (A(r, k) = dy[k·rows + r]: MR neighbouring floats of one dy row per k).
 void matmul_dw(const float* dy, const float* x, int64_t n, int64_t rows, int64_t cols, float* dw) {
   if (n <= 0 || rows <= 0 || cols <= 0) return;
-  // rows of dyᵀ a little longer than n: a power-of-two row length would put the micro-kernel's rows of A in
-  // one cache set
-  const int64_t ld = n + 16;
-  float* dyt = static_cast<float*>(aalloc(size_t(rows * ld) * 4 + 64));
-  if (!dyt) {
-    fprintf(stderr, "m1native: out of memory (%lld bytes for a weight gradient)\n", (long long)(rows * n * 4));
-    abort();
-  }
-  transpose(dy, n, rows, rows, dyt, ld);
   const WeightView xv{x, kF32, n, cols};
   packed_gemm(
-      dyt, ld, rows, cols, n,
+      dy, 1, rows, rows, cols, n,
       [&](int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) { pack_rows(xv, j, nr, k0, kc, dst); }, dw, cols,
       1.0f);
-  afree(dyt);
 }
 
 }  // namespace M1_NS
