@@ -54,14 +54,24 @@ void sigmoid_backward(const float* y, const float* dy, float* dx, int64_t len) {
 
 // out = silu(gate) ⊙ up: dgate = dy ⊙ up ⊙ silu'(gate), dup = dy ⊙ silu(gate). dgate may alias gate, dup up.
 void swiglu_backward(const float* gate, const float* up, const float* dy, float* dgate, float* dup, int64_t len) {
+  const auto grads = [](V g, V u, V d, V& dg, V& du) {
+    const V s = v_sigmoid(g);
+    dg = d * u * (s * fma(g, V::set1(1.0f) - s, V::set1(1.0f)));
+    du = d * (g * s);
+  };
   parallel_for(len, kGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; i += V::W) {
-      const int64_t e = imin(hi, i + V::W);
-      const typename V::Mask m = V::mask(e - i);
-      const V g = V::load(gate + i, m), u = V::load(up + i, m), d = V::load(dy + i, m);
-      const V s = v_sigmoid(g);
-      (d * u * (s * fma(g, V::set1(1.0f) - s, V::set1(1.0f)))).store(dgate + i, m);
-      (d * (g * s)).store(dup + i, m);
+    int64_t i = lo;
+    V dg, du;
+    for (; i + V::W <= hi; i += V::W) {  // whole vectors unmasked: masked stores are slow on some cores (AMD)
+      grads(V::load(gate + i), V::load(up + i), V::load(dy + i), dg, du);
+      dg.store(dgate + i);
+      du.store(dup + i);
+    }
+    if (i < hi) {
+      const typename V::Mask m = V::mask(hi - i);
+      grads(V::load(gate + i, m), V::load(up + i, m), V::load(dy + i, m), dg, du);
+      dg.store(dgate + i, m);
+      du.store(dup + i, m);
     }
   });
 }
