@@ -87,11 +87,17 @@ void rmsnorm_backward(const float* x, const float* dy, int64_t n, int64_t dim, c
       const float* xr = x + t * dim;
       const float* g = dy + t * dim;
       const double rt = 1.0 / sqrt(sumsq_f64(xr, dim) / double(dim) + eps);
-      double c = 0;
-      for (int64_t i = 0; i < dim; i++) c += double(weight[i]) * double(g[i]) * double(xr[i]);
+      // Σ w·dy·x in double, four partial sums (one chain would wait on each add's latency)
+      double c4[4] = {0, 0, 0, 0};
+      int64_t i = 0;
+      for (; i + 4 <= dim; i += 4) {
+        for (int u = 0; u < 4; u++) c4[u] += double(weight[i + u]) * double(g[i + u]) * double(xr[i + u]);
+      }
+      for (; i < dim; i++) c4[0] += double(weight[i]) * double(g[i]) * double(xr[i]);
+      const double c = (c4[0] + c4[1]) + (c4[2] + c4[3]);
       const float a = float(rt), b = float(rt * rt * rt * c / double(dim));
       float* o = dx + t * dim;
-      for (int64_t i = 0; i < dim; i++) o[i] = a * weight[i] * g[i] - b * xr[i];
+      for (i = 0; i < dim; i++) o[i] = a * weight[i] * g[i] - b * xr[i];
       r[t] = a;
     }
   });

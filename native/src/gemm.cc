@@ -525,11 +525,14 @@ void matmul(const float* x, int64_t M, const WeightView& w, float* out) {
 
 // ---------------------------------------------------------------- backward products
 // dst[kk·NR + jj] = W[k0 + kk, j + jj] as f32: rows of W are already k-major, so a panel is row pieces.
-static void pack_rows(const WeightView& w, int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) {
-  if (w.dtype == kF32 && nr == NR) {  // whole f32 panels: vector copies (a memcpy call per NR floats costs more)
-    const float* src = static_cast<const float*>(w.data) + k0 * w.cols + j;
+template <int DT>
+static void pack_rows_t(const WeightView& w, int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) {
+  if (nr == NR) {  // whole panels: vector loads (a convert_row or memcpy call per NR values costs more)
+    constexpr int esz = DT == kF32 ? 4 : 2;
+    const char* src = static_cast<const char*>(w.data) + (k0 * w.cols + j) * esz;
     for (int64_t kk = 0; kk < kc; kk++) {
-      M1_UNROLL for (int g = 0; g < NV; g++) V::load(src + kk * w.cols + g * V::W).store(dst + kk * NR + g * V::W);
+      const char* row = src + kk * w.cols * esz;
+      M1_UNROLL for (int g = 0; g < NV; g++) load_w<DT>(row + g * V::W * esz).store(dst + kk * NR + g * V::W);
     }
     return;
   }
@@ -538,6 +541,12 @@ static void pack_rows(const WeightView& w, int64_t j, int64_t nr, int64_t k0, in
     convert_row(w, k0 + kk, j, nr, d);
     for (int64_t jj = nr; jj < NR; jj++) d[jj] = 0.0f;
   }
+}
+
+static void pack_rows(const WeightView& w, int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) {
+  if (w.dtype == kF32) pack_rows_t<kF32>(w, j, nr, k0, kc, dst);
+  else if (w.dtype == kBF16) pack_rows_t<kBF16>(w, j, nr, k0, kc, dst);
+  else pack_rows_t<kF16>(w, j, nr, k0, kc, dst);
 }
 
 // dx[n, w.cols] = beta·dx + dy[n, w.rows] · W: the input gradient of out = x · Wᵀ.
