@@ -192,7 +192,7 @@ const native: Binding = load();
 /** The kernel path in use, the paths this CPU and build support, and the thread count. */
 export const cpuInfo: Binding["cpuInfo"] = native.cpuInfo;
 
-/** Arrays of 1 MiB and more that ops return come from a pool: once the garbage collector frees one, its memory
+/** Arrays of 64 KiB and more that ops return come from a pool: once the garbage collector frees one, its memory
  *  (already mapped, so no page faults) serves the next array of about the same size. */
 export const memoryStats: Binding["memoryStats"] = native.memoryStats;
 /** Expert rows (token, expert slots) the MoE has computed since the addon loaded, in every path: a slot whose weight
@@ -202,7 +202,7 @@ export const expertRowsComputed: Binding["expertRowsComputed"] = native.expertRo
 /** The longest array an op makes or takes (2^32 floats: V8's longest Float32Array on Node 20). */
 export const MAX_ARRAY_LENGTH = 2 ** 32;
 
-/** A new array for ops to write into, e.g. several outputs into parts of it. From 1 MiB on it comes from the pool and
+/** A new array for ops to write into, e.g. several outputs into parts of it. From 64 KiB on it comes from the pool and
  *  its contents are undefined (whatever an earlier array held) until written. */
 export const empty: Binding["empty"] = native.empty;
 

@@ -336,6 +336,11 @@ for (const isa of m1.cpuInfo().supported as m1.Isa[]) {
     const dqkv = bw.lightningBackwardQkv(qkv, dout, n, heads, d, slopes, block);
     const parts = m1.splitQkv(dqkv, n, heads, d);
     assert.ok(relErr(parts.q, g.dq) < 1e-6 && relErr(parts.k, g.dk) < 1e-6 && relErr(parts.v, g.dv) < 1e-6, "interleaved form");
+    const into = new Float32Array(3 * len).fill(NaN); // every element written
+    assert.equal(bw.lightningBackwardQkv(qkv, dout, n, heads, d, slopes, block, into), into);
+    assert.deepEqual(into, dqkv, "into out: the same bits");
+    assert.throws(() => bw.lightningBackwardQkv(qkv, dout, n, heads, d, slopes, block, new Float32Array(3)), /out/);
+    assert.throws(() => bw.lightningBackwardQkv(qkv, dout, n, heads, d, slopes, block, qkv), /overlap|out/);
   });
 
   under("attentionLse and attentionBackward: GQA, several key tiles, from the saved log-sum-exp", () => {

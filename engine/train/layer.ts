@@ -95,7 +95,7 @@ export function layerForward(tp: TrainPass, l: number, x: Float32Array): { out: 
   native.routerTopk(routerLogits, n, ne, k, idx, topkWeights);
   idx = hook(pass, m + "hook_topk_idx", l, idx, [n, k]);
   topkWeights = hook(pass, m + "hook_topk_weights", l, topkWeights, [n, k]);
-  const gateUp = new Float32Array(n * k * 2 * cfg.intermediateSize);
+  const gateUp = native.empty(n * k * 2 * cfg.intermediateSize); // every row written by moeExperts
   let slots = native.moeExperts(bn, n, hs, idx, k, routed(cfg, l, w, idx), undefined, gateUp);
   slots = hook(pass, m + "hook_expert_out", l, slots, [n, k, hs]);
   let mlp = native.weightedSum(slots, topkWeights, n, k, hs);
@@ -175,9 +175,9 @@ function routed(cfg: ModelConfig, l: number, w: WeightSource, idx: Int32Array): 
   return experts;
 }
 
-/** f · x (a new array) */
+/** f · x: x itself for f = 1 (the caller only reads it), else a new array */
 function scaled(f: number, x: Float32Array): Float32Array {
-  return native.axpby(f, x, 0, x);
+  return f === 1 ? x : native.axpby(f, x, 0, x);
 }
 
 /** acc += f · x */
@@ -201,7 +201,7 @@ function lightningForward(tp: TrainPass, l: number, a: Float32Array): { attn: Fl
     const hooked = (["q", "k", "v"] as const).map((c) => hook(pass, name + "hook_" + c, l, parts[c], [n, nh, d]));
     qkv = interleave(hooked, n, nh, d);
   }
-  let o = new Float32Array(n * inner);
+  let o = native.empty(n * inner); // each sequence's rows written below
   for (let i = 0; i < batch.count; i++) {
     const state = new Float32Array(nh * d * d); // every sequence starts from a zero state
     native.lightningPrefillQkv(batch.rowsOf(qkv, i, 3 * inner), batch.lengths[i], nh, d, tp.slopes[l]!, cfg.blockSize,
@@ -245,10 +245,10 @@ function lightningBackward(tp: TrainPass, l: number, a: Float32Array, s: Lightni
   const dA = bw.matmulDx(dGatePre, n, lw.gate);
   const dO = bw.rmsnormBackward(s.o, dNormed, n, inner, lw.norm, cfg.lightningNormEps, grads.of(p + "norm.weight", inner));
   acts.record(name + "hook_o", dO, [nh, d]);
-  const dQkv = new Float32Array(3 * n * inner);
+  const dQkv = native.empty(3 * n * inner);
   for (let i = 0; i < batch.count; i++) {
-    dQkv.set(bw.lightningBackwardQkv(batch.rowsOf(s.qkv, i, 3 * inner), batch.rowsOf(dO, i, inner), batch.lengths[i], nh, d,
-      tp.slopes[l]!, cfg.blockSize), batch.starts[i] * 3 * inner);
+    bw.lightningBackwardQkv(batch.rowsOf(s.qkv, i, 3 * inner), batch.rowsOf(dO, i, inner), batch.lengths[i], nh, d,
+      tp.slopes[l]!, cfg.blockSize, batch.rowsOf(dQkv, i, 3 * inner));
   }
   if (["q", "k", "v"].some((c) => acts.wants(name + "hook_" + c))) {
     const parts = native.splitQkv(dQkv, n, nh, d);
@@ -276,8 +276,8 @@ function softmaxForward(tp: TrainPass, l: number, a: Float32Array): { attn: Floa
   q = hook(pass, name + "hook_q", l, q, [n, nh, d]);
   k = hook(pass, name + "hook_k", l, k, [n, nkv, d]);
   v = hook(pass, name + "hook_v", l, v, [n, nkv, d]);
-  const zRaw = new Float32Array(n * nh * d);
-  const lse = new Float32Array(n * nh);
+  const zRaw = native.empty(n * nh * d); // each sequence's rows set below
+  const lse = native.empty(n * nh);
   for (let i = 0; i < batch.count; i++) {
     const r = bw.attentionLse(batch.rowsOf(q, i, nh * d), batch.rowsOf(k, i, nkv * d), batch.rowsOf(v, i, nkv * d),
       batch.lengths[i], nh, nkv, d, 1 / Math.sqrt(d));
@@ -299,9 +299,9 @@ function softmaxBackward(tp: TrainPass, l: number, a: Float32Array, s: SoftmaxSa
   bw.matmulDw(dAttn, s.z, n, grads.of(p + "o_proj.weight", hs * nh * d), hs, nh * d);
   const dZ = bw.matmulDx(dAttn, n, sw.o);
   acts.record(name + "hook_z", dZ, [nh, d]);
-  const dq = new Float32Array(n * nh * d);
-  const dk = new Float32Array(n * nkv * d);
-  const dv = new Float32Array(n * nkv * d);
+  const dq = native.empty(n * nh * d); // each sequence's rows set below
+  const dk = native.empty(n * nkv * d);
+  const dv = native.empty(n * nkv * d);
   for (let i = 0; i < batch.count; i++) {
     const g = bw.attentionBackward(batch.rowsOf(s.q, i, nh * d), batch.rowsOf(s.k, i, nkv * d), batch.rowsOf(s.v, i, nkv * d),
       batch.rowsOf(s.zRaw, i, nh * d), batch.rowsOf(dZ, i, nh * d), batch.rowsOf(s.lse, i, nh), batch.lengths[i], nh, nkv, d,

@@ -33,6 +33,9 @@ export interface ForwardForBackwardOptions {
    *  recomputed from their inputs during the backward pass */
   memoryBudgetBytes?: number;
   signal?: AbortSignal;
+  /** arrays for the weight gradients, kept across passes by their owner (a Trainer): each is zeroed and written
+   *  again, so the gradients a pass returns are valid until the next pass given the same map */
+  gradientBuffers?: Map<string, Float32Array>;
 }
 
 export interface Gradients {
@@ -64,6 +67,7 @@ export class Tape {
     logits: Float32Array,
     private readonly filter: ActivationFilter | undefined,
     private readonly signal: AbortSignal | undefined,
+    private readonly gradientBuffers: Map<string, Float32Array> | undefined,
   ) {
     this.logits = tp.batch.lengths.map((n, i) => new Tensor("F32", [n, tp.cfg.vocabSize], tp.batch.rowsOf(logits, i, tp.cfg.vocabSize)));
   }
@@ -96,7 +100,7 @@ export class Tape {
       }
     });
     const dLog = packed(dLogits, batch, V);
-    const grads = new WeightGradients(this.model.checkpoint);
+    const grads = new WeightGradients(this.model.checkpoint, this.gradientBuffers);
     const acts = new ActivationGradients(this.filter, batch);
     const n = batch.rows;
     const w = this.model;
@@ -174,7 +178,7 @@ export async function forwardForBackward(model: TrainableModel, sequences: Array
   normed = hook(pass, "ln_final.hook_normalized", null, normed, [n, hs]);
   let logits = native.matmul(normed, n, model.weight("lm_head.weight", [cfg.vocabSize, hs]));
   logits = hook(pass, "logits", null, logits, [n, cfg.vocabSize]);
-  return new Tape(model, tp, inputs, kept, x, normed, logits, options.activationGrads, options.signal);
+  return new Tape(model, tp, inputs, kept, x, normed, logits, options.activationGrads, options.signal, options.gradientBuffers);
 }
 
 function yieldToEventLoop(): Promise<void> {

@@ -94,7 +94,7 @@ constexpr size_t kMaxExternalBytes = size_t(1) << 32;
 // A V8-allocated ArrayBuffer (zero-filled), with allocation failure as a RangeError naming the size.
 Napi::ArrayBuffer v8_buffer(const Ctx& c, size_t bytes);
 
-// A new Float32Array of len elements (at most 2^32, else a RangeError). Those from 1 MiB to 4 GiB come from the
+// A new Float32Array of len elements (at most 2^32, else a RangeError). Those from 64 KiB to 4 GiB come from the
 // recycling pool (pool.h) with undefined contents: every kernel writes all of its output.
 Napi::Float32Array new_f32(const Ctx& c, int64_t len);
 
