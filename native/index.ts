@@ -321,8 +321,9 @@ export const routerTopk: Binding["routerTopk"] = native.routerTopk;
 
 /** SwiGLU experts for routed tokens. x [n, hidden]; idx [n, k]; experts[e] = { w1 [F, hidden] (gate), w3 [F, hidden] (up),
  *  w2 [hidden, F] (down) } or null/undefined for experts nobody is routed to. Returns the per-slot outputs [n, k, hidden]:
- *  slot (t, j) = W2_e (silu(W1_e x_t) ⊙ (W3_e x_t)), e = idx[t, j]. With gateUp [n, k, 2, F], also writes each slot's
- *  W1_e x_t and W3_e x_t there (what the backward pass reads). */
+ *  slot (t, j) = W2_e (silu(W1_e x_t) ⊙ (W3_e x_t)), e = idx[t, j]. With gateUp (n·k·2·F floats), also writes each
+ *  slot's W1_e x_t and W3_e x_t there, for the backward pass (moeBackward), in the order the expert GEMMs produce
+ *  them: slots grouped by expert (native/src/moe.h), not per slot. */
 export const moeExperts: Binding["moeExperts"] = native.moeExperts;
 
 /** The whole MoE after the router: out[t, :] = Σ_j weights[t, j] · slot (t, j) of moeExperts, bit-identical to

@@ -55,7 +55,8 @@ export interface LayerSaved {
   routerLogits: Float32Array;
   idx: Int32Array;
   topkWeights: Float32Array;
-  /** the experts' outputs per slot [rows, k, hidden] (after hook_expert_out) and W1 x, W3 x per slot [rows, k, 2, F] */
+  /** the experts' outputs per slot [rows, k, hidden] (after hook_expert_out) and W1 x, W3 x of every slot (rows·k·2·F,
+   *  grouped by expert as moeExperts writes them for moeBackward) */
   slots: Float32Array;
   gateUp: Float32Array;
 }
