@@ -24,7 +24,8 @@ import type { Checkpoint } from "../checkpoint.ts";
 import type { ModelConfig } from "../config.ts";
 import { Batch, sequenceList } from "./batch.ts";
 import { ActivationGradients, UNSUPPORTED_TRAINING_HOOKS, WeightGradients, type ActivationFilter } from "./gradients.ts";
-import { layerBackward, layerForward, savedBytes, type LayerSaved, type TrainPass } from "./layer.ts";
+import { array, layerBackward, layerForward, savedBytes, type LayerSaved, type TrainPass } from "./layer.ts";
+import type { Arena } from "./arena.ts";
 
 export interface ForwardForBackwardOptions {
   /** hook names (or a pattern over them) whose activation gradients the backward pass returns */
@@ -36,6 +37,9 @@ export interface ForwardForBackwardOptions {
   /** arrays for the weight gradients, kept across passes by their owner (a Trainer): each is zeroed and written
    *  again, so the gradients a pass returns are valid until the next pass given the same map */
   gradientBuffers?: Map<string, Float32Array>;
+  /** memory for the pass's activations and their gradients, reused by the owner's next pass (a Trainer's): the
+   *  tape's arrays are valid until then. Used only while no hook is registered (a hook may keep what it sees). */
+  arena?: Arena;
 }
 
 export interface Gradients {
@@ -152,9 +156,11 @@ export async function forwardForBackward(model: TrainableModel, sequences: Array
   const n = batch.rows;
   const hs = cfg.hiddenSize;
   const pass: Pass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, nonFinite: null };
-  const tp: TrainPass = { cfg, w: model, pass, batch, slopes: cfg.layerTypes.map((t, l) => (t === "lightning" ? slopes(cfg, l) : null)) };
+  const arena = model.hooks.size === 0 ? options.arena : undefined;
+  arena?.reset();
+  const tp: TrainPass = { cfg, w: model, pass, batch, arena, slopes: cfg.layerTypes.map((t, l) => (t === "lightning" ? slopes(cfg, l) : null)) };
 
-  let x = native.embedding(batch.tokens, model.weight("model.embed_tokens.weight", [cfg.vocabSize, hs]));
+  let x = native.embedding(batch.tokens, model.weight("model.embed_tokens.weight", [cfg.vocabSize, hs]), array(tp, n * hs));
   x = hook(pass, "embed", null, x, [n, hs]);
   const inputs: Float32Array[] = [];
   const kept: (LayerSaved | null)[] = [];
@@ -174,9 +180,9 @@ export async function forwardForBackward(model: TrainableModel, sequences: Array
     await yieldToEventLoop();
     options.signal?.throwIfAborted();
   }
-  let normed = native.rmsnorm(x, n, hs, model.vector("model.norm.weight", hs), cfg.rmsNormEps);
+  let normed = native.rmsnorm(x, n, hs, model.vector("model.norm.weight", hs), cfg.rmsNormEps, array(tp, n * hs));
   normed = hook(pass, "ln_final.hook_normalized", null, normed, [n, hs]);
-  let logits = native.matmul(normed, n, model.weight("lm_head.weight", [cfg.vocabSize, hs]));
+  let logits = native.matmul(normed, n, model.weight("lm_head.weight", [cfg.vocabSize, hs]), array(tp, n * cfg.vocabSize));
   logits = hook(pass, "logits", null, logits, [n, cfg.vocabSize]);
   return new Tape(model, tp, inputs, kept, x, normed, logits, options.activationGrads, options.signal, options.gradientBuffers);
 }
