@@ -361,79 +361,23 @@ static void small_m(const float* x, int64_t M, const WeightView& w, float* out) 
 constexpr int64_t KC = 256;  // k-depth of a packed panel (KC × NR floats ≈ L1)
 constexpr int64_t MC = 192;  // rows of x per pass over the panels (L2)
 
-#if defined(M1_ISA_AVX512)
-// r[i] (row i, 16 columns) -> r[c] = column c (16 rows)
-static inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; i++) {  // r[4i + c], 128-bit lane L: rows 4i..4i+3 of column 4L + c
-    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; c++) {
-    const __m512 a = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
-    const __m512 b = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
-    const __m512 e = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
-    const __m512 f = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
-    t[c] = _mm512_shuffle_f32x4(a, e, 0x88);
-    t[8 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
-    t[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
-    t[12 + c] = _mm512_shuffle_f32x4(b, f, 0xDD);
-  }
-  for (int i = 0; i < 16; i++) r[i] = t[i];
-}
-#elif defined(M1_ISA_AVX2)
-static inline void transpose8(__m256 r[8]) {
-  __m256 t[8], u[8];
-  for (int i = 0; i < 4; i++) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; i++) {
-    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; c++) {
-    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
-    r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
-  }
-}
-#endif
-
 // dst[kk·NR + jj] = W[j + jj, k0 + kk] as f32, zero for jj >= nr.
 template <int DT>
 static void pack_panel_t(const WeightView& w, int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) {
   const char* base = static_cast<const char*>(w.data);
   int64_t kk = 0;
-#if defined(M1_ISA_AVX512) || defined(M1_ISA_AVX2)
   const int esz = DT == kF32 ? 4 : 2;
   // full W×W blocks through an in-register transpose
   if (nr == NR) {
     for (; kk + V::W <= kc; kk += V::W) {
       for (int g = 0; g < NV; g++) {
-  #if defined(M1_ISA_AVX512)
-        __m512 r[16];
-  #else
-        __m256 r[8];
-  #endif
-        for (int i = 0; i < V::W; i++) r[i] = load_w<DT>(base + ((j + g * V::W + i) * w.cols + k0 + kk) * esz).v;
-  #if defined(M1_ISA_AVX512)
-        transpose16(r);
-  #else
-        transpose8(r);
-  #endif
-        for (int c = 0; c < V::W; c++) V{r[c]}.store(dst + (kk + c) * NR + g * V::W);
+        V r[V::W];
+        for (int i = 0; i < V::W; i++) r[i] = load_w<DT>(base + ((j + g * V::W + i) * w.cols + k0 + kk) * esz);
+        transpose_block(r);
+        for (int c = 0; c < V::W; c++) r[c].store(dst + (kk + c) * NR + g * V::W);
       }
     }
   }
-#endif
   if (kk == kc) return;
   for (int64_t k = kk; k < kc; k++)
     for (int64_t jj = nr; jj < NR; jj++) dst[k * NR + jj] = 0.0f;

@@ -23,6 +23,25 @@ struct Rows {
   Rows at(int64_t t) const { return {p + t * ld, ld}; }
 };
 
+// Kt[a·m + j] = K row j, column a (Kt = Kᵀ [d, m]): W × W blocks through the register transpose.
+void transpose_rows(Rows K, int64_t m, int64_t d, float* Kt) {
+  const auto one = [&](int64_t j, int64_t a) { Kt[a * m + j] = K.p[j * K.ld + a]; };
+  int64_t j0 = 0;
+  for (; j0 + V::W <= m; j0 += V::W) {
+    int64_t a0 = 0;
+    for (; a0 + V::W <= d; a0 += V::W) {
+      V r[V::W];
+      for (int i = 0; i < V::W; i++) r[i] = V::load(K.p + (j0 + i) * K.ld + a0);
+      transpose_block(r);
+      for (int c = 0; c < V::W; c++) r[c].store(Kt + (a0 + c) * m + j0);
+    }
+    for (int64_t a = a0; a < d; a++)
+      for (int64_t j = j0; j < j0 + V::W; j++) one(j, a);
+  }
+  for (; j0 < m; j0++)
+    for (int64_t a = 0; a < d; a++) one(j0, a);
+}
+
 // One block of m <= B tokens of one head (rows from the block's first token): out rows O (row i at O + i·ldo)
 // and the head's state S (pw[i] = λ^i, i = 0..m). A zero S (the first block from a zero state) has no
 // inter-block term; a block whose state nothing reads (the last one of a backward scan) leaves S as it was.
@@ -41,9 +60,7 @@ void block(Rows Q, Rows K, Rows Vb, float* O, int64_t ldo, int64_t d, double s, 
       for (int64_t c = 0; c < d; c++) o[c] *= f;
     }
   }
-  // Kt = Kᵀ [d, m]
-  for (int64_t j = 0; j < m; j++)
-    for (int64_t a = 0; a < d; a++) Kt[a * m + j] = K.p[j * K.ld + a];
+  transpose_rows(K, m, d, Kt);
   // intra-block: O += ((Q Kᵀ) ⊙ diag) V, row block by row block, causal columns only
   for (int64_t i0 = 0; i0 < m; i0 += RB) {
     const int64_t mb = imin(RB, m - i0), w = i0 + mb;

@@ -135,6 +135,33 @@ static inline double sumsq_f64(const float* x, int64_t n) {
   return s;
 }
 
+// r[i] (row i of a W × W block) -> r[c] = column c
+static inline void transpose_block(V rv[16]) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; i++) r[i] = rv[i].v;
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {  // r[4i + c], 128-bit lane L: rows 4i..4i+3 of column 4L + c
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; c++) {
+    const __m512 a = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
+    const __m512 b = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+    const __m512 e = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+    const __m512 f = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+    t[c] = _mm512_shuffle_f32x4(a, e, 0x88);
+    t[8 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
+    t[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
+    t[12 + c] = _mm512_shuffle_f32x4(b, f, 0xDD);
+  }
+  for (int i = 0; i < 16; i++) rv[i] = {t[i]};
+}
+
 #elif defined(M1_ISA_AVX2)
 
 alignas(32) static const int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -213,6 +240,26 @@ static inline double sumsq_f64(const float* x, int64_t n) {
   return s;
 }
 
+// r[i] (row i of a W × W block) -> r[c] = column c
+static inline void transpose_block(V rv[8]) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; i++) r[i] = rv[i].v;
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++) {
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; c++) {
+    rv[c] = {_mm256_permute2f128_ps(u[c], u[4 + c], 0x20)};
+    rv[4 + c] = {_mm256_permute2f128_ps(u[c], u[4 + c], 0x31)};
+  }
+}
+
 #else  // scalar
 
 struct V {
@@ -242,6 +289,9 @@ static inline V operator/(V a, V b) { return {a.v / b.v}; }
 static inline V fma(V a, V b, V c) { return {a.v * b.v + c.v}; }
 static inline V vmax(V a, V b) { return {a.v > b.v || b.v != b.v ? a.v : b.v}; }
 static inline V vexp(V x) { return {expf(x.v)}; }
+
+// a 1 × 1 block is its own transpose
+static inline void transpose_block(V*) {}
 
 static inline double sumsq_f64(const float* x, int64_t n) {
   double s0 = 0, s1 = 0;
