@@ -12,7 +12,7 @@ namespace m1 {
 namespace M1_NS {
 
 namespace {
-constexpr int64_t RB = 64;  // query rows per intra-block step (only the causal columns are computed)
+constexpr int64_t RB = 32;  // query rows per intra-block step (only the causal columns are computed)
 }
 
 namespace {
