@@ -257,13 +257,14 @@ constexpr int kDotAcc = 12;
 constexpr int kDotAcc = 8;
 #endif
 
-// Rows [0, n) of x against rows [j0, j1) of W, tiles of R rows × J weight rows, a last column of J = 1 tiles.
+// Rows [0, n) of x against rows [j0, j1) of W, tiles of R rows × J weight rows, the weight rows left in tiles of 2 and 1.
 template <int DT, int R, int J>
 static void dot_rows(int64_t K, const float* A, int64_t lda, const char* B, int64_t ldw, int64_t j0, int64_t j1,
                      float* C, int64_t ldc) {
   int64_t j = j0;
   for (; j + J <= j1; j += J) dot_tile<DT, R, J>(K, A, lda, B + j * ldw, ldw, C + j, ldc);
-  for (; j < j1; j++) dot_tile<DT, R, 1>(K, A, lda, B + j * ldw, ldw, C + j, ldc);
+  for (; j + 2 <= j1; j += 2) dot_tile<DT, R, 2>(K, A, lda, B + j * ldw, ldw, C + j, ldc);
+  if (j < j1) dot_tile<DT, R, 1>(K, A, lda, B + j * ldw, ldw, C + j, ldc);
 }
 
 // Bytes of weight rows that every row tile reads again from L1.
