@@ -1013,7 +1013,7 @@ test("decoder.forwardPacked names what is wrong", () => {
   assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [shared, shared], "all"), E("caches[1][0] is shared with an earlier sequence"));
   assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [cache(), [{ state: new Float32Array(3) }]], "all"),
     E("caches[1][0].state has 3 elements, expected heads*headDim*headDim = 256"));
-  assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [cache(), [{}]], "all"), E("caches[1][0].state is missing"));
+  assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [cache(), [{} as m1.DecoderLayerCache]], "all"), E("caches[1][0].state is missing"));
   assert.throws(() => model.forwardPacked(ids, Int32Array.from([3]), [cache()], "first" as "all"), E('logits must be "all", "last" or "none", got "first"'));
 });
 
