@@ -27,25 +27,15 @@ test("descendingOrder equals the comparator sort: ties, signed zeros, infinities
 test("Sampler.pick: the reference sampling (comparator order, top-k, top-p, temperature) token for token", () => {
   /** pick as specified: candidates by byComparator, top-k, probabilities at the temperature, the top-p nucleus */
   const reference = (logits: Float32Array, rng: Rng, temperature: number, topK: number | undefined, topP: number) => {
-    let order = byComparator(logits);
-    if (topK !== undefined && topK < order.length) order = order.subarray(0, topK);
-    const probs = Array.from(order, (id) => Math.exp((logits[id] - logits[order[0]]) / temperature));
-    let sum = 0;
-    for (const p of probs) sum += p;
-    let keep = order.length;
+    const order = Array.from(byComparator(logits)).slice(0, topK ?? logits.length);
+    const probs = order.map((id) => Math.exp((logits[id] - logits[order[0]]) / temperature));
+    const sum = probs.reduce((a, b) => a + b, 0);
     let cumulative = 0;
-    for (let i = 0; i < order.length && topP < 1; i++) {
-      cumulative += probs[i] / sum;
-      if (cumulative >= topP) {
-        keep = i + 1;
-        break;
-      }
-    }
-    let kept = 0;
-    for (let i = 0; i < keep; i++) kept += probs[i];
-    let r = rng.next() * kept;
-    for (let i = 0; i < keep; i++) if ((r -= probs[i]) < 0) return order[i];
-    return order[keep - 1];
+    const nucleus = topP < 1 ? probs.findIndex((p) => (cumulative += p / sum) >= topP) + 1 || probs.length : probs.length;
+    const kept = probs.slice(0, nucleus);
+    let r = rng.next() * kept.reduce((a, b) => a + b, 0);
+    const i = kept.findIndex((p) => (r -= p) < 0);
+    return order[i < 0 ? nucleus - 1 : i];
   };
   const data = new Rng(3);
   for (const [temperature, topK, topP] of [[1, undefined, 0.95], [0.7, 5, 1], [1.3, undefined, 1], [1, 3, 0.5]] as const) {

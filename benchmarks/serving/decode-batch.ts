@@ -16,7 +16,11 @@ const { values } = parseArgs({ options: {
   model: { type: "string", default: "mini-80k" }, batches: { type: "string", default: "1,4,16,32,64" },
   "max-tokens": { type: "string", default: "64" }, rounds: { type: "string", default: "3" }, threads: { type: "string" },
 } });
-if (values.threads !== undefined) native.setThreads(Number(values.threads));
+if (values.threads !== undefined) {
+  const threads = Number(values.threads);
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`--threads must be an integer >= 1, got ${values.threads}`);
+  native.setThreads(threads);
+}
 const batches = values.batches!.split(",").map(Number);
 const maxNewTokens = Number(values["max-tokens"]), rounds = Number(values.rounds);
 const { model } = await loadLocalModel(values.model!);
