@@ -221,8 +221,8 @@ export const setIsa: Binding["setIsa"] = native.setIsa;
 export const setThreads: Binding["setThreads"] = native.setThreads;
 
 // ------------------------------------------------------------------ machine ceilings (benchmarks)
-/** Runs `tasks` tasks of `iters` rounds of 16 independent vector FMAs on the thread pool (current ISA); returns the
- *  FLOPs done (2 per lane per FMA). Time it to get the FMA peak of this machine. */
+/** Runs `tasks` tasks of `iters` rounds of 12 independent vector FMAs (16 on AVX-512) on the thread pool (current
+ *  ISA); returns the FLOPs done (2 per lane per FMA). Time it to get the FMA peak of this machine. */
 export const fmaPeak: Binding["fmaPeak"] = native.fmaPeak;
 
 /** The same with AVX512-BF16 dot products (VDPBF16PS, 4 FLOPs per lane); 0 where the CPU or build has none.

@@ -196,63 +196,108 @@ void gemm_nn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
 // (bench-small decode, runs interleaved in one process: +3-6% tokens/s over none, ahead of 1, 8 and 16 KiB).
 constexpr int64_t kPrefetchAhead = 4096;
 
-
-// C[i·ldc] = Σ_k A[i, k] B[k] for M <= 4 rows of A (f32) and one row of B (f32/bf16/f16, converted in
-// registers). B is read front to back, the access memory streams fastest. Two accumulators per row,
-// in the same order for every M: a row's result does not depend on the rows computed with it.
-template <int DT, int M>
-static void dot_row(int64_t K, const float* A, int64_t lda, const void* B, float* C, int64_t ldc) {
+// ---------------------------------------------------------------- dot path (small n)
+// The dot path's one summation order: out[i, j] = Σ_k x[i, k] W[j, k] in one vector accumulator per output, lane l
+// adding the k ≡ l (mod V::W) in ascending order (a masked last step when V::W does not divide K), then the lanes in
+// hsum's tree. It does not depend on which other rows or outputs are computed beside it, so a row of a batch gets the
+// bits it gets alone, whatever the tile it lands in.
+//
+// A tile: R rows of x against J consecutive rows of W (ldw bytes apart), R·J accumulators in registers; each step
+// loads (and converts) J weight vectors and R vectors of x for R·J FMAs.
+template <int DT, int R, int J>
+static void dot_tile(int64_t K, const float* A, int64_t lda, const char* B, int64_t ldw, float* C, int64_t ldc) {
   constexpr int esz = DT == kF32 ? 4 : 2;
-  constexpr int step_bytes = 2 * V::W * esz, lines = step_bytes >= 64 ? step_bytes / 64 : 1;
-  const char* bb = static_cast<const char*>(B);
-  V acc0[M], acc1[M];
-  M1_UNROLL for (int i = 0; i < M; i++) acc0[i] = acc1[i] = V::zero();
-  int64_t k = 0;
-  for (; k + 2 * V::W <= K; k += 2 * V::W) {
-    if (step_bytes >= 64 || ((k * esz) & 63) == 0) {  // once per cache line
-      M1_UNROLL for (int i = 0; i < lines; i++) __builtin_prefetch(bb + k * esz + kPrefetchAhead + 64 * i, 0, 3);
-    }
-    const V b0 = load_w<DT>(bb + k * esz), b1 = load_w<DT>(bb + (k + V::W) * esz);
-    M1_UNROLL for (int i = 0; i < M; i++) {
-      acc0[i] = fma(V::load(A + i * lda + k), b0, acc0[i]);
-      acc1[i] = fma(V::load(A + i * lda + k + V::W), b1, acc1[i]);
-    }
+  constexpr int step_bytes = V::W * esz;
+  V acc[R][J];
+  M1_UNROLL for (int i = 0; i < R; i++) {
+    M1_UNROLL for (int j = 0; j < J; j++) acc[i][j] = V::zero();
   }
-  if (k + V::W <= K) {
-    const V b0 = load_w<DT>(bb + k * esz);
-    M1_UNROLL for (int i = 0; i < M; i++) acc0[i] = fma(V::load(A + i * lda + k), b0, acc0[i]);
-    k += V::W;
+  int64_t k = 0;
+  for (; k + V::W <= K; k += V::W) {
+    if (step_bytes >= 64 || ((k * esz) & 63) == 0) {  // once per cache line of each weight row
+      M1_UNROLL for (int j = 0; j < J; j++) __builtin_prefetch(B + j * ldw + k * esz + kPrefetchAhead, 0, 3);
+    }
+    if (J > R) {  // the R vectors of x held, one weight vector at a time
+      V a[R];
+      M1_UNROLL for (int i = 0; i < R; i++) a[i] = V::load(A + i * lda + k);
+      M1_UNROLL for (int j = 0; j < J; j++) {
+        const V w = load_w<DT>(B + j * ldw + k * esz);
+        M1_UNROLL for (int i = 0; i < R; i++) acc[i][j] = fma(a[i], w, acc[i][j]);
+      }
+    } else {  // the J weight vectors held, one vector of x at a time
+      V w[J];
+      M1_UNROLL for (int j = 0; j < J; j++) w[j] = load_w<DT>(B + j * ldw + k * esz);
+      M1_UNROLL for (int i = 0; i < R; i++) {
+        const V a = V::load(A + i * lda + k);
+        M1_UNROLL for (int j = 0; j < J; j++) acc[i][j] = fma(a, w[j], acc[i][j]);
+      }
+    }
   }
   if (k < K) {
     const int64_t rem = K - k;
     const typename V::Mask m = V::mask(rem);
-    const V b1 = load_w<DT>(bb + k * esz, rem);
-    M1_UNROLL for (int i = 0; i < M; i++) acc1[i] = fma(V::load(A + i * lda + k, m), b1, acc1[i]);
+    V w[J];
+    M1_UNROLL for (int j = 0; j < J; j++) w[j] = load_w<DT>(B + j * ldw + k * esz, rem);
+    M1_UNROLL for (int i = 0; i < R; i++) {
+      const V a = V::load(A + i * lda + k, m);
+      M1_UNROLL for (int j = 0; j < J; j++) acc[i][j] = fma(a, w[j], acc[i][j]);
+    }
   }
-  M1_UNROLL for (int i = 0; i < M; i++) C[i * ldc] = (acc0[i] + acc1[i]).hsum();
-}
-
-// all M rows of A against one row of B
-template <int DT>
-static inline void dot_col(int64_t M, int64_t K, const float* A, int64_t lda, const void* B, float* C, int64_t ldc) {
-  int64_t i = 0;
-  for (; i + 4 <= M; i += 4) dot_row<DT, 4>(K, A + i * lda, lda, B, C + i * ldc, ldc);
-  switch (M - i) {
-    case 1: dot_row<DT, 1>(K, A + i * lda, lda, B, C + i * ldc, ldc); break;
-    case 2: dot_row<DT, 2>(K, A + i * lda, lda, B, C + i * ldc, ldc); break;
-    case 3: dot_row<DT, 3>(K, A + i * lda, lda, B, C + i * ldc, ldc); break;
-    default: break;
+  float sums[R * J];
+  hsums<R * J>(&acc[0][0], sums);
+  M1_UNROLL for (int i = 0; i < R; i++) {
+    M1_UNROLL for (int j = 0; j < J; j++) C[i * ldc + j] = sums[i * J + j];
   }
 }
 
-// ---------------------------------------------------------------- dot path (small n)
-// Threads split the rows of W into contiguous ranges; each W row is read from memory once and reused
-// from L1 for every group of 4 rows of x.
+// Accumulators per tile: most of the vector registers, the rest holding the weight and x vectors of a step.
+#if defined(M1_ISA_AVX512)
+constexpr int kDotAcc = 24;
+#elif defined(M1_ISA_AVX2)
+constexpr int kDotAcc = 12;
+#else
+constexpr int kDotAcc = 8;
+#endif
+
+// Rows [0, n) of x against rows [j0, j1) of W, tiles of R rows × J weight rows, the weight rows left in tiles of 2 and 1.
+template <int DT, int R, int J>
+static void dot_rows(int64_t K, const float* A, int64_t lda, const char* B, int64_t ldw, int64_t j0, int64_t j1,
+                     float* C, int64_t ldc) {
+  int64_t j = j0;
+  for (; j + J <= j1; j += J) dot_tile<DT, R, J>(K, A, lda, B + j * ldw, ldw, C + j, ldc);
+  for (; j + 2 <= j1; j += 2) dot_tile<DT, R, 2>(K, A, lda, B + j * ldw, ldw, C + j, ldc);
+  if (j < j1) dot_tile<DT, R, 1>(K, A, lda, B + j * ldw, ldw, C + j, ldc);
+}
+
+// Bytes of weight rows that every row tile reads again from L1.
+constexpr int64_t kDotBlockBytes = 16 << 10;
+
+// out[i, j] for rows i < n of x and rows j in [j0, j1) of W, the weights converted in registers. Few rows (n < 4)
+// take tiles wide in W (enough accumulators to hide the FMA latency); more take 4-row tiles over blocks of weight
+// rows, each block read from L1 by every row tile.
 template <int DT>
 static void dot_range(const float* x, int64_t n, const WeightView& w, int64_t j0, int64_t j1, float* out) {
   const char* base = static_cast<const char*>(w.data);
-  const int64_t rowb = w.cols * (DT == kF32 ? 4 : 2);
-  for (int64_t j = j0; j < j1; j++) dot_col<DT>(n, w.cols, x, w.cols, base + j * rowb, out + j, w.rows);
+  const int64_t K = w.cols, ldw = K * (DT == kF32 ? 4 : 2), N = w.rows;
+  switch (n) {
+    case 1: return dot_rows<DT, 1, kDotAcc>(K, x, K, base, ldw, j0, j1, out, N);
+    case 2: return dot_rows<DT, 2, kDotAcc / 2>(K, x, K, base, ldw, j0, j1, out, N);
+    case 3: return dot_rows<DT, 3, kDotAcc / 3>(K, x, K, base, ldw, j0, j1, out, N);
+    default: break;
+  }
+  constexpr int J = kDotAcc / 4;
+  const int64_t block = imax(1, kDotBlockBytes / ldw / J) * J;
+  for (int64_t jt = j0; jt < j1; jt += block) {
+    const int64_t je = imin(j1, jt + block);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) dot_rows<DT, 4, J>(K, x + i * K, K, base, ldw, jt, je, out + i * N, N);
+    switch (n - i) {
+      case 1: dot_rows<DT, 1, J>(K, x + i * K, K, base, ldw, jt, je, out + i * N, N); break;
+      case 2: dot_rows<DT, 2, J>(K, x + i * K, K, base, ldw, jt, je, out + i * N, N); break;
+      case 3: dot_rows<DT, 3, J>(K, x + i * K, K, base, ldw, jt, je, out + i * N, N); break;
+      default: break;
+    }
+  }
 }
 
 template <int DT>

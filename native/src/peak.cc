@@ -7,10 +7,13 @@ namespace m1 {
 namespace M1_NS {
 
 namespace {
-// independent accumulators: more than FMA latency × FMA ports on current cores (4 × 2), and few enough that they,
-// b and c stay in AVX2's 16 vector registers (16 of them spilled there and measured half the peak: 55 vs 102 GFLOP/s
-// on one Zen 3 core)
+// Independent accumulators: more than FMA latency × FMA ports on current cores, and with the two constant operands
+// no more than the vector registers (16 on AVX2: more would spill, and the stores and reloads halve the rate).
+#if defined(M1_ISA_AVX512)
+constexpr int kAcc = 16;
+#else
 constexpr int kAcc = 12;
+#endif
 
 // `iters` rounds of kAcc vector FMAs from a start that depends on `seed`; returns a value that depends on
 // all of them (so no call or round can be elided).

@@ -325,6 +325,47 @@ static inline V vexp(V x) {
 }
 #endif
 
+// r[0..3] = the lane sums of a, b, c, d, four at once in one tree: the upper half of the lanes added to the lower
+// half down to 8 lanes, then ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)) (V::hsum's tree on AVX2).
+#if defined(M1_ISA_AVX512) || defined(M1_ISA_AVX2)
+static inline void hsum4_8(__m256 a, __m256 b, __m256 c, __m256 d, float* r) {
+  // [x_i + x_{i+4}] of a and b, of c and d
+  const __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+  const __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(c, d, 0x20), _mm256_permute2f128_ps(c, d, 0x31));
+  // [a(0+2), a(1+3), c(0+2), c(1+3) | b(0+2), b(1+3), d(0+2), d(1+3)]
+  const __m256 t = _mm256_add_ps(_mm256_shuffle_ps(ab, cd, 0x44), _mm256_shuffle_ps(ab, cd, 0xEE));
+  const __m128 lo = _mm256_castps256_ps128(t), hi = _mm256_extractf128_ps(t, 1);
+  const __m128 s = _mm_add_ps(_mm_shuffle_ps(lo, hi, 0x88), _mm_shuffle_ps(lo, hi, 0xDD));  // [a, c, b, d]
+  _mm_storeu_ps(r, _mm_shuffle_ps(s, s, _MM_SHUFFLE(3, 1, 2, 0)));
+}
+#endif
+#if defined(M1_ISA_AVX512)
+static inline __m256 halves(__m512 x) { return _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1)); }
+static inline void hsum4(V a, V b, V c, V d, float* r) { hsum4_8(halves(a.v), halves(b.v), halves(c.v), halves(d.v), r); }
+#elif defined(M1_ISA_AVX2)
+static inline void hsum4(V a, V b, V c, V d, float* r) { hsum4_8(a.v, b.v, c.v, d.v, r); }
+#else
+static inline void hsum4(V a, V b, V c, V d, float* r) {
+  r[0] = a.v;
+  r[1] = b.v;
+  r[2] = c.v;
+  r[3] = d.v;
+}
+#endif
+
+// r[i] = the lane sum of v[i] for i < N, in hsum4's tree
+template <int N>
+static inline void hsums(const V* v, float* r) {
+  M1_UNROLL for (int i = 0; i + 4 <= N; i += 4) hsum4(v[i], v[i + 1], v[i + 2], v[i + 3], r + i);
+  constexpr int last = N & ~3;
+  if (N > last) {
+    float t[4];
+    const V z = V::zero();
+    hsum4(v[last], N > last + 1 ? v[last + 1] : z, N > last + 2 ? v[last + 2] : z, z, t);
+    M1_UNROLL for (int i = last; i < N; i++) r[i] = t[i - last];
+  }
+}
+
 // Loads W weight values at p (f32, bf16 or f16) as f32.
 template <int DT>
 static inline V load_w(const void* p) {
