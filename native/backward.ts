@@ -29,7 +29,7 @@ interface BackwardBinding {
   lightningBackward(q: Float32Array, k: Float32Array, v: Float32Array, dout: Float32Array, n: number, heads: number,
     d: number, slopes: Float32Array, blockSize: number): [Float32Array, Float32Array, Float32Array];
   lightningBackwardQkv(qkv: Float32Array, dout: Float32Array, n: number, heads: number, d: number, slopes: Float32Array,
-    blockSize: number): Float32Array;
+    blockSize: number, out?: Float32Array): Float32Array;
   attentionLse(q: Float32Array, k: Float32Array, v: Float32Array, n: number, heads: number, kvHeads: number, d: number,
     scale: number): [Float32Array, Float32Array];
   attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dout: Float32Array,
@@ -105,10 +105,11 @@ export function lightningBackward(q: Float32Array, k: Float32Array, v: Float32Ar
   return { dq, dk, dv };
 }
 
-/** lightningPrefillQkv from a zero state: the gradient of qkv in its interleaved layout [n, heads, 3, d]. */
+/** lightningPrefillQkv from a zero state: the gradient of qkv in its interleaved layout [n, heads, 3, d] (into
+ *  `out` when given: every element is written). */
 export function lightningBackwardQkv(qkv: Float32Array, dout: Float32Array, n: number, heads: number, d: number,
-  slopes: Float32Array, blockSize: number): Float32Array {
-  return native.lightningBackwardQkv(qkv, dout, n, heads, d, slopes, blockSize);
+  slopes: Float32Array, blockSize: number, out?: Float32Array): Float32Array {
+  return native.lightningBackwardQkv(qkv, dout, n, heads, d, slopes, blockSize, out);
 }
 
 /** Causal self-attention of n tokens (q [n, heads, d], k and v [n, kvHeads, d]) keeping each row's log-sum-exp of the

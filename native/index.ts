@@ -194,7 +194,7 @@ const native: Binding = load();
 /** The kernel path in use, the paths this CPU and build support, and the thread count. */
 export const cpuInfo: Binding["cpuInfo"] = native.cpuInfo;
 
-/** Arrays of 1 MiB and more that ops return come from a pool: once the garbage collector frees one, its memory
+/** Arrays of 64 KiB and more that ops return come from a pool: once the garbage collector frees one, its memory
  *  (already mapped, so no page faults) serves the next array of about the same size. */
 export const memoryStats: Binding["memoryStats"] = native.memoryStats;
 /** Expert rows (token, expert slots) the MoE has computed since the addon loaded, in every path: a slot whose weight
@@ -207,7 +207,7 @@ export const DOT_ROWS: number = native.dotRows;
 /** The longest array an op makes or takes (2^32 floats: V8's longest Float32Array on Node 20). */
 export const MAX_ARRAY_LENGTH = 2 ** 32;
 
-/** A new array for ops to write into, e.g. several outputs into parts of it. From 1 MiB on it comes from the pool and
+/** A new array for ops to write into, e.g. several outputs into parts of it. From 64 KiB on it comes from the pool and
  *  its contents are undefined (whatever an earlier array held) until written. */
 export const empty: Binding["empty"] = native.empty;
 
@@ -226,8 +226,8 @@ export const setIsa: Binding["setIsa"] = native.setIsa;
 export const setThreads: Binding["setThreads"] = native.setThreads;
 
 // ------------------------------------------------------------------ machine ceilings (benchmarks)
-/** Runs `tasks` tasks of `iters` rounds of 16 independent vector FMAs on the thread pool (current ISA); returns the
- *  FLOPs done (2 per lane per FMA). Time it to get the FMA peak of this machine. */
+/** Runs `tasks` tasks of `iters` rounds of 12 independent vector FMAs (16 on AVX-512) on the thread pool (current
+ *  ISA); returns the FLOPs done (2 per lane per FMA). Time it to get the FMA peak of this machine. */
 export const fmaPeak: Binding["fmaPeak"] = native.fmaPeak;
 
 /** The same with AVX512-BF16 dot products (VDPBF16PS, 4 FLOPs per lane); 0 where the CPU or build has none.
@@ -326,8 +326,9 @@ export const routerTopk: Binding["routerTopk"] = native.routerTopk;
 
 /** SwiGLU experts for routed tokens. x [n, hidden]; idx [n, k]; experts[e] = { w1 [F, hidden] (gate), w3 [F, hidden] (up),
  *  w2 [hidden, F] (down) } or null/undefined for experts nobody is routed to. Returns the per-slot outputs [n, k, hidden]:
- *  slot (t, j) = W2_e (silu(W1_e x_t) ⊙ (W3_e x_t)), e = idx[t, j]. With gateUp [n, k, 2, F], also writes each slot's
- *  W1_e x_t and W3_e x_t there (what the backward pass reads). */
+ *  slot (t, j) = W2_e (silu(W1_e x_t) ⊙ (W3_e x_t)), e = idx[t, j]. With gateUp (n·k·2·F floats), also writes each
+ *  slot's W1_e x_t and W3_e x_t there, for the backward pass (moeBackward), in the order the expert GEMMs produce
+ *  them: slots grouped by expert (native/src/moe.h), not per slot. */
 export const moeExperts: Binding["moeExperts"] = native.moeExperts;
 
 /** The whole MoE after the router: out[t, :] = Σ_j weights[t, j] · slot (t, j) of moeExperts, bit-identical to

@@ -336,6 +336,11 @@ for (const isa of m1.cpuInfo().supported as m1.Isa[]) {
     const dqkv = bw.lightningBackwardQkv(qkv, dout, n, heads, d, slopes, block);
     const parts = m1.splitQkv(dqkv, n, heads, d);
     assert.ok(relErr(parts.q, g.dq) < 1e-6 && relErr(parts.k, g.dk) < 1e-6 && relErr(parts.v, g.dv) < 1e-6, "interleaved form");
+    const into = new Float32Array(3 * len).fill(NaN); // every element written
+    assert.equal(bw.lightningBackwardQkv(qkv, dout, n, heads, d, slopes, block, into), into);
+    assert.deepEqual(into, dqkv, "into out: the same bits");
+    assert.throws(() => bw.lightningBackwardQkv(qkv, dout, n, heads, d, slopes, block, new Float32Array(3)), /out/);
+    assert.throws(() => bw.lightningBackwardQkv(qkv, dout, n, heads, d, slopes, block, qkv), /overlap|out/);
   });
 
   under("attentionLse and attentionBackward: GQA, several key tiles, from the saved log-sum-exp", () => {
@@ -382,5 +387,29 @@ for (const isa of m1.cpuInfo().supported as m1.Isa[]) {
     const kept = bw.moeBackward(x, n, hs, idx, w, k, experts, dout, keptGrads, { slots, gateUp });
     assert.ok(relErr(kept.dx, r.dx) < 1e-6 && relErr(kept.dweights, r.dweights) < 1e-6, "dx, dweights from the kept products");
     for (const part of ["w1", "w3", "w2"] as const) assert.ok(relErr(keptGrads[2]![part], grads[2]![part]) < 1e-6, part);
+  });
+
+  under("moeBackward reads moeExperts' gateUp across token chunks (a wide hidden size: chunks of 256 tokens)", () => {
+    const [n, hs, F, E, k] = [600, 8192, 4, 3, 2];
+    const x = randF32(n * hs, 60);
+    const idx = Int32Array.from({ length: n * k }, (_, s) => (s % k === 0 ? (s >> 1) % E : ((s >> 1) + 1 + (s >> 3) % (E - 1)) % E));
+    const w = randF32(n * k, 61, 0.1, 0.9);
+    const experts = Array.from({ length: E }, (_, e) => ({
+      w1: { dtype: "F32" as const, data: randF32(F * hs, 62 + e), shape: [F, hs] },
+      w3: { dtype: "F32" as const, data: randF32(F * hs, 65 + e), shape: [F, hs] },
+      w2: { dtype: "F32" as const, data: randF32(hs * F, 68 + e), shape: [hs, F] },
+    }));
+    const dout = randF32(n * hs, 71);
+    const fresh = () => experts.map(() => ({ w1: new Float32Array(F * hs), w3: new Float32Array(F * hs), w2: new Float32Array(hs * F) }));
+    const grads = fresh();
+    const r = bw.moeBackward(x, n, hs, idx, w, k, experts, dout, grads);
+    const gateUp = new Float32Array(n * k * 2 * F);
+    const slots = m1.moeExperts(x, n, hs, idx, k, experts, undefined, gateUp);
+    const keptGrads = fresh();
+    const kept = bw.moeBackward(x, n, hs, idx, w, k, experts, dout, keptGrads, { slots, gateUp });
+    assert.ok(relErr(kept.dx, r.dx) < 1e-6 && relErr(kept.dweights, r.dweights) < 1e-6, "dx, dweights from the kept products");
+    for (let e = 0; e < E; e++) {
+      for (const part of ["w1", "w3", "w2"] as const) assert.ok(relErr(keptGrads[e][part], grads[e][part]) < 1e-6, `expert ${e} ${part}`);
+    }
   });
 }

@@ -200,6 +200,22 @@ for (const dtype of ["F32", "BF16", "F16"] as const) {
   });
 }
 
+for (const dtype of ["F32", "BF16", "F16"] as const) {
+  // the dot path (n <= 16) sums each output in one order, whatever the tile its row and weight row land in: the
+  // bits that batched decode relies on (cols 67: a masked last step; rows 67: tiles of every width and a remainder)
+  each(`matmul ${dtype}: every row of x gets the bits it gets alone, for 1 to 16 rows`, () => {
+    for (const cols of [67, 128]) {
+      const w = makeWeight(dtype, 67, cols, 31);
+      const x = randF32(16 * cols, 32);
+      const alone = Array.from({ length: 16 }, (_, i) => m1.matmul(x.subarray(i * cols, (i + 1) * cols), 1, w));
+      for (let n = 2; n <= 16; n++) {
+        const out = m1.matmul(x.subarray(0, n * cols), n, w);
+        for (let i = 0; i < n; i++) assert.deepEqual(out.subarray(i * 67, (i + 1) * 67), alone[i], `n=${n} cols=${cols}: row ${i}`);
+      }
+    }
+  });
+}
+
 test("matmul handles empty dimensions", () => {
   const w: m1.Weight = { dtype: "F32", data: new Float32Array(0), shape: [5, 0] };
   assert.deepEqual(Array.from(m1.matmul(new Float32Array(0), 3, w)), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -695,8 +711,9 @@ test("large outputs are recycled after garbage collection, and fully overwritten
 });
 
 test("fmaPeak and bf16DotPeak count their FLOPs, readAll sums, copy copies", () => {
-  const lanes = { avx512: 16, avx2: 8, scalar: 1 }[m1.cpuInfo().isa];
-  assert.equal(m1.fmaPeak(3, 1000), 3 * 1000 * 16 * lanes * 2);
+  // vector lanes and independent accumulators (as many as the registers hold) of each ISA
+  const { lanes, accumulators } = { avx512: { lanes: 16, accumulators: 16 }, avx2: { lanes: 8, accumulators: 12 }, scalar: { lanes: 1, accumulators: 12 } }[m1.cpuInfo().isa];
+  assert.equal(m1.fmaPeak(3, 1000), 3 * 1000 * accumulators * lanes * 2);
   const bf16 = m1.bf16DotPeak(3, 1000);
   assert.ok(bf16 === 0 || bf16 === 3 * 1000 * 16 * 16 * 4, `bf16DotPeak ${bf16}`);
   if (m1.cpuInfo().isa !== "avx512" || !m1.cpuInfo().avx512bf16) assert.equal(bf16, 0);
@@ -1023,6 +1040,9 @@ test("decoder.forwardPacked names what is wrong", () => {
   assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [cache()], "all"), E("caches must be an array of 2 sequences' caches (one per sequence)"));
   const shared = cache();
   assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [shared, shared], "all"), E("caches[1][0] is shared with an earlier sequence"));
+  assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [cache(), [{ state: new Float32Array(3) }]], "all"),
+    E("caches[1][0].state has 3 elements, expected heads*headDim*headDim = 256"));
+  assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [cache(), [{} as m1.DecoderLayerCache]], "all"), E("caches[1][0].state is missing"));
   assert.throws(() => model.forwardPacked(ids, Int32Array.from([3]), [cache()], "first" as "all"), E('logits must be "all", "last" or "none", got "first"'));
 });
 

@@ -36,4 +36,14 @@ test("the training report forms its ratios within one run and says when a target
   assert.match(md, /\| matmul \| 3 \| 6\.000 \| 60\.0% \|/);
   assert.match(md, /\| outside native kernels .* \| \| 4\.000 \| 40\.0% \|/);
   assert.match(md, /\| 1024 \| 2048 MiB \| 512 MiB \| 512 MiB \| 1024 MiB \| 0 MiB \| 0 MiB \| 0 MiB \| 2048 MiB \| 1\.00 \| not run/);
+  assert.doesNotMatch(md, /An RL step/);
+  const rl = trainingMarkdown(r, {
+    date: "2026-01-01T00:00:00Z", host: { ...r.host, threads: 1 }, model: "mini-40k", fmaPeakGflops: 100,
+    shape: { problems: 4, group: 8, digits: 7, budget: 48, rounds: 4 },
+    engine: { rollout: 0.25, logprobs: 0.125, backward: 0.25, optimiser: 0.125, newTokens: 1700 },
+    peer: { rollout: 1, logprobs: 0.25, backward: 0.5, optimiser: 0.25, torch: "1.13", newTokens: 1690 },
+  });
+  assert.match(rl, /benchmarks\/rl\/step\.ts --model mini-40k --problems 4 --group 8 --digits 7 --budget 48 --rounds 4 --threads 1 --write/);
+  assert.match(rl, /\| engine \| 0\.250 \| 0\.125 \| 0\.250 \| 0\.125 \| 0\.500 \| 0\.750 \| 1700 \|/);
+  assert.match(rl, /Engine speed-up: 2\.00× on the update, 2\.67× on the step\./);
 });

@@ -136,7 +136,7 @@ async function main(): Promise<void> {
     }
   }
   results.host.loadavgEnd = os.loadavg()[0];
-  const written = writeTrainingReport(results, path.join(HERE, "results", "training.json"), path.join(HERE, "TRAINING.md"));
+  const written = writeTrainingReport(results);
   log(`wrote ${written.join(", ")}`);
 }
 

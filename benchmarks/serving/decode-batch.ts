@@ -3,17 +3,24 @@
 // that the machine's load hits all alike; reports decode tokens per second (best round; prefill not timed), the
 // ratio to `generate`, and the process's CPU time per token (user + system, all threads: what a token costs, which
 // the machine's load changes far less than the wall time). Stop tokens are off: every sequence decodes --max-tokens.
-//   node --import tsx benchmarks/serving/decode-batch.ts [--model mini-80k] [--batches 1,4,16,64] [--max-tokens 64] [--rounds 3]
+//   node --import tsx benchmarks/serving/decode-batch.ts [--model mini-80k] [--batches 1,4,16,32,64] [--max-tokens 64] [--rounds 3]
+//        [--threads N] (default: the engine's, one per core)
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { loadLocalModel } from "../registry.ts";
 import { DecodeBatch } from "../../engine/batch.ts";
+import * as native from "../../native/index.ts";
 import { additionPrompt } from "./prompts.ts";
 
 const { values } = parseArgs({ options: {
-  model: { type: "string", default: "mini-80k" }, batches: { type: "string", default: "1,4,16,64" },
-  "max-tokens": { type: "string", default: "64" }, rounds: { type: "string", default: "3" },
+  model: { type: "string", default: "mini-80k" }, batches: { type: "string", default: "1,4,16,32,64" },
+  "max-tokens": { type: "string", default: "64" }, rounds: { type: "string", default: "3" }, threads: { type: "string" },
 } });
+if (values.threads !== undefined) {
+  const threads = Number(values.threads);
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`--threads must be an integer >= 1, got ${values.threads}`);
+  native.setThreads(threads);
+}
 const batches = values.batches!.split(",").map(Number);
 const maxNewTokens = Number(values["max-tokens"]), rounds = Number(values.rounds);
 const { model } = await loadLocalModel(values.model!);
@@ -75,7 +82,7 @@ const row = (what: string, r: Rate) =>
   `| ${what} | ${r.perSecond.toFixed(0)} | ${(r.perSecond / single!.perSecond).toFixed(2)} | ${(r.cpuPerToken * 1e6).toFixed(0)} | ${(single!.cpuPerToken / r.cpuPerToken).toFixed(2)} |`;
 process.stdout.write([
   `decode of 6-digit additions, ${maxNewTokens} tokens each (best of ${rounds} interleaved rounds), \`${values.model}\`, ` +
-    `${os.availableParallelism()} CPUs, load average ${loadBefore.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end`,
+    `${os.availableParallelism()} CPUs, ${native.cpuInfo().threads} threads, load average ${loadBefore.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end`,
   "",
   "| sequences | tokens/s | × generate one at a time | CPU µs per token | less CPU per token × |",
   "|---|---|---|---|---|",

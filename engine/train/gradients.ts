@@ -25,13 +25,20 @@ export const UNSUPPORTED_TRAINING_HOOKS = /(\.hook_scores|\.hook_pattern)$/;
 export class WeightGradients {
   private readonly grads = new Map<string, Float32Array>();
 
-  constructor(private readonly checkpoint: Checkpoint) {}
+  /** `buffers`: arrays kept from an earlier pass (by weight name), zeroed and written again instead of new ones;
+   *  the arrays this pass allocates are added to it. */
+  constructor(private readonly checkpoint: Checkpoint, private readonly buffers?: Map<string, Float32Array>) {}
 
   /** The gradient of weight `name` (a tied LM head adds into the embedding's). */
   of(name: string, numel: number): Float32Array {
     const key = this.canonical(name);
     let g = this.grads.get(key);
-    if (!g) this.grads.set(key, (g = new Float32Array(numel)));
+    if (!g) {
+      const kept = this.buffers?.get(key);
+      g = kept?.length === numel ? kept.fill(0) : new Float32Array(numel);
+      this.buffers?.set(key, g);
+      this.grads.set(key, g);
+    }
     return g;
   }
 

@@ -9,6 +9,7 @@ import * as bw from "../../native/backward.ts";
 import type { ModelConfig } from "../config.ts";
 import { hook, lightningWeights, softmaxWeights, routerWeight, expertWeights, type Pass, type WeightSource } from "../layers.ts";
 import type { Batch } from "./batch.ts";
+import type { Arena } from "./arena.ts";
 import type { ActivationGradients, WeightGradients } from "./gradients.ts";
 
 /** What a training pass shares with its layers. */
@@ -18,6 +19,13 @@ export interface TrainPass {
   readonly pass: Pass;
   readonly batch: Batch;
   readonly slopes: readonly (Float32Array | null)[];
+  /** where the pass's arrays come from when its owner reuses them pass after pass (see tape.ts) */
+  readonly arena?: Arena;
+}
+
+/** An array of `length` floats for an op to write whole: from the pass's arena, else new. */
+export function array(tp: TrainPass, length: number): Float32Array {
+  return tp.arena ? tp.arena.take(length) : native.empty(length);
 }
 
 interface LightningSaved {
@@ -55,7 +63,8 @@ export interface LayerSaved {
   routerLogits: Float32Array;
   idx: Int32Array;
   topkWeights: Float32Array;
-  /** the experts' outputs per slot [rows, k, hidden] (after hook_expert_out) and W1 x, W3 x per slot [rows, k, 2, F] */
+  /** the experts' outputs per slot [rows, k, hidden] (after hook_expert_out) and W1 x, W3 x of every slot (rows·k·2·F,
+   *  grouped by expert as moeExperts writes them for moeBackward) */
   slots: Float32Array;
   gateUp: Float32Array;
 }
@@ -77,15 +86,15 @@ export function layerForward(tp: TrainPass, l: number, x: Float32Array): { out: 
   const lightning = cfg.layerTypes[l] === "lightning";
 
   x = hook(pass, b + "hook_resid_pre", l, x, shape);
-  let a = native.rmsnorm(x, n, hs, w.vector(p + "input_layernorm.weight", hs), cfg.rmsNormEps);
+  let a = native.rmsnorm(x, n, hs, w.vector(p + "input_layernorm.weight", hs), cfg.rmsNormEps, array(tp, n * hs));
   a = hook(pass, b + "ln1.hook_normalized", l, a, shape);
   const { attn, saved: attention } = lightning ? lightningForward(tp, l, a) : softmaxForward(tp, l, a);
   const attnOut = hook(pass, b + "hook_attn_out", l, attn, shape);
   const type = cfg.layerTypes[l];
-  let h = native.axpby(cfg.alpha[type], cfg.postnorm ? a : x, cfg.beta[type], attnOut);
+  let h = native.axpby(cfg.alpha[type], cfg.postnorm ? a : x, cfg.beta[type], attnOut, array(tp, n * hs));
   h = hook(pass, b + "hook_resid_mid", l, h, shape);
 
-  let bn = native.rmsnorm(h, n, hs, w.vector(p + "post_attention_layernorm.weight", hs), cfg.rmsNormEps);
+  let bn = native.rmsnorm(h, n, hs, w.vector(p + "post_attention_layernorm.weight", hs), cfg.rmsNormEps, array(tp, n * hs));
   bn = hook(pass, b + "ln2.hook_normalized", l, bn, shape);
   const m = `${b}moe.`;
   const { numExperts: ne, topK: k } = cfg;
@@ -95,12 +104,12 @@ export function layerForward(tp: TrainPass, l: number, x: Float32Array): { out: 
   native.routerTopk(routerLogits, n, ne, k, idx, topkWeights);
   idx = hook(pass, m + "hook_topk_idx", l, idx, [n, k]);
   topkWeights = hook(pass, m + "hook_topk_weights", l, topkWeights, [n, k]);
-  const gateUp = new Float32Array(n * k * 2 * cfg.intermediateSize);
-  let slots = native.moeExperts(bn, n, hs, idx, k, routed(cfg, l, w, idx), undefined, gateUp);
+  const gateUp = array(tp, n * k * 2 * cfg.intermediateSize); // every row written by moeExperts
+  let slots = native.moeExperts(bn, n, hs, idx, k, routed(cfg, l, w, idx), array(tp, n * k * hs), gateUp);
   slots = hook(pass, m + "hook_expert_out", l, slots, [n, k, hs]);
-  let mlp = native.weightedSum(slots, topkWeights, n, k, hs);
+  let mlp = native.weightedSum(slots, topkWeights, n, k, hs, array(tp, n * hs));
   mlp = hook(pass, b + "hook_mlp_out", l, mlp, shape);
-  let out = native.axpby(cfg.alpha.mlp, cfg.postnorm ? bn : h, cfg.beta.mlp, mlp);
+  let out = native.axpby(cfg.alpha.mlp, cfg.postnorm ? bn : h, cfg.beta.mlp, mlp, array(tp, n * hs));
   out = hook(pass, b + "hook_resid_post", l, out, shape);
   return { out, saved: { x, a, attention, h, bn, routerLogits, idx, topkWeights, slots, gateUp } };
 }
@@ -175,9 +184,9 @@ function routed(cfg: ModelConfig, l: number, w: WeightSource, idx: Int32Array): 
   return experts;
 }
 
-/** f · x (a new array) */
+/** f · x: x itself for f = 1 (the caller only reads it), else a new array */
 function scaled(f: number, x: Float32Array): Float32Array {
-  return native.axpby(f, x, 0, x);
+  return f === 1 ? x : native.axpby(f, x, 0, x);
 }
 
 /** acc += f · x */
@@ -190,18 +199,18 @@ function addScaled(acc: Float32Array, f: number, x: Float32Array): void {
 function lightningForward(tp: TrainPass, l: number, a: Float32Array): { attn: Float32Array; saved: LightningSaved } {
   const { cfg, w, pass, batch } = tp;
   const n = batch.rows;
-  const { numHeads: nh, headDim: d } = cfg;
+  const { hiddenSize: hs, numHeads: nh, headDim: d } = cfg;
   const inner = nh * d;
   const lw = lightningWeights(cfg, l, w);
   const name = `blocks.${l}.lightning.`;
-  const qkvPre = native.matmul(a, n, lw.qkv);
-  let qkv = native.silu(qkvPre);
+  const qkvPre = native.matmul(a, n, lw.qkv, array(tp, n * 3 * inner));
+  let qkv = native.silu(qkvPre, array(tp, n * 3 * inner));
   if (["hook_q", "hook_k", "hook_v"].some((h) => pass.hooks.wants(name + h))) {
     const parts = native.splitQkv(qkv, n, nh, d);
     const hooked = (["q", "k", "v"] as const).map((c) => hook(pass, name + "hook_" + c, l, parts[c], [n, nh, d]));
     qkv = interleave(hooked, n, nh, d);
   }
-  let o = new Float32Array(n * inner);
+  let o = array(tp, n * inner); // each sequence's rows written below
   for (let i = 0; i < batch.count; i++) {
     const state = new Float32Array(nh * d * d); // every sequence starts from a zero state
     native.lightningPrefillQkv(batch.rowsOf(qkv, i, 3 * inner), batch.lengths[i], nh, d, tp.slopes[l]!, cfg.blockSize,
@@ -209,11 +218,12 @@ function lightningForward(tp: TrainPass, l: number, a: Float32Array): { attn: Fl
     hook(pass, name + "hook_state", l, state, [nh, d, d]); // observed; the pass has no later step that reads it
   }
   o = hook(pass, name + "hook_o", l, o, [n, nh, d]);
-  const normed = native.rmsnorm(o, n, inner, lw.norm, cfg.lightningNormEps);
-  let gate = native.sigmoid(native.matmul(a, n, lw.gate));
+  const normed = native.rmsnorm(o, n, inner, lw.norm, cfg.lightningNormEps, array(tp, n * inner));
+  const gatePre = native.matmul(a, n, lw.gate, array(tp, n * inner));
+  let gate = native.sigmoid(gatePre, gatePre);
   gate = hook(pass, name + "hook_gate", l, gate, [n, inner]);
-  const y = native.mul(gate, normed);
-  return { attn: native.matmul(y, n, lw.out), saved: { kind: "lightning", qkvPre, qkv, o, normed, gate, y } };
+  const y = native.mul(gate, normed, array(tp, n * inner));
+  return { attn: native.matmul(y, n, lw.out, array(tp, n * hs)), saved: { kind: "lightning", qkvPre, qkv, o, normed, gate, y } };
 }
 
 /** q, k, v [n, heads, d] → the per-head interleaved [n, heads, 3, d]. */
@@ -237,7 +247,7 @@ function lightningBackward(tp: TrainPass, l: number, a: Float32Array, s: Lightni
   // attention = (gate ⊙ rmsnorm(o)) · W_outᵀ
   bw.matmulDw(dAttn, s.y, n, grads.of(p + "out_proj.weight", hs * inner), hs, inner);
   const dY = bw.matmulDx(dAttn, n, lw.out);
-  const dGate = native.mul(dY, s.normed);
+  const dGate = native.mul(dY, s.normed, array(tp, n * inner));
   acts.record(name + "hook_gate", dGate, [inner]);
   const dNormed = native.mul(dY, s.gate, dY);
   const dGatePre = bw.sigmoidBackward(s.gate, dGate, dGate);
@@ -245,10 +255,10 @@ function lightningBackward(tp: TrainPass, l: number, a: Float32Array, s: Lightni
   const dA = bw.matmulDx(dGatePre, n, lw.gate);
   const dO = bw.rmsnormBackward(s.o, dNormed, n, inner, lw.norm, cfg.lightningNormEps, grads.of(p + "norm.weight", inner));
   acts.record(name + "hook_o", dO, [nh, d]);
-  const dQkv = new Float32Array(3 * n * inner);
+  const dQkv = array(tp, 3 * n * inner);
   for (let i = 0; i < batch.count; i++) {
-    dQkv.set(bw.lightningBackwardQkv(batch.rowsOf(s.qkv, i, 3 * inner), batch.rowsOf(dO, i, inner), batch.lengths[i], nh, d,
-      tp.slopes[l]!, cfg.blockSize), batch.starts[i] * 3 * inner);
+    bw.lightningBackwardQkv(batch.rowsOf(s.qkv, i, 3 * inner), batch.rowsOf(dO, i, inner), batch.lengths[i], nh, d,
+      tp.slopes[l]!, cfg.blockSize, batch.rowsOf(dQkv, i, 3 * inner));
   }
   if (["q", "k", "v"].some((c) => acts.wants(name + "hook_" + c))) {
     const parts = native.splitQkv(dQkv, n, nh, d);
@@ -265,19 +275,19 @@ function lightningBackward(tp: TrainPass, l: number, a: Float32Array, s: Lightni
 function softmaxForward(tp: TrainPass, l: number, a: Float32Array): { attn: Float32Array; saved: SoftmaxSaved } {
   const { cfg, w, pass, batch } = tp;
   const n = batch.rows;
-  const { numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
+  const { hiddenSize: hs, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const sw = softmaxWeights(cfg, l, w);
   const name = `blocks.${l}.attn.`;
-  let q = native.matmul(a, n, sw.q);
-  let k = native.matmul(a, n, sw.k);
-  let v = native.matmul(a, n, sw.v);
+  let q = native.matmul(a, n, sw.q, array(tp, n * nh * d));
+  let k = native.matmul(a, n, sw.k, array(tp, n * nkv * d));
+  let v = native.matmul(a, n, sw.v, array(tp, n * nkv * d));
   native.rope(q, n, nh, d, cfg.rotaryDim, batch.positions, cfg.ropeTheta);
   native.rope(k, n, nkv, d, cfg.rotaryDim, batch.positions, cfg.ropeTheta);
   q = hook(pass, name + "hook_q", l, q, [n, nh, d]);
   k = hook(pass, name + "hook_k", l, k, [n, nkv, d]);
   v = hook(pass, name + "hook_v", l, v, [n, nkv, d]);
-  const zRaw = new Float32Array(n * nh * d);
-  const lse = new Float32Array(n * nh);
+  const zRaw = array(tp, n * nh * d); // each sequence's rows set below
+  const lse = array(tp, n * nh);
   for (let i = 0; i < batch.count; i++) {
     const r = bw.attentionLse(batch.rowsOf(q, i, nh * d), batch.rowsOf(k, i, nkv * d), batch.rowsOf(v, i, nkv * d),
       batch.lengths[i], nh, nkv, d, 1 / Math.sqrt(d));
@@ -285,7 +295,7 @@ function softmaxForward(tp: TrainPass, l: number, a: Float32Array): { attn: Floa
     lse.set(r.lse, batch.starts[i] * nh);
   }
   const z = hook(pass, name + "hook_z", l, zRaw, [n, nh, d]);
-  return { attn: native.matmul(z, n, sw.o), saved: { kind: "softmax", q, k, v, zRaw, z, lse } };
+  return { attn: native.matmul(z, n, sw.o, array(tp, n * hs)), saved: { kind: "softmax", q, k, v, zRaw, z, lse } };
 }
 
 function softmaxBackward(tp: TrainPass, l: number, a: Float32Array, s: SoftmaxSaved, dAttn: Float32Array,
@@ -299,9 +309,9 @@ function softmaxBackward(tp: TrainPass, l: number, a: Float32Array, s: SoftmaxSa
   bw.matmulDw(dAttn, s.z, n, grads.of(p + "o_proj.weight", hs * nh * d), hs, nh * d);
   const dZ = bw.matmulDx(dAttn, n, sw.o);
   acts.record(name + "hook_z", dZ, [nh, d]);
-  const dq = new Float32Array(n * nh * d);
-  const dk = new Float32Array(n * nkv * d);
-  const dv = new Float32Array(n * nkv * d);
+  const dq = array(tp, n * nh * d); // each sequence's rows set below
+  const dk = array(tp, n * nkv * d);
+  const dv = array(tp, n * nkv * d);
   for (let i = 0; i < batch.count; i++) {
     const g = bw.attentionBackward(batch.rowsOf(s.q, i, nh * d), batch.rowsOf(s.k, i, nkv * d), batch.rowsOf(s.v, i, nkv * d),
       batch.rowsOf(s.zRaw, i, nh * d), batch.rowsOf(dZ, i, nh * d), batch.rowsOf(s.lse, i, nh), batch.lengths[i], nh, nkv, d,

@@ -24,7 +24,8 @@ import type { Checkpoint } from "../checkpoint.ts";
 import type { ModelConfig } from "../config.ts";
 import { Batch, sequenceList } from "./batch.ts";
 import { ActivationGradients, UNSUPPORTED_TRAINING_HOOKS, WeightGradients, type ActivationFilter } from "./gradients.ts";
-import { layerBackward, layerForward, savedBytes, type LayerSaved, type TrainPass } from "./layer.ts";
+import { array, layerBackward, layerForward, savedBytes, type LayerSaved, type TrainPass } from "./layer.ts";
+import type { Arena } from "./arena.ts";
 
 export interface ForwardForBackwardOptions {
   /** hook names (or a pattern over them) whose activation gradients the backward pass returns */
@@ -33,6 +34,12 @@ export interface ForwardForBackwardOptions {
    *  recomputed from their inputs during the backward pass */
   memoryBudgetBytes?: number;
   signal?: AbortSignal;
+  /** arrays for the weight gradients, kept across passes by their owner (a Trainer): each is zeroed and written
+   *  again, so the gradients a pass returns are valid until the next pass given the same map */
+  gradientBuffers?: Map<string, Float32Array>;
+  /** memory for the pass's activations and their gradients, reused by the owner's next pass (a Trainer's): the
+   *  tape's arrays are valid until then. Used only while no hook is registered (a hook may keep what it sees). */
+  arena?: Arena;
 }
 
 export interface Gradients {
@@ -64,6 +71,7 @@ export class Tape {
     logits: Float32Array,
     private readonly filter: ActivationFilter | undefined,
     private readonly signal: AbortSignal | undefined,
+    private readonly gradientBuffers: Map<string, Float32Array> | undefined,
   ) {
     this.logits = tp.batch.lengths.map((n, i) => new Tensor("F32", [n, tp.cfg.vocabSize], tp.batch.rowsOf(logits, i, tp.cfg.vocabSize)));
   }
@@ -96,7 +104,7 @@ export class Tape {
       }
     });
     const dLog = packed(dLogits, batch, V);
-    const grads = new WeightGradients(this.model.checkpoint);
+    const grads = new WeightGradients(this.model.checkpoint, this.gradientBuffers);
     const acts = new ActivationGradients(this.filter, batch);
     const n = batch.rows;
     const w = this.model;
@@ -148,9 +156,11 @@ export async function forwardForBackward(model: TrainableModel, sequences: Array
   const n = batch.rows;
   const hs = cfg.hiddenSize;
   const pass: Pass = { hooks: model.hooks, phase: "prefill", position: 0, tokens: n, nonFinite: null };
-  const tp: TrainPass = { cfg, w: model, pass, batch, slopes: cfg.layerTypes.map((t, l) => (t === "lightning" ? slopes(cfg, l) : null)) };
+  const arena = model.hooks.size === 0 ? options.arena : undefined;
+  arena?.reset();
+  const tp: TrainPass = { cfg, w: model, pass, batch, arena, slopes: cfg.layerTypes.map((t, l) => (t === "lightning" ? slopes(cfg, l) : null)) };
 
-  let x = native.embedding(batch.tokens, model.weight("model.embed_tokens.weight", [cfg.vocabSize, hs]));
+  let x = native.embedding(batch.tokens, model.weight("model.embed_tokens.weight", [cfg.vocabSize, hs]), array(tp, n * hs));
   x = hook(pass, "embed", null, x, [n, hs]);
   const inputs: Float32Array[] = [];
   const kept: (LayerSaved | null)[] = [];
@@ -170,11 +180,11 @@ export async function forwardForBackward(model: TrainableModel, sequences: Array
     await yieldToEventLoop();
     options.signal?.throwIfAborted();
   }
-  let normed = native.rmsnorm(x, n, hs, model.vector("model.norm.weight", hs), cfg.rmsNormEps);
+  let normed = native.rmsnorm(x, n, hs, model.vector("model.norm.weight", hs), cfg.rmsNormEps, array(tp, n * hs));
   normed = hook(pass, "ln_final.hook_normalized", null, normed, [n, hs]);
-  let logits = native.matmul(normed, n, model.weight("lm_head.weight", [cfg.vocabSize, hs]));
+  let logits = native.matmul(normed, n, model.weight("lm_head.weight", [cfg.vocabSize, hs]), array(tp, n * cfg.vocabSize));
   logits = hook(pass, "logits", null, logits, [n, cfg.vocabSize]);
-  return new Tape(model, tp, inputs, kept, x, normed, logits, options.activationGrads, options.signal);
+  return new Tape(model, tp, inputs, kept, x, normed, logits, options.activationGrads, options.signal, options.gradientBuffers);
 }
 
 function yieldToEventLoop(): Promise<void> {

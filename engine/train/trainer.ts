@@ -14,10 +14,11 @@ import { SafetensorsFile, writeSafetensors } from "../safetensors.ts";
 import { AdamW, type AdamWOptions, type Parameter, type StepReport } from "./optimizer.ts";
 import { sequenceList } from "./batch.ts";
 import type { LossOptions } from "./loss.ts";
+import { Arena } from "./arena.ts";
 
 export type TrainerOptions = AdamWOptions;
 
-export interface TrainStepOptions extends Omit<LossOptions, "tokenWeights" | "activationGrads"> {
+export interface TrainStepOptions extends Omit<LossOptions, "tokenWeights" | "activationGrads" | "gradientBuffers" | "arena"> {
   /** w_t per predicted token of each sequence (n − 1 of them); default 1 / (predicted tokens in the batch): the
    *  loss is the mean cross-entropy */
   tokenWeights?: LossOptions["tokenWeights"];
@@ -43,6 +44,10 @@ interface TrainedWeight extends Parameter {
 export class Trainer {
   readonly optimizer: AdamW;
   private readonly weights: TrainedWeight[];
+  /** the weight gradients' arrays, written again by every step (AdamW has read them by the next) */
+  private readonly gradientBuffers = new Map<string, Float32Array>();
+  /** the memory of a step's activations, handed out again by every step */
+  private readonly arena = new Arena();
 
   constructor(readonly model: Model, options: TrainerOptions) {
     const checkpoint = model.checkpoint;
@@ -121,7 +126,9 @@ export class Trainer {
    */
   async step(sequences: ArrayLike<number> | readonly ArrayLike<number>[], options: TrainStepOptions = {}): Promise<TrainStepResult> {
     const seqs = sequenceList(sequences);
-    const r = await this.model.lossAndGradients(seqs, { ...options, tokenWeights: options.tokenWeights ?? meanWeights(seqs) });
+    const r = await this.model.lossAndGradients(seqs, {
+      ...options, tokenWeights: options.tokenWeights ?? meanWeights(seqs), gradientBuffers: this.gradientBuffers, arena: this.arena,
+    });
     const t0 = performance.now();
     const grads = new Map<string, Float32Array>();
     for (const [name, g] of r.weights) grads.set(name, g.f32);

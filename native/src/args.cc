@@ -2,6 +2,7 @@
 #include "args.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "pool.h"
 
@@ -85,11 +86,14 @@ int64_t prod(const Ctx& c, std::initializer_list<int64_t> xs) {
   return p;
 }
 
-Napi::Value prop(const Ctx& c, const Napi::Object& o, const std::string& obj, const char* key) {
+Napi::Value prop(const Ctx& c, const Napi::Object& o, const char* obj, const char* key) {
   const Value v = o.Get(key);
-  if (v.IsUndefined()) c.type_error(obj + "." + key + " is missing");
+  if (v.IsUndefined()) c.type_error(std::string(obj) + "." + key + " is missing");
   return v;
 }
+
+Name::Name(const char* base, const char* suffix) { snprintf(s, sizeof s, "%s%s", base, suffix); }
+Name::Name(const char* base, int64_t index) { snprintf(s, sizeof s, "%s[%lld]", base, static_cast<long long>(index)); }
 
 WeightArg weight(const Ctx& c, const Value& v, const std::string& name) {
   if (!v.IsObject() || v.IsTypedArray() || v.IsArray())

@@ -94,7 +94,7 @@ constexpr size_t kMaxExternalBytes = size_t(1) << 32;
 // A V8-allocated ArrayBuffer (zero-filled), with allocation failure as a RangeError naming the size.
 Napi::ArrayBuffer v8_buffer(const Ctx& c, size_t bytes);
 
-// A new Float32Array of len elements (at most 2^32, else a RangeError). Those from 1 MiB to 4 GiB come from the
+// A new Float32Array of len elements (at most 2^32, else a RangeError). Those from 64 KiB to 4 GiB come from the
 // recycling pool (pool.h) with undefined contents: every kernel writes all of its output.
 Napi::Float32Array new_f32(const Ctx& c, int64_t len);
 
@@ -118,7 +118,19 @@ int64_t prod(const Ctx& c, std::initializer_list<int64_t> xs);
 
 // ------------------------------------------------------------------ objects and weights
 // o[key], which must be present ("obj.key is missing")
-Napi::Value prop(const Ctx& c, const Napi::Object& o, const std::string& obj, const char* key);
+Napi::Value prop(const Ctx& c, const Napi::Object& o, const char* obj, const char* key);
+inline Napi::Value prop(const Ctx& c, const Napi::Object& o, const std::string& obj, const char* key) {
+  return prop(c, o, obj.c_str(), key);
+}
+
+// An argument's name for messages, written in place ("caches[3][7]", "cache.state"): checks that run for every
+// sequence and layer of every decode step build no string unless one fails. Longer names are cut at 63 characters.
+struct Name {
+  char s[64];
+  Name(const char* base, const char* suffix);
+  Name(const char* base, int64_t index);  // base[index]
+  operator const char*() const { return s; }
+};
 
 struct WeightArg {
   WeightView w;

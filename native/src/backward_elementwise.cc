@@ -54,14 +54,24 @@ void sigmoid_backward(const float* y, const float* dy, float* dx, int64_t len) {
 
 // out = silu(gate) ⊙ up: dgate = dy ⊙ up ⊙ silu'(gate), dup = dy ⊙ silu(gate). dgate may alias gate, dup up.
 void swiglu_backward(const float* gate, const float* up, const float* dy, float* dgate, float* dup, int64_t len) {
+  const auto grads = [](V g, V u, V d, V& dg, V& du) {
+    const V s = v_sigmoid(g);
+    dg = d * u * (s * fma(g, V::set1(1.0f) - s, V::set1(1.0f)));
+    du = d * (g * s);
+  };
   parallel_for(len, kGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; i += V::W) {
-      const int64_t e = imin(hi, i + V::W);
-      const typename V::Mask m = V::mask(e - i);
-      const V g = V::load(gate + i, m), u = V::load(up + i, m), d = V::load(dy + i, m);
-      const V s = v_sigmoid(g);
-      (d * u * (s * fma(g, V::set1(1.0f) - s, V::set1(1.0f)))).store(dgate + i, m);
-      (d * (g * s)).store(dup + i, m);
+    int64_t i = lo;
+    V dg, du;
+    for (; i + V::W <= hi; i += V::W) {  // whole vectors unmasked: masked stores are slow on some cores (AMD)
+      grads(V::load(gate + i), V::load(up + i), V::load(dy + i), dg, du);
+      dg.store(dgate + i);
+      du.store(dup + i);
+    }
+    if (i < hi) {
+      const typename V::Mask m = V::mask(hi - i);
+      grads(V::load(gate + i, m), V::load(up + i, m), V::load(dy + i, m), dg, du);
+      dg.store(dgate + i, m);
+      du.store(dup + i, m);
     }
   });
 }
@@ -77,11 +87,17 @@ void rmsnorm_backward(const float* x, const float* dy, int64_t n, int64_t dim, c
       const float* xr = x + t * dim;
       const float* g = dy + t * dim;
       const double rt = 1.0 / sqrt(sumsq_f64(xr, dim) / double(dim) + eps);
-      double c = 0;
-      for (int64_t i = 0; i < dim; i++) c += double(weight[i]) * double(g[i]) * double(xr[i]);
+      // Σ w·dy·x in double, four partial sums (one chain would wait on each add's latency)
+      double c4[4] = {0, 0, 0, 0};
+      int64_t i = 0;
+      for (; i + 4 <= dim; i += 4) {
+        for (int u = 0; u < 4; u++) c4[u] += double(weight[i + u]) * double(g[i + u]) * double(xr[i + u]);
+      }
+      for (; i < dim; i++) c4[0] += double(weight[i]) * double(g[i]) * double(xr[i]);
+      const double c = (c4[0] + c4[1]) + (c4[2] + c4[3]);
       const float a = float(rt), b = float(rt * rt * rt * c / double(dim));
       float* o = dx + t * dim;
-      for (int64_t i = 0; i < dim; i++) o[i] = a * weight[i] * g[i] - b * xr[i];
+      for (i = 0; i < dim; i++) o[i] = a * weight[i] * g[i] - b * xr[i];
       r[t] = a;
     }
   });

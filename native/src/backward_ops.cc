@@ -156,7 +156,7 @@ Value CrossEntropy(const CallbackInfo& info) {
 }
 
 // lightningBackward(q, k, v, dout, n, heads, d, slopes, blockSize) → [dq, dk, dv];
-// lightningBackwardQkv(qkv, dout, n, heads, d, slopes, blockSize) → dqkv in the interleaved layout.
+// lightningBackwardQkv(qkv, dout, n, heads, d, slopes, blockSize, out?) → dqkv in the interleaved layout (into out).
 template <bool Packed>
 Value LightningBackward(const CallbackInfo& info) {
   Ctx c{info.Env(), Packed ? "lightningBackwardQkv" : "lightningBackward"};
@@ -181,7 +181,9 @@ Value LightningBackward(const CallbackInfo& info) {
   expect_len(c, slopes, heads, "heads");
   if (Packed) {
     expect_len(c, q, prod(c, {len, 3}), "n*heads*3*d");
-    Out o = out_arg(c, Value(), 3 * len, "n*heads*3*d", "dqkv");
+    Out o = out_arg(c, info[7], 3 * len, "n*heads*3*d", "out");
+    disjoint(c, o.a, q);
+    disjoint(c, o.a, dout);
     float* g = o.a.data;
     kernels().lightning_backward(q.data, q.data + d, q.data + 2 * d, 3 * heads * d, 3 * d, dout.data, n, heads, d,
                                  slopes.data, block, g, g + d, g + 2 * d);

@@ -124,39 +124,38 @@ class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
   const DecoderLayerParams& params() const { return p_; }
 
   // This layer's cache argument (see Forward) for n new tokens, checked against the arrays of the call.
-  LayerCache CacheArg(const Ctx& c, const Napi::Value& v, const std::string& name, int64_t n,
+  LayerCache CacheArg(const Ctx& c, const Napi::Value& v, const char* name, int64_t n,
                       std::initializer_list<const Arr<float>*> others) const {
-    if (!v.IsObject()) c.type_error(name + " must be an object");
+    if (!v.IsObject()) c.type_error(std::string(name) + " must be an object");
     const Napi::Object cache = v.As<Napi::Object>();
     const int64_t d = p_.attention.head_dim;
-    const std::string sn = name + ".state", kn = name + ".keys", vn = name + ".values";  // outlive `states`
     LayerCache r{};
-    std::vector<Arr<float>> states;
     if (p_.attention.lightning) {
-      Arr<float> state = f32(c, prop(c, cache, name, "state"), sn.c_str());
+      const Name sn(name, ".state");
+      Arr<float> state = f32(c, prop(c, cache, name, "state"), sn);
       expect_len(c, state, prod(c, {p_.attention.heads, d, d}), "heads*headDim*headDim");
       r.state = state.data;
-      states.push_back(state);
-    } else {
-      const int64_t row = prod(c, {sp_.kv_heads, d});
-      r.length = dim(c, prop(c, cache, name, "length"), (name + ".length").c_str());
-      r.position = dim(c, prop(c, cache, name, "position"), (name + ".position").c_str());
-      if (r.position + n > INT32_MAX) c.range_error(name + ".position + n must be < 2^31");
-      Arr<float> keys = f32(c, prop(c, cache, name, "keys"), kn.c_str());
-      Arr<float> values = f32(c, prop(c, cache, name, "values"), vn.c_str());
-      const int64_t need = prod(c, {r.length + n, row});
-      for (const Arr<float>* a : {&keys, &values}) {
-        if (a->len < need)
-          c.range_error(std::string(a->name) + " has room for " + str(a->len / row) +
-                        " rows, expected at least length + n = " + str(r.length + n));
-      }
-      disjoint(c, keys, values);
-      r.keys = keys.data;
-      r.values = values.data;
-      states.insert(states.end(), {keys, values});
+      for (const Arr<float>* other : others) disjoint(c, state, *other);
+      return r;
     }
-    for (const Arr<float>& st : states) {
-      for (const Arr<float>* other : others) disjoint(c, st, *other);
+    const int64_t row = prod(c, {sp_.kv_heads, d});
+    r.length = dim(c, prop(c, cache, name, "length"), Name(name, ".length"));
+    r.position = dim(c, prop(c, cache, name, "position"), Name(name, ".position"));
+    if (r.position + n > INT32_MAX) c.range_error(std::string(name) + ".position + n must be < 2^31");
+    const Name kn(name, ".keys"), vn(name, ".values");
+    Arr<float> keys = f32(c, prop(c, cache, name, "keys"), kn);
+    Arr<float> values = f32(c, prop(c, cache, name, "values"), vn);
+    const int64_t need = prod(c, {r.length + n, row});
+    for (const Arr<float>* a : {&keys, &values}) {
+      if (a->len < need)
+        c.range_error(std::string(a->name) + " has room for " + str(a->len / row) +
+                      " rows, expected at least length + n = " + str(r.length + n));
+    }
+    disjoint(c, keys, values);
+    r.keys = keys.data;
+    r.values = values.data;
+    for (const Arr<float>* kv : {&keys, &values}) {
+      for (const Arr<float>* other : others) disjoint(c, *kv, *other);
     }
     return r;
   }
@@ -260,7 +259,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     const int64_t rows = dim(c, info[2], "rows");
     if (rows > n) c.range_error("rows (" + str(rows) + ") must be <= the number of ids (" + str(n) + ")");
     std::vector<LayerCache> caches(layers_.size());
-    for (uint32_t l = 0; l < layers_.size(); l++) caches[l] = layers_[l]->CacheArg(c, ca.Get(l), "caches[" + str(l) + "]", n, {});
+    for (uint32_t l = 0; l < layers_.size(); l++) caches[l] = layers_[l]->CacheArg(c, ca.Get(l), Name("caches", int64_t(l)), n, {});
     Napi::Float32Array logits = new_f32(c, prod(c, {rows, vocab}));
     if (n > 0) decoder_forward(kernels(), m_, ids.data, n, caches.data(), rows, rows ? logits.Data() : nullptr);
     return logits;
@@ -327,12 +326,13 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     const Napi::Array ca = v.As<Napi::Array>();
     std::vector<LayerCache> caches(size_t(S * L));
     for (int64_t s = 0; s < S; s++) {
-      const std::string sn = "caches[" + str(s) + "]";
+      const Name sn("caches", s);
       const Napi::Value sv = ca.Get(uint32_t(s));
       if (!sv.IsArray() || int64_t(sv.As<Napi::Array>().Length()) != L)
-        c.type_error(sn + " must be an array of " + str(L) + " layer caches");
+        c.type_error(std::string(sn) + " must be an array of " + str(L) + " layer caches");
+      const Napi::Array sa = sv.As<Napi::Array>();
       for (int64_t l = 0; l < L; l++)
-        caches[size_t(s * L + l)] = layers_[size_t(l)]->CacheArg(c, sv.As<Napi::Array>().Get(uint32_t(l)), sn + "[" + str(l) + "]", seqs[size_t(s)].rows, {});
+        caches[size_t(s * L + l)] = layers_[size_t(l)]->CacheArg(c, sa.Get(uint32_t(l)), Name(sn, l), seqs[size_t(s)].rows, {});
     }
     for (int64_t l = 0; l < L; l++) {
       std::vector<const float*> seen;

@@ -85,19 +85,21 @@ constexpr int MR = 4, NV = 4;
 #endif
 constexpr int NR = NV * V::W;
 
-// C[M×NR] = beta·C + A[M×K]·B[K×NR]; B rows (NR contiguous floats) are ldb apart.
+// C[M×NR] = beta·C + A[M×K]·B[K×NR]; A(r, k) = A[r·lda + k·aks] (aks = 1: row-major A; lda = 1: A given
+// transposed, as the weight gradient reads dy); B rows (NR contiguous floats) are ldb apart.
 template <int M>
-static void ukr(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
-                float beta) {
+static void ukr(int64_t K, const float* A, int64_t lda, int64_t aks, const float* B, int64_t ldb, float* C,
+                int64_t ldc, float beta) {
   V acc[M][NV];
   M1_UNROLL for (int r = 0; r < M; r++) {
     M1_UNROLL for (int j = 0; j < NV; j++) acc[r][j] = V::zero();
   }
-  for (int64_t k = 0; k < K; k++) {
+  const float* ak = A;
+  for (int64_t k = 0; k < K; k++, ak += aks) {
     V b[NV];
     M1_UNROLL for (int j = 0; j < NV; j++) b[j] = V::load(B + k * ldb + j * V::W);
     M1_UNROLL for (int r = 0; r < M; r++) {
-      const V a = V::set1(A[r * lda + k]);
+      const V a = V::set1(ak[r * lda]);
       M1_UNROLL for (int j = 0; j < NV; j++) acc[r][j] = fma(a, b[j], acc[r][j]);
     }
   }
@@ -123,7 +125,7 @@ static void ukr(int64_t K, const float* A, int64_t lda, const float* B, int64_t 
   }
 }
 
-using UkrFn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, float);
+using UkrFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, float);
 
 template <int... I>
 struct UkrTable {
@@ -142,11 +144,11 @@ using Ukrs = UkrTable<0, 1, 2, 3>;
 static_assert(sizeof(Ukrs::fns) / sizeof(UkrFn) == MR + 1, "ukr table size");
 
 // One tile of mr <= MR rows and nr <= NR columns. B must be readable for NR columns.
-static inline void tile(int64_t mr, int64_t nr, int64_t K, const float* A, int64_t lda, const float* B,
+static inline void tile(int64_t mr, int64_t nr, int64_t K, const float* A, int64_t lda, int64_t aks, const float* B,
                         int64_t ldb, float* C, int64_t ldc, float beta) {
-  if (nr == NR) return Ukrs::fns[mr](K, A, lda, B, ldb, C, ldc, beta);
+  if (nr == NR) return Ukrs::fns[mr](K, A, lda, aks, B, ldb, C, ldc, beta);
   alignas(64) float t[MR * NR];
-  Ukrs::fns[mr](K, A, lda, B, ldb, t, NR, 0.0f);
+  Ukrs::fns[mr](K, A, lda, aks, B, ldb, t, NR, 0.0f);
   for (int64_t r = 0; r < mr; r++) {
     float* c = C + r * ldc;
     const float* s = t + r * NR;
@@ -183,7 +185,7 @@ void gemm_nn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
       ldbp = NR;
     }
     for (int64_t i = 0; i < M; i += MR) {
-      tile(imin(MR, M - i), nr, K, A + i * lda, lda, bp, ldbp, C + i * ldc + j, ldc, beta);
+      tile(imin(MR, M - i), nr, K, A + i * lda, lda, 1, bp, ldbp, C + i * ldc + j, ldc, beta);
     }
   }
 }
@@ -194,63 +196,108 @@ void gemm_nn(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
 // (bench-small decode, runs interleaved in one process: +3-6% tokens/s over none, ahead of 1, 8 and 16 KiB).
 constexpr int64_t kPrefetchAhead = 4096;
 
-
-// C[i·ldc] = Σ_k A[i, k] B[k] for M <= 4 rows of A (f32) and one row of B (f32/bf16/f16, converted in
-// registers). B is read front to back, the access memory streams fastest. Two accumulators per row,
-// in the same order for every M: a row's result does not depend on the rows computed with it.
-template <int DT, int M>
-static void dot_row(int64_t K, const float* A, int64_t lda, const void* B, float* C, int64_t ldc) {
+// ---------------------------------------------------------------- dot path (small n)
+// The dot path's one summation order: out[i, j] = Σ_k x[i, k] W[j, k] in one vector accumulator per output, lane l
+// adding the k ≡ l (mod V::W) in ascending order (a masked last step when V::W does not divide K), then the lanes in
+// hsum's tree. It does not depend on which other rows or outputs are computed beside it, so a row of a batch gets the
+// bits it gets alone, whatever the tile it lands in.
+//
+// A tile: R rows of x against J consecutive rows of W (ldw bytes apart), R·J accumulators in registers; each step
+// loads (and converts) J weight vectors and R vectors of x for R·J FMAs.
+template <int DT, int R, int J>
+static void dot_tile(int64_t K, const float* A, int64_t lda, const char* B, int64_t ldw, float* C, int64_t ldc) {
   constexpr int esz = DT == kF32 ? 4 : 2;
-  constexpr int step_bytes = 2 * V::W * esz, lines = step_bytes >= 64 ? step_bytes / 64 : 1;
-  const char* bb = static_cast<const char*>(B);
-  V acc0[M], acc1[M];
-  M1_UNROLL for (int i = 0; i < M; i++) acc0[i] = acc1[i] = V::zero();
-  int64_t k = 0;
-  for (; k + 2 * V::W <= K; k += 2 * V::W) {
-    if (step_bytes >= 64 || ((k * esz) & 63) == 0) {  // once per cache line
-      M1_UNROLL for (int i = 0; i < lines; i++) __builtin_prefetch(bb + k * esz + kPrefetchAhead + 64 * i, 0, 3);
-    }
-    const V b0 = load_w<DT>(bb + k * esz), b1 = load_w<DT>(bb + (k + V::W) * esz);
-    M1_UNROLL for (int i = 0; i < M; i++) {
-      acc0[i] = fma(V::load(A + i * lda + k), b0, acc0[i]);
-      acc1[i] = fma(V::load(A + i * lda + k + V::W), b1, acc1[i]);
-    }
+  constexpr int step_bytes = V::W * esz;
+  V acc[R][J];
+  M1_UNROLL for (int i = 0; i < R; i++) {
+    M1_UNROLL for (int j = 0; j < J; j++) acc[i][j] = V::zero();
   }
-  if (k + V::W <= K) {
-    const V b0 = load_w<DT>(bb + k * esz);
-    M1_UNROLL for (int i = 0; i < M; i++) acc0[i] = fma(V::load(A + i * lda + k), b0, acc0[i]);
-    k += V::W;
+  int64_t k = 0;
+  for (; k + V::W <= K; k += V::W) {
+    if (step_bytes >= 64 || ((k * esz) & 63) == 0) {  // once per cache line of each weight row
+      M1_UNROLL for (int j = 0; j < J; j++) __builtin_prefetch(B + j * ldw + k * esz + kPrefetchAhead, 0, 3);
+    }
+    if (J > R) {  // the R vectors of x held, one weight vector at a time
+      V a[R];
+      M1_UNROLL for (int i = 0; i < R; i++) a[i] = V::load(A + i * lda + k);
+      M1_UNROLL for (int j = 0; j < J; j++) {
+        const V w = load_w<DT>(B + j * ldw + k * esz);
+        M1_UNROLL for (int i = 0; i < R; i++) acc[i][j] = fma(a[i], w, acc[i][j]);
+      }
+    } else {  // the J weight vectors held, one vector of x at a time
+      V w[J];
+      M1_UNROLL for (int j = 0; j < J; j++) w[j] = load_w<DT>(B + j * ldw + k * esz);
+      M1_UNROLL for (int i = 0; i < R; i++) {
+        const V a = V::load(A + i * lda + k);
+        M1_UNROLL for (int j = 0; j < J; j++) acc[i][j] = fma(a, w[j], acc[i][j]);
+      }
+    }
   }
   if (k < K) {
     const int64_t rem = K - k;
     const typename V::Mask m = V::mask(rem);
-    const V b1 = load_w<DT>(bb + k * esz, rem);
-    M1_UNROLL for (int i = 0; i < M; i++) acc1[i] = fma(V::load(A + i * lda + k, m), b1, acc1[i]);
+    V w[J];
+    M1_UNROLL for (int j = 0; j < J; j++) w[j] = load_w<DT>(B + j * ldw + k * esz, rem);
+    M1_UNROLL for (int i = 0; i < R; i++) {
+      const V a = V::load(A + i * lda + k, m);
+      M1_UNROLL for (int j = 0; j < J; j++) acc[i][j] = fma(a, w[j], acc[i][j]);
+    }
   }
-  M1_UNROLL for (int i = 0; i < M; i++) C[i * ldc] = (acc0[i] + acc1[i]).hsum();
-}
-
-// all M rows of A against one row of B
-template <int DT>
-static inline void dot_col(int64_t M, int64_t K, const float* A, int64_t lda, const void* B, float* C, int64_t ldc) {
-  int64_t i = 0;
-  for (; i + 4 <= M; i += 4) dot_row<DT, 4>(K, A + i * lda, lda, B, C + i * ldc, ldc);
-  switch (M - i) {
-    case 1: dot_row<DT, 1>(K, A + i * lda, lda, B, C + i * ldc, ldc); break;
-    case 2: dot_row<DT, 2>(K, A + i * lda, lda, B, C + i * ldc, ldc); break;
-    case 3: dot_row<DT, 3>(K, A + i * lda, lda, B, C + i * ldc, ldc); break;
-    default: break;
+  float sums[R * J];
+  hsums<R * J>(&acc[0][0], sums);
+  M1_UNROLL for (int i = 0; i < R; i++) {
+    M1_UNROLL for (int j = 0; j < J; j++) C[i * ldc + j] = sums[i * J + j];
   }
 }
 
-// ---------------------------------------------------------------- dot path (small n)
-// Threads split the rows of W into contiguous ranges; each W row is read from memory once and reused
-// from L1 for every group of 4 rows of x.
+// Accumulators per tile: most of the vector registers, the rest holding the weight and x vectors of a step.
+#if defined(M1_ISA_AVX512)
+constexpr int kDotAcc = 24;
+#elif defined(M1_ISA_AVX2)
+constexpr int kDotAcc = 12;
+#else
+constexpr int kDotAcc = 8;
+#endif
+
+// Rows [0, n) of x against rows [j0, j1) of W, tiles of R rows × J weight rows, the weight rows left in tiles of 2 and 1.
+template <int DT, int R, int J>
+static void dot_rows(int64_t K, const float* A, int64_t lda, const char* B, int64_t ldw, int64_t j0, int64_t j1,
+                     float* C, int64_t ldc) {
+  int64_t j = j0;
+  for (; j + J <= j1; j += J) dot_tile<DT, R, J>(K, A, lda, B + j * ldw, ldw, C + j, ldc);
+  for (; j + 2 <= j1; j += 2) dot_tile<DT, R, 2>(K, A, lda, B + j * ldw, ldw, C + j, ldc);
+  if (j < j1) dot_tile<DT, R, 1>(K, A, lda, B + j * ldw, ldw, C + j, ldc);
+}
+
+// Bytes of weight rows that every row tile reads again from L1.
+constexpr int64_t kDotBlockBytes = 16 << 10;
+
+// out[i, j] for rows i < n of x and rows j in [j0, j1) of W, the weights converted in registers. Few rows (n < 4)
+// take tiles wide in W (enough accumulators to hide the FMA latency); more take 4-row tiles over blocks of weight
+// rows, each block read from L1 by every row tile.
 template <int DT>
 static void dot_range(const float* x, int64_t n, const WeightView& w, int64_t j0, int64_t j1, float* out) {
   const char* base = static_cast<const char*>(w.data);
-  const int64_t rowb = w.cols * (DT == kF32 ? 4 : 2);
-  for (int64_t j = j0; j < j1; j++) dot_col<DT>(n, w.cols, x, w.cols, base + j * rowb, out + j, w.rows);
+  const int64_t K = w.cols, ldw = K * (DT == kF32 ? 4 : 2), N = w.rows;
+  switch (n) {
+    case 1: return dot_rows<DT, 1, kDotAcc>(K, x, K, base, ldw, j0, j1, out, N);
+    case 2: return dot_rows<DT, 2, kDotAcc / 2>(K, x, K, base, ldw, j0, j1, out, N);
+    case 3: return dot_rows<DT, 3, kDotAcc / 3>(K, x, K, base, ldw, j0, j1, out, N);
+    default: break;
+  }
+  constexpr int J = kDotAcc / 4;
+  const int64_t block = imax(1, kDotBlockBytes / ldw / J) * J;
+  for (int64_t jt = j0; jt < j1; jt += block) {
+    const int64_t je = imin(j1, jt + block);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) dot_rows<DT, 4, J>(K, x + i * K, K, base, ldw, jt, je, out + i * N, N);
+    switch (n - i) {
+      case 1: dot_rows<DT, 1, J>(K, x + i * K, K, base, ldw, jt, je, out + i * N, N); break;
+      case 2: dot_rows<DT, 2, J>(K, x + i * K, K, base, ldw, jt, je, out + i * N, N); break;
+      case 3: dot_rows<DT, 3, J>(K, x + i * K, K, base, ldw, jt, je, out + i * N, N); break;
+      default: break;
+    }
+  }
 }
 
 template <int DT>
@@ -359,79 +406,23 @@ static void small_m(const float* x, int64_t M, const WeightView& w, float* out) 
 constexpr int64_t KC = 256;  // k-depth of a packed panel (KC × NR floats ≈ L1)
 constexpr int64_t MC = 192;  // rows of x per pass over the panels (L2)
 
-#if defined(M1_ISA_AVX512)
-// r[i] (row i, 16 columns) -> r[c] = column c (16 rows)
-static inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; i++) {  // r[4i + c], 128-bit lane L: rows 4i..4i+3 of column 4L + c
-    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; c++) {
-    const __m512 a = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
-    const __m512 b = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
-    const __m512 e = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
-    const __m512 f = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
-    t[c] = _mm512_shuffle_f32x4(a, e, 0x88);
-    t[8 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
-    t[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
-    t[12 + c] = _mm512_shuffle_f32x4(b, f, 0xDD);
-  }
-  for (int i = 0; i < 16; i++) r[i] = t[i];
-}
-#elif defined(M1_ISA_AVX2)
-static inline void transpose8(__m256 r[8]) {
-  __m256 t[8], u[8];
-  for (int i = 0; i < 4; i++) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; i++) {
-    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; c++) {
-    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
-    r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
-  }
-}
-#endif
-
 // dst[kk·NR + jj] = W[j + jj, k0 + kk] as f32, zero for jj >= nr.
 template <int DT>
 static void pack_panel_t(const WeightView& w, int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) {
   const char* base = static_cast<const char*>(w.data);
   int64_t kk = 0;
-#if defined(M1_ISA_AVX512) || defined(M1_ISA_AVX2)
   const int esz = DT == kF32 ? 4 : 2;
   // full W×W blocks through an in-register transpose
   if (nr == NR) {
     for (; kk + V::W <= kc; kk += V::W) {
       for (int g = 0; g < NV; g++) {
-  #if defined(M1_ISA_AVX512)
-        __m512 r[16];
-  #else
-        __m256 r[8];
-  #endif
-        for (int i = 0; i < V::W; i++) r[i] = load_w<DT>(base + ((j + g * V::W + i) * w.cols + k0 + kk) * esz).v;
-  #if defined(M1_ISA_AVX512)
-        transpose16(r);
-  #else
-        transpose8(r);
-  #endif
-        for (int c = 0; c < V::W; c++) V{r[c]}.store(dst + (kk + c) * NR + g * V::W);
+        V r[V::W];
+        for (int i = 0; i < V::W; i++) r[i] = load_w<DT>(base + ((j + g * V::W + i) * w.cols + k0 + kk) * esz);
+        transpose_block(r);
+        for (int c = 0; c < V::W; c++) r[c].store(dst + (kk + c) * NR + g * V::W);
       }
     }
   }
-#endif
   if (kk == kc) return;
   for (int64_t k = kk; k < kc; k++)
     for (int64_t jj = nr; jj < NR; jj++) dst[k * NR + jj] = 0.0f;
@@ -455,11 +446,11 @@ static void pack_panel(const WeightView& w, int64_t j, int64_t nr, int64_t k0, i
   else pack_panel_t<kF16>(w, j, nr, k0, kc, dst);
 }
 
-// C[M, N] = beta·C + A[M, K] · B[K, N] with B given by its packer: pack(j, nr, k0, kc, dst) writes
-// dst[kk·NR + jj] = B[k0 + kk, j + jj] as f32 (zero for jj >= nr). Threads split the columns into blocks of
-// up to 8 panels, and the rows too when there are few column blocks.
+// C[M, N] = beta·C + A[M, K] · B[K, N] with A(i, k) = A[i·lda + k·aks] and B given by its packer:
+// pack(j, nr, k0, kc, dst) writes dst[kk·NR + jj] = B[k0 + kk, j + jj] as f32 (zero for jj >= nr). Threads
+// split the columns into blocks of up to 8 panels, and the rows too when there are few column blocks.
 template <class Pack>
-static void packed_gemm(const float* A, int64_t lda, int64_t M, int64_t N, int64_t K, Pack pack, float* C,
+static void packed_gemm(const float* A, int64_t lda, int64_t aks, int64_t M, int64_t N, int64_t K, Pack pack, float* C,
                         int64_t ldc, float beta) {
   const int64_t T = num_threads();
   const int64_t panels = cdiv(N, NR);
@@ -494,7 +485,7 @@ static void packed_gemm(const float* A, int64_t lda, int64_t M, int64_t N, int64
             const int64_t nr = imin(NR, j1 - j);
             const float* bp = packed + p * kc * NR;
             for (int64_t i = ic; i < ie; i += MR) {
-              tile(imin(MR, ie - i), nr, kc, A + i * lda + pc, lda, bp, NR, C + i * ldc + j, ldc, b);
+              tile(imin(MR, ie - i), nr, kc, A + i * lda + pc * aks, lda, aks, bp, NR, C + i * ldc + j, ldc, b);
             }
           }
         }
@@ -517,18 +508,34 @@ void matmul(const float* x, int64_t M, const WeightView& w, float* out) {
   }
   if (M <= kXtMaxRows) return small_m(x, M, w, out);
   packed_gemm(
-      x, K, M, N, K, [&](int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) { pack_panel(w, j, nr, k0, kc, dst); },
+      x, K, 1, M, N, K, [&](int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) { pack_panel(w, j, nr, k0, kc, dst); },
       out, N, 0.0f);
 }
 
 // ---------------------------------------------------------------- backward products
 // dst[kk·NR + jj] = W[k0 + kk, j + jj] as f32: rows of W are already k-major, so a panel is row pieces.
-static void pack_rows(const WeightView& w, int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) {
+template <int DT>
+static void pack_rows_t(const WeightView& w, int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) {
+  if (nr == NR) {  // whole panels: vector loads (a convert_row or memcpy call per NR values costs more)
+    constexpr int esz = DT == kF32 ? 4 : 2;
+    const char* src = static_cast<const char*>(w.data) + (k0 * w.cols + j) * esz;
+    for (int64_t kk = 0; kk < kc; kk++) {
+      const char* row = src + kk * w.cols * esz;
+      M1_UNROLL for (int g = 0; g < NV; g++) load_w<DT>(row + g * V::W * esz).store(dst + kk * NR + g * V::W);
+    }
+    return;
+  }
   for (int64_t kk = 0; kk < kc; kk++) {
     float* d = dst + kk * NR;
     convert_row(w, k0 + kk, j, nr, d);
     for (int64_t jj = nr; jj < NR; jj++) d[jj] = 0.0f;
   }
+}
+
+static void pack_rows(const WeightView& w, int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) {
+  if (w.dtype == kF32) pack_rows_t<kF32>(w, j, nr, k0, kc, dst);
+  else if (w.dtype == kBF16) pack_rows_t<kBF16>(w, j, nr, k0, kc, dst);
+  else pack_rows_t<kF16>(w, j, nr, k0, kc, dst);
 }
 
 // dx[n, w.cols] = beta·dx + dy[n, w.rows] · W: the input gradient of out = x · Wᵀ.
@@ -539,60 +546,20 @@ void matmul_dx(const float* dy, int64_t n, const WeightView& w, float* dx, float
     return;
   }
   packed_gemm(
-      dy, w.rows, n, w.cols, w.rows,
+      dy, w.rows, 1, n, w.cols, w.rows,
       [&](int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) { pack_rows(w, j, nr, k0, kc, dst); }, dx, w.cols,
       beta);
 }
 
-// dst[c·ldd + r] = src[r·lds + c] for r < rows, c < cols; W × W blocks through the register transpose.
-static void transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst, int64_t ldd) {
-  parallel_for(cdiv(cols, V::W), imax(1, 4096 / imax(1, rows)), [&](int64_t lo, int64_t hi) {
-    for (int64_t c0 = lo * V::W; c0 < imin(cols, hi * V::W); c0 += V::W) {
-      const int64_t cw = imin(V::W, cols - c0);
-      int64_t r0 = 0;
-#if defined(M1_ISA_AVX512) || defined(M1_ISA_AVX2)
-      if (cw == V::W) {
-        for (; r0 + V::W <= rows; r0 += V::W) {
-  #if defined(M1_ISA_AVX512)
-          __m512 t[16];
-  #else
-          __m256 t[8];
-  #endif
-          for (int i = 0; i < V::W; i++) t[i] = V::load(src + (r0 + i) * lds + c0).v;
-  #if defined(M1_ISA_AVX512)
-          transpose16(t);
-  #else
-          transpose8(t);
-  #endif
-          for (int i = 0; i < V::W; i++) V{t[i]}.store(dst + (c0 + i) * ldd + r0);
-        }
-      }
-#endif
-      for (int64_t c = c0; c < c0 + cw; c++)
-        for (int64_t r = r0; r < rows; r++) dst[c * ldd + r] = src[r * lds + c];
-    }
-  });
-}
-
 // dw[rows, cols] += dy[n, rows]ᵀ · x[n, cols]: the weight gradient of out = x · Wᵀ, summed over the n rows.
-// dyᵀ is formed once (rows × n floats) so that the product runs on the packed micro-kernel.
+// The micro-kernel reads dyᵀ in place (A(r, k) = dy[k·rows + r]: MR neighbouring floats of one dy row per k).
 void matmul_dw(const float* dy, const float* x, int64_t n, int64_t rows, int64_t cols, float* dw) {
   if (n <= 0 || rows <= 0 || cols <= 0) return;
-  // rows of dyᵀ a little longer than n: a power-of-two row length would put the micro-kernel's rows of A in
-  // one cache set
-  const int64_t ld = n + 16;
-  float* dyt = static_cast<float*>(aalloc(size_t(rows * ld) * 4 + 64));
-  if (!dyt) {
-    fprintf(stderr, "m1native: out of memory (%lld bytes for a weight gradient)\n", (long long)(rows * n * 4));
-    abort();
-  }
-  transpose(dy, n, rows, rows, dyt, ld);
   const WeightView xv{x, kF32, n, cols};
   packed_gemm(
-      dyt, ld, rows, cols, n,
+      dy, 1, rows, rows, cols, n,
       [&](int64_t j, int64_t nr, int64_t k0, int64_t kc, float* dst) { pack_rows(xv, j, nr, k0, kc, dst); }, dw, cols,
       1.0f);
-  afree(dyt);
 }
 
 }  // namespace M1_NS

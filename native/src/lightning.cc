@@ -12,7 +12,7 @@ namespace m1 {
 namespace M1_NS {
 
 namespace {
-constexpr int64_t RB = 64;  // query rows per intra-block step (only the causal columns are computed)
+constexpr int64_t RB = 32;  // query rows per intra-block step (only the causal columns are computed)
 }
 
 namespace {
@@ -23,22 +23,44 @@ struct Rows {
   Rows at(int64_t t) const { return {p + t * ld, ld}; }
 };
 
+// Kt[a·m + j] = K row j, column a (Kt = Kᵀ [d, m]): W × W blocks through the register transpose.
+void transpose_rows(Rows K, int64_t m, int64_t d, float* Kt) {
+  const auto one = [&](int64_t j, int64_t a) { Kt[a * m + j] = K.p[j * K.ld + a]; };
+  int64_t j0 = 0;
+  for (; j0 + V::W <= m; j0 += V::W) {
+    int64_t a0 = 0;
+    for (; a0 + V::W <= d; a0 += V::W) {
+      V r[V::W];
+      for (int i = 0; i < V::W; i++) r[i] = V::load(K.p + (j0 + i) * K.ld + a0);
+      transpose_block(r);
+      for (int c = 0; c < V::W; c++) r[c].store(Kt + (a0 + c) * m + j0);
+    }
+    for (int64_t a = a0; a < d; a++)
+      for (int64_t j = j0; j < j0 + V::W; j++) one(j, a);
+  }
+  for (; j0 < m; j0++)
+    for (int64_t a = 0; a < d; a++) one(j0, a);
+}
+
 // One block of m <= B tokens of one head (rows from the block's first token): out rows O (row i at O + i·ldo)
-// and the head's state S (pw[i] = λ^i).
+// and the head's state S (pw[i] = λ^i, i = 0..m). A zero S (the first block from a zero state) has no
+// inter-block term; a block whose state nothing reads (the last one of a backward scan) leaves S as it was.
 void block(Rows Q, Rows K, Rows Vb, float* O, int64_t ldo, int64_t d, double s, const float* pw, int64_t m,
-           float* S) {
+           float* S, bool zero_state, bool state_wanted) {
   float* Kt = scratch(slot::kLightningKeysT, d * m);
   float* A = scratch(slot::kLightningScores, m * m);
   // inter-block: O = (Q S) ⊙ q_decay
-  gemm_nn(m, d, d, Q.p, Q.ld, S, d, O, ldo, 0.0f);
-  for (int64_t i = 0; i < m; i++) {
-    float* o = O + i * ldo;
-    const float f = pw[i + 1];
-    for (int64_t c = 0; c < d; c++) o[c] *= f;
+  if (zero_state) {
+    for (int64_t i = 0; i < m; i++) memset(O + i * ldo, 0, size_t(d) * 4);
+  } else {
+    gemm_nn(m, d, d, Q.p, Q.ld, S, d, O, ldo, 0.0f);
+    for (int64_t i = 0; i < m; i++) {
+      float* o = O + i * ldo;
+      const float f = pw[i + 1];
+      for (int64_t c = 0; c < d; c++) o[c] *= f;
+    }
   }
-  // Kt = Kᵀ [d, m]
-  for (int64_t j = 0; j < m; j++)
-    for (int64_t a = 0; a < d; a++) Kt[a * m + j] = K.p[j * K.ld + a];
+  transpose_rows(K, m, d, Kt);
   // intra-block: O += ((Q Kᵀ) ⊙ diag) V, row block by row block, causal columns only
   for (int64_t i0 = 0; i0 < m; i0 += RB) {
     const int64_t mb = imin(RB, m - i0), w = i0 + mb;
@@ -51,6 +73,7 @@ void block(Rows Q, Rows K, Rows Vb, float* O, int64_t ldo, int64_t d, double s, 
     }
     gemm_nn(mb, d, w, Ar, m, Vb.p, Vb.ld, O + i0 * ldo, ldo, 1.0f);
   }
+  if (!state_wanted) return;
   // state: S = λ^m S + (K ⊙ k_decay)ᵀ V. λ^m is applied as hi + lo so that it does not
   // compound an f32 rounding once per block.
   for (int64_t a = 0; a < d; a++) {
@@ -69,15 +92,24 @@ void block(Rows Q, Rows K, Rows Vb, float* O, int64_t ldo, int64_t d, double s, 
   gemm_nn(d, d, m, Kt, m, Vb.p, Vb.ld, S, d, 1.0f);
 }
 
-// pw[i] = λ^i = exp(−s·i) for i = 0..B
-void decay_powers(double s, int64_t B, float* pw) {
-  for (int64_t i = 0; i <= B; i++) pw[i] = float(exp(-s * double(i)));
+// pw[i] = λ^i = exp(−s·i) for i = 0..top (a block of m tokens reads up to λ^m)
+void decay_powers(double s, int64_t top, float* pw) {
+  for (int64_t i = 0; i <= top; i++) pw[i] = float(exp(-s * double(i)));
 }
 
-// The whole sequence of n tokens of one head in blocks of B, state S carried across blocks.
-void scan(Rows Q, Rows K, Rows Vb, float* O, int64_t ldo, int64_t n, int64_t d, double s, const float* pw,
-          int64_t B, float* S) {
-  for (int64_t t0 = 0; t0 < n; t0 += B) block(Q.at(t0), K.at(t0), Vb.at(t0), O + t0 * ldo, ldo, d, s, pw, imin(B, n - t0), S);
+bool all_zero(const float* S, int64_t len) {
+  for (int64_t i = 0; i < len; i++)
+    if (S[i] != 0.0f) return false;
+  return true;
+}
+
+// The whole sequence of n tokens of one head in blocks of B from a zero state S, carried across blocks; S is
+// scratch afterwards (the state after the last block is not computed).
+void scan_from_zero(Rows Q, Rows K, Rows Vb, float* O, int64_t ldo, int64_t n, int64_t d, double s, const float* pw,
+                    int64_t B, float* S) {
+  for (int64_t t0 = 0; t0 < n; t0 += B) {
+    block(Q.at(t0), K.at(t0), Vb.at(t0), O + t0 * ldo, ldo, d, s, pw, imin(B, n - t0), S, t0 == 0, t0 + B < n);
+  }
 }
 }  // namespace
 
@@ -89,12 +121,14 @@ void lightning_prefill(const float* q, const float* k, const float* v, int64_t l
   const int64_t ldo = heads * d;
   parallel_for(heads, cdiv(heads, num_threads()), [&](int64_t lo, int64_t hi) {
     float* pw = scratch(slot::kLightningDecay, (hi - lo) * (B + 1));  // λ_h^i, i = 0..B, per head
-    for (int64_t h = lo; h < hi; h++) decay_powers(double(slopes[h]), B, pw + (h - lo) * (B + 1));
+    for (int64_t h = lo; h < hi; h++) decay_powers(double(slopes[h]), imin(B, n), pw + (h - lo) * (B + 1));
+    bool zero = true;  // every head of this range starts from a zero state (a fresh sequence)
+    for (int64_t h = lo; h < hi && zero; h++) zero = all_zero(state + h * d * d, d * d);
     for (int64_t t0 = 0; t0 < n; t0 += B) {
       for (int64_t h = lo; h < hi; h++) {
         const int64_t off = t0 * ld + h * hs;
         block({q + off, ld}, {k + off, ld}, {v + off, ld}, out + t0 * ldo + h * d, ldo, d, double(slopes[h]),
-              pw + (h - lo) * (B + 1), imin(B, n - t0), state + h * d * d);
+              pw + (h - lo) * (B + 1), imin(B, n - t0), state + h * d * d, zero && t0 == 0, true);
       }
     }
   });
@@ -172,16 +206,16 @@ void lightning_backward(const float* q, const float* k, const float* v, int64_t 
     for (int64_t item = lo; item < hi; item++) {
       const int64_t h = item / 3, which = item % 3;
       const double s = double(slopes[h]);
-      decay_powers(s, B, pw);
+      decay_powers(s, imin(B, n), pw);
       memset(S, 0, size_t(d * d) * 4);
       const int64_t last = n - 1;
       if (which == 0) {
-        scan({dout + h * d, ldo}, {v + h * hs, ld}, {k + h * hs, ld}, dq + h * hs, ld, n, d, s, pw, B, S);
+        scan_from_zero({dout + h * d, ldo}, {v + h * hs, ld}, {k + h * hs, ld}, dq + h * hs, ld, n, d, s, pw, B, S);
       } else {
         const Rows rq{q + last * ld + h * hs, -ld}, rk{k + last * ld + h * hs, -ld}, rv{v + last * ld + h * hs, -ld};
         const Rows rdo{dout + last * ldo + h * d, -ldo};
-        if (which == 1) scan(rv, rdo, rq, dk + last * ld + h * hs, -ld, n, d, s, pw, B, S);
-        else scan(rk, rq, rdo, dv + last * ld + h * hs, -ld, n, d, s, pw, B, S);
+        if (which == 1) scan_from_zero(rv, rdo, rq, dk + last * ld + h * hs, -ld, n, d, s, pw, B, S);
+        else scan_from_zero(rk, rq, rdo, dv + last * ld + h * hs, -ld, n, d, s, pw, B, S);
       }
     }
   });

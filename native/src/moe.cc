@@ -12,11 +12,10 @@ namespace m1 {
 namespace {
 
 constexpr int64_t kChunkFloats = int64_t(1) << 22;  // slot buffer of a chunk of tokens (16 MiB)
-constexpr int64_t kRowBlock = 1024;  // rows of one expert per GEMM chain (bounds its hidden activations)
 constexpr int64_t kColBlock = 32;    // weight rows per task in the few-rows path
 constexpr int64_t kExpertRows = 128;  // rows per expert per chunk, on average, at the least
 
-thread_local Buf tl_xs, tl_h1, tl_h3, tl_y, tl_slots;
+thread_local Buf tl_xs, tl_h1, tl_h3, tl_a, tl_y, tl_slots;
 thread_local std::vector<int32_t> tl_kept_idx;
 
 std::atomic<int64_t> g_expert_rows{0};
@@ -41,19 +40,9 @@ void scatter(const float* y, int64_t hidden, const int64_t* order, int64_t rows,
 }
 
 // Every group has at most kDotRows rows: W1/W3 row blocks of all experts in one parallel pass, then W2.
-// gate_up rows of the slots order[0..rows): [h1, h3] of each (see moe_experts)
-void keep_gate_up(const float* h1, const float* h3, int64_t F, const int64_t* order, int64_t rows, float* gate_up) {
-  parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, F)), [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; r++) {
-      std::memcpy(gate_up + order[r] * 2 * F, h1 + r * F, size_t(F) * 4);
-      std::memcpy(gate_up + order[r] * 2 * F + F, h3 + r * F, size_t(F) * 4);
-    }
-  });
-}
-
+// h1, h3: W1 x and W3 x of the grouped rows; a: their SwiGLU (may be h1).
 void few_rows(const KernelTable& K, const std::vector<Group>& groups, const ExpertView* const* experts,
-              int64_t hidden, int64_t F, const float* xs, float* h1, float* h3, float* y, const int64_t* order,
-              float* gate_up) {
+              int64_t hidden, int64_t F, const float* xs, float* h1, float* h3, float* a, float* y) {
   int64_t rows = 0, most = 0;
   for (const Group& g : groups) {
     rows += g.rows;
@@ -71,15 +60,14 @@ void few_rows(const KernelTable& K, const std::vector<Group>& groups, const Expe
       else K.matmul_cols(xs + g.begin * hidden, g.rows, ex.w3, j0, j1, h3 + g.begin * F);
     }
   });
-  if (gate_up) keep_gate_up(h1, h3, F, order, rows, gate_up);
-  K.swiglu(h1, h3, h1, rows * F);
+  K.swiglu(h1, h3, a, rows * F);
   const int64_t per_h = (hidden + kColBlock - 1) / kColBlock;
   const int64_t grain_h = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, kColBlock * F * most));
   parallel_for(int64_t(groups.size()) * per_h, grain_h, [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; t++) {
       const Group& g = groups[size_t(t / per_h)];
       const int64_t j0 = (t % per_h) * kColBlock, j1 = std::min(hidden, j0 + kColBlock);
-      K.matmul_cols(h1 + g.begin * F, g.rows, experts[g.e]->w2, j0, j1, y + g.begin * hidden);
+      K.matmul_cols(a + g.begin * F, g.rows, experts[g.e]->w2, j0, j1, y + g.begin * hidden);
     }
   });
 }
@@ -87,6 +75,13 @@ void few_rows(const KernelTable& K, const std::vector<Group>& groups, const Expe
 }  // namespace
 
 int64_t expert_rows_computed() { return g_expert_rows.load(std::memory_order_relaxed); }
+
+int64_t moe_chunk_tokens(int64_t k, int64_t hidden, int64_t num_experts) {
+  // large chunks give each expert many rows per GEMM; the slot buffer bounds them, but never below kExpertRows
+  // rows per expert on average (with many experts of a wide model, a 16 MiB chunk would leave each a few dozen
+  // rows: small-row GEMMs that re-read and re-convert the expert's weights in every chunk)
+  return std::max({int64_t(256), kChunkFloats / (k * hidden), kExpertRows * num_experts / k});
+}
 
 void gather_slots(const float* x, int64_t hidden, const int64_t* order, int64_t k, int64_t rows, float* xs) {
   parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, hidden)), [&](int64_t lo, int64_t hi) {
@@ -121,10 +116,7 @@ void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden
   for (int64_t s = 0; s < n * k; s++) F = std::max(F, experts[idx[s]]->w1.rows);
   std::vector<int64_t> order;
   std::vector<Group> groups;
-  // large chunks give each expert many rows per GEMM; the slot buffer bounds them, but never below kExpertRows
-  // rows per expert on average (with many experts of a wide model, a 16 MiB chunk would leave each a few dozen
-  // rows: small-row GEMMs that re-read and re-convert the expert's weights in every chunk)
-  const int64_t chunk = std::max({int64_t(256), kChunkFloats / (k * hidden), kExpertRows * num_experts / k});
+  const int64_t chunk = moe_chunk_tokens(k, hidden, num_experts);
   for (int64_t t0 = 0; t0 < n; t0 += chunk) {
     const int64_t nc = std::min(chunk, n - t0), s0 = t0 * k, ns = nc * k;
     // with only the weighted sum wanted, slots of weight 0 add nothing: they are not computed (y = 0)
@@ -144,27 +136,32 @@ void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden
     for (int64_t r = rows; r < ns; r++) std::memset(ys + (order[size_t(r)] - s0) * hidden, 0, size_t(hidden) * 4);
     float* xs = tl_xs.get(ns * hidden);
     gather_slots(x, hidden, order.data(), k, rows, xs);
+    // with gate_up, W1 x and W3 x go straight into its planes of this chunk (see moe.h) and the SwiGLU into a
+    // buffer of its own; without, into scratch, the SwiGLU in place
+    float* kept_h1 = gate_up ? gate_up + s0 * 2 * F : nullptr;
+    float* kept_h3 = gate_up ? kept_h1 + ns * F : nullptr;
     if (most <= kDotRows || rowwise) {
-      float* h1 = tl_h1.get(ns * F);
-      float* h3 = tl_h3.get(ns * F);
+      float* h1 = gate_up ? kept_h1 : tl_h1.get(ns * F);
+      float* h3 = gate_up ? kept_h3 : tl_h3.get(ns * F);
+      float* a = gate_up ? tl_a.get(ns * F) : h1;
       float* y = tl_y.get(ns * hidden);
-      few_rows(K, groups, experts, hidden, F, xs, h1, h3, y, order.data(), gate_up);
+      few_rows(K, groups, experts, hidden, F, xs, h1, h3, a, y);
       scatter(y, hidden, order.data(), rows, s0, ys);
     } else {
-      const int64_t block = std::min(most, kRowBlock);
-      float* h1 = tl_h1.get(block * F);
-      float* h3 = tl_h3.get(block * F);
+      const int64_t block = std::min(most, kMoeRowBlock);
+      float* a = tl_a.get(block * F);
       float* y = tl_y.get(block * hidden);
       for (const Group& g : groups) {
         const ExpertView& ex = *experts[g.e];
-        for (int64_t r0 = 0; r0 < g.rows; r0 += kRowBlock) {
-          const int64_t rows = std::min(kRowBlock, g.rows - r0);
+        for (int64_t r0 = 0; r0 < g.rows; r0 += kMoeRowBlock) {
+          const int64_t rows = std::min(kMoeRowBlock, g.rows - r0);
           const float* xg = xs + (g.begin + r0) * hidden;
+          float* h1 = gate_up ? kept_h1 + (g.begin + r0) * F : a;
+          float* h3 = gate_up ? kept_h3 + (g.begin + r0) * F : tl_h3.get(block * F);
           K.matmul(xg, rows, ex.w1, h1);
           K.matmul(xg, rows, ex.w3, h3);
-          if (gate_up) keep_gate_up(h1, h3, F, order.data() + g.begin + r0, rows, gate_up);
-          K.swiglu(h1, h3, h1, rows * F);
-          K.matmul(h1, rows, ex.w2, y);
+          K.swiglu(h1, h3, a, rows * F);
+          K.matmul(a, rows, ex.w2, y);
           scatter(y, hidden, order.data() + g.begin + r0, rows, s0, ys);
         }
       }

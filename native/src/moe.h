@@ -21,6 +21,11 @@ struct ExpertView {
 // Expert rows (slots) computed by moe_experts since the addon loaded: the work an expert threshold saves shows here.
 int64_t expert_rows_computed();
 
+constexpr int64_t kMoeRowBlock = 1024;  // rows of one expert per GEMM chain (bounds its hidden activations)
+
+// Tokens per chunk of moe_experts (moe_backward walks the same chunks to read gate_up).
+int64_t moe_chunk_tokens(int64_t k, int64_t hidden, int64_t num_experts);
+
 // The slots (token, rank) of one expert, as a range of an order of slots sorted by expert.
 struct ExpertGroup {
   int64_t e, begin, rows;  // expert, first entry in `order`, number of slots
@@ -43,8 +48,10 @@ void gather_slots(const float* x, int64_t hidden, const int64_t* order, int64_t 
 // dot path (every group of at most kDotRows rows, as in decode).
 // rowwise: every expert takes the dot path however many rows it has, so each token's result has the bits it has
 // when the token is alone (batched decode of independent sequences).
-// gate_up != null: gate_up[t, j, :] = [W1 x_t, W3 x_t] of slot (t, j) (2F floats, before the SwiGLU), kept for the
-// backward pass.
+// gate_up != null (n·k·2F floats): W1 x and W3 x of every slot (before the SwiGLU), kept for the backward pass in
+// the order the GEMMs write them: per chunk of tokens [t0, t0 + nc) (moe_chunk_tokens), slots s0 = t0·k, ns = nc·k,
+// the chunk's W1 x rows at gate_up + 2F·s0, its W3 x rows ns·F further, row r for the r-th slot of the chunk
+// grouped by expert (group_by_expert's order). No copy in or out of per-slot rows.
 void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                  const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
                  float* out, bool rowwise, float* gate_up = nullptr);

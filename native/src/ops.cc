@@ -106,7 +106,7 @@ Value SumSquares(const CallbackInfo& info) {
   return Napi::Number::New(c.env, kernels().sum_squares(x.data, x.len));
 }
 
-// empty(length): a Float32Array for an op to fill (pooled and uninitialised from 1 MiB on)
+// empty(length): a Float32Array for an op to fill (pooled and uninitialised from 64 KiB on)
 Value Empty(const CallbackInfo& info) {
   Ctx c{info.Env(), "empty"};
   return new_f32(c, dim(c, info[0], "length"));

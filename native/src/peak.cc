@@ -7,7 +7,13 @@ namespace m1 {
 namespace M1_NS {
 
 namespace {
-constexpr int kAcc = 16;  // independent accumulators: more than FMA latency × FMA ports on current cores
+// Independent accumulators: more than FMA latency × FMA ports on current cores, and with the two constant operands
+// no more than the vector registers (16 on AVX2: more would spill, and the stores and reloads halve the rate).
+#if defined(M1_ISA_AVX512)
+constexpr int kAcc = 16;
+#else
+constexpr int kAcc = 12;
+#endif
 
 // `iters` rounds of kAcc vector FMAs from a start that depends on `seed`; returns a value that depends on
 // all of them (so no call or round can be elided).

@@ -7,8 +7,10 @@
 
 namespace m1 {
 
-// Blocks of at least this many bytes are pooled; smaller arrays are left to V8's allocator.
-constexpr size_t kPoolMinBytes = size_t(1) << 20;
+// Blocks of at least this many bytes are pooled; smaller arrays are left to V8's allocator (which zero-fills
+// them: for a training pass's activations of a few hundred KiB each, that memset and the garbage collector's
+// work cost more than the pool's bookkeeping).
+constexpr size_t kPoolMinBytes = size_t(1) << 16;
 
 // A 64-byte aligned block of at least `bytes` (contents undefined); *capacity receives its size.
 void* pool_take(size_t bytes, size_t* capacity);

@@ -135,6 +135,33 @@ static inline double sumsq_f64(const float* x, int64_t n) {
   return s;
 }
 
+// r[i] (row i of a W × W block) -> r[c] = column c
+static inline void transpose_block(V rv[16]) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; i++) r[i] = rv[i].v;
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {  // r[4i + c], 128-bit lane L: rows 4i..4i+3 of column 4L + c
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; c++) {
+    const __m512 a = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
+    const __m512 b = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+    const __m512 e = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+    const __m512 f = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+    t[c] = _mm512_shuffle_f32x4(a, e, 0x88);
+    t[8 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
+    t[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
+    t[12 + c] = _mm512_shuffle_f32x4(b, f, 0xDD);
+  }
+  for (int i = 0; i < 16; i++) rv[i] = {t[i]};
+}
+
 #elif defined(M1_ISA_AVX2)
 
 alignas(32) static const int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -213,6 +240,26 @@ static inline double sumsq_f64(const float* x, int64_t n) {
   return s;
 }
 
+// r[i] (row i of a W × W block) -> r[c] = column c
+static inline void transpose_block(V rv[8]) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; i++) r[i] = rv[i].v;
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++) {
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; c++) {
+    rv[c] = {_mm256_permute2f128_ps(u[c], u[4 + c], 0x20)};
+    rv[4 + c] = {_mm256_permute2f128_ps(u[c], u[4 + c], 0x31)};
+  }
+}
+
 #else  // scalar
 
 struct V {
@@ -242,6 +289,9 @@ static inline V operator/(V a, V b) { return {a.v / b.v}; }
 static inline V fma(V a, V b, V c) { return {a.v * b.v + c.v}; }
 static inline V vmax(V a, V b) { return {a.v > b.v || b.v != b.v ? a.v : b.v}; }
 static inline V vexp(V x) { return {expf(x.v)}; }
+
+// a 1 × 1 block is its own transpose
+static inline void transpose_block(V*) {}
 
 static inline double sumsq_f64(const float* x, int64_t n) {
   double s0 = 0, s1 = 0;
@@ -274,6 +324,47 @@ static inline V vexp(V x) {
   return scale_pow2(p, n);
 }
 #endif
+
+// r[0..3] = the lane sums of a, b, c, d, four at once in one tree: the upper half of the lanes added to the lower
+// half down to 8 lanes, then ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)) (V::hsum's tree on AVX2).
+#if defined(M1_ISA_AVX512) || defined(M1_ISA_AVX2)
+static inline void hsum4_8(__m256 a, __m256 b, __m256 c, __m256 d, float* r) {
+  // [x_i + x_{i+4}] of a and b, of c and d
+  const __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+  const __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(c, d, 0x20), _mm256_permute2f128_ps(c, d, 0x31));
+  // [a(0+2), a(1+3), c(0+2), c(1+3) | b(0+2), b(1+3), d(0+2), d(1+3)]
+  const __m256 t = _mm256_add_ps(_mm256_shuffle_ps(ab, cd, 0x44), _mm256_shuffle_ps(ab, cd, 0xEE));
+  const __m128 lo = _mm256_castps256_ps128(t), hi = _mm256_extractf128_ps(t, 1);
+  const __m128 s = _mm_add_ps(_mm_shuffle_ps(lo, hi, 0x88), _mm_shuffle_ps(lo, hi, 0xDD));  // [a, c, b, d]
+  _mm_storeu_ps(r, _mm_shuffle_ps(s, s, _MM_SHUFFLE(3, 1, 2, 0)));
+}
+#endif
+#if defined(M1_ISA_AVX512)
+static inline __m256 halves(__m512 x) { return _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1)); }
+static inline void hsum4(V a, V b, V c, V d, float* r) { hsum4_8(halves(a.v), halves(b.v), halves(c.v), halves(d.v), r); }
+#elif defined(M1_ISA_AVX2)
+static inline void hsum4(V a, V b, V c, V d, float* r) { hsum4_8(a.v, b.v, c.v, d.v, r); }
+#else
+static inline void hsum4(V a, V b, V c, V d, float* r) {
+  r[0] = a.v;
+  r[1] = b.v;
+  r[2] = c.v;
+  r[3] = d.v;
+}
+#endif
+
+// r[i] = the lane sum of v[i] for i < N, in hsum4's tree
+template <int N>
+static inline void hsums(const V* v, float* r) {
+  M1_UNROLL for (int i = 0; i + 4 <= N; i += 4) hsum4(v[i], v[i + 1], v[i + 2], v[i + 3], r + i);
+  constexpr int last = N & ~3;
+  if (N > last) {
+    float t[4];
+    const V z = V::zero();
+    hsum4(v[last], N > last + 1 ? v[last + 1] : z, N > last + 2 ? v[last + 2] : z, z, t);
+    M1_UNROLL for (int i = last; i < N; i++) r[i] = t[i - last];
+  }
+}
 
 // Loads W weight values at p (f32, bf16 or f16) as f32.
 template <int DT>
