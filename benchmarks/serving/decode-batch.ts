@@ -3,14 +3,14 @@
 // that the machine's load hits all alike; reports decode tokens per second (best round; prefill not timed), the
 // ratio to `generate`, and the process's CPU time per token (user + system, all threads: what a token costs, which
 // the machine's load changes far less than the wall time). Stop tokens are off: every sequence decodes --max-tokens.
-//   node --import tsx benchmarks/serving/decode-batch.ts [--model mini-80k] [--batches 1,4,16,32,64] [--max-tokens 64] [--rounds 3]
+//   node --import tsx benchmarks/serving/decode-batch.ts [--model mini-80k (or a checkpoint directory)] [--batches 1,4,16,32,64] [--max-tokens 64] [--rounds 3]
 //        [--threads N] (default: the engine's, one per core)
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { loadLocalModel } from "../registry.ts";
 import { DecodeBatch } from "../../engine/batch.ts";
 import * as native from "../../native/index.ts";
-import { additionPrompt } from "./prompts.ts";
+import { benchPrompt, ID_PROMPT_TOKENS } from "./prompts.ts";
 
 const { values } = parseArgs({ options: {
   model: { type: "string", default: "mini-80k" }, batches: { type: "string", default: "1,4,16,32,64" },
@@ -24,6 +24,9 @@ if (values.threads !== undefined) {
 const batches = values.batches!.split(",").map(Number);
 const maxNewTokens = Number(values["max-tokens"]), rounds = Number(values.rounds);
 const { model } = await loadLocalModel(values.model!);
+/** a checkpoint without a tokenizer gets its prompts as token ids (./prompts.ts) */
+const idVocab = model.tokenizer ? null : model.config.vocabSize;
+const prompt = (i: number) => benchPrompt(i, idVocab);
 const options = (i: number) => ({ maxNewTokens, temperature: 1, topP: 0.95, seed: i, stopTokens: [] });
 
 interface Rate { perSecond: number; cpuPerToken: number }
@@ -40,7 +43,7 @@ async function alone(): Promise<Rate> {
   let tokens = 0, seconds = 0, cpu = 0;
   for (let i = 0; i < 4; i++) {
     let t0 = 0, c0 = process.cpuUsage();
-    for await (const t of model.generate(additionPrompt(i), options(i))) {
+    for await (const t of model.generate(prompt(i), options(i))) {
       if (t.index > 0) tokens++;
       else {
         t0 = performance.now();
@@ -56,7 +59,7 @@ async function alone(): Promise<Rate> {
 /** Decode tokens per second of a batch of B sequences, from their first tokens to their last. */
 async function batched(B: number): Promise<Rate> {
   const batch = new DecodeBatch(model);
-  for (let i = 0; i < B; i++) await batch.join(additionPrompt(i), options(i));
+  for (let i = 0; i < B; i++) await batch.join(prompt(i), options(i));
   const t0 = performance.now(), c0 = process.cpuUsage();
   await batch.step(); // the first tokens, chosen from the prefill's logits (uncounted, as in alone), and a forward
   let tokens = 0;
@@ -81,7 +84,7 @@ for (let r = 0; r < rounds; r++) {
 const row = (what: string, r: Rate) =>
   `| ${what} | ${r.perSecond.toFixed(0)} | ${(r.perSecond / single!.perSecond).toFixed(2)} | ${(r.cpuPerToken * 1e6).toFixed(0)} | ${(single!.cpuPerToken / r.cpuPerToken).toFixed(2)} |`;
 process.stdout.write([
-  `decode of 6-digit additions, ${maxNewTokens} tokens each (best of ${rounds} interleaved rounds), \`${values.model}\`, ` +
+  `decode of ${idVocab === null ? "6-digit additions" : `${ID_PROMPT_TOKENS} seeded random token ids`}, ${maxNewTokens} tokens each (best of ${rounds} interleaved rounds), \`${values.model}\`, ` +
     `${os.availableParallelism()} CPUs, ${native.cpuInfo().threads} threads, load average ${loadBefore.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end`,
   "",
   "| sequences | tokens/s | × generate one at a time | CPU µs per token | less CPU per token × |",

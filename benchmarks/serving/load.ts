@@ -6,8 +6,9 @@
 // rounds and, from the server's /metrics when it has one (m1 serve does), the mean and largest batch of its steps
 // and the prompts per prefill; the server's CPU time per token apart from the client's (the client runs on the
 // same machine). Request i gets the same prompt, sampling and seed at every level, so it must get the same text:
-// the report says whether it did.
-//   node --import tsx benchmarks/serving/load.ts [--model mini-80k] [--requests 256] [--max-tokens 64] [--levels 1,4,16,64]
+// the report says whether it did. A local checkpoint without a tokenizer (`m1 make-checkpoint`) gets its prompts as
+// token ids (./prompts.ts) and answers in ids, which are then what must be the same.
+//   node --import tsx benchmarks/serving/load.ts [--model mini-80k (or a checkpoint directory)] [--requests 256] [--max-tokens 64] [--levels 1,4,16,64]
 //     [--rounds 3] [--direct | --endpoint URL (a running server; --model is its served name) [--server-pid PID]] [--out FILE]
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -15,8 +16,8 @@ import http from "node:http";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { additionPrompt } from "./prompts.ts";
-import { loadLocalModel } from "../registry.ts";
+import { benchPrompt, idVocabOf, ID_PROMPT_TOKENS } from "./prompts.ts";
+import { loadLocalModel, resolveCheckpoint } from "../registry.ts";
 import { BatchScheduler } from "../../kernel/openai/scheduler.ts";
 import { completeWithEngine } from "../../kernel/openai/completion.ts";
 import { metricsText } from "../../kernel/openai/metrics.ts";
@@ -30,6 +31,11 @@ const total = positive("requests"), maxTokens = positive("max-tokens"), rounds =
 const levels = values.levels!.split(",").map((v) => positive("levels", v));
 if (values.direct && values.endpoint) throw new Error("--direct runs the scheduler in this process: it takes no --endpoint");
 if (values["server-pid"] && !values.endpoint) throw new Error("--server-pid names the process of an --endpoint");
+/** the vocabulary of a local checkpoint without a tokenizer, whose prompts and answers are token ids; else null */
+const idVocab = values.endpoint ? null : idVocabOf(values.model!);
+const prompt = (i: number) => benchPrompt(i, idVocab);
+/** the name the server serves the model under: a checkpoint directory's is its folder's name */
+const servedName = values.endpoint ? values.model! : resolveCheckpoint(values.model!).name;
 
 function positive(flag: string, text = values[flag as keyof typeof values] as string): number {
   const n = Number(text);
@@ -37,7 +43,7 @@ function positive(flag: string, text = values[flag as keyof typeof values] as st
   return n;
 }
 
-/** Where the requests go: send(i) → the completion's tokens and text; the server's metrics and CPU seconds so far. */
+/** Where the requests go: send(i) → the completion's tokens and text (its ids, joined, for a checkpoint without a tokenizer); the server's metrics and CPU seconds so far. */
 interface Target {
   label: string;
   send(i: number): Promise<{ tokens: number; text: string }>;
@@ -95,10 +101,11 @@ function httpTarget(label: string, url: string, pid: number | string | undefined
       close();
     },
     async send(i) {
-      const body = { model: values.model, prompt: additionPrompt(i), max_tokens: maxTokens, temperature: 1, top_p: 0.95, seed: i };
+      const body = { model: servedName, prompt: prompt(i), max_tokens: maxTokens, temperature: 1, top_p: 0.95, seed: i };
       const { status, json } = await postJson(agent, completions, body);
       if (status !== 200) throw new Error(`request ${i}: HTTP ${status}: ${JSON.stringify(json)}`);
-      return { tokens: json.usage.completion_tokens, text: json.choices[0].text };
+      const choice = json.choices[0];
+      return { tokens: json.usage.completion_tokens, text: choice.token_ids?.join(" ") ?? choice.text };
     },
     async metrics() {
       const res = await fetch(new URL("/metrics", url)).catch(() => null);
@@ -131,8 +138,8 @@ async function directTarget(): Promise<Target> {
   return {
     label: `${values.model} through m1 serve's scheduler in this process, without HTTP`, sameProcess: true, close: () => {},
     async send(i) {
-      const c = await completeWithEngine(model, { prompt: additionPrompt(i), maxTokens, temperature: 1, topP: 0.95, seed: i }, scheduler);
-      return { tokens: c.completionTokens, text: c.text };
+      const c = await completeWithEngine(model, { prompt: prompt(i), maxTokens, temperature: 1, topP: 0.95, seed: i }, scheduler);
+      return { tokens: c.completionTokens, text: c.tokenIds?.join(" ") ?? c.text };
     },
     metrics: async () => parseMetrics(metricsText(scheduler)),
     cpu: () => {
@@ -222,6 +229,7 @@ try {
   }
   const loadAfter = os.loadavg();
   const rate = (x: Run) => x.tokens / x.seconds;
+  const output = idVocab === null ? "text" : "tokens";
   const base = median(runs.get(levels.includes(1) ? 1 : levels[0])!.map(rate));
   const perToken = (seconds: number[], tokens: number[]) => ((seconds.reduce((a, b) => a + b, 0) / tokens.reduce((a, b) => a + b, 0)) * 1e6).toFixed(0);
   const rows = levels.map((c) => {
@@ -242,12 +250,12 @@ try {
       `${[0.5, 0.9, 0.99].map((p) => quantile(lat, p).toFixed(3)).join(" / ")} | ${batchCells.join(" | ")} | ${serverCpu} | ${clientCpu} |`;
   });
   const table = [
-    `${total} completion requests of up to ${maxTokens} tokens (6-digit additions, temperature 1, top-p 0.95, one seed per request; ` +
+    `${total} completion requests of up to ${maxTokens} tokens (${idVocab === null ? "6-digit additions" : `${ID_PROMPT_TOKENS} seeded random token ids`}, temperature 1, top-p 0.95, one seed per request; ` +
       `${runs.get(levels[0])![0].tokens} tokens generated per level and round) to ${target.label}, ${rounds} rounds visiting the levels in turn`,
     `${os.availableParallelism()} CPUs, load average (1, 5, 15 min) ${loadBefore.map((l) => l.toFixed(2)).join(", ")} at the start, ` +
       `${loadAfter.map((l) => l.toFixed(2)).join(", ")} at the end`,
-    mismatches.size ? `**${mismatches.size} requests got another text at some level than at the first (requests ${[...mismatches].slice(0, 8).join(", ")}…)**`
-      : "every request got the same text at every level and in every round",
+    mismatches.size ? `**${mismatches.size} requests got another ${output} at some level than at the first (requests ${[...mismatches].slice(0, 8).join(", ")}…)**`
+      : `every request got the same ${output} at every level and in every round`,
     "",
     "| in flight | tokens/s (median round) | best round | × one at a time (medians) | latency p50 / p90 / p99 s | mean batch | largest batch | prompts per prefill | server CPU µs per token | client CPU µs per token |",
     "|---|---|---|---|---|---|---|---|---|---|",

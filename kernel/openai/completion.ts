@@ -47,6 +47,8 @@ export interface EngineCompletion {
   logprobs?: TokenLogprob[];
   routing?: TokenRouting[];
   experts?: ExpertUsage;
+  /** the generated token ids, given where the checkpoint has no tokenizer (the text is then empty) */
+  tokenIds?: number[];
 }
 
 /** How chat messages became a prompt: the checkpoint's chat template, or (without one) their contents joined by newlines. */
@@ -82,7 +84,8 @@ interface SourceToken { id: number; logits?: Float32Array; routing?: LayerRoutin
 type TokenSource = AsyncIterable<SourceToken> & { readonly stopReason: StopReason | null };
 
 interface Started {
-  tokenizer: Tokenizer;
+  /** null for a checkpoint without tokenizer.json, which takes and gives token ids only */
+  tokenizer: Tokenizer | null;
   promptIds: number[];
   stop: string[];
   generation: TokenSource;
@@ -102,21 +105,44 @@ const PREFIX_CHARS_PER_TOKEN = 16;
  * The prompt's token ids, refused past `limit` tokens. A text far longer than the limit is judged by a prefix first
  * (cut at a space), so a request of megabytes is refused without encoding all of it (seconds of a blocked server).
  */
-function promptTokens(tokenizer: Tokenizer, prompt: string | number[], limit: number | undefined): number[] {
+function promptTokens(tokenizer: Tokenizer | null, prompt: string | number[], limit: number | undefined): number[] {
   const tooLong = (count: string) =>
     new RequestError(`the prompt has ${count} tokens, more than this server's limit of ${limit} (m1 serve --max-prompt-tokens)`, "prompt", 400, "context_length_exceeded");
-  if (limit !== undefined && typeof prompt === "string" && prompt.length > PREFIX_CHARS_PER_TOKEN * limit) {
+  if (typeof prompt !== "string") {
+    if (limit !== undefined && prompt.length > limit) throw tooLong(String(prompt.length));
+    return prompt;
+  }
+  // a text prompt has a tokenizer (checkIdsOnly)
+  if (limit !== undefined && prompt.length > PREFIX_CHARS_PER_TOKEN * limit) {
     const space = prompt.lastIndexOf(" ", PREFIX_CHARS_PER_TOKEN * limit);
-    const head = tokenizer.encode(prompt.slice(0, space > 0 ? space : PREFIX_CHARS_PER_TOKEN * limit));
+    const head = tokenizer!.encode(prompt.slice(0, space > 0 ? space : PREFIX_CHARS_PER_TOKEN * limit));
     if (head.length > limit) throw tooLong(`more than ${head.length}`);
   }
-  const ids = typeof prompt === "string" ? tokenizer.encode(prompt) : prompt;
+  const ids = tokenizer!.encode(prompt);
   if (limit !== undefined && ids.length > limit) throw tooLong(String(ids.length));
   return ids;
 }
 
+/**
+ * A checkpoint without a tokenizer (a seeded random benchmark checkpoint, `m1 make-checkpoint`) serves token ids:
+ * a prompt of ids in, the generated ids out (in `tokenIds`, with an empty text, as vLLM does without a tokenizer).
+ * What needs text is refused, naming the field.
+ */
+function checkIdsOnly(model: Model, request: EngineRequest): void {
+  const needsText: [string, boolean][] = [
+    ["prompt", typeof request.prompt === "string"], ["stop", (request.stop ?? []).some((s) => s !== "")],
+    ["logprobs", request.logprobs !== undefined], ["echo", !!request.echo], ["routing_logs", !!request.routingLog],
+  ];
+  const field = needsText.find(([, used]) => used)?.[0];
+  if (field) {
+    const what = field === "prompt" ? "a text prompt: send the prompt as a list of token ids" : `"${field}", which needs text: leave it out`;
+    throw new RequestError(`${model.checkpoint.dir} has no tokenizer.json, so it cannot take ${what}`, field);
+  }
+}
+
 function start(model: Model, request: EngineRequest, scheduler?: BatchScheduler): Started {
-  const tokenizer = requireTokenizer(model);
+  const tokenizer = model.tokenizer ?? null;
+  if (!tokenizer) checkIdsOnly(model, request);
   const promptIds = promptTokens(tokenizer, request.prompt, request.maxPromptTokens);
   const stop = (request.stop ?? []).filter((s) => s !== "");
   const sampling = {
@@ -165,18 +191,22 @@ function shownTokens(generation: TokenSource, tokens: SourceToken[]): SourceToke
 async function finished(model: Model, request: EngineRequest, { tokenizer, promptIds, stop, generation, routing }: Started, tokens: SourceToken[], logprobs?: TokenLogprob[]): Promise<EngineCompletion> {
   const ids = tokens.map((t) => t.id);
   const droppedStop = generation.stopReason === "stop_token";
-  const { text } = visibleText(tokenizer, ids, stop, droppedStop);
   const stopped = droppedStop || generation.stopReason === "stop_string";
   const shown = shownTokens(generation, tokens);
+  const counts = {
+    finishReason: stopped ? "stop" : "length", promptTokens: promptIds.length, completionTokens: ids.length,
+    ...(request.expertThreshold !== undefined ? { experts: expertUsage(model, routing!, request.expertThreshold) } : {}),
+  } as const;
+  if (!tokenizer) return { text: "", tokenIds: shown.map((t) => t.id), ...counts };
+  const { text } = visibleText(tokenizer, ids, stop, droppedStop);
   const prompt = request.echo ? tokenizer.decode(promptIds, { skipUnknown: true }) : "";
   if (request.logprobs !== undefined && !logprobs) {
     logprobs = [...(request.echo ? await promptLogprobs(model, tokenizer, request, promptIds) : []), ...generatedLogprobs(tokenizer, request, shown, 0, shown.length)];
   }
   return {
-    text: prompt + text, finishReason: stopped ? "stop" : "length", promptTokens: promptIds.length, completionTokens: ids.length,
+    text: prompt + text, ...counts,
     ...(logprobs ? { logprobs } : {}),
     ...(request.routingLog ? { routing: pieceTexts(tokenizer, shown.map((t) => t.id)).map((token, i) => ({ token, layers: shown[i].routing! })) } : {}),
-    ...(request.expertThreshold !== undefined ? { experts: expertUsage(model, routing!, request.expertThreshold) } : {}),
   };
 }
 
@@ -199,8 +229,10 @@ export interface StreamedPiece { text: string; logprobs?: TokenLogprob[] }
  * completeWithEngine's). With a scheduler the tokens come from its shared batch (the request must be `batchable`).
  */
 export async function* streamCompletion(model: Model, request: EngineRequest, scheduler?: BatchScheduler): AsyncGenerator<StreamedPiece, EngineCompletion> {
+  if (!model.tokenizer) throw new RequestError(`${model.checkpoint.dir} has no tokenizer.json, so it has no text to stream: send "stream": false`, "stream");
   const started = start(model, request, scheduler);
-  const { tokenizer, promptIds, stop, generation } = started;
+  const { promptIds, stop, generation } = started;
+  const tokenizer = model.tokenizer;
   const scored = request.logprobs !== undefined;
   const logprobs: TokenLogprob[] = [];
   const echoed = request.echo ? tokenizer.decode(promptIds, { skipUnknown: true }) : "";

@@ -14,7 +14,7 @@ import type { Model } from "../../engine/model.ts";
 import { InputError, M1Error, TokenizerError } from "../../engine/errors.ts";
 import { RequestError, parseBody, completionParams, chatParams, type SamplingParams, type ToolChoice } from "./requests.ts";
 import { TOOL_CALLS_OPEN } from "../../engine/tool-calls.ts";
-import { streamCompletion, completeWithEngine, chatPrompt, requireTokenizer, batchable, type EngineCompletion, type EngineRequest, type PromptFormat, type StreamedPiece } from "./completion.ts";
+import { streamCompletion, completeWithEngine, chatPrompt, batchable, type EngineCompletion, type EngineRequest, type PromptFormat, type StreamedPiece } from "./completion.ts";
 import { ChatOutput, splitChatAnswer, type ChatDelta, type ChatOutputOptions } from "./chat-output.ts";
 import { chatLogprobs, completionLogprobs, type TokenLogprob } from "./logprobs.ts";
 import { BatchScheduler } from "./scheduler.ts";
@@ -40,7 +40,6 @@ export class CompletionServer {
   readonly reasoningParser: boolean;
 
   constructor(private readonly model: Model, readonly name: string, options: ServerOptions = {}) {
-    requireTokenizer(model);
     this.reasoningParser = options.reasoningParser ?? false;
     this.scheduler = new BatchScheduler(model, options.maxBatch ?? 64);
     this.maxPromptTokens = options.maxPromptTokens ?? model.config.maxPositionEmbeddings;
@@ -170,7 +169,8 @@ class Reply {
       };
       choice = { index: 0, message, logprobs: c.logprobs ? chatLogprobs(c.logprobs) : null, finish_reason: toolCalls.length ? "tool_calls" : c.finishReason, ...routing };
     } else {
-      choice = { index: 0, text: c.text, logprobs: c.logprobs ? completionLogprobs(c.logprobs, this.topLogprobs!) : null, finish_reason: c.finishReason, ...routing };
+      const tokenIds = c.tokenIds ? { token_ids: c.tokenIds } : {}; // a checkpoint without a tokenizer answers in ids
+      choice = { index: 0, text: c.text, ...tokenIds, logprobs: c.logprobs ? completionLogprobs(c.logprobs, this.topLogprobs!) : null, finish_reason: c.finishReason, ...routing };
     }
     sendJson(this.res, 200, { ...this.base(this.chat ? "chat.completion" : "text_completion"), choices: [choice], usage: usage(c) }, this.format);
   }
