@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { join } from "node:path";
-import { ROOT } from "./helpers.ts";
+import { copyFileSync, symlinkSync } from "node:fs";
+import { ROOT, tempDir } from "./helpers.ts";
 
 const run = async (...flags: string[]) => {
   const args = ["--import", "tsx", join(ROOT, "benchmarks", "serving", "load.ts"), "--requests", "6", "--max-tokens", "8", "--levels", "1,3", "--rounds", "2", ...flags];
@@ -37,3 +38,20 @@ for (const [what, flags] of [["m1 serve over HTTP", []], ["--direct", ["--direct
     else assert.ok(Number(three[9]) > 0, "the client's CPU time per token");
   });
 }
+
+test("load.ts on a checkpoint without a tokenizer: token-id prompts, the same tokens at every level", async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const mini = join(ROOT, "engine", "checkpoints", "mini-80k");
+    copyFileSync(join(mini, "config.json"), join(dir, "config.json"));
+    symlinkSync(join(mini, "model.safetensors"), join(dir, "model.safetensors"));
+    for (const flags of [[], ["--direct"]]) {
+      const out = await run("--model", dir, ...flags);
+      assert.match(out, /^6 completion requests of up to 8 tokens \(16 seeded random token ids, /m);
+      assert.match(out, /^every request got the same tokens at every level and in every round$/m);
+      assert.deepEqual([...rows(out).keys()], [1, 3]);
+    }
+  } finally {
+    cleanup();
+  }
+});

@@ -176,6 +176,49 @@ test("chat prompts use the checkpoint's chat template when it has one", async ()
   }
 });
 
+test("a checkpoint without a tokenizer serves token-id prompts and answers in token_ids; what needs text gets 400 naming its field", async () => {
+  const { dir, cleanup } = tempDir();
+  const mini = join(ROOT, "engine", "checkpoints", "mini-80k");
+  copyFileSync(join(mini, "config.json"), join(dir, "config.json"));
+  symlinkSync(join(mini, "model.safetensors"), join(dir, "model.safetensors"));
+  const bare = await startServer([dir, "--port", "0", "--name", "bare"]);
+  try {
+    const postBare = (path: string, body: unknown) => fetch(`${bare.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const ids = [1, 12, 16, 10, 9, 5, 17, 11, 15, 13, 6, 3]; // PROMPT in mini-80k's tokens
+    const request = { prompt: ids, max_tokens: 12, temperature: 1, top_p: 0.95, seed: 5 };
+    const res = await postBare("/completions", { model: "bare", ...request });
+    assert.equal(res.status, 200);
+    const answer = (await res.json() as any).choices[0];
+    assert.equal(answer.text, "", "no tokenizer, no text");
+    const withTokenizer = (await jsonOf(post("/completions", { model: "mini-80k", ...request }))).choices[0];
+    assert.equal(withTokenizer.token_ids, undefined, "a checkpoint with a tokenizer answers in text only");
+    const plain = await Model.load(mini);
+    assert.equal(plain.tokenizer!.decode(answer.token_ids, { skipUnknown: true }), withTokenizer.text, "the ids of the same model's text");
+    const refused: [unknown, string, RegExp][] = [
+      [{ ...request, prompt: PROMPT }, "prompt", /has no tokenizer\.json, so it cannot take a text prompt: send the prompt as a list of token ids/],
+      [{ ...request, stop: ["5"] }, "stop", /cannot take "stop", which needs text/],
+      [{ ...request, logprobs: 2 }, "logprobs", /cannot take "logprobs"/],
+      [{ ...request, echo: true }, "echo", /cannot take "echo"/],
+      [{ ...request, stream: true }, "stream", /has no text to stream: send "stream": false/],
+    ];
+    for (const [body, param, message] of refused) {
+      const bad = await postBare("/completions", { model: "bare", ...(body as object) });
+      assert.equal(bad.status, 400, param);
+      const { error } = await bad.json() as any;
+      assert.equal(error.param, param);
+      assert.match(error.message, message);
+    }
+    const chat = await postBare("/chat/completions", { model: "bare", messages: [{ role: "user", content: "1 + 2 =" }] });
+    assert.equal(chat.status, 400);
+    assert.match(((await chat.json()) as any).error.message, /has no tokenizer\.json/);
+    const again = (await (await postBare("/completions", { model: "bare", ...request })).json() as any).choices[0];
+    assert.deepEqual(again.token_ids, answer.token_ids, "still serving, the same tokens for the same seed");
+  } finally {
+    await stop(bare);
+    cleanup();
+  }
+});
+
 test("m1 eval reaches a registry entry served elsewhere (M1_ENDPOINT); m1 serve refuses a port in use and stops on SIGTERM", async () => {
   const other = await startServer(["mini-80k", "--port", "0", "--name", "MiniMaxAI/MiniMax-M1-80k"]);
   const port = new URL(other.url).port;
