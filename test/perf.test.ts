@@ -10,6 +10,9 @@ import { slopes } from "../engine/config.ts";
 import { writeBenchCheckpoint } from "../benchmarks/perf/checkpoint.ts";
 import { writeReport, type Results } from "../benchmarks/perf/report.ts";
 import { bench } from "../kernel/cli/bench.ts";
+import { makeCheckpoint } from "../kernel/cli/make-checkpoint.ts";
+import { SafetensorsFile } from "../engine/safetensors.ts";
+import { castTensor } from "../engine/tensor.ts";
 import { TINY, tempDir } from "./helpers.ts";
 
 test("a long prompt through a lightning sublayer in chunks equals the unchunked pass (bitwise)", async () => {
@@ -52,6 +55,31 @@ test("bench-small: the checkpoint loads, runs, and `m1 bench` reports prefill an
     assert.equal(r.prefill_tokens, 40);
     assert.equal(r.decode_steps, 3);
     assert.equal(r.threads, 2);
+  } finally {
+    cleanup();
+  }
+});
+
+test("m1 make-checkpoint --dtype bf16: the same seeded values rounded to BF16, half the bytes; another dtype is refused", async () => {
+  const { dir, cleanup } = tempDir("m1-bench-");
+  try {
+    const [f32Dir, bf16Dir] = [path.join(dir, "f32"), path.join(dir, "bf16")];
+    assert.equal(await makeCheckpoint(["bench-small", bf16Dir, "--seed", "3", "--dtype", "bf16"]), 0);
+    const { params, bytes } = writeBenchCheckpoint("bench-small", f32Dir, 3);
+    assert.equal(bytes, 4 * params);
+    const [f32, bf16] = [f32Dir, bf16Dir].map((d) => SafetensorsFile.open(path.join(d, "model.safetensors")));
+    assert.deepEqual(bf16.names(), f32.names());
+    for (const name of ["model.embed_tokens.weight", "model.layers.7.block_sparse_moe.experts.5.w2.weight", "model.norm.weight"]) {
+      const t = bf16.read(name);
+      assert.equal(t.dtype, "BF16", name);
+      assert.deepEqual(t.data, castTensor(f32.read(name), "BF16").data, name);
+    }
+    assert.match(bf16.metadata().generator, /--seed 3 --dtype bf16/);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(bf16Dir, "config.json"), "utf8")).torch_dtype, "bfloat16");
+    const model = await Model.load(bf16Dir);
+    const { logits } = await model.forward([5, 6, 7], { logits: "last" });
+    assert.ok(logits.data.every((x) => Number.isFinite(x)));
+    await assert.rejects(makeCheckpoint(["bench-small", path.join(dir, "f16"), "--dtype", "f16"]), /--dtype takes f32 or bf16, got "f16"/);
   } finally {
     cleanup();
   }

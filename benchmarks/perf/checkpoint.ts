@@ -1,10 +1,11 @@
 // Seeded random benchmark checkpoints in the hub (remote-code) format: config.json + model.safetensors.
 // Weights are uniform with std 1/sqrt(fan_in) (activations keep their scale through the layers); norm
-// weights are 1. Only the shapes matter for speed; the seed makes every run read the same bytes.
+// weights are 1. Only the shapes matter for speed; the seed makes every run read the same bytes. F32 by default;
+// BF16 (M1's own dtype) rounds the same values to nearest even.
 import fs from "node:fs";
 import path from "node:path";
 import { writeSafetensors } from "../../engine/safetensors.ts";
-import { Tensor } from "../../engine/tensor.ts";
+import { Tensor, castTensor } from "../../engine/tensor.ts";
 import { InputError } from "../../engine/errors.ts";
 
 export interface BenchShape {
@@ -30,7 +31,10 @@ export const BENCH_SHAPES: Record<string, BenchShape> = {
   },
 };
 
-export function hubConfig(s: BenchShape): Record<string, unknown> {
+/** The dtypes a benchmark checkpoint is written in. */
+export type BenchDType = "F32" | "BF16";
+
+export function hubConfig(s: BenchShape, dtype: BenchDType = "F32"): Record<string, unknown> {
   const alpha = Math.pow(2 * s.layers, 0.25);
   return {
     architectures: ["MiniMaxM1ForCausalLM"],
@@ -61,7 +65,7 @@ export function hubConfig(s: BenchShape): Record<string, unknown> {
     max_position_embeddings: 131072,
     bos_token_id: 1,
     eos_token_id: 2,
-    torch_dtype: "float32",
+    torch_dtype: dtype === "F32" ? "float32" : "bfloat16",
   };
 }
 
@@ -115,15 +119,15 @@ function fillUniform(a: Float32Array, seed: number, scale: number): void {
 }
 
 /** Writes config.json and model.safetensors of checkpoint `name` into `dir` (created if needed). */
-export function writeBenchCheckpoint(name: string, dir: string, seed = 0): { params: number; bytes: number } {
+export function writeBenchCheckpoint(name: string, dir: string, seed = 0, dtype: BenchDType = "F32"): { params: number; bytes: number } {
   const shape = BENCH_SHAPES[name];
   if (!shape) throw new InputError(`unknown benchmark checkpoint "${name}" (known: ${Object.keys(BENCH_SHAPES).join(", ")})`);
-  return writeRandomCheckpoint(shape, dir, seed, `m1 make-checkpoint ${name} --seed ${seed}`);
+  return writeRandomCheckpoint(shape, dir, seed, `m1 make-checkpoint ${name} --seed ${seed} --dtype ${dtype.toLowerCase()}`, dtype);
 }
 
 /** Writes config.json and model.safetensors of a seeded random checkpoint of `shape` into `dir` (created if needed);
  *  `generator` is recorded in the safetensors metadata. */
-export function writeRandomCheckpoint(shape: BenchShape, dir: string, seed: number, generator: string): { params: number; bytes: number } {
+export function writeRandomCheckpoint(shape: BenchShape, dir: string, seed: number, generator: string, dtype: BenchDType = "F32"): { params: number; bytes: number } {
   fs.mkdirSync(dir, { recursive: true });
   const tensors: Record<string, Tensor> = {};
   let params = 0;
@@ -131,10 +135,10 @@ export function writeRandomCheckpoint(shape: BenchShape, dir: string, seed: numb
     const data = new Float32Array(dims.reduce((a, b) => a * b, 1));
     if (dims.length === 1) data.fill(1);
     else fillUniform(data, seed * 1000003 + i, Math.sqrt(3 / dims[1]));
-    tensors[tname] = new Tensor("F32", dims, data);
+    tensors[tname] = castTensor(new Tensor("F32", dims, data), dtype);
     params += data.length;
   });
-  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(hubConfig(shape), null, 1) + "\n");
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(hubConfig(shape, dtype), null, 1) + "\n");
   writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt", generator });
-  return { params, bytes: params * 4 };
+  return { params, bytes: params * (dtype === "F32" ? 4 : 2) };
 }

@@ -21,7 +21,7 @@ const USAGE = `usage:
   m1 serve <checkpoint|mini-40k|mini-80k> [--port P] [--name MODEL_NAME] [--max-batch N] [--max-prompt-tokens N] [--reasoning-parser minimax_m1]
   m1 eval <suite|task.json|task.yaml> (--model CHECKPOINT | --endpoint URL --model NAME) [...]   (all options: benchmarks/README.md)
   m1 grad <checkpoint-dir> --ids 1,5,... [--token-weights 0.5,-1,...] --out FILE.safetensors [--hidden]
-  m1 make-checkpoint <bench-small> <out-dir> [--seed N]
+  m1 make-checkpoint <bench-small> <out-dir> [--seed N] [--dtype f32|bf16]
   m1 train rl <checkpoint> --out DIR [--objective cispo|cispo_mask|dapo|grpo|reinforce] [--steps N] [--stages 48:6-7,...] [...]
   m1 train sft <checkpoint> --out DIR --recipe mini-40k|mini-80k [--steps N] [...]   (all options: docs/rl.md)
   m1 bench <checkpoint-dir> [--prefill N] [--context N] [--decode N] [--threads N] [--tries N] [--json]
