@@ -15,6 +15,29 @@
 namespace m1 {
 namespace {
 thread_local Buf tl_xs, tl_h1, tl_h3, tl_a, tl_y, tl_dy, tl_dh1, tl_dh3;
+
+// For R slots from `slot` (rows of y and dy from row r): dweights[s] = dout_t · y_s (an f64 sum over the hidden
+// columns in ascending order; each f32 product is exact in f64) and dy_s = w_s dout_t. R sums side by side keep R
+// additions in flight instead of one; each slot's sum is the same whatever R.
+template <int R>
+void slot_grads(const float* dout, const float* weights, const int64_t* slot, int64_t k, int64_t hidden,
+                const float* y, float* dy, float* dweights) {
+  const float* d[R];
+  float w[R];
+  double dot[R];
+  for (int i = 0; i < R; i++) {
+    d[i] = dout + (slot[i] / k) * hidden;
+    w[i] = weights[slot[i]];
+    dot[i] = 0;
+  }
+  for (int64_t c = 0; c < hidden; c++) {
+    for (int i = 0; i < R; i++) {
+      dot[i] += double(d[i][c]) * double(y[i * hidden + c]);
+      dy[i * hidden + c] = w[i] * d[i][c];
+    }
+  }
+  for (int i = 0; i < R; i++) dweights[slot[i]] = float(dot[i]);
+}
 }  // namespace
 
 void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
@@ -63,16 +86,9 @@ void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidde
         if (slots) gather_slots(slots, hidden, slot, 1, rows, y);  // slot numbers index the [n·k, hidden] rows
         else K.matmul(a, rows, ex.w2, y);
         parallel_for(rows, std::max<int64_t>(1, 4096 / hidden), [&](int64_t lo, int64_t hi) {
-          for (int64_t r = lo; r < hi; r++) {
-            const float* d = dout + (slot[r] / k) * hidden;
-            const float w = weights[slot[r]];
-            double dot = 0;
-            for (int64_t c = 0; c < hidden; c++) {
-              dot += double(d[c]) * double(y[r * hidden + c]);
-              dy[r * hidden + c] = w * d[c];
-            }
-            dweights[slot[r]] = float(dot);
-          }
+          int64_t r = lo;
+          for (; r + 4 <= hi; r += 4) slot_grads<4>(dout, weights, slot + r, k, hidden, y + r * hidden, dy + r * hidden, dweights);
+          for (; r < hi; r++) slot_grads<1>(dout, weights, slot + r, k, hidden, y + r * hidden, dy + r * hidden, dweights);
         });
         K.matmul_dw(dy, a, rows, hidden, F, gr.w2);
         K.matmul_dx(dy, rows, ex.w2, a, 0.0f);       // a ← da
