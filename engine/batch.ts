@@ -51,10 +51,19 @@ export class BatchSequence {
   }
 }
 
-/** A step-able batch of sequences (see the module comment). */
 /** Prompt tokens per forward call of a join with `between`. */
 export const PREFILL_CHUNK = 512;
 
+/** A prompt and its sequence's options, as `join` takes them. */
+export interface JoinRequest { prompt: ArrayLike<number> | string; options?: BatchSequenceOptions }
+
+/** A prompt ready to join: its checked ids and a token chooser per sequence. */
+interface Prepared { ids: Int32Array; choosers: TokenChooser[] }
+
+/** A sequence and the token it chose in a step (fed to the step's pass). */
+interface Chosen { seq: BatchSequence; id: number }
+
+/** A step-able batch of sequences (see the module comment). */
 export class DecodeBatch {
   private readonly sequences: BatchSequence[] = [];
   private tags = 0;
@@ -78,8 +87,7 @@ export class DecodeBatch {
    * is prefilled once and each sequence starts from a copy of that state, as if it had prefilled it alone.
    */
   async joinGroup(prompt: ArrayLike<number> | string, options: readonly BatchSequenceOptions[], signal?: AbortSignal, between?: () => Promise<void>): Promise<BatchSequence[]> {
-    const ids = this.model.checkIds(this.model.promptIds(prompt));
-    const choosers = options.map((o) => new TokenChooser(this.model, ids, o));
+    const { ids, choosers } = this.prepare(prompt, options);
     const cache = this.model.newCache();
     const chunk = between ? PREFILL_CHUNK : ids.length;
     for (let t0 = 0; t0 + chunk < ids.length; t0 += chunk) {
@@ -88,6 +96,66 @@ export class DecodeBatch {
     }
     const rest = ids.subarray(Math.floor((ids.length - 1) / chunk) * chunk);
     const logits = (await this.model.forward(rest, { cache, logits: "last", phase: "prefill", signal })).logits.f32;
+    return this.admit(ids, choosers, cache, logits);
+  }
+
+  /**
+   * Prefills several prompts together (Model.prefillMany) and adds a sequence for each: each gets what `join` gives
+   * it alone, bit for bit. A request that `join` refuses (ids outside the vocabulary, an empty prompt, bad options)
+   * is refused alone: its entry holds the error, and the others join.
+   */
+  async joinMany(requests: readonly JoinRequest[], signal?: AbortSignal): Promise<PromiseSettledResult<BatchSequence>[]> {
+    signal?.throwIfAborted();
+    return this.passJoining(this.prepareEach(requests), [], signal);
+  }
+
+  /**
+   * One step (as `step`) whose pass also prefills the prompts of `requests` (as joinMany), so that joining costs no
+   * pass of its own: the step's rows and the prompts' rows run in one Model.prefillMany, each row with the bits it
+   * has alone. Returns the sequences that finished in this step and, per request, its sequence or why it was refused.
+   */
+  async stepJoining(requests: readonly JoinRequest[], signal?: AbortSignal): Promise<{ finished: BatchSequence[]; joined: PromiseSettledResult<BatchSequence>[] }> {
+    signal?.throwIfAborted();
+    const prepared = this.prepareEach(requests);
+    const { going, finished } = this.chooseNext();
+    return { finished, joined: await this.passJoining(prepared, going, signal) };
+  }
+
+  private prepareEach(requests: readonly JoinRequest[]): PromiseSettledResult<Prepared>[] {
+    return requests.map((r) => {
+      try {
+        return { status: "fulfilled", value: this.prepare(r.prompt, [r.options ?? {}]) };
+      } catch (reason) {
+        return { status: "rejected", reason };
+      }
+    });
+  }
+
+  /** One pass: the next token of each `going` sequence and the prompts of the prepared requests; the new sequences join. */
+  private async passJoining(prepared: readonly PromiseSettledResult<Prepared>[], going: readonly Chosen[], signal?: AbortSignal): Promise<PromiseSettledResult<BatchSequence>[]> {
+    const valid = prepared.flatMap((p) => (p.status === "fulfilled" ? [p.value] : []));
+    const caches = valid.map(() => this.model.newCache());
+    const rows = await this.model.prefillMany(
+      [...going.map((c) => Int32Array.of(c.id)), ...valid.map((v) => v.ids)], [...going.map((c) => c.seq.cache), ...caches], signal,
+    );
+    going.forEach((c, i) => (c.seq.logits = rows[i]));
+    let next = 0;
+    return prepared.map((p) => {
+      if (p.status === "rejected") return p;
+      const i = next++;
+      return { status: "fulfilled", value: this.admit(p.value.ids, p.value.choosers, caches[i], rows[going.length + i])[0] };
+    });
+  }
+
+  /** A prompt's checked ids and a token chooser for each entry of `options`. */
+  private prepare(prompt: ArrayLike<number> | string, options: readonly BatchSequenceOptions[]): Prepared {
+    const ids = this.model.checkIds(this.model.promptIds(prompt));
+    return { ids, choosers: options.map((o) => new TokenChooser(this.model, ids, o)) };
+  }
+
+  /** The sequences of a prefilled prompt (the last one on `cache`, the others on copies), each with the prefill's
+   *  logits; those not already done join the batch. */
+  private admit(ids: Int32Array, choosers: readonly TokenChooser[], cache: ModelCache, logits: Float32Array): BatchSequence[] {
     return choosers.map((chooser, i) => {
       const seq = new BatchSequence(ids, chooser, i === choosers.length - 1 ? cache : cache.clone(), this.tags++);
       seq.logits = logits;
@@ -109,16 +177,22 @@ export class DecodeBatch {
    */
   async step(signal?: AbortSignal): Promise<BatchSequence[]> {
     signal?.throwIfAborted();
-    const chosen = this.sequences.map((seq) => ({ seq, id: seq.advance() }));
-    const going = chosen.filter((c) => !c.seq.done);
-    const finished = chosen.filter((c) => c.seq.done).map((c) => c.seq);
-    for (const s of finished) s.logits = null;
-    this.sequences.splice(0, this.sequences.length, ...going.map((c) => c.seq));
+    const { going, finished } = this.chooseNext();
     if (going.length > 0) {
       const rows = await this.model.stepBatch(going.map((c) => c.id), going.map((c) => c.seq.cache), signal);
       going.forEach((c, i) => (c.seq.logits = rows[i]));
     }
     return finished;
+  }
+
+  /** Every active sequence chooses its next token from its pending logits; those that stop leave the batch. */
+  private chooseNext(): { going: Chosen[]; finished: BatchSequence[] } {
+    const chosen = this.sequences.map((seq) => ({ seq, id: seq.advance() }));
+    const going = chosen.filter((c) => !c.seq.done);
+    const finished = chosen.filter((c) => c.seq.done).map((c) => c.seq);
+    for (const s of finished) s.logits = null;
+    this.sequences.splice(0, this.sequences.length, ...going.map((c) => c.seq));
+    return { going, finished };
   }
 }
 

@@ -308,6 +308,49 @@ export class Model implements WeightSource {
     return caches.map((_, s) => logits.subarray(s * vocabSize, (s + 1) * vocabSize));
   }
 
+  /**
+   * Prefills several prompts, each on its own cache (updated) → each one's next-token logits, with the bits that
+   * `forward(prompts[s], { cache: caches[s], logits: "last" })` gives alone. With the whole model native and no hook
+   * registered, the prompts of at most DOT_ROWS tokens run packed in one native pass with every product on the dot
+   * path: alone such a prompt takes that path too, and its rows do not depend on the other rows. Longer prompts
+   * take the packed GEMM alone, whose sums the packing would change, so they run one forward each.
+   */
+  async prefillMany(prompts: readonly Int32Array[], caches: readonly ModelCache[], signal?: AbortSignal): Promise<Float32Array[]> {
+    if (prompts.length !== caches.length) throw new InputError(`prefillMany: ${prompts.length} prompts for ${caches.length} caches`);
+    if (new Set(caches).size !== caches.length) throw new InputError("prefillMany: a cache appears twice (each prompt needs its own)");
+    signal?.throwIfAborted();
+    const ids = prompts.map((p, s) => {
+      if (p.length === 0) throw new InputError(`prefillMany: prompt ${s} has no token ids`);
+      this.checkCache(caches[s], `prefillMany: cache ${s}`);
+      return this.checkIds(p);
+    });
+    const out: Float32Array[] = [];
+    const decoder = this.hooks.size === 0 ? this.nativeDecoder() : null;
+    const packed = decoder ? ids.flatMap((p, s) => (p.length <= native.DOT_ROWS ? [s] : [])) : [];
+    // as many prompts per pass as its buffers take (see NATIVE_PASS_MAX_FLOATS)
+    const perPass = Math.max(1, Math.floor(NATIVE_PASS_MAX_FLOATS / (native.DOT_ROWS * this.config.hiddenSize)));
+    for (let g = 0; g < packed.length; g += perPass) {
+      const group = packed.slice(g, g + perPass);
+      let n = 0;
+      const sequences: PassSequence[] = group.map((s) => {
+        const seq = { start: n, tokens: ids[s].length, position: caches[s].position, cache: caches[s] };
+        n += ids[s].length;
+        return seq;
+      });
+      const tokens = new Int32Array(n);
+      group.forEach((s, i) => tokens.set(ids[s], sequences[i].start));
+      const logits = this.nativePass(decoder!, sequences, tokens, "last", true).f32;
+      const vocab = this.config.vocabSize;
+      group.forEach((s, i) => (out[s] = logits.subarray(i * vocab, (i + 1) * vocab)));
+      await yieldSometimes();
+      signal?.throwIfAborted();
+    }
+    for (let s = 0; s < prompts.length; s++) {
+      out[s] ??= (await this.forward(ids[s], { cache: caches[s], logits: "last", phase: "prefill", signal })).logits.f32;
+    }
+    return out;
+  }
+
   promptIds(prompt: ArrayLike<number> | string): ArrayLike<number> {
     if (typeof prompt !== "string") {
       if (typeof prompt !== "object" || prompt === null || typeof prompt.length !== "number") {
@@ -408,11 +451,12 @@ export class Model implements WeightSource {
     return this.nativeObjects;
   }
 
-  /** The packed pass as one native call (no hook registered, not too many rows): bit-identical to the op-by-op path. */
-  private nativePass(decoder: native.Decoder, sequences: readonly PassSequence[], tokens: Int32Array, mode: "all" | "last" | "none"): Tensor {
+  /** The packed pass as one native call (no hook registered, not too many rows): bit-identical to the op-by-op path.
+   *  `rowwise`: every product on the dot path (Decoder.forwardPacked). */
+  private nativePass(decoder: native.Decoder, sequences: readonly PassSequence[], tokens: Int32Array, mode: "all" | "last" | "none", rowwise = false): Tensor {
     const { vocabSize, numLayers } = this.config;
     const caches = sequences.map((seq) => Array.from({ length: numLayers }, (_, l) => nativeCache(l, seq.cache, seq.tokens)));
-    const logits = decoder.forwardPacked(tokens, Int32Array.from(sequences, (seq) => seq.tokens), caches, mode);
+    const logits = decoder.forwardPacked(tokens, Int32Array.from(sequences, (seq) => seq.tokens), caches, mode, rowwise);
     for (const seq of sequences) {
       for (const kv of seq.cache.kv) if (kv) kv.length += seq.tokens;
       seq.cache.position += seq.tokens;

@@ -97,8 +97,9 @@ export interface Decoder {
   /** Sequences packed row after row: sequence s is the next lengths[s] ids, on its layer caches caches[s] (each
    *  updated, a softmax layer's with room for lengths[s] more rows) → logits [rows, vocab] of every row ("all"), of
    *  each sequence's last row ("last") or none. The row-wise ops run once over all rows; attention and the
-   *  lightning state stay within each sequence. */
-  forwardPacked(ids: Int32Array, lengths: Int32Array, caches: readonly (readonly DecoderLayerCache[])[], logits: "all" | "last" | "none"): Float32Array;
+   *  lightning state stay within each sequence. `rowwise`: every product on the dot path, whose rows do not depend
+   *  on each other, so that each sequence of at most DOT_ROWS ids gets the bits of its pass alone. */
+  forwardPacked(ids: Int32Array, lengths: Int32Array, caches: readonly (readonly DecoderLayerCache[])[], logits: "all" | "last" | "none", rowwise?: boolean): Float32Array;
   /** One decode step of B sequences: ids [B] (one new token each), caches[s] sequence s's layer caches (a softmax
    *  layer's with room for one more row) → logits [B, vocab]; each row has the bits that `forward` of that token on
    *  that sequence alone gives. */
@@ -160,6 +161,7 @@ interface Binding {
   weightedSum(slots: Float32Array, weights: Float32Array, n: number, k: number, dim: number, out?: Float32Array): Float32Array;
   DecoderLayer: new (spec: DecoderLayerSpec) => DecoderLayer;
   Decoder: new (spec: DecoderSpec) => Decoder;
+  dotRows: number;
 }
 
 /** The addon's path; M1_NATIVE_ADDON names another build of it (the AddressSanitizer one of `build.mjs --asan`). */
@@ -198,6 +200,9 @@ export const memoryStats: Binding["memoryStats"] = native.memoryStats;
 /** Expert rows (token, expert slots) the MoE has computed since the addon loaded, in every path: a slot whose weight
  *  is 0 (dropped by an expert threshold) is skipped when only the weighted sum is wanted, and is not counted. */
 export const expertRowsComputed: Binding["expertRowsComputed"] = native.expertRowsComputed;
+/** Rows up to which a product takes the dot path (each row computed alone, its bits independent of the others);
+ *  more rows take the packed GEMM. A pass of at most this many tokens has every product on the dot path. */
+export const DOT_ROWS: number = native.dotRows;
 
 /** The longest array an op makes or takes (2^32 floats: V8's longest Float32Array on Node 20). */
 export const MAX_ARRAY_LENGTH = 2 ** 32;

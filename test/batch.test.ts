@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Model, DecodeBatch, Rng } from "../engine/index.ts";
+import { Model, DecodeBatch, Rng, BatchSequence } from "../engine/index.ts";
 import { logProbability } from "../engine/softmax.ts";
 import { ROOT, TINY } from "./helpers.ts";
 
@@ -80,4 +80,40 @@ test("a group joins on one prefill: each member equals generate alone", async ()
   while (batch.active.length > 0) await batch.step();
   for (let k = 0; k < 4; k++) assert.deepEqual(group[k].ids, (await alone(mini, prompt, options[k])).ids, `member ${k}`);
   assert.equal(new Set(group.map((s) => s.cache)).size, 4, "each member has its own cache");
+});
+
+test("prompts prefilled together (joinMany) or in a step's pass (stepJoining) each equal generate alone; a bad one fails alone", async () => {
+  // 1 to 16 tokens (packed on the dot path) and longer (prefilled alone), more rows than a thread's group of 32
+  const prompts: (string | number[])[] = [...additions(12, 5), "<s> 1 2 3 4 5 6 7 8 + 9 8 7 6 5 4 3 2 1 0 = <think>", [1]];
+  assert.ok(mini.promptIds(prompts[12]).length > 16 && mini.promptIds(prompts[0]).length <= 16);
+  const options = prompts.map((_, i) => ({ temperature: 1, topP: 0.95, seed: 200 + i, thinkingBudget: 30, maxNewTokens: 40 }));
+  const requests = prompts.map((prompt, i) => ({ prompt, options: options[i] }));
+  const batch = new DecodeBatch(mini);
+  const first = await batch.joinMany([...requests.slice(0, 6), { prompt: [5, 99999] }]);
+  assert.match(String((first[6] as PromiseRejectedResult).reason), /token id 99999 at index 1 is outside the vocabulary/);
+  for (let k = 0; k < 3; k++) await batch.step();
+  const { finished, joined } = await batch.stepJoining([{ prompt: [] }, ...requests.slice(6)]);
+  assert.deepEqual(finished, []);
+  assert.match(String((joined[0] as PromiseRejectedResult).reason), /the prompt has no tokens/);
+  const seqs = [...first.slice(0, 6), ...joined.slice(1)].map((r) => (r as PromiseFulfilledResult<BatchSequence>).value);
+  assert.equal(batch.active.length, prompts.length);
+  while (batch.active.length > 0) await batch.step();
+  for (let i = 0; i < prompts.length; i++) {
+    const ref = await alone(mini, prompts[i], options[i]);
+    assert.deepEqual([seqs[i].ids, seqs[i].logprobs], [ref.ids, ref.logprobs], `sequence ${i}`);
+  }
+});
+
+test("prefillMany: each prompt's logits and cache have the bits of its forward alone", async () => {
+  const prompts = [...additions(40, 9), "<s> 1 2 3 4 5 6 7 8 + 9 8 7 6 5 4 3 2 1 0 = <think>"].map((p) => Int32Array.from(mini.promptIds(p)));
+  const caches = prompts.map(() => mini.newCache());
+  const many = await mini.prefillMany(prompts, caches);
+  for (let s = 0; s < prompts.length; s++) {
+    const cache = mini.newCache();
+    const { logits } = await mini.forward(prompts[s], { cache, logits: "last" });
+    assert.deepEqual(many[s], logits.f32, `prompt ${s} (${prompts[s].length} tokens)`);
+    assert.deepEqual(caches[s], cache, `cache of prompt ${s}`);
+  }
+  await assert.rejects(mini.prefillMany([prompts[0]], []), /prefillMany: 1 prompts for 0 caches/);
+  await assert.rejects(mini.prefillMany([prompts[0], new Int32Array(0)], [mini.newCache(), mini.newCache()]), /prefillMany: prompt 1 has no token ids/);
 });

@@ -45,6 +45,20 @@ test("concurrent requests decode in one batch and each equals its run alone", as
     assert.deepEqual([t.json.choices[0].text, t.json.choices[0].finish_reason, t.json.usage], [oneByOne[i].json.choices[0].text, oneByOne[i].json.choices[0].finish_reason, oneByOne[i].json.usage], `request ${i}`);
   });
   assert.ok(together.some((t) => t.json.choices[0].finish_reason === "stop"));
+  // /metrics: the batch steps by size (a Prometheus histogram), the prefills, the server's CPU time
+  const res = await fetch(batchedUrl.replace(/\/v1$/, "/metrics"));
+  assert.match(res.headers.get("content-type")!, /^text\/plain; version=0\.0\.4/);
+  const metrics = new Map((await res.text()).split("\n").filter((l) => l && !l.startsWith("#")).map((l) => [l.split(" ")[0], Number(l.split(" ")[1])]));
+  const sizes = batched.scheduler.stepsBySize;
+  assert.equal(metrics.get("m1_batch_size_max"), batched.scheduler.peakBatch);
+  assert.equal(metrics.get("m1_batch_size_count"), sizes.reduce((a, b) => a + b, 0));
+  assert.equal(metrics.get('m1_batch_size_bucket{le="+Inf"}'), metrics.get("m1_batch_size_count"));
+  assert.equal(metrics.get('m1_batch_size_bucket{le="4"}'), sizes.slice(0, 5).reduce((a, b) => a + b, 0));
+  assert.equal(metrics.get("m1_batch_size_sum"), sizes.reduce((a, n, b) => a + n * b, 0));
+  assert.equal(metrics.get("m1_prefill_prompts_total"), requests.length);
+  assert.ok(metrics.get("m1_prefill_joins_total")! < requests.length, "requests that arrive together are prefilled together");
+  assert.equal(metrics.get("m1_requests_running"), 0);
+  assert.ok(metrics.get("process_cpu_seconds_total")! > 0);
 });
 
 test("a bad request fails alone; a client that leaves frees its place; logprobs requests run between steps", async () => {

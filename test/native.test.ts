@@ -1000,6 +1000,35 @@ each("decoder.forwardPacked: each sequence as if alone (one alone: forward's bit
   }
 });
 
+each("decoder.forwardPacked rowwise: each sequence of at most DOT_ROWS ids gets forward's bits alone (logits, caches)", () => {
+  const layers = [layerSpec("lightning", "BF16"), layerSpec("softmax", "F32")].map((s) => m1.decoderLayer(s));
+  const embed = makeWeight("BF16", 50, 32, 7), lmHead = makeWeight("F32", 50, 32, 8), norm = randF32(32, 9, 0.5, 1.5);
+  const model = m1.decoder({ embed, norm, eps: 1e-5, lmHead, layers });
+  const fresh = (rows: number) => [{ state: new Float32Array(4 * 8 * 8) }, { keys: new Float32Array(16 * rows), values: new Float32Array(16 * rows), length: 0, position: 0 }];
+  const ids = (n: number, seed: number) => Int32Array.from({ length: n }, (_, i) => (i * 7 + seed * 13) % 50);
+  assert.equal(m1.DOT_ROWS, 16);
+  // 40 sequences of 1 to 16 rows (several groups per thread), and one of 16 alone
+  for (const lengths of [Array.from({ length: 40 }, (_, s) => 1 + ((s * 5) % 16)), [16]]) {
+    const seqs = lengths.map((n, s) => ids(n, s));
+    const flat = Int32Array.from(seqs.flatMap((q) => [...q]));
+    const packedCaches = lengths.map(fresh), aloneCaches = lengths.map(fresh);
+    const all = model.forwardPacked(flat, Int32Array.from(lengths), packedCaches, "all", true);
+    const last = model.forwardPacked(flat, Int32Array.from(lengths), lengths.map(fresh), "last", true);
+    let row = 0;
+    seqs.forEach((q, s) => {
+      const alone = model.forward(q, aloneCaches[s], q.length);
+      assert.deepEqual(all.subarray(row * 50, (row + q.length) * 50), alone, `sequence ${s} of ${q.length} rows`);
+      assert.deepEqual(last.subarray(s * 50, (s + 1) * 50), alone.subarray((q.length - 1) * 50), `last row of sequence ${s}`);
+      assert.deepEqual(packedCaches[s], aloneCaches[s], `caches of sequence ${s}`);
+      row += q.length;
+    });
+    assert.equal(model.forwardPacked(flat, Int32Array.from(lengths), lengths.map(fresh), "none", true).length, 0);
+  }
+  assert.throws(() => model.forwardPacked(Int32Array.from([1]), Int32Array.from([1]), [fresh(1)], "last", 1 as unknown as boolean), {
+    name: "TypeError", message: "Decoder.forwardPacked: rowwise must be a boolean",
+  });
+});
+
 test("decoder.forwardPacked names what is wrong", () => {
   const layer = m1.decoderLayer(layerSpec("lightning", "F32"));
   const model = m1.decoder({ embed: makeWeight("F32", 50, 32, 1), norm: new Float32Array(32), eps: 1e-5, lmHead: makeWeight("F32", 50, 32, 2), layers: [layer] });

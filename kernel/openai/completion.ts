@@ -241,8 +241,10 @@ export async function* streamCompletion(model: Model, request: EngineRequest, sc
   return done;
 }
 
-export async function completeWithEngine(model: Model, request: EngineRequest): Promise<EngineCompletion> {
-  const started = start(model, request);
+/** The whole completion at once (the same as streamCompletion's), from the engine alone or from the scheduler's
+ *  shared batch (the request must then be `batchable`). */
+export async function completeWithEngine(model: Model, request: EngineRequest, scheduler?: BatchScheduler): Promise<EngineCompletion> {
+  const started = start(model, request, scheduler);
   const tokens: SourceToken[] = [];
   for await (const token of started.generation) tokens.push(token);
   return finished(model, request, started, tokens);

@@ -2,8 +2,10 @@
 // between steps as they arrive and leaving as they finish, so every weight is read once per step for all of
 // them; each request's tokens equal what it would get alone (the batch's rows are bit-identical to generate).
 // Requests that need per-request hooks or every step's logits (logprobs, echo, routing logs, an expert
-// threshold) run alone through `exclusive`, between batch steps, once the batch has drained. A long prompt is
-// prefilled in chunks with batch steps (and short prompts joining) in between.
+// threshold) run alone through `exclusive`, between batch steps, once the batch has drained. A new request's
+// prompt is prefilled in the pass of the next step, beside the running requests' next tokens (each row with the
+// bits it has alone), so joining costs no pass of its own; a long prompt is prefilled in chunks with batch steps
+// in between.
 import { DecodeBatch, PREFILL_CHUNK, type BatchSequence, type BatchSequenceOptions } from "../../engine/batch.ts";
 import type { StopReason } from "../../engine/generate.ts";
 import type { Model } from "../../engine/model.ts";
@@ -58,11 +60,23 @@ export class BatchScheduler {
   private readonly running: Running[] = [];
   private exclusives: (() => Promise<void>)[] = [];
   private pumping = false;
-  /** most sequences decoded in one step so far */
-  peakBatch = 0;
+  /** batch steps run so far by the sequences in them: stepsBySize[b] steps of b sequences */
+  readonly stepsBySize: number[] = [];
+  /** prompts prefilled so far, and the joins that prefilled them (several short prompts join in one) */
+  readonly prefilled = { prompts: 0, joins: 0 };
 
   constructor(readonly model: Model, readonly maxBatch = 64) {
     this.batch = new DecodeBatch(model);
+  }
+
+  /** most sequences decoded in one step so far */
+  get peakBatch(): number {
+    return Math.max(0, this.stepsBySize.length - 1);
+  }
+
+  /** Requests decoding in the batch now, and those waiting to join it. */
+  get load(): { running: number; waiting: number } {
+    return { running: this.running.length, waiting: this.waiting.length };
   }
 
   /** Decodes `prompt` in the shared batch; stop strings end it once the decoded text contains one. */
@@ -96,56 +110,90 @@ export class BatchScheduler {
         await this.exclusives.shift()!();
         continue;
       }
-      // new requests join unless an exclusive one waits for the batch to drain
-      while (!this.exclusives.length && this.waiting.length && this.running.length < this.maxBatch) await this.join(this.waiting.shift()!);
-      if (this.running.length === 0) {
-        if (this.waiting.length || this.exclusives.length) continue;
-        return;
-      }
+      if (this.running.length === 0 && !this.waiting.length) return;
+      // a long prompt joins in chunks (with steps in between); short ones join in the next step's pass
+      if (this.waiting[0]?.prompt.length > PREFILL_CHUNK && this.canJoin()) await this.join(this.waiting.shift()!);
       await this.stepRunning();
     }
   }
 
-  /** One batch step of the running requests, then a pause for HTTP traffic. */
+  /** Whether waiting requests may join: the batch has room, and no exclusive request waits for it to drain. */
+  private canJoin(): boolean {
+    return !this.exclusives.length && this.running.length < this.maxBatch;
+  }
+
+  /** One batch step of the running requests whose pass also prefills the waiting requests with short prompts (at
+   *  most PREFILL_CHUNK prompt tokens in all, or one prompt; DecodeBatch.stepJoining: each gets the bits it gets
+   *  alone, and a request the engine rejects fails alone), then a pause for HTTP traffic. */
   private async stepRunning(): Promise<void> {
     for (const r of [...this.running]) if (r.signal?.aborted) this.finish(r, null, r.signal.reason);
-    if (this.running.length === 0) return;
-    this.peakBatch = Math.max(this.peakBatch, this.running.length);
+    const joining = this.takeShort();
+    if (this.running.length === 0 && joining.length === 0) return;
+    const stepping = [...this.running];
+    if (stepping.length) {
+      while (this.stepsBySize.length <= stepping.length) this.stepsBySize.push(0);
+      this.stepsBySize[stepping.length]++;
+    }
+    if (joining.length) this.countPrefill(joining.length);
+    let joined: PromiseSettledResult<BatchSequence>[] = [];
     try {
-      await this.batch.step();
+      const requests = joining.map((w) => ({ prompt: w.prompt, options: w.options }));
+      if (!stepping.length) joined = await this.batch.joinMany(requests);
+      else if (joining.length) joined = (await this.batch.stepJoining(requests)).joined;
+      else await this.batch.step();
     } catch (e) {
-      for (const r of [...this.running]) this.finish(r, null, e);
+      for (const r of stepping) this.finish(r, null, e);
+      for (const w of joining) w.out.end(null, e);
       return;
     }
-    for (const r of [...this.running]) {
+    for (const r of stepping) {
       r.out.push(r.seq.ids.at(-1)!);
       if (r.seq.done) this.finish(r, r.seq.stopReason);
       else if (r.stopStrings.length && this.hasStopString(r)) this.finish(r, "stop_string");
     }
+    joined.forEach((j, i) => (j.status === "fulfilled" ? this.started(joining[i], j.value) : joining[i].out.end(null, j.reason)));
     await new Promise((resolve) => setImmediate(resolve)); // let HTTP traffic in between steps
   }
 
-  /** Prefills a request's prompt into the batch; a request the engine rejects fails alone. A long prompt goes in
-   *  chunks, and between two chunks waiting requests with short prompts join and the running ones take a step:
-   *  a long prompt holds up no one. */
-  private async join(w: Waiting, chunked = true): Promise<void> {
+  /** Prefills a long prompt into the batch in chunks; between two chunks the running requests take a step (and short
+   *  prompts join in it): a long prompt holds up no one. A request the engine rejects fails alone. */
+  private async join(w: Waiting): Promise<void> {
     if (w.signal?.aborted) return w.out.end(null, w.signal.reason);
+    this.countPrefill(1);
     try {
-      const seq = await this.batch.join(w.prompt, w.options, w.signal, chunked ? () => this.betweenChunks() : undefined);
-      if (seq.done) return w.out.end(seq.stopReason);
-      this.running.push({ ...w, seq });
+      const seq = await this.batch.join(w.prompt, w.options, w.signal, () => this.stepRunning());
+      this.started(w, seq);
     } catch (e) {
       w.out.end(null, e);
     }
   }
 
-  private async betweenChunks(): Promise<void> {
-    for (const w of this.waiting.filter((x) => x.prompt.length <= PREFILL_CHUNK)) {
-      if (this.exclusives.length || this.running.length >= this.maxBatch) break;
-      this.waiting.splice(this.waiting.indexOf(w), 1);
-      await this.join(w, false);
+  /** Takes the waiting requests with short prompts that join next (at most PREFILL_CHUNK prompt tokens in all, or
+   *  one prompt, as many as the batch has room for); those whose client left end here. */
+  private takeShort(): Waiting[] {
+    const group: Waiting[] = [];
+    let tokens = 0;
+    for (const w of this.canJoin() ? this.waiting : []) {
+      if (this.running.length + group.length >= this.maxBatch) break;
+      if (w.prompt.length > PREFILL_CHUNK) continue;
+      if (group.length && tokens + w.prompt.length > PREFILL_CHUNK) break;
+      group.push(w);
+      tokens += w.prompt.length;
     }
-    await this.stepRunning();
+    this.waiting = this.waiting.filter((w) => !group.includes(w));
+    for (const w of group) if (w.signal?.aborted) w.out.end(null, w.signal.reason);
+    return group.filter((w) => !w.signal?.aborted);
+  }
+
+  private countPrefill(prompts: number): void {
+    this.prefilled.prompts += prompts;
+    this.prefilled.joins++;
+  }
+
+  /** A request whose prompt is prefilled: it decodes in the batch, unless it is done already. */
+  private started(w: Waiting, seq: BatchSequence): void {
+    if (seq.done) w.out.end(seq.stopReason);
+    else this.running.push({ ...w, seq });
   }
 
   private hasStopString(r: Running): boolean {

@@ -1,7 +1,8 @@
 // An OpenAI-compatible HTTP server over the local engine (what vLLM and SGLang offer for the real M1):
 // GET /v1/models, POST /v1/completions, POST /v1/chat/completions, with SSE streaming ("data: {…}\n\n", then
-// "data: [DONE]"). Requests decode together in one batch (continuous batching, ./scheduler.ts); those that need
-// the engine to themselves (logprobs, echo, routing logs, an expert threshold) run alone between batch steps.
+// "data: [DONE]"), and GET /metrics (how full the batch runs, the server's CPU time: ./metrics.ts). Requests
+// decode together in one batch (continuous batching, ./scheduler.ts); those that need the engine to themselves
+// (logprobs, echo, routing logs, an expert threshold) run alone between batch steps.
 // Chat answers are split into reasoning, content and tool calls by ./chat-output.ts, streamed or whole alike.
 // Prompts longer than the server's limit (default: the model's max_position_embeddings) get 400, as serving engines
 // do past their max model length. Bad requests get 400 with {"error": {message, type, param, code}}, a body not sent
@@ -13,10 +14,11 @@ import type { Model } from "../../engine/model.ts";
 import { InputError, M1Error, TokenizerError } from "../../engine/errors.ts";
 import { RequestError, parseBody, completionParams, chatParams, type SamplingParams, type ToolChoice } from "./requests.ts";
 import { TOOL_CALLS_OPEN } from "../../engine/tool-calls.ts";
-import { streamCompletion, chatPrompt, requireTokenizer, batchable, type EngineCompletion, type EngineRequest, type PromptFormat, type StreamedPiece } from "./completion.ts";
+import { streamCompletion, completeWithEngine, chatPrompt, requireTokenizer, batchable, type EngineCompletion, type EngineRequest, type PromptFormat, type StreamedPiece } from "./completion.ts";
 import { ChatOutput, splitChatAnswer, type ChatDelta, type ChatOutputOptions } from "./chat-output.ts";
 import { chatLogprobs, completionLogprobs, type TokenLogprob } from "./logprobs.ts";
 import { BatchScheduler } from "./scheduler.ts";
+import { metricsText } from "./metrics.ts";
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
@@ -73,9 +75,10 @@ export class CompletionServer {
       "/v1/models": { method: "GET", handle: async () => sendJson(res, 200, { object: "list", data: [{ id: this.name, object: "model", created: this.created, owned_by: "m1-workbench" }] }) },
       "/v1/completions": { method: "POST", handle: async () => this.completion(req, res, "text") },
       "/v1/chat/completions": { method: "POST", handle: async () => this.completion(req, res, "chat") },
+      "/metrics": { method: "GET", handle: async () => sendText(res, metricsText(this.scheduler), "text/plain; version=0.0.4") },
     };
     const route = routes[url.pathname.replace(/\/+$/, "")];
-    if (!route) throw new RequestError(`no route ${req.method} ${url.pathname} (have /v1/models, /v1/completions, /v1/chat/completions)`, null, 404, "not_found");
+    if (!route) throw new RequestError(`no route ${req.method} ${url.pathname} (have /v1/models, /v1/completions, /v1/chat/completions, /metrics)`, null, 404, "not_found");
     if (req.method !== route.method) throw new RequestError(`${url.pathname} takes ${route.method}, not ${req.method}`, null, 405, "method_not_allowed");
     await route.handle();
   }
@@ -118,16 +121,16 @@ export class CompletionServer {
     };
     const respond = async (scheduler?: BatchScheduler) => {
       if (aborted.signal.aborted) return;
-      const stream = streamCompletion(this.model, request, scheduler);
       const reply = new Reply(res, this.name, format, chat, extra.logprobs);
+      if (!params.stream) return reply.whole(await completeWithEngine(this.model, request, scheduler));
+      const stream = streamCompletion(this.model, request, scheduler);
       let next = await stream.next(); // bad input fails here, before any header is written
-      if (params.stream) reply.startStream();
+      reply.startStream();
       while (!next.done) {
-        if (params.stream) reply.piece(next.value);
+        reply.piece(next.value);
         next = await stream.next();
       }
-      if (params.stream) reply.endStream(next.value, params.includeUsage);
-      else reply.whole(next.value);
+      reply.endStream(next.value, params.includeUsage);
     };
     if (batchable(request)) await respond(this.scheduler);
     else await this.scheduler.exclusive(() => respond());
@@ -238,8 +241,11 @@ function formatHeader(format: PromptFormat | null): Record<string, string> {
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown, format: PromptFormat | null = null): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...formatHeader(format) });
+  sendText(res, JSON.stringify(body), "application/json", status, formatHeader(format));
+}
+
+function sendText(res: http.ServerResponse, text: string, type: string, status = 200, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(text), ...headers });
   res.end(text);
 }
 

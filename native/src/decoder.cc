@@ -265,9 +265,11 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     return logits;
   }
 
-  // forwardPacked(ids, lengths, caches, logits) → logits: S sequences packed row after row (sequence s is the next
-  // lengths[s] ids; caches[s] its array of layer caches, as forward takes them, updated); logits "all" (every row),
-  // "last" (each sequence's last row) or "none", [rows, vocab].
+  // forwardPacked(ids, lengths, caches, logits, rowwise?) → logits: S sequences packed row after row (sequence s is
+  // the next lengths[s] ids; caches[s] its array of layer caches, as forward takes them, updated); logits "all"
+  // (every row), "last" (each sequence's last row) or "none", [rows, vocab]. rowwise: every product on the dot path
+  // (whose rows do not depend on each other), so that a sequence of at most kDotRows ids gets the bits of its pass
+  // alone.
   Napi::Value ForwardPacked(const CallbackInfo& info) {
     Ctx c{info.Env(), "Decoder.forwardPacked"};
     Arr<int32_t> ids = i32(c, info[0], "ids");
@@ -293,9 +295,12 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     } else if (mode != "none") {
       c.range_error("logits must be \"all\", \"last\" or \"none\", got \"" + mode + "\"");
     }
+    if (!absent(info[4]) && !info[4].IsBoolean()) c.type_error("rowwise must be a boolean");
+    const bool rowwise = !absent(info[4]) && info[4].As<Napi::Boolean>().Value();
     const int64_t rows = int64_t(logit_rows.size());
     Napi::Float32Array logits = new_f32(c, prod(c, {rows, vocab}));
-    if (n > 0) decoder_forward(kernels(), m_, ids.data, n, seqs.data(), S, caches.data(), logit_rows.data(), rows, logits.Data());
+    if (n > 0 && rowwise) decoder_forward_rowwise(kernels(), m_, ids.data, seqs.data(), S, caches.data(), logit_rows.data(), rows, logits.Data());
+    else if (n > 0) decoder_forward(kernels(), m_, ids.data, n, seqs.data(), S, caches.data(), logit_rows.data(), rows, logits.Data());
     return logits;
   }
 
@@ -355,6 +360,7 @@ void define_decoder(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData{Napi::Persistent(layer)});
   exports.Set("DecoderLayer", layer);
   exports.Set("Decoder", Decoder::Define(env));
+  exports.Set("dotRows", Napi::Number::New(env, double(kDotRows)));
 }
 
 }  // namespace m1

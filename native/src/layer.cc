@@ -211,4 +211,43 @@ void decoder_step_batch(const KernelTable& K, const DecoderModel& m, const int32
   });
 }
 
+// Rows of a group: few enough that the dot path's x rows stay in cache while each weight row passes over them.
+constexpr int64_t kGroupRows = 32;
+
+// The packed pass with every product on the dot path, the sequences shared out to the threads in parts of about
+// equal rows: each thread runs the whole model on its part, in groups of whole sequences of at most kGroupRows
+// rows (a longer sequence alone), with single-threaded kernels (the pool runs nested loops inline): one fork and
+// join for the pass, as in decoder_step_batch. The rows of the dot path do not depend on each other and attention
+// stays within each sequence, so the parts and groups change no bit.
+void decoder_forward_rowwise(const KernelTable& K, const DecoderModel& m, const int32_t* ids, const SequenceSpan* seqs,
+                             int64_t S, const LayerCache* caches, const int64_t* logit_rows, int64_t rows,
+                             float* logits) {
+  const int64_t L = m.num_layers, vocab = m.lm_head.rows, T = std::min<int64_t>(num_threads(), S);
+  const int64_t n = seqs[S - 1].start + seqs[S - 1].rows;
+  // part t: the sequences whose middle row lies in [t·n/T, (t+1)·n/T)
+  std::vector<int64_t> bounds{0};
+  for (int64_t t = 1, s = 0; t < T; t++) {
+    while (s < S && (2 * seqs[s].start + seqs[s].rows) * T < 2 * t * n) s++;
+    bounds.push_back(std::max(s, bounds.back()));
+  }
+  bounds.push_back(S);
+  parallel_for(T, 1, [&](int64_t lo, int64_t hi) {
+    thread_local std::vector<SequenceSpan> spans;
+    thread_local std::vector<int64_t> picked;
+    for (int64_t a = bounds[size_t(lo)], b; a < bounds[size_t(hi)]; a = b) {
+      int64_t rows_ab = seqs[a].rows;
+      for (b = a + 1; b < bounds[size_t(hi)] && rows_ab + seqs[b].rows <= kGroupRows; b++) rows_ab += seqs[b].rows;
+      const int64_t first = seqs[a].start;
+      spans.clear();
+      for (int64_t s = a; s < b; s++) spans.push_back({seqs[s].start - first, seqs[s].rows});
+      const int64_t* l0 = std::lower_bound(logit_rows, logit_rows + rows, first);
+      const int64_t* l1 = std::lower_bound(l0, logit_rows + rows, first + rows_ab);
+      picked.assign(l0, l1);
+      for (int64_t& r : picked) r -= first;
+      decoder_forward(K, m, ids + first, rows_ab, spans.data(), b - a, caches + a * L, picked.data(),
+                      int64_t(picked.size()), picked.empty() ? nullptr : logits + (l0 - logit_rows) * vocab, true);
+    }
+  });
+}
+
 }  // namespace m1
