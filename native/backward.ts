@@ -36,7 +36,8 @@ interface BackwardBinding {
     lse: Float32Array, n: number, heads: number, kvHeads: number, d: number, scale: number): [Float32Array, Float32Array, Float32Array];
   moeBackward(x: Float32Array, n: number, hidden: number, idx: Int32Array, weights: Float32Array, k: number,
     experts: ReadonlyArray<ExpertWeights | null | undefined>, dout: Float32Array,
-    grads: ReadonlyArray<ExpertGradients | null | undefined>, slots?: Float32Array, gateUp?: Float32Array, dx?: Float32Array): [Float32Array, Float32Array];
+    grads: ReadonlyArray<ExpertGradients | null | undefined>, slots?: Float32Array, gateUp?: Float32Array, dx?: Float32Array,
+    act?: Float32Array): [Float32Array, Float32Array];
 }
 
 // the addon that native/index.ts loaded (require caches it), seen through its backward entry points
@@ -130,11 +131,11 @@ export function attentionBackward(q: Float32Array, k: Float32Array, v: Float32Ar
 
 /** The routed SwiGLU experts (moe): dx [n, hidden] (written into `out` when given) and dweights [n, k] from dout; the
  *  weight gradients of every routed expert are added into grads[e]. Expert by expert; the experts' forward products
- *  are read from `kept` (moeExperts' slots and gateUp) when given, else recomputed. */
+ *  are read from `kept` (moeExperts' slots, gateUp and act) when given, else recomputed. */
 export function moeBackward(x: Float32Array, n: number, hidden: number, idx: Int32Array, weights: Float32Array, k: number,
   experts: ReadonlyArray<ExpertWeights | null | undefined>, dout: Float32Array,
-  grads: ReadonlyArray<ExpertGradients | null | undefined>, kept?: { slots: Float32Array; gateUp: Float32Array } | null,
+  grads: ReadonlyArray<ExpertGradients | null | undefined>, kept?: { slots: Float32Array; gateUp: Float32Array; act?: Float32Array } | null,
   out?: Float32Array): { dx: Float32Array; dweights: Float32Array } {
-  const [dx, dweights] = native.moeBackward(x, n, hidden, idx, weights, k, experts, dout, grads, kept?.slots, kept?.gateUp, out);
+  const [dx, dweights] = native.moeBackward(x, n, hidden, idx, weights, k, experts, dout, grads, kept?.slots, kept?.gateUp, out, kept?.act);
   return { dx, dweights };
 }

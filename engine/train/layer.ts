@@ -63,14 +63,15 @@ export interface LayerSaved {
   routerLogits: Float32Array;
   idx: Int32Array;
   topkWeights: Float32Array;
-  /** the experts' outputs per slot [rows, k, hidden] (after hook_expert_out) and W1 x, W3 x of every slot (rows·k·2·F,
-   *  grouped by expert as moeExperts writes them for moeBackward) */
+  /** the experts' outputs per slot [rows, k, hidden] (after hook_expert_out), and W1 x, W3 x (rows·k·2·F) and
+   *  silu(W1 x) ⊙ W3 x (rows·k·F) of every slot, grouped by expert as moeExperts writes them for moeBackward */
   slots: Float32Array;
   gateUp: Float32Array;
+  act: Float32Array;
 }
 
 export function savedBytes(s: LayerSaved): number {
-  const arrays: ArrayBufferView[] = [s.a, s.h, s.bn, s.routerLogits, s.idx, s.topkWeights, s.slots, s.gateUp];
+  const arrays: ArrayBufferView[] = [s.a, s.h, s.bn, s.routerLogits, s.idx, s.topkWeights, s.slots, s.gateUp, s.act];
   for (const v of Object.values(s.attention)) if (ArrayBuffer.isView(v)) arrays.push(v);
   return arrays.reduce((sum, a) => sum + a.byteLength, 0);
 }
@@ -105,13 +106,14 @@ export function layerForward(tp: TrainPass, l: number, x: Float32Array): { out: 
   idx = hook(pass, m + "hook_topk_idx", l, idx, [n, k]);
   topkWeights = hook(pass, m + "hook_topk_weights", l, topkWeights, [n, k]);
   const gateUp = array(tp, n * k * 2 * cfg.intermediateSize); // every row written by moeExperts
-  let slots = native.moeExperts(bn, n, hs, idx, k, routed(cfg, l, w, idx), array(tp, n * k * hs), gateUp);
+  const act = array(tp, n * k * cfg.intermediateSize);
+  let slots = native.moeExperts(bn, n, hs, idx, k, routed(cfg, l, w, idx), array(tp, n * k * hs), gateUp, act);
   slots = hook(pass, m + "hook_expert_out", l, slots, [n, k, hs]);
   let mlp = native.weightedSum(slots, topkWeights, n, k, hs, array(tp, n * hs));
   mlp = hook(pass, b + "hook_mlp_out", l, mlp, shape);
   let out = native.axpby(cfg.alpha.mlp, cfg.postnorm ? bn : h, cfg.beta.mlp, mlp, array(tp, n * hs));
   out = hook(pass, b + "hook_resid_post", l, out, shape);
-  return { out, saved: { x, a, attention, h, bn, routerLogits, idx, topkWeights, slots, gateUp } };
+  return { out, saved: { x, a, attention, h, bn, routerLogits, idx, topkWeights, slots, gateUp, act } };
 }
 
 /**

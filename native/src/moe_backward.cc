@@ -43,7 +43,7 @@ void slot_grads(const float* dout, const float* weights, const int64_t* slot, in
 void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                   const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts,
                   const float* dout, float* dx, float* dweights, const ExpertGrads* grads, const float* slots,
-                  const float* gate_up) {
+                  const float* gate_up, const float* act) {
   std::memset(dx, 0, size_t(n * hidden) * 4);
   if (n == 0 || k == 0 || hidden == 0) return;
   int64_t F = 0;
@@ -57,6 +57,7 @@ void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidde
     const int64_t block = std::min(group_by_expert(idx, s0, ns, num_experts, order, groups), kMoeRowBlock);
     const float* kept_h1 = gate_up ? gate_up + s0 * 2 * F : nullptr;
     const float* kept_h3 = gate_up ? kept_h1 + ns * F : nullptr;
+    const float* kept_a = gate_up && act ? act + s0 * F : nullptr;
     float* xs = tl_xs.get(block * hidden);
     float* a = tl_a.get(block * F);
     float* y = tl_y.get(block * hidden);  // y, then the input gradient of the rows
@@ -82,15 +83,17 @@ void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidde
           h1 = w1x;
           h3 = w3x;
         }
-        K.swiglu(h1, h3, a, rows * F);
+        const float* act_rows = a;  // silu(h1) ⊙ h3, kept by the forward or computed here
+        if (kept_a) act_rows = kept_a + (g.begin + r0) * F;
+        else K.swiglu(h1, h3, a, rows * F);
         if (slots) gather_slots(slots, hidden, slot, 1, rows, y);  // slot numbers index the [n·k, hidden] rows
-        else K.matmul(a, rows, ex.w2, y);
+        else K.matmul(act_rows, rows, ex.w2, y);
         parallel_for(rows, std::max<int64_t>(1, 4096 / hidden), [&](int64_t lo, int64_t hi) {
           int64_t r = lo;
           for (; r + 4 <= hi; r += 4) slot_grads<4>(dout, weights, slot + r, k, hidden, y + r * hidden, dy + r * hidden, dweights);
           for (; r < hi; r++) slot_grads<1>(dout, weights, slot + r, k, hidden, y + r * hidden, dy + r * hidden, dweights);
         });
-        K.matmul_dw(dy, a, rows, hidden, F, gr.w2);
+        K.matmul_dw(dy, act_rows, rows, hidden, F, gr.w2);
         K.matmul_dx(dy, rows, ex.w2, a, 0.0f);       // a ← da
         K.swiglu_backward(h1, h3, a, dh1, dh3, rows * F);
         K.matmul_dw(dh1, xs, rows, F, hidden, gr.w1);
