@@ -3,6 +3,8 @@
  * no fresh array per activation, so no zero fill and no garbage collection of the last round's hundred MiB. An
  * array taken from it is valid until its owner starts the next pass (`reset`); ops write every element of it.
  *
+ * (A Trainer keeps its weight gradients, and AdamW its moments, in an arena of their own too: a few large blocks.)
+ *
  * The memory is a list of blocks filled in order. A pass that needs more than the blocks hold gets a new block
  * then and there, which every later pass reuses: the pages of the first pass are the pages of all the others (a
  * block allocated only at the next pass would fault in a second set of fresh pages).
