@@ -15,10 +15,10 @@ export interface ExpertGradients {
 }
 
 interface BackwardBinding {
-  matmulDx(dy: Float32Array, n: number, w: Weight, accumulate?: Float32Array): Float32Array;
+  matmulDx(dy: Float32Array, n: number, w: Weight, accumulate?: Float32Array | null, out?: Float32Array): Float32Array;
   matmulDw(dy: Float32Array, x: Float32Array, n: number, dw: Float32Array, rows: number, cols: number): void;
   rmsnormBackward(x: Float32Array, dy: Float32Array, n: number, dim: number, weight: Float32Array, eps: number,
-    dweight?: Float32Array | null): Float32Array;
+    dweight?: Float32Array | null, out?: Float32Array): Float32Array;
   siluBackward(x: Float32Array, dy: Float32Array, out?: Float32Array): Float32Array;
   sigmoidBackward(y: Float32Array, dy: Float32Array, out?: Float32Array): Float32Array;
   swigluBackward(gate: Float32Array, up: Float32Array, dy: Float32Array): [Float32Array, Float32Array];
@@ -36,15 +36,17 @@ interface BackwardBinding {
     lse: Float32Array, n: number, heads: number, kvHeads: number, d: number, scale: number): [Float32Array, Float32Array, Float32Array];
   moeBackward(x: Float32Array, n: number, hidden: number, idx: Int32Array, weights: Float32Array, k: number,
     experts: ReadonlyArray<ExpertWeights | null | undefined>, dout: Float32Array,
-    grads: ReadonlyArray<ExpertGradients | null | undefined>, slots?: Float32Array, gateUp?: Float32Array): [Float32Array, Float32Array];
+    grads: ReadonlyArray<ExpertGradients | null | undefined>, slots?: Float32Array, gateUp?: Float32Array, dx?: Float32Array,
+    act?: Float32Array): [Float32Array, Float32Array];
 }
 
 // the addon that native/index.ts loaded (require caches it), seen through its backward entry points
 const native = createRequire(import.meta.url)(addonPath) as BackwardBinding;
 
-/** out = x · Wᵀ: dx [n, cols] = dy [n, rows] · W, added into `accumulate` when given (else a new array). */
-export function matmulDx(dy: Float32Array, n: number, w: Weight, accumulate?: Float32Array): Float32Array {
-  return native.matmulDx(dy, n, w, accumulate);
+/** out = x · Wᵀ: dx [n, cols] = dy [n, rows] · W, added into `accumulate` when given, else written into `out` (else a
+ *  new array). */
+export function matmulDx(dy: Float32Array, n: number, w: Weight, accumulate?: Float32Array | null, out?: Float32Array): Float32Array {
+  return native.matmulDx(dy, n, w, accumulate, out);
 }
 
 /** out = x · Wᵀ: dW [rows, cols] += dy [n, rows]ᵀ · x [n, cols]. */
@@ -52,10 +54,10 @@ export function matmulDw(dy: Float32Array, x: Float32Array, n: number, dw: Float
   native.matmulDw(dy, x, n, dw, rows, cols);
 }
 
-/** y = w ⊙ x / sqrt(mean(x²) + eps) per row: returns dx; adds dweight when given. */
+/** y = w ⊙ x / sqrt(mean(x²) + eps) per row: returns dx (written into `out` when given); adds dweight when given. */
 export function rmsnormBackward(x: Float32Array, dy: Float32Array, n: number, dim: number, weight: Float32Array, eps: number,
-  dweight?: Float32Array): Float32Array {
-  return native.rmsnormBackward(x, dy, n, dim, weight, eps, dweight);
+  dweight?: Float32Array, out?: Float32Array): Float32Array {
+  return native.rmsnormBackward(x, dy, n, dim, weight, eps, dweight, out);
 }
 
 /** y = silu(x): dx = dy · σ(x)(1 + x(1 − σ(x))). */
@@ -127,12 +129,13 @@ export function attentionBackward(q: Float32Array, k: Float32Array, v: Float32Ar
   return { dq, dk, dv };
 }
 
-/** The routed SwiGLU experts (moe): dx [n, hidden] and dweights [n, k] from dout; the weight gradients of every routed
- *  expert are added into grads[e]. Expert by expert; the experts' forward products are read from `kept` (moeExperts'
- *  slots and gateUp) when given, else recomputed. */
+/** The routed SwiGLU experts (moe): dx [n, hidden] (written into `out` when given) and dweights [n, k] from dout; the
+ *  weight gradients of every routed expert are added into grads[e]. Expert by expert; the experts' forward products
+ *  are read from `kept` (moeExperts' slots, gateUp and act) when given, else recomputed. */
 export function moeBackward(x: Float32Array, n: number, hidden: number, idx: Int32Array, weights: Float32Array, k: number,
   experts: ReadonlyArray<ExpertWeights | null | undefined>, dout: Float32Array,
-  grads: ReadonlyArray<ExpertGradients | null | undefined>, kept?: { slots: Float32Array; gateUp: Float32Array }): { dx: Float32Array; dweights: Float32Array } {
-  const [dx, dweights] = native.moeBackward(x, n, hidden, idx, weights, k, experts, dout, grads, kept?.slots, kept?.gateUp);
+  grads: ReadonlyArray<ExpertGradients | null | undefined>, kept?: { slots: Float32Array; gateUp: Float32Array; act?: Float32Array } | null,
+  out?: Float32Array): { dx: Float32Array; dweights: Float32Array } {
+  const [dx, dweights] = native.moeBackward(x, n, hidden, idx, weights, k, experts, dout, grads, kept?.slots, kept?.gateUp, out, kept?.act);
   return { dx, dweights };
 }

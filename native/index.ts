@@ -155,7 +155,7 @@ interface Binding {
     kvHeads: number, d: number, scale: number, out?: Float32Array, probs?: Float32Array | null): Float32Array;
   routerTopk(logits: Float32Array, n: number, experts: number, k: number, idx: Int32Array, weights: Float32Array): void;
   moeExperts(x: Float32Array, n: number, hidden: number, idx: Int32Array, k: number,
-    experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array, gateUp?: Float32Array): Float32Array;
+    experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array, gateUp?: Float32Array, act?: Float32Array): Float32Array;
   moe(x: Float32Array, n: number, hidden: number, idx: Int32Array, weights: Float32Array, k: number,
     experts: ReadonlyArray<ExpertWeights | null | undefined>, out?: Float32Array): Float32Array;
   weightedSum(slots: Float32Array, weights: Float32Array, n: number, k: number, dim: number, out?: Float32Array): Float32Array;
@@ -328,7 +328,8 @@ export const routerTopk: Binding["routerTopk"] = native.routerTopk;
  *  w2 [hidden, F] (down) } or null/undefined for experts nobody is routed to. Returns the per-slot outputs [n, k, hidden]:
  *  slot (t, j) = W2_e (silu(W1_e x_t) ⊙ (W3_e x_t)), e = idx[t, j]. With gateUp (n·k·2·F floats), also writes each
  *  slot's W1_e x_t and W3_e x_t there, for the backward pass (moeBackward), in the order the expert GEMMs produce
- *  them: slots grouped by expert (native/src/moe.h), not per slot. */
+ *  them: slots grouped by expert (native/src/moe.h), not per slot; with act too (n·k·F floats, beside gateUp), each
+ *  slot's silu(W1_e x_t) ⊙ W3_e x_t in the same order. */
 export const moeExperts: Binding["moeExperts"] = native.moeExperts;
 
 /** The whole MoE after the router: out[t, :] = Σ_j weights[t, j] · slot (t, j) of moeExperts, bit-identical to

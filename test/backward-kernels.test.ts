@@ -411,5 +411,19 @@ for (const isa of m1.cpuInfo().supported as m1.Isa[]) {
     for (let e = 0; e < E; e++) {
       for (const part of ["w1", "w3", "w2"] as const) assert.ok(relErr(keptGrads[e][part], grads[e][part]) < 1e-6, `expert ${e} ${part}`);
     }
+    // the SwiGLU products kept too (act): the same forward and the same gradients, bit for bit
+    const act = new Float32Array(n * k * F);
+    const gateUp2 = new Float32Array(n * k * 2 * F);
+    assert.deepEqual(m1.moeExperts(x, n, hs, idx, k, experts, undefined, gateUp2, act), slots);
+    assert.deepEqual(gateUp2, gateUp);
+    const actGrads = fresh();
+    const withAct = bw.moeBackward(x, n, hs, idx, w, k, experts, dout, actGrads, { slots, gateUp, act });
+    assert.deepEqual(withAct, kept);
+    assert.deepEqual(actGrads, keptGrads);
+    const zeroActGrads = fresh(); // dW2 = dyᵀ act is read from act: zeros give zeros
+    bw.moeBackward(x, n, hs, idx, w, k, experts, dout, zeroActGrads, { slots, gateUp, act: new Float32Array(n * k * F) });
+    for (let e = 0; e < E; e++) assert.ok(zeroActGrads[e].w2.every((v) => v === 0) && zeroActGrads[e].w1.some((v) => v !== 0), `expert ${e}`);
+    assert.throws(() => m1.moeExperts(x, n, hs, idx, k, experts, undefined, undefined, act), /act.*gateUp/);
+    assert.throws(() => m1.moeExperts(x, n, hs, idx, k, experts, undefined, gateUp2, act.subarray(1)), /act/);
   });
 }

@@ -63,14 +63,15 @@ export interface LayerSaved {
   routerLogits: Float32Array;
   idx: Int32Array;
   topkWeights: Float32Array;
-  /** the experts' outputs per slot [rows, k, hidden] (after hook_expert_out) and W1 x, W3 x of every slot (rows·k·2·F,
-   *  grouped by expert as moeExperts writes them for moeBackward) */
+  /** the experts' outputs per slot [rows, k, hidden] (after hook_expert_out), and W1 x, W3 x (rows·k·2·F) and
+   *  silu(W1 x) ⊙ W3 x (rows·k·F) of every slot, grouped by expert as moeExperts writes them for moeBackward */
   slots: Float32Array;
   gateUp: Float32Array;
+  act: Float32Array;
 }
 
 export function savedBytes(s: LayerSaved): number {
-  const arrays: ArrayBufferView[] = [s.a, s.h, s.bn, s.routerLogits, s.idx, s.topkWeights, s.slots, s.gateUp];
+  const arrays: ArrayBufferView[] = [s.a, s.h, s.bn, s.routerLogits, s.idx, s.topkWeights, s.slots, s.gateUp, s.act];
   for (const v of Object.values(s.attention)) if (ArrayBuffer.isView(v)) arrays.push(v);
   return arrays.reduce((sum, a) => sum + a.byteLength, 0);
 }
@@ -98,20 +99,21 @@ export function layerForward(tp: TrainPass, l: number, x: Float32Array): { out: 
   bn = hook(pass, b + "ln2.hook_normalized", l, bn, shape);
   const m = `${b}moe.`;
   const { numExperts: ne, topK: k } = cfg;
-  const routerLogits = hook(pass, m + "hook_router_logits", l, native.matmul(bn, n, routerWeight(cfg, l, w)), [n, ne]);
+  const routerLogits = hook(pass, m + "hook_router_logits", l, native.matmul(bn, n, routerWeight(cfg, l, w), array(tp, n * ne)), [n, ne]);
   let idx = new Int32Array(n * k);
   let topkWeights = new Float32Array(n * k);
   native.routerTopk(routerLogits, n, ne, k, idx, topkWeights);
   idx = hook(pass, m + "hook_topk_idx", l, idx, [n, k]);
   topkWeights = hook(pass, m + "hook_topk_weights", l, topkWeights, [n, k]);
   const gateUp = array(tp, n * k * 2 * cfg.intermediateSize); // every row written by moeExperts
-  let slots = native.moeExperts(bn, n, hs, idx, k, routed(cfg, l, w, idx), array(tp, n * k * hs), gateUp);
+  const act = array(tp, n * k * cfg.intermediateSize);
+  let slots = native.moeExperts(bn, n, hs, idx, k, routed(cfg, l, w, idx), array(tp, n * k * hs), gateUp, act);
   slots = hook(pass, m + "hook_expert_out", l, slots, [n, k, hs]);
   let mlp = native.weightedSum(slots, topkWeights, n, k, hs, array(tp, n * hs));
   mlp = hook(pass, b + "hook_mlp_out", l, mlp, shape);
   let out = native.axpby(cfg.alpha.mlp, cfg.postnorm ? bn : h, cfg.beta.mlp, mlp, array(tp, n * hs));
   out = hook(pass, b + "hook_resid_post", l, out, shape);
-  return { out, saved: { x, a, attention, h, bn, routerLogits, idx, topkWeights, slots, gateUp } };
+  return { out, saved: { x, a, attention, h, bn, routerLogits, idx, topkWeights, slots, gateUp, act } };
 }
 
 /**
@@ -147,7 +149,7 @@ export function layerBackward(tp: TrainPass, l: number, s: LayerSaved, dOut: Flo
     }
     acts.record(b + "moe.hook_expert_out", dSlots, [k, hs]);
   }
-  const { dx: dBn, dweights } = bw.moeBackward(s.bn, n, hs, s.idx, s.topkWeights, k, experts, dMlp, expertGrads, s);
+  const { dx: dBn, dweights } = bw.moeBackward(s.bn, n, hs, s.idx, s.topkWeights, k, experts, dMlp, expertGrads, s, array(tp, n * hs));
   acts.record(b + "moe.hook_topk_weights", dweights, [k]);
   const dLogits = bw.routerTopkBackward(s.routerLogits, n, ne, k, s.idx, dweights);
   acts.record(b + "moe.hook_router_logits", dLogits, [ne]);
@@ -157,7 +159,7 @@ export function layerBackward(tp: TrainPass, l: number, s: LayerSaved, dOut: Flo
   if (cfg.postnorm) addScaled(dBn, cfg.alpha.mlp, dOut);
   acts.record(b + "ln2.hook_normalized", dBn, [hs]);
   const ln2 = p + "post_attention_layernorm.weight";
-  const dH = bw.rmsnormBackward(s.h, dBn, n, hs, w.vector(ln2, hs), cfg.rmsNormEps, grads.of(ln2, hs));
+  const dH = bw.rmsnormBackward(s.h, dBn, n, hs, w.vector(ln2, hs), cfg.rmsNormEps, grads.of(ln2, hs), array(tp, n * hs));
   if (!cfg.postnorm) addScaled(dH, cfg.alpha.mlp, dOut);
   acts.record(b + "hook_resid_mid", dH, [hs]);
 
@@ -171,7 +173,7 @@ export function layerBackward(tp: TrainPass, l: number, s: LayerSaved, dOut: Flo
   if (cfg.postnorm) addScaled(dA, alpha, dH);
   acts.record(b + "ln1.hook_normalized", dA, [hs]);
   const ln1 = p + "input_layernorm.weight";
-  const dX = bw.rmsnormBackward(s.x, dA, n, hs, w.vector(ln1, hs), cfg.rmsNormEps, grads.of(ln1, hs));
+  const dX = bw.rmsnormBackward(s.x, dA, n, hs, w.vector(ln1, hs), cfg.rmsNormEps, grads.of(ln1, hs), array(tp, n * hs));
   if (!cfg.postnorm) addScaled(dX, alpha, dH);
   acts.record(b + "hook_resid_pre", dX, [hs]);
   return dX;
@@ -212,7 +214,7 @@ function lightningForward(tp: TrainPass, l: number, a: Float32Array): { attn: Fl
   }
   let o = array(tp, n * inner); // each sequence's rows written below
   for (let i = 0; i < batch.count; i++) {
-    const state = new Float32Array(nh * d * d); // every sequence starts from a zero state
+    const state = array(tp, nh * d * d).fill(0); // every sequence starts from a zero state
     native.lightningPrefillQkv(batch.rowsOf(qkv, i, 3 * inner), batch.lengths[i], nh, d, tp.slopes[l]!, cfg.blockSize,
       state, batch.rowsOf(o, i, inner));
     hook(pass, name + "hook_state", l, state, [nh, d, d]); // observed; the pass has no later step that reads it
@@ -246,14 +248,15 @@ function lightningBackward(tp: TrainPass, l: number, a: Float32Array, s: Lightni
   const name = `blocks.${l}.lightning.`;
   // attention = (gate ⊙ rmsnorm(o)) · W_outᵀ
   bw.matmulDw(dAttn, s.y, n, grads.of(p + "out_proj.weight", hs * inner), hs, inner);
-  const dY = bw.matmulDx(dAttn, n, lw.out);
+  const dY = bw.matmulDx(dAttn, n, lw.out, null, array(tp, n * inner));
   const dGate = native.mul(dY, s.normed, array(tp, n * inner));
   acts.record(name + "hook_gate", dGate, [inner]);
   const dNormed = native.mul(dY, s.gate, dY);
   const dGatePre = bw.sigmoidBackward(s.gate, dGate, dGate);
   bw.matmulDw(dGatePre, a, n, grads.of(p + "output_gate.weight", inner * hs), inner, hs);
-  const dA = bw.matmulDx(dGatePre, n, lw.gate);
-  const dO = bw.rmsnormBackward(s.o, dNormed, n, inner, lw.norm, cfg.lightningNormEps, grads.of(p + "norm.weight", inner));
+  const dA = bw.matmulDx(dGatePre, n, lw.gate, null, array(tp, n * hs));
+  const dO = bw.rmsnormBackward(s.o, dNormed, n, inner, lw.norm, cfg.lightningNormEps, grads.of(p + "norm.weight", inner),
+    array(tp, n * inner));
   acts.record(name + "hook_o", dO, [nh, d]);
   const dQkv = array(tp, 3 * n * inner);
   for (let i = 0; i < batch.count; i++) {
@@ -307,7 +310,7 @@ function softmaxBackward(tp: TrainPass, l: number, a: Float32Array, s: SoftmaxSa
   const p = `model.layers.${l}.self_attn.`;
   const name = `blocks.${l}.attn.`;
   bw.matmulDw(dAttn, s.z, n, grads.of(p + "o_proj.weight", hs * nh * d), hs, nh * d);
-  const dZ = bw.matmulDx(dAttn, n, sw.o);
+  const dZ = bw.matmulDx(dAttn, n, sw.o, null, array(tp, n * nh * d));
   acts.record(name + "hook_z", dZ, [nh, d]);
   const dq = array(tp, n * nh * d); // each sequence's rows set below
   const dk = array(tp, n * nkv * d);
@@ -330,7 +333,7 @@ function softmaxBackward(tp: TrainPass, l: number, a: Float32Array, s: SoftmaxSa
   bw.matmulDw(dq, a, n, grads.of(p + "q_proj.weight", nh * d * hs), nh * d, hs);
   bw.matmulDw(dk, a, n, grads.of(p + "k_proj.weight", nkv * d * hs), nkv * d, hs);
   bw.matmulDw(dv, a, n, grads.of(p + "v_proj.weight", nkv * d * hs), nkv * d, hs);
-  const dA = bw.matmulDx(dq, n, sw.q);
+  const dA = bw.matmulDx(dq, n, sw.q, null, array(tp, n * hs));
   bw.matmulDx(dk, n, sw.k, dA);
   bw.matmulDx(dv, n, sw.v, dA);
   return dA;

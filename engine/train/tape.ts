@@ -110,10 +110,10 @@ export class Tape {
     const w = this.model;
     acts.record("logits", dLog, [V]);
     bw.matmulDw(dLog, this.normed, n, grads.of("lm_head.weight", V * hs), V, hs);
-    const dNormed = bw.matmulDx(dLog, n, w.weight("lm_head.weight", [V, hs]));
+    const dNormed = bw.matmulDx(dLog, n, w.weight("lm_head.weight", [V, hs]), null, array(this.tp, n * hs));
     acts.record("ln_final.hook_normalized", dNormed, [hs]);
     let dX = bw.rmsnormBackward(this.last, dNormed, n, hs, w.vector("model.norm.weight", hs), cfg.rmsNormEps,
-      grads.of("model.norm.weight", hs));
+      grads.of("model.norm.weight", hs), array(this.tp, n * hs));
     const quiet: TrainPass = { ...this.tp, pass: { ...this.tp.pass, hooks: new HookSet() } }; // recompute fires no hook
     for (let l = cfg.numLayers - 1; l >= 0; l--) {
       this.signal?.throwIfAborted();

@@ -63,6 +63,10 @@ export class Trainer {
       return { name, shape: tensor.shape, value, tensor, bf16: tensor.dtype === "BF16" ? tensor.u16 : undefined };
     });
     this.optimizer = new AdamW(this.weights, options);
+    // the gradient arrays in a few large blocks (huge pages), each zeroed by the pass that first writes it
+    const gradients = new Arena();
+    gradients.reset();
+    for (const w of this.weights) this.gradientBuffers.set(w.name, gradients.take(w.value.length));
   }
 
   /** The f32 values AdamW updates for weight `name` (for an F32 weight, the model's own data). */

@@ -20,8 +20,10 @@ Value MatmulDx(const CallbackInfo& info) {
   const int64_t n = dim(c, info[1], "n");
   WeightArg w = weight(c, info[2], "w");
   expect_len(c, dy, prod(c, {n, w.w.rows}), "n*rows");
+  // info[3]: an array to add dx into; info[4]: an array to write dx into (neither: a new array)
   const bool accumulate = !absent(info[3]);
-  Out o = out_arg(c, info[3], prod(c, {n, w.w.cols}), "n*cols", "dx");
+  if (accumulate && !absent(info[4])) c.type_error("give either accumulate or out, not both");
+  Out o = out_arg(c, accumulate ? info[3] : info[4], prod(c, {n, w.w.cols}), "n*cols", "dx");
   disjoint(c, o.a, dy);
   w.bytes.name = "w.data";
   disjoint(c, o.a, w.bytes);
@@ -68,7 +70,11 @@ Value RmsnormBackward(const CallbackInfo& info) {
     disjoint(c, dwa, w);
     dweight = dwa.data;
   }
-  Out o = out_arg(c, Value(), prod(c, {n, d}), "n*dim", "dx");
+  Out o = out_arg(c, info[7], prod(c, {n, d}), "n*dim", "dx");
+  disjoint(c, o.a, x);
+  disjoint(c, o.a, dy);
+  disjoint(c, o.a, w);
+  if (dweight) disjoint(c, o.a, dwa);
   kernels().rmsnorm_backward(x.data, dy.data, n, d, w.data, eps, o.a.data, dweight);
   return o.arr;
 }
@@ -251,7 +257,7 @@ Value AttentionBackward(const CallbackInfo& info) {
   return outputs(c, {&dq, &dk, &dv});
 }
 
-// moeBackward(x, n, hidden, idx, weights, k, experts, dout, grads, slots?, gateUp?) → [dx, dweights];
+// moeBackward(x, n, hidden, idx, weights, k, experts, dout, grads, slots?, gateUp?, dx?, act?) → [dx, dweights];
 // grads[e] = { w1, w3, w2 } (f32 arrays in the weights' shapes, added to) for every routed expert e; slots and gateUp
 // from moeExperts spare recomputing the experts' forward products.
 Value MoeBackward(const CallbackInfo& info) {
@@ -259,7 +265,9 @@ Value MoeBackward(const CallbackInfo& info) {
   const auto& [x, n, hidden, idx, w, k] = moe_args(c, info);
   Arr<float> dout = f32(c, info[7], "dout");
   expect_len(c, dout, prod(c, {n, hidden}), "n*hidden");
-  Out dx = out_arg(c, Value(), prod(c, {n, hidden}), "n*hidden", "dx");
+  Out dx = out_arg(c, info[11], prod(c, {n, hidden}), "n*hidden", "dx");
+  disjoint(c, dx.a, x);
+  disjoint(c, dx.a, dout);
   Out dw = out_arg(c, Value(), prod(c, {n, k}), "n*k", "dweights");
   Experts ex = experts_arg(c, info[6], idx, hidden, {});
   if (!info[8].IsArray() || info[8].As<Napi::Array>().Length() != ex.ptrs.size())
@@ -285,17 +293,22 @@ Value MoeBackward(const CallbackInfo& info) {
       *dst[i] = a.data;
     }
   }
-  const float* kept[2] = {nullptr, nullptr};  // the forward's slots and gateUp, optional
-  const char* kept_names[2] = {"slots", "gateUp"};
-  const int64_t kept_lens[2] = {prod(c, {n, k, hidden}), prod(c, {n, k, 2, routed_intermediate(ex)})};
-  for (int i = 0; i < 2; i++) {
-    if (absent(info[9 + i])) continue;
-    Arr<float> a = f32(c, info[9 + i], kept_names[i]);
-    expect_len(c, a, kept_lens[i], i == 0 ? "n*k*hidden" : "n*k*2*intermediate");
+  const float* kept[3] = {nullptr, nullptr, nullptr};  // the forward's slots, gateUp and act, optional
+  const char* kept_names[3] = {"slots", "gateUp", "act"};
+  const int at[3] = {9, 10, 12};
+  const int64_t F = routed_intermediate(ex);
+  const int64_t kept_lens[3] = {prod(c, {n, k, hidden}), prod(c, {n, k, 2, F}), prod(c, {n, k, F})};
+  const char* kept_exprs[3] = {"n*k*hidden", "n*k*2*intermediate", "n*k*intermediate"};
+  for (int i = 0; i < 3; i++) {
+    if (absent(info[at[i]])) continue;
+    Arr<float> a = f32(c, info[at[i]], kept_names[i]);
+    expect_len(c, a, kept_lens[i], kept_exprs[i]);
+    disjoint(c, dx.a, a);
     kept[i] = a.data;
   }
+  if (kept[2] && !kept[1]) c.type_error("act is read only beside gateUp: give both");
   moe_backward(kernels(), x.data, n, hidden, idx.data, w.data, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), dout.data,
-               dx.a.data, dw.a.data, grads.data(), kept[0], kept[1]);
+               dx.a.data, dw.a.data, grads.data(), kept[0], kept[1], kept[2]);
   return outputs(c, {&dx, &dw});
 }
 

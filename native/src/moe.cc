@@ -110,7 +110,7 @@ int64_t group_by_expert(const int32_t* idx, int64_t s0, int64_t ns, int64_t num_
 
 void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                  const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
-                 float* out, bool rowwise, float* gate_up) {
+                 float* out, bool rowwise, float* gate_up, float* act) {
   if (n == 0 || k == 0 || hidden == 0) return;
   int64_t F = 0;
   for (int64_t s = 0; s < n * k; s++) F = std::max(F, experts[idx[s]]->w1.rows);
@@ -136,14 +136,15 @@ void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden
     for (int64_t r = rows; r < ns; r++) std::memset(ys + (order[size_t(r)] - s0) * hidden, 0, size_t(hidden) * 4);
     float* xs = tl_xs.get(ns * hidden);
     gather_slots(x, hidden, order.data(), k, rows, xs);
-    // with gate_up, W1 x and W3 x go straight into its planes of this chunk (see moe.h) and the SwiGLU into a
-    // buffer of its own; without, into scratch, the SwiGLU in place
+    // with gate_up, W1 x and W3 x go straight into its planes of this chunk (see moe.h) and the SwiGLU into act's
+    // rows (or a buffer of its own); without, into scratch, the SwiGLU in place
     float* kept_h1 = gate_up ? gate_up + s0 * 2 * F : nullptr;
     float* kept_h3 = gate_up ? kept_h1 + ns * F : nullptr;
+    float* kept_a = gate_up && act ? act + s0 * F : nullptr;
     if (most <= kDotRows || rowwise) {
       float* h1 = gate_up ? kept_h1 : tl_h1.get(ns * F);
       float* h3 = gate_up ? kept_h3 : tl_h3.get(ns * F);
-      float* a = gate_up ? tl_a.get(ns * F) : h1;
+      float* a = kept_a ? kept_a : gate_up ? tl_a.get(ns * F) : h1;
       float* y = tl_y.get(ns * hidden);
       few_rows(K, groups, experts, hidden, F, xs, h1, h3, a, y);
       scatter(y, hidden, order.data(), rows, s0, ys);
@@ -160,8 +161,9 @@ void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden
           float* h3 = gate_up ? kept_h3 + (g.begin + r0) * F : tl_h3.get(block * F);
           K.matmul(xg, rows, ex.w1, h1);
           K.matmul(xg, rows, ex.w3, h3);
-          K.swiglu(h1, h3, a, rows * F);
-          K.matmul(a, rows, ex.w2, y);
+          float* ag = kept_a ? kept_a + (g.begin + r0) * F : a;
+          K.swiglu(h1, h3, ag, rows * F);
+          K.matmul(ag, rows, ex.w2, y);
           scatter(y, hidden, order.data() + g.begin + r0, rows, s0, ys);
         }
       }

@@ -52,9 +52,11 @@ void gather_slots(const float* x, int64_t hidden, const int64_t* order, int64_t 
 // the order the GEMMs write them: per chunk of tokens [t0, t0 + nc) (moe_chunk_tokens), slots s0 = t0·k, ns = nc·k,
 // the chunk's W1 x rows at gate_up + 2F·s0, its W3 x rows ns·F further, row r for the r-th slot of the chunk
 // grouped by expert (group_by_expert's order). No copy in or out of per-slot rows.
+// act != null (with gate_up; n·k·F floats): silu(W1 x) ⊙ W3 x of every slot, in gate_up's order (a chunk's rows at
+// act + F·s0), kept so that the backward pass need not recompute it.
 void moe_experts(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                  const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts, float* slots,
-                 float* out, bool rowwise, float* gate_up = nullptr);
+                 float* out, bool rowwise, float* gate_up = nullptr, float* act = nullptr);
 
 }  // namespace m1
 
@@ -62,8 +64,8 @@ namespace m1 {
 
 // Gradient of moe_experts' out = Σ_j weights[t, j] · y(t, j) from dout [n, hidden], expert by expert over all
 // of its rows: dx [n, hidden] (written), dweights [n, k] (written), and per routed expert e,
-// grads[e] = { dW1, dW3, dW2 } f32 in the weights' shapes (added to). The forward's slots (y) and gate_up, when
-// given, are read instead of recomputing the experts' GEMMs.
+// grads[e] = { dW1, dW3, dW2 } f32 in the weights' shapes (added to). The forward's slots (y), gate_up and act, when
+// given, are read instead of recomputing the experts' GEMMs and SwiGLU (act only with gate_up).
 struct ExpertGrads {
   float* w1;
   float* w3;
@@ -72,6 +74,6 @@ struct ExpertGrads {
 void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                   const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts,
                   const float* dout, float* dx, float* dweights, const ExpertGrads* grads, const float* slots = nullptr,
-                  const float* gate_up = nullptr);
+                  const float* gate_up = nullptr, const float* act = nullptr);
 
 }  // namespace m1

@@ -15,12 +15,35 @@
 namespace m1 {
 namespace {
 thread_local Buf tl_xs, tl_h1, tl_h3, tl_a, tl_y, tl_dy, tl_dh1, tl_dh3;
+
+// For R slots from `slot` (rows of y and dy from row r): dweights[s] = dout_t · y_s (an f64 sum over the hidden
+// columns in ascending order; each f32 product is exact in f64) and dy_s = w_s dout_t. R sums side by side keep R
+// additions in flight instead of one; each slot's sum is the same whatever R.
+template <int R>
+void slot_grads(const float* dout, const float* weights, const int64_t* slot, int64_t k, int64_t hidden,
+                const float* y, float* dy, float* dweights) {
+  const float* d[R];
+  float w[R];
+  double dot[R];
+  for (int i = 0; i < R; i++) {
+    d[i] = dout + (slot[i] / k) * hidden;
+    w[i] = weights[slot[i]];
+    dot[i] = 0;
+  }
+  for (int64_t c = 0; c < hidden; c++) {
+    for (int i = 0; i < R; i++) {
+      dot[i] += double(d[i][c]) * double(y[i * hidden + c]);
+      dy[i * hidden + c] = w[i] * d[i][c];
+    }
+  }
+  for (int i = 0; i < R; i++) dweights[slot[i]] = float(dot[i]);
+}
 }  // namespace
 
 void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidden, const int32_t* idx,
                   const float* weights, int64_t k, const ExpertView* const* experts, int64_t num_experts,
                   const float* dout, float* dx, float* dweights, const ExpertGrads* grads, const float* slots,
-                  const float* gate_up) {
+                  const float* gate_up, const float* act) {
   std::memset(dx, 0, size_t(n * hidden) * 4);
   if (n == 0 || k == 0 || hidden == 0) return;
   int64_t F = 0;
@@ -34,6 +57,7 @@ void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidde
     const int64_t block = std::min(group_by_expert(idx, s0, ns, num_experts, order, groups), kMoeRowBlock);
     const float* kept_h1 = gate_up ? gate_up + s0 * 2 * F : nullptr;
     const float* kept_h3 = gate_up ? kept_h1 + ns * F : nullptr;
+    const float* kept_a = gate_up && act ? act + s0 * F : nullptr;
     float* xs = tl_xs.get(block * hidden);
     float* a = tl_a.get(block * F);
     float* y = tl_y.get(block * hidden);  // y, then the input gradient of the rows
@@ -59,22 +83,17 @@ void moe_backward(const KernelTable& K, const float* x, int64_t n, int64_t hidde
           h1 = w1x;
           h3 = w3x;
         }
-        K.swiglu(h1, h3, a, rows * F);
+        const float* act_rows = a;  // silu(h1) ⊙ h3, kept by the forward or computed here
+        if (kept_a) act_rows = kept_a + (g.begin + r0) * F;
+        else K.swiglu(h1, h3, a, rows * F);
         if (slots) gather_slots(slots, hidden, slot, 1, rows, y);  // slot numbers index the [n·k, hidden] rows
-        else K.matmul(a, rows, ex.w2, y);
+        else K.matmul(act_rows, rows, ex.w2, y);
         parallel_for(rows, std::max<int64_t>(1, 4096 / hidden), [&](int64_t lo, int64_t hi) {
-          for (int64_t r = lo; r < hi; r++) {
-            const float* d = dout + (slot[r] / k) * hidden;
-            const float w = weights[slot[r]];
-            double dot = 0;
-            for (int64_t c = 0; c < hidden; c++) {
-              dot += double(d[c]) * double(y[r * hidden + c]);
-              dy[r * hidden + c] = w * d[c];
-            }
-            dweights[slot[r]] = float(dot);
-          }
+          int64_t r = lo;
+          for (; r + 4 <= hi; r += 4) slot_grads<4>(dout, weights, slot + r, k, hidden, y + r * hidden, dy + r * hidden, dweights);
+          for (; r < hi; r++) slot_grads<1>(dout, weights, slot + r, k, hidden, y + r * hidden, dy + r * hidden, dweights);
         });
-        K.matmul_dw(dy, a, rows, hidden, F, gr.w2);
+        K.matmul_dw(dy, act_rows, rows, hidden, F, gr.w2);
         K.matmul_dx(dy, rows, ex.w2, a, 0.0f);       // a ← da
         K.swiglu_backward(h1, h3, a, dh1, dh3, rows * F);
         K.matmul_dw(dh1, xs, rows, F, hidden, gr.w1);

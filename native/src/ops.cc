@@ -442,10 +442,20 @@ Value MoeExperts(const CallbackInfo& info) {
     disjoint(c, gu, idx);
     disjoint(c, gu, o.a);
   }
-  Experts ex = experts_arg(c, info[5], idx, hidden, {&o.a, &gu});
+  Arr<float> act;  // optional, with gateUp: silu(W1 x) ⊙ W3 x of each slot
+  if (!absent(info[8])) {
+    if (absent(info[7])) c.type_error("act is kept only beside gateUp: give both");
+    act = f32(c, info[8], "act");
+    disjoint(c, act, x);
+    disjoint(c, act, idx);
+    disjoint(c, act, o.a);
+    disjoint(c, act, gu);
+  }
+  Experts ex = experts_arg(c, info[5], idx, hidden, {&o.a, &gu, &act});
   if (!absent(info[7])) expect_len(c, gu, prod(c, {n, k, 2, routed_intermediate(ex)}), "n*k*2*intermediate");
+  if (!absent(info[8])) expect_len(c, act, prod(c, {n, k, routed_intermediate(ex)}), "n*k*intermediate");
   moe_experts(kernels(), x.data, n, hidden, idx.data, nullptr, k, ex.ptrs.data(), int64_t(ex.ptrs.size()), o.a.data,
-              nullptr, false, gu.len ? gu.data : nullptr);
+              nullptr, false, gu.len ? gu.data : nullptr, act.len ? act.data : nullptr);
   return o.arr;
 }
 

@@ -4,12 +4,17 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include <map>
 #include <mutex>
 
 namespace m1 {
 namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
 
 std::mutex g_mu;
 std::multimap<size_t, void*> g_free;  // capacity → block
@@ -42,11 +47,17 @@ void* pool_take(size_t bytes, size_t* capacity) {
     return p;
   }
   const size_t cap = (bytes + 4095) & ~size_t(4095);
+  // blocks of a huge page or more start on one and ask for huge pages: a first touch then faults once per 2 MiB,
+  // not once per 4 KiB (the kernel's per-fault cost is most of what filling a fresh block costs)
+  const size_t align = cap >= kHugePage ? kHugePage : 64;
   void* p = nullptr;
-  if (posix_memalign(&p, 64, cap) != 0) {
+  if (posix_memalign(&p, align, cap) != 0) {
     trim_locked(0);  // retry with nothing kept
-    if (posix_memalign(&p, 64, cap) != 0) return nullptr;
+    if (posix_memalign(&p, align, cap) != 0) return nullptr;
   }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (align == kHugePage) madvise(p, cap, MADV_HUGEPAGE);  // advice only: without transparent huge pages, 4 KiB pages
+#endif
   *capacity = cap;
   g_live += int64_t(cap);
   g_fresh++;
