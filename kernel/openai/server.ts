@@ -3,6 +3,7 @@
 // "data: [DONE]"), and GET /metrics (how full the batch runs, the server's CPU time: ./metrics.ts). Requests
 // decode together in one batch (continuous batching, ./scheduler.ts); those that need the engine to themselves
 // (logprobs, echo, routing logs, an expert threshold) run alone between batch steps.
+// A checkpoint without a tokenizer takes token-id prompts and answers them in the choice's `token_ids`.
 // Chat answers are split into reasoning, content and tool calls by ./chat-output.ts, streamed or whole alike.
 // Prompts longer than the server's limit (default: the model's max_position_embeddings) get 400, as serving engines
 // do past their max model length. Bad requests get 400 with {"error": {message, type, param, code}}, a body not sent
