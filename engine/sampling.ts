@@ -1,4 +1,5 @@
 import { InputError } from "./errors.ts";
+import * as native from "../native/index.ts";
 
 export interface SamplingOptions {
   /** Argmax (ties go to the lower id). Also implied by temperature 0. */
@@ -49,38 +50,16 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
-/** Ids up to this many (2^21) fit beside a logit's 32 bits in a double's 53-bit integer range. */
-const ID_RANGE = 2 ** 21;
-
-/** One float32 and its bits (descendingOrder's conversion). */
-const f32Bits = new Float32Array(1);
-const u32Bits = new Uint32Array(f32Bits.buffer);
-
 /**
  * Token ids in descending logit order, equal logits in ascending id order (as a stable sort with the comparator
- * `logits[b] - logits[a] || a - b` gives them), written into `order`. Sorts numbers natively: each key is the
- * logit's bits mapped to an unsigned integer that orders like the logit (descending), times 2^21, plus the id. A NaN
- * logit, which that comparator does not order, or a vocabulary of 2^21 ids or more takes the comparator sort itself.
- * `keys` and `order` (of the logits' length) may be kept by the caller between calls.
+ * `logits[b] - logits[a] || a - b` gives them), written into `order`: the native radix sort, or, when a logit is NaN
+ * (which that comparator does not order), the comparator sort itself. `order` (of the logits' length) may be kept by
+ * the caller between calls.
  */
-export function descendingOrder(logits: Float32Array, keys = new Float64Array(logits.length), order = new Uint32Array(logits.length)): Uint32Array {
-  const n = logits.length;
-  let numeric = n < ID_RANGE;
-  for (let i = 0; i < n && numeric; i++) {
-    numeric = logits[i] === logits[i]; // not NaN
-    f32Bits[0] = logits[i] === 0 ? 0 : logits[i]; // -0 ties with +0
-    const b = u32Bits[0];
-    // unsigned integers in the logits' ascending order; the key takes their complement (descending)
-    const up = b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
-    keys[i] = (0xffffffff - up) * ID_RANGE + i;
-  }
-  if (!numeric) {
-    for (let i = 0; i < n; i++) order[i] = i;
-    return order.sort((a, b) => logits[b] - logits[a] || a - b);
-  }
-  keys.sort();
-  for (let i = 0; i < n; i++) order[i] = keys[i] - Math.floor(keys[i] / ID_RANGE) * ID_RANGE; // the id (exact: ID_RANGE is a power of 2)
-  return order;
+export function descendingOrder(logits: Float32Array, order = new Int32Array(logits.length)): Int32Array {
+  if (native.descendingOrder(logits, order)) return order;
+  for (let i = 0; i < order.length; i++) order[i] = i;
+  return order.sort((a, b) => logits[b] - logits[a] || a - b);
 }
 
 export function argmax(logits: ArrayLike<number>): number {
@@ -93,9 +72,8 @@ export function argmax(logits: ArrayLike<number>): number {
 export class Sampler {
   private readonly rng: Rng;
   readonly greedy: boolean;
-  /** scratch of pick, kept between calls: the sort keys, the candidates, their unnormalised probabilities */
-  private keys = new Float64Array(0);
-  private order = new Uint32Array(0);
+  /** scratch of pick, kept between calls: the candidates, their unnormalised probabilities */
+  private order = new Int32Array(0);
   private probs = new Float64Array(0);
 
   constructor(readonly options: SamplingOptions = {}) {
@@ -112,12 +90,11 @@ export class Sampler {
     if (this.greedy) return argmax(logits);
     const { temperature = 1, topK, topP = 1 } = this.options;
     // candidates in descending logit order (ties keep the lower id first)
-    if (this.keys.length !== logits.length) {
-      this.keys = new Float64Array(logits.length);
-      this.order = new Uint32Array(logits.length);
+    if (this.order.length !== logits.length) {
+      this.order = new Int32Array(logits.length);
       this.probs = new Float64Array(logits.length);
     }
-    let order = descendingOrder(logits, this.keys, this.order);
+    let order = descendingOrder(logits, this.order);
     if (topK !== undefined && topK < order.length) order = order.subarray(0, topK);
     const max = logits[order[0]];
     const probs = this.probs;

@@ -126,6 +126,7 @@ interface Binding {
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, gradScale: number, beta1: number, beta2: number,
     decay: number, stepSize: number, invSqrtBc2: number, eps: number, bf16?: Uint16Array): void;
   sumSquares(x: Float32Array): number;
+  descendingOrder(logits: Float32Array, order: Int32Array): boolean;
   empty(length: number): Float32Array;
   alignedBuffer(bytes: number): ArrayBuffer;
   memoryStats(): MemoryStats;
@@ -262,6 +263,10 @@ export function adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Floa
 
 /** Σ x² accumulated in double, on the pool. */
 export const sumSquares: Binding["sumSquares"] = native.sumSquares;
+
+/** Writes into `order` the ids of `logits` by descending logit, equal logits (and -0, +0) by ascending id, and returns
+ *  true; returns false, `order` untouched, when a logit is NaN. A radix sort: linear in the vocabulary. */
+export const descendingOrder: Binding["descendingOrder"] = native.descendingOrder;
 
 // ------------------------------------------------------------------ ops
 /** out[n, rows] = x[n, cols] · wᵀ, f32 accumulation. */

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { descendingOrder, Rng, Sampler } from "../engine/sampling.ts";
 
 /** The order Sampler takes its candidates in, by definition: a stable sort with this comparator. */
-const byComparator = (logits: Float32Array) => Uint32Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => logits[b] - logits[a] || a - b);
+const byComparator = (logits: Float32Array) => Int32Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => logits[b] - logits[a] || a - b);
 
 test("descendingOrder equals the comparator sort: ties, signed zeros, infinities, subnormals, NaN, a subarray", () => {
   const rng = new Rng(7);
@@ -15,13 +15,15 @@ test("descendingOrder equals the comparator sort: ties, signed zeros, infinities
     [-3.5, -3.5, -2.25, -1e30, 1e30, 3.4028234663852886e38, -3.4028234663852886e38],
     Array.from({ length: 1000 }, () => Math.round((rng.next() - 0.5) * 40) / 4), // many ties
     Array.from({ length: 333 }, () => (rng.next() - 0.5) * 1e6),
+    Array.from({ length: 20000 }, () => Math.round((rng.next() - 0.5) * 4000) / 64), // a large vocabulary, ties in every digit
   ];
   for (const c of cases) {
     const logits = Float32Array.from(c);
     assert.deepEqual(descendingOrder(logits), byComparator(logits), `logits ${c.slice(0, 8)}`);
   }
   const whole = Float32Array.from([9, 1, 4, 4, 2, 8]);
-  assert.deepEqual(descendingOrder(whole.subarray(1, 5)), Uint32Array.from([1, 2, 3, 0]));
+  assert.deepEqual(descendingOrder(whole.subarray(1, 5)), Int32Array.from([1, 2, 3, 0]));
+  assert.throws(() => descendingOrder(whole, new Int32Array(5)), /order has 5 elements, expected logits.length = 6/);
 });
 
 test("Sampler.pick: the reference sampling (comparator order, top-k, top-p, temperature) token for token", () => {
