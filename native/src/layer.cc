@@ -180,45 +180,14 @@ void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t*
 }
 
 // ------------------------------------------------------------------ batched decode
-namespace {
-
-// The whole model on B sequences of one new token each (decoder_step_batch), on the calling thread's scratch: the
-// packed pass with every row on the dot path.
-void step_rows(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t B, const LayerCache* caches,
-               float* logits) {
-  thread_local std::vector<SequenceSpan> spans;
-  thread_local std::vector<int64_t> rows;
-  spans.resize(size_t(B));
-  rows.resize(size_t(B));
-  for (int64_t s = 0; s < B; s++) {
-    spans[size_t(s)] = {s, 1};
-    rows[size_t(s)] = s;
-  }
-  decoder_forward(K, m, ids, B, spans.data(), B, caches, rows.data(), B, logits, true);
-}
-
-}  // namespace
-
-// The sequences are shared out to the threads in equal parts, each running the whole model on its part with
-// single-threaded kernels (the pool runs nested loops inline): one fork and join per step instead of one per op,
-// which at decode sizes cost more than the ops. A single sequence keeps the op-level parallelism. The rows of
-// every op are independent, so the split changes no bit.
-void decoder_step_batch(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t B,
-                        const LayerCache* caches, float* logits) {
-  const int64_t T = num_threads(), part = (B + T - 1) / T, L = m.num_layers, vocab = m.lm_head.rows;
-  parallel_for(B, part, [&](int64_t lo, int64_t hi) {
-    step_rows(K, m, ids + lo, hi - lo, caches + lo * L, logits + lo * vocab);
-  });
-}
-
 // Rows of a group: few enough that the dot path's x rows stay in cache while each weight row passes over them.
 constexpr int64_t kGroupRows = 32;
 
 // The packed pass with every product on the dot path, the sequences shared out to the threads in parts of about
 // equal rows: each thread runs the whole model on its part, in groups of whole sequences of at most kGroupRows
 // rows (a longer sequence alone), with single-threaded kernels (the pool runs nested loops inline): one fork and
-// join for the pass, as in decoder_step_batch. The rows of the dot path do not depend on each other and attention
-// stays within each sequence, so the parts and groups change no bit.
+// join for the pass instead of one per op, which at decode sizes cost more than the ops. The rows of the dot path do
+// not depend on each other and attention stays within each sequence, so the parts and groups change no bit.
 void decoder_forward_rowwise(const KernelTable& K, const DecoderModel& m, const int32_t* ids, const SequenceSpan* seqs,
                              int64_t S, const LayerCache* caches, const int64_t* logit_rows, int64_t rows,
                              float* logits) {
@@ -248,6 +217,20 @@ void decoder_forward_rowwise(const KernelTable& K, const DecoderModel& m, const 
                       int64_t(picked.size()), picked.empty() ? nullptr : logits + (l0 - logit_rows) * vocab, true);
     }
   });
+}
+
+// One new token for each of B sequences: the rowwise packed pass over B sequences of one row each, every row's
+// logits. A single sequence keeps the op-level parallelism; the rows of every op are independent, so the split of
+// the sequences over the threads changes no bit.
+void decoder_step_batch(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t B,
+                        const LayerCache* caches, float* logits) {
+  std::vector<SequenceSpan> spans(static_cast<size_t>(B));
+  std::vector<int64_t> rows(static_cast<size_t>(B));
+  for (int64_t s = 0; s < B; s++) {
+    spans[size_t(s)] = {s, 1};
+    rows[size_t(s)] = s;
+  }
+  decoder_forward_rowwise(K, m, ids, spans.data(), B, caches, rows.data(), B, logits);
 }
 
 }  // namespace m1
