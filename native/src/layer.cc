@@ -186,8 +186,9 @@ constexpr int64_t kGroupRows = 32;
 // The packed pass with every product on the dot path, the sequences shared out to the threads in parts of about
 // equal rows: each thread runs the whole model on its part, in groups of whole sequences of at most kGroupRows
 // rows (a longer sequence alone), with single-threaded kernels (the pool runs nested loops inline): one fork and
-// join for the pass instead of one per op, which at decode sizes cost more than the ops. The rows of the dot path do
-// not depend on each other and attention stays within each sequence, so the parts and groups change no bit.
+// join for the pass instead of one per op, which at decode sizes cost more than the ops; the workers sleep once the pass
+// is done (the next one is a round trip through JavaScript away). The rows of the dot path do not depend on each
+// other and attention stays within each sequence, so the parts and groups change no bit.
 void decoder_forward_rowwise(const KernelTable& K, const DecoderModel& m, const int32_t* ids, const SequenceSpan* seqs,
                              int64_t S, const LayerCache* caches, const int64_t* logit_rows, int64_t rows,
                              float* logits) {
@@ -216,7 +217,7 @@ void decoder_forward_rowwise(const KernelTable& K, const DecoderModel& m, const 
       decoder_forward(K, m, ids + first, rows_ab, spans.data(), b - a, caches + a * L, picked.data(),
                       int64_t(picked.size()), picked.empty() ? nullptr : logits + (l0 - logit_rows) * vocab, true);
     }
-  });
+  }, NextJob::kFar);
 }
 
 // One new token for each of B sequences: the rowwise packed pass over B sequences of one row each, every row's

@@ -23,9 +23,10 @@ namespace {
 thread_local bool tl_in_pool = false;
 
 constexpr int kSpin = 4000;  // pause iterations of the caller before it yields its time slice
-// A worker waits for the next job spinning (kWorkerSpin), then yielding its time slice (until kWorkerYield:
-// other threads run if the cores are oversubscribed), then asleep. The first two cover the JavaScript
-// between two ops of a forward pass, so a decode step (many small ops) never waits for a thread to wake.
+// After a job whose next one comes soon, a worker waits for it spinning (kWorkerSpin), then yielding its time slice
+// (until kWorkerYield: other threads run if the cores are oversubscribed), then asleep. The first two cover the
+// JavaScript between two ops of a forward pass, so a decode step (many small ops) never waits for a thread to wake.
+// After a job whose next one is far, it sleeps at once.
 constexpr auto kWorkerSpin = std::chrono::microseconds(100);
 constexpr auto kWorkerYield = std::chrono::microseconds(2000);
 
@@ -34,6 +35,7 @@ struct Job {
   void* ctx;
   int64_t n, grain, divisor;
   uint32_t gen;
+  NextJob next;
 };
 
 // next_ packs the generation of the job (high bits) with the start of the next unclaimed range (low bits), so
@@ -53,7 +55,7 @@ class Pool {
     start(n);
   }
 
-  void run(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
+  void run(int64_t n, int64_t grain, RangeFn fn, void* ctx, NextJob next) {
     if (grain < 1) grain = 1;
     if (n <= grain || tl_in_pool) return fn(ctx, 0, n);
     std::unique_lock<std::mutex> run(run_mu_, std::try_to_lock);
@@ -65,6 +67,7 @@ class Pool {
     job.n = n;
     job.grain = grain;
     job.divisor = int64_t(nthreads_) * 2;
+    job.next = next;
     {
       std::lock_guard<std::mutex> lk(mu_);
       job.gen = (gen_.load(std::memory_order_relaxed) + 1) & kGenMask;
@@ -106,10 +109,13 @@ class Pool {
       std::lock_guard<std::mutex> lk(mu_);
       seen = gen_.load();
     }
+    NextJob next = NextJob::kSoon;
     for (;;) {
       const auto t0 = std::chrono::steady_clock::now();
       bool yielding = false;
-      for (int i = 1; gen_.load(std::memory_order_acquire) == seen && !quit_.load(std::memory_order_relaxed); i++) {
+      for (int i = 1; next == NextJob::kSoon && gen_.load(std::memory_order_acquire) == seen &&
+                      !quit_.load(std::memory_order_relaxed);
+           i++) {
         if (i % 64 == 0) {
           const auto waited = std::chrono::steady_clock::now() - t0;
           if (waited > kWorkerYield) break;
@@ -126,6 +132,7 @@ class Pool {
         job = job_;
         seen = job.gen;
       }
+      next = job.next;
       tl_in_pool = true;
       work(job);
       tl_in_pool = false;
@@ -189,9 +196,9 @@ void set_num_threads(int n) {
   if (p.size() != n) p.resize(n);
 }
 
-void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
+void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, void* ctx, NextJob next) {
   if (n <= 0) return;
-  pool().run(n, grain, fn, ctx);
+  pool().run(n, grain, fn, ctx, next);
 }
 
 }  // namespace m1

@@ -13,15 +13,23 @@ int num_threads();
 void set_num_threads(int n);
 
 using RangeFn = void (*)(void* ctx, int64_t lo, int64_t hi);
+
+// When the caller's next job comes, which decides what the workers do once this one is done. kSoon: they wait for it
+// spinning, then yielding, then asleep (the ops of one forward pass follow each other within microseconds, and waking
+// a thread would cost more than the op). kFar: they go to sleep at once (the job was a whole pass and the next one is
+// a round trip through JavaScript away: a spinning worker would take a core from the JavaScript thread and from the
+// other processes until then).
+enum class NextJob { kSoon, kFar };
+
 // grain: minimum items per chunk
-void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, void* ctx);
+void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, void* ctx, NextJob next);
 
 template <class F>
-inline void parallel_for(int64_t n, int64_t grain, F&& f) {
+inline void parallel_for(int64_t n, int64_t grain, F&& f, NextJob next = NextJob::kSoon) {
   if (n <= 0) return;
   using Fn = std::remove_reference_t<F>;
   parallel_for_impl(n, grain, [](void* c, int64_t lo, int64_t hi) { (*static_cast<Fn*>(c))(lo, hi); },
-                    const_cast<void*>(static_cast<const void*>(&f)));
+                    const_cast<void*>(static_cast<const void*>(&f)), next);
 }
 
 }  // namespace m1
