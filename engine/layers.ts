@@ -463,7 +463,7 @@ export function nativeLayer(cfg: ModelConfig, l: number, w: WeightSource, slopes
  *  (count them in with `kv.length += n` after the call). */
 export function nativeCache(l: number, cache: ModelCache, n: number): native.DecoderLayerCache {
   const state = cache.lightning[l];
-  if (state) return { state };
+  if (state) return state;
   const kv = cache.kv[l]!;
   kv.reserve(n);
   return { keys: kv.keys, values: kv.values, length: kv.length, position: cache.position };

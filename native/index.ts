@@ -72,9 +72,10 @@ export interface DecoderLayerSpec {
   lightning?: LightningSpec;
   softmax?: SoftmaxSpec;
 }
-/** A layer's decoding state: the lightning state, or the KV cache (the n new rows go to [length, length + n)). */
+/** A layer's decoding state: the lightning state itself ([heads, headDim, headDim]), or the KV cache (the n new rows
+ *  go to [length, length + n)). */
 export type DecoderLayerCache =
-  | { state: Float32Array }
+  | Float32Array
   | { keys: Float32Array; values: Float32Array; length: number; position: number };
 export interface DecoderLayer {
   /** x [n, hidden] → the residual stream after the layer; updates the cache. */

@@ -854,6 +854,9 @@ function layerSpec(kind: "lightning" | "softmax", dtype: m1.WeightDType): m1.Dec
 }
 
 /** The same layer as engine/layers.ts computes it when hooks listen: one op at a time. */
+/** A softmax layer's cache as the native decoder takes it. */
+type KvCache = { keys: Float32Array; values: Float32Array; length: number; position: number };
+
 function layerByOps(s: m1.DecoderLayerSpec, x: Float32Array, n: number, cache: { state?: Float32Array; keys?: Float32Array; values?: Float32Array; length?: number; position?: number }): Float32Array {
   const { hidden: hs, heads: nh, headDim: d } = s;
   const a = m1.rmsnorm(x, n, hs, s.ln1, s.eps);
@@ -894,7 +897,7 @@ for (const kind of ["lightning", "softmax"] as const) {
       const ops = { state: new Float32Array(4 * 8 * 8), keys: new Float32Array(8 * 16), values: new Float32Array(8 * 16), length: 0, position: 0 };
       for (const [step, n] of [3, 1, 1].entries()) {
         const x = randF32(n * 32, 40 + step);
-        const got = layer.forward(x, n, kind === "lightning" ? { state: fused.state } : fused);
+        const got = layer.forward(x, n, kind === "lightning" ? fused.state : fused);
         const want = layerByOps(spec, x, n, ops);
         assert.deepEqual(got, want, `${dtype}, step ${step}`);
         for (const c of [fused, ops]) {
@@ -927,7 +930,8 @@ test("decoderLayer names the field that is wrong", () => {
   const cache = { keys: new Float32Array(16 * 3), values: new Float32Array(16 * 3), length: 2, position: 2 };
   assert.throws(() => layer.forward(x, 2, cache), { name: "RangeError", message: "DecoderLayer.forward: cache.keys has room for 3 rows, expected at least length + n = 4" });
   assert.throws(() => layer.forward(x, 3, { ...cache, length: 0 }), { name: "RangeError", message: "DecoderLayer.forward: x has 64 elements, expected n*hidden = 96" });
-  assert.throws(() => layer.forward(x.subarray(0, 32), 1, { state: new Float32Array(256) } as unknown as m1.DecoderLayerCache), { name: "TypeError", message: "DecoderLayer.forward: cache.length is missing" });
+  assert.throws(() => layer.forward(x.subarray(0, 32), 1, { keys: cache.keys, values: cache.values } as unknown as m1.DecoderLayerCache), { name: "TypeError", message: "DecoderLayer.forward: cache.length is missing" });
+  assert.throws(() => layer.forward(x.subarray(0, 32), 1, new Float32Array(256)), { name: "TypeError", message: "DecoderLayer.forward: cache must be { keys, values, length, position }" });
   const shared = new Float32Array(16 * 4);
   assert.throws(() => layer.forward(x, 2, { keys: shared, values: shared, length: 0, position: 0 }), { name: "RangeError", message: /cache\.keys must not overlap cache\.values/ });
 });
@@ -947,7 +951,7 @@ each("decoder (embedding, a lightning and a softmax layer, final norm, LM head) 
   const layers = specs.map((s) => m1.decoderLayer(s));
   const embed = makeWeight("BF16", 50, 32, 7), lmHead = makeWeight("F32", 50, 32, 8), norm = randF32(32, 9, 0.5, 1.5);
   const model = m1.decoder({ embed, norm, eps: 1e-5, lmHead, layers });
-  const fresh = () => [{ state: new Float32Array(4 * 8 * 8) }, { keys: new Float32Array(8 * 16), values: new Float32Array(8 * 16), length: 0, position: 0 }];
+  const fresh = (): [Float32Array, KvCache] => [new Float32Array(4 * 8 * 8), { keys: new Float32Array(8 * 16), values: new Float32Array(8 * 16), length: 0, position: 0 }];
   const [a, b] = [fresh(), fresh()];
   for (const [step, ids] of [[3, 14, 49, 0], [7], [11]].entries()) {
     const n = ids.length;
@@ -957,7 +961,7 @@ each("decoder (embedding, a lightning and a softmax layer, final norm, LM head) 
     layers.forEach((layer, l) => (x = layer.forward(x, n, b[l])));
     const want = m1.matmul(m1.rmsnorm(x.subarray((n - rows) * 32), rows, 32, norm, 1e-5), rows, lmHead);
     assert.deepEqual(got, want, `step ${step}`);
-    for (const c of [a[1], b[1]] as { length: number; position: number }[]) {
+    for (const c of [a[1], b[1]]) {
       c.length += n;
       c.position += n;
     }
@@ -970,7 +974,7 @@ each("decoder.forwardPacked: each sequence as if alone (one alone: forward's bit
   const layers = [layerSpec("lightning", "BF16"), layerSpec("softmax", "F32")].map((s) => m1.decoderLayer(s));
   const embed = makeWeight("BF16", 50, 32, 7), lmHead = makeWeight("F32", 50, 32, 8), norm = randF32(32, 9, 0.5, 1.5);
   const model = m1.decoder({ embed, norm, eps: 1e-5, lmHead, layers });
-  const fresh = (rows: number) => [{ state: new Float32Array(4 * 8 * 8) }, { keys: new Float32Array(16 * rows), values: new Float32Array(16 * rows), length: 0, position: 0 }];
+  const fresh = (rows: number): [Float32Array, KvCache] => [new Float32Array(4 * 8 * 8), { keys: new Float32Array(16 * rows), values: new Float32Array(16 * rows), length: 0, position: 0 }];
   const ids = (n: number, seed: number) => Int32Array.from({ length: n }, (_, i) => (i * 7 + seed * 13) % 50);
   // spread over the threads (none longer than a thread's share), one after another, and one sequence
   for (const lengths of [[5, 3, 1, 6, 4, 5], [1, 20, 3], [9]]) {
@@ -983,9 +987,8 @@ each("decoder.forwardPacked: each sequence as if alone (one alone: forward's bit
       const got = all.subarray(row * 50, (row + q.length) * 50);
       if (lengths.length === 1) assert.deepEqual(got, alone, "one sequence: forward's bits");
       else assertClose(got, alone, `sequence ${s} of ${lengths}`, 1e-5);
-      assertClose(packedCaches[s][0].state!, aloneCaches[s][0].state!, `lightning state of sequence ${s}`, 1e-5);
-      const kv = packedCaches[s][1];
-      assertClose(kv.keys!, aloneCaches[s][1].keys!, `keys of sequence ${s}`, 1e-5);
+      assertClose(packedCaches[s][0], aloneCaches[s][0], `lightning state of sequence ${s}`, 1e-5);
+      assertClose(packedCaches[s][1].keys, aloneCaches[s][1].keys, `keys of sequence ${s}`, 1e-5);
       row += q.length;
     });
     const flat = Int32Array.from(seqs.flatMap((q) => [...q]));
@@ -1004,7 +1007,7 @@ each("decoder.forwardPacked rowwise: each sequence of at most DOT_ROWS ids gets 
   const layers = [layerSpec("lightning", "BF16"), layerSpec("softmax", "F32")].map((s) => m1.decoderLayer(s));
   const embed = makeWeight("BF16", 50, 32, 7), lmHead = makeWeight("F32", 50, 32, 8), norm = randF32(32, 9, 0.5, 1.5);
   const model = m1.decoder({ embed, norm, eps: 1e-5, lmHead, layers });
-  const fresh = (rows: number) => [{ state: new Float32Array(4 * 8 * 8) }, { keys: new Float32Array(16 * rows), values: new Float32Array(16 * rows), length: 0, position: 0 }];
+  const fresh = (rows: number): [Float32Array, KvCache] => [new Float32Array(4 * 8 * 8), { keys: new Float32Array(16 * rows), values: new Float32Array(16 * rows), length: 0, position: 0 }];
   const ids = (n: number, seed: number) => Int32Array.from({ length: n }, (_, i) => (i * 7 + seed * 13) % 50);
   assert.equal(m1.DOT_ROWS, 16);
   // 40 sequences of 1 to 16 rows (several groups per thread), and one of 16 alone
@@ -1032,7 +1035,7 @@ each("decoder.forwardPacked rowwise: each sequence of at most DOT_ROWS ids gets 
 test("decoder.forwardPacked names what is wrong", () => {
   const layer = m1.decoderLayer(layerSpec("lightning", "F32"));
   const model = m1.decoder({ embed: makeWeight("F32", 50, 32, 1), norm: new Float32Array(32), eps: 1e-5, lmHead: makeWeight("F32", 50, 32, 2), layers: [layer] });
-  const cache = () => [{ state: new Float32Array(256) }];
+  const cache = () => [new Float32Array(256)];
   const ids = Int32Array.from([3, 4, 5]);
   const E = (message: string) => ({ message: `Decoder.forwardPacked: ${message}` });
   assert.throws(() => model.forwardPacked(ids, Int32Array.from([2, 2]), [cache(), cache()], "all"), E("lengths sum to 4, expected the number of ids (3)"));
@@ -1040,9 +1043,9 @@ test("decoder.forwardPacked names what is wrong", () => {
   assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [cache()], "all"), E("caches must be an array of 2 sequences' caches (one per sequence)"));
   const shared = cache();
   assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [shared, shared], "all"), E("caches[1][0] is shared with an earlier sequence"));
-  assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [cache(), [{ state: new Float32Array(3) }]], "all"),
-    E("caches[1][0].state has 3 elements, expected heads*headDim*headDim = 256"));
-  assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [cache(), [{} as m1.DecoderLayerCache]], "all"), E("caches[1][0].state is missing"));
+  assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [cache(), [new Float32Array(3)]], "all"),
+    E("caches[1][0] has 3 elements, expected heads*headDim*headDim = 256"));
+  assert.throws(() => model.forwardPacked(ids, Int32Array.from([1, 2]), [cache(), [{} as m1.DecoderLayerCache]], "all"), E("caches[1][0] must be a Float32Array"));
   assert.throws(() => model.forwardPacked(ids, Int32Array.from([3]), [cache()], "first" as "all"), E('logits must be "all", "last" or "none", got "first"'));
 });
 
@@ -1053,11 +1056,11 @@ test("decoder names what is wrong", () => {
   assert.throws(() => m1.decoder({ ...spec, lmHead: makeWeight("F32", 49, 32, 2) }), { name: "RangeError", message: "decoder: spec.lmHead has shape [49, 32], expected [50, 32]" });
   assert.throws(() => m1.decoder({ ...spec, embed: makeWeight("F32", 50, 16, 1) }), { name: "RangeError", message: "decoder: spec.layers[0] has hidden size 32, spec.embed has 16" });
   const model = m1.decoder(spec);
-  const cache = [{ state: new Float32Array(256) }];
+  const cache = [new Float32Array(256)];
   assert.throws(() => model.forward(Int32Array.from([3, 50]), cache, 1), { name: "RangeError", message: "Decoder.forward: ids[1] = 50 is outside the vocabulary [0, 50)" });
   assert.throws(() => model.forward(Int32Array.from([3]), [], 1), { name: "TypeError", message: "Decoder.forward: caches must be an array of 1 layer caches" });
   assert.throws(() => model.forward(Int32Array.from([3]), cache, 2), { name: "RangeError", message: "Decoder.forward: rows (2) must be <= the number of ids (1)" });
-  assert.throws(() => model.forward(Int32Array.from([3]), [{ state: new Float32Array(255) }], 1), { name: "RangeError", message: "Decoder.forward: caches[0].state has 255 elements, expected heads*headDim*headDim = 256" });
+  assert.throws(() => model.forward(Int32Array.from([3]), [new Float32Array(255)], 1), { name: "RangeError", message: "Decoder.forward: caches[0] has 255 elements, expected heads*headDim*headDim = 256" });
 });
 
 // Arrays past 4 GiB used to be wrapped as external memory, which Node holds in a Buffer of at most 2^32 bytes: the

@@ -104,8 +104,9 @@ class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
   }
 
  private:
-  // forward(x, n, cache, out?) → out [n, hidden]. cache: { state } (lightning, [heads, d, d], updated) or
-  // { keys, values, length, position } (softmax: the n new rows are written at [length, length + n)).
+  // forward(x, n, cache, out?) → out [n, hidden]. cache: the state Float32Array (lightning, [heads, d, d], updated)
+  // or { keys, values, length, position } (softmax: the n new rows are written at [length, length + n)). The state
+  // is passed bare: a step of B sequences reads B × layers caches, and a property lookup each was half of the checks.
   Napi::Value Forward(const CallbackInfo& info) {
     Ctx c{info.Env(), "DecoderLayer.forward"};
     Arr<float> x = f32(c, info[0], "x");
@@ -126,18 +127,17 @@ class DecoderLayer : public Napi::ObjectWrap<DecoderLayer> {
   // This layer's cache argument (see Forward) for n new tokens, checked against the arrays of the call.
   LayerCache CacheArg(const Ctx& c, const Napi::Value& v, const char* name, int64_t n,
                       std::initializer_list<const Arr<float>*> others) const {
-    if (!v.IsObject()) c.type_error(std::string(name) + " must be an object");
-    const Napi::Object cache = v.As<Napi::Object>();
     const int64_t d = p_.attention.head_dim;
     LayerCache r{};
     if (p_.attention.lightning) {
-      const Name sn(name, ".state");
-      Arr<float> state = f32(c, prop(c, cache, name, "state"), sn);
+      Arr<float> state = f32(c, v, name);
       expect_len(c, state, prod(c, {p_.attention.heads, d, d}), "heads*headDim*headDim");
       r.state = state.data;
       for (const Arr<float>* other : others) disjoint(c, state, *other);
       return r;
     }
+    if (!v.IsObject() || v.IsTypedArray()) c.type_error(std::string(name) + " must be { keys, values, length, position }");
+    const Napi::Object cache = v.As<Napi::Object>();
     const int64_t row = prod(c, {sp_.kv_heads, d});
     r.length = dim(c, prop(c, cache, name, "length"), Name(name, ".length"));
     r.position = dim(c, prop(c, cache, name, "position"), Name(name, ".position"));
