@@ -1038,8 +1038,7 @@ each("decoder.forwardPackedAsync and stepBatchAsync: passes on threads of their 
   const layers = [layerSpec("lightning", "BF16"), layerSpec("softmax", "F32")].map((s) => m1.decoderLayer(s));
   const embed = makeWeight("BF16", 50, 32, 7), lmHead = makeWeight("F32", 50, 32, 8), norm = randF32(32, 9, 0.5, 1.5);
   const model = m1.decoder({ embed, norm, eps: 1e-5, lmHead, layers });
-  type Kv = { keys: Float32Array; values: Float32Array; length: number; position: number };
-  const fresh = (): [m1.DecoderLayerCache, Kv] => [{ state: new Float32Array(4 * 8 * 8) }, { keys: new Float32Array(16 * 24), values: new Float32Array(16 * 24), length: 0, position: 0 }];
+  const fresh = (): [Float32Array, KvCache] => [new Float32Array(4 * 8 * 8), { keys: new Float32Array(16 * 24), values: new Float32Array(16 * 24), length: 0, position: 0 }];
   const lengths = [[5, 3, 16, 1], [7, 2, 9]];
   const ids = lengths.map((part, p) => part.map((n, s) => Int32Array.from({ length: n }, (_, i) => (i * 7 + (p * 4 + s) * 13) % 50)));
   const here = lengths.map((part) => part.map(fresh)), away = lengths.map((part) => part.map(fresh));
