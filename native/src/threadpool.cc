@@ -57,7 +57,7 @@ class Pool {
 
   void run(int64_t n, int64_t grain, RangeFn fn, void* ctx, NextJob next) {
     if (grain < 1) grain = 1;
-    if (n <= grain || tl_in_pool) return fn(ctx, 0, n);
+    if (n <= grain) return fn(ctx, 0, n);
     std::unique_lock<std::mutex> run(run_mu_, std::try_to_lock);
     if (!run.owns_lock() || nthreads_ <= 1) return fn(ctx, 0, n);
 
@@ -178,13 +178,11 @@ int default_threads() {
   return hc == 0 ? 1 : int(hc);
 }
 
-std::mutex g_pool_mu;
-Pool* g_pool = nullptr;  // intentionally leaked: no teardown at process exit
-
+// Made on first use (a function-local static: no lock once made, where a mutex taken by every op of every pass made
+// the threads of side-by-side passes contend), intentionally leaked: no teardown at process exit.
 Pool& pool() {
-  std::lock_guard<std::mutex> lk(g_pool_mu);
-  if (!g_pool) g_pool = new Pool(default_threads());
-  return *g_pool;
+  static Pool* const p = new Pool(default_threads());
+  return *p;
 }
 
 }  // namespace
@@ -201,6 +199,7 @@ void set_num_threads(int n) {
 
 void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, void* ctx, NextJob next) {
   if (n <= 0) return;
+  if (tl_in_pool) return fn(ctx, 0, n);  // nested, or in an InlineScope
   pool().run(n, grain, fn, ctx, next);
 }
 
