@@ -51,12 +51,15 @@ void few_rows(const KernelTable& K, const std::vector<Group>& groups, const Expe
   // tasks: per group, per_f row blocks of W1 then per_f of W3; about 64K multiply-adds per chunk at least
   const int64_t per_f = (F + kColBlock - 1) / kColBlock;
   const int64_t grain_f = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, kColBlock * hidden * most));
+  // A range of tasks runs as one call per weight it touches (the blocks of one weight are adjacent tasks): in a pass
+  // on one thread, a whole weight per call, with one short tile at its end instead of one per block of columns.
   parallel_for(int64_t(groups.size()) * 2 * per_f, grain_f, [&](int64_t lo, int64_t hi) {
-    for (int64_t t = lo; t < hi; t++) {
+    for (int64_t t = lo, next; t < hi; t = next) {
+      next = std::min(hi, (t / per_f + 1) * per_f);  // the end of this weight's blocks
       const Group& g = groups[size_t(t / (2 * per_f))];
-      const int64_t u = t % (2 * per_f), j0 = (u % per_f) * kColBlock, j1 = std::min(F, j0 + kColBlock);
+      const int64_t j0 = (t % per_f) * kColBlock, j1 = std::min(F, ((next - 1) % per_f + 1) * kColBlock);
       const ExpertView& ex = *experts[g.e];
-      if (u < per_f) K.matmul_cols(xs + g.begin * hidden, g.rows, ex.w1, j0, j1, h1 + g.begin * F);
+      if (t % (2 * per_f) < per_f) K.matmul_cols(xs + g.begin * hidden, g.rows, ex.w1, j0, j1, h1 + g.begin * F);
       else K.matmul_cols(xs + g.begin * hidden, g.rows, ex.w3, j0, j1, h3 + g.begin * F);
     }
   });
@@ -64,9 +67,10 @@ void few_rows(const KernelTable& K, const std::vector<Group>& groups, const Expe
   const int64_t per_h = (hidden + kColBlock - 1) / kColBlock;
   const int64_t grain_h = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, kColBlock * F * most));
   parallel_for(int64_t(groups.size()) * per_h, grain_h, [&](int64_t lo, int64_t hi) {
-    for (int64_t t = lo; t < hi; t++) {
+    for (int64_t t = lo, next; t < hi; t = next) {
+      next = std::min(hi, (t / per_h + 1) * per_h);
       const Group& g = groups[size_t(t / per_h)];
-      const int64_t j0 = (t % per_h) * kColBlock, j1 = std::min(hidden, j0 + kColBlock);
+      const int64_t j0 = (t % per_h) * kColBlock, j1 = std::min(hidden, ((next - 1) % per_h + 1) * kColBlock);
       K.matmul_cols(a + g.begin * F, g.rows, experts[g.e]->w2, j0, j1, y + g.begin * hidden);
     }
   });
