@@ -1,11 +1,11 @@
-// Continuous batching for `m1 serve`: requests decode together in one DecodeBatch (engine/batch.ts), joining
-// between steps as they arrive and leaving as they finish, so every weight is read once per step for all of
-// them; each request's tokens equal what it would get alone (the batch's rows are bit-identical to generate).
-// Requests that need per-request hooks or every step's logits (logprobs, echo, routing logs, an expert
-// threshold) run alone through `exclusive`, between batch steps, once the batch has drained. A new request's
-// prompt is prefilled in the pass of the next step, beside the running requests' next tokens (each row with the
-// bits it has alone), so joining costs no pass of its own; a long prompt is prefilled in chunks with batch steps
-// in between.
+// Continuous batching for `m1 serve`: requests decode together in DecodeBatches (engine/batch.ts), one per lane
+// (see BatchScheduler), joining between steps as they arrive and leaving as they finish, so every weight is read
+// once per step for all of a lane's requests; each request's tokens equal what it would get alone (the batch's rows
+// are bit-identical to generate). Requests that need per-request hooks or every step's logits (logprobs, echo,
+// routing logs, an expert threshold) run alone through `exclusive`, between batch steps, once the batches have
+// drained. A new request's prompt is prefilled in the pass of its lane's next step, beside the running requests'
+// next tokens (each row with the bits it has alone), so joining costs no pass of its own; a long prompt is
+// prefilled in chunks with batch steps in between.
 import { DecodeBatch, PREFILL_CHUNK, type BatchSequence, type BatchSequenceOptions } from "../../engine/batch.ts";
 import type { StopReason } from "../../engine/generate.ts";
 import type { BatchPassOptions, Model } from "../../engine/model.ts";
