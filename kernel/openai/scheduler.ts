@@ -136,13 +136,18 @@ export class BatchScheduler {
     return this.lanes.reduce((n, l) => n + l.running.length, 0);
   }
 
+  /** No lane decodes or runs a pass (an exclusive request may have the model). */
+  private idle(): boolean {
+    return this.lanes.every((l) => l.running.length === 0 && !l.inPass);
+  }
+
   private pump(lane: Lane): void {
     if (lane.pumping) return;
     lane.pumping = true;
     void this.loop(lane).finally(() => {
       lane.pumping = false;
       this.wakeWaiting();
-      if (this.exclusives.length && this.running() === 0) this.pump(this.lanes[0]);
+      if (this.exclusives.length && this.idle()) this.pump(this.lanes[0]);
     });
   }
 
@@ -154,7 +159,7 @@ export class BatchScheduler {
 
   private async loop(lane: Lane): Promise<void> {
     for (;;) {
-      if (this.running() === 0 && this.exclusives.length && !this.inExclusive) {
+      if (this.idle() && this.exclusives.length && !this.inExclusive) {
         this.inExclusive = true;
         try {
           await this.exclusives.shift()!();
