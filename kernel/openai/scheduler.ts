@@ -144,7 +144,8 @@ export class BatchScheduler {
   private pump(lane: Lane): void {
     if (lane.pumping) return;
     lane.pumping = true;
-    void this.loop(lane).finally(() => {
+    // the loop starts after the I/O of this turn of the event loop: requests that arrive together join together
+    void new Promise((resolve) => setImmediate(resolve)).then(() => this.loop(lane)).finally(() => {
       lane.pumping = false;
       this.wakeWaiting();
       if (this.exclusives.length && this.idle()) this.pump(this.lanes[0]);
