@@ -46,6 +46,12 @@ export class BatchedGeneration implements AsyncIterable<StreamedToken> {
   }
 }
 
+/** One lane per engine thread, as many as libuv's thread pool runs passes at once (UV_THREADPOOL_SIZE, 4 unless set
+ *  before node starts). */
+function defaultLanes(): number {
+  return Math.max(1, Math.min(native.cpuInfo().threads, Number(process.env.UV_THREADPOOL_SIZE) || 4));
+}
+
 interface Waiting {
   prompt: number[];
   options: BatchSequenceOptions;
@@ -97,7 +103,7 @@ export class BatchScheduler {
   /** native passes of the lanes so far, and those that ran on a thread of their own (another lane had work) */
   readonly passes = { all: 0, ownThread: 0 };
 
-  constructor(readonly model: Model, readonly maxBatch = 64, lanes = native.cpuInfo().threads) {
+  constructor(readonly model: Model, readonly maxBatch = 64, lanes = defaultLanes()) {
     if (!Number.isInteger(lanes) || lanes < 1) throw new InputError(`lanes must be a whole number >= 1, got ${lanes}`);
     this.lanes = Array.from({ length: lanes }, () => new Lane(model));
   }
