@@ -1,11 +1,11 @@
-// Continuous batching for `m1 serve`: requests decode together in one DecodeBatch (engine/batch.ts), joining
-// between steps as they arrive and leaving as they finish, so every weight is read once per step for all of
-// them; each request's tokens equal what it would get alone (the batch's rows are bit-identical to generate).
-// Requests that need per-request hooks or every step's logits (logprobs, echo, routing logs, an expert
-// threshold) run alone through `exclusive`, between batch steps, once the batch has drained. A new request's
-// prompt is prefilled in the pass of the next step, beside the running requests' next tokens (each row with the
-// bits it has alone), so joining costs no pass of its own; a long prompt is prefilled in chunks with batch steps
-// in between.
+// Continuous batching for `m1 serve`: requests decode together in DecodeBatches (engine/batch.ts), one per lane
+// (see BatchScheduler), joining between steps as they arrive and leaving as they finish, so every weight is read
+// once per step for all of a lane's requests; each request's tokens equal what it would get alone (the batch's rows
+// are bit-identical to generate). Requests that need per-request hooks or every step's logits (logprobs, echo,
+// routing logs, an expert threshold) run alone through `exclusive`, between batch steps, once the batches have
+// drained. A new request's prompt is prefilled in the pass of its lane's next step, beside the running requests'
+// next tokens (each row with the bits it has alone), so joining costs no pass of its own; a long prompt is
+// prefilled in chunks with batch steps in between.
 import { DecodeBatch, PREFILL_CHUNK, type BatchSequence, type BatchSequenceOptions } from "../../engine/batch.ts";
 import type { StopReason } from "../../engine/generate.ts";
 import type { BatchPassOptions, Model } from "../../engine/model.ts";
@@ -46,6 +46,12 @@ export class BatchedGeneration implements AsyncIterable<StreamedToken> {
   }
 }
 
+/** One lane per engine thread, as many as libuv's thread pool runs passes at once (UV_THREADPOOL_SIZE, 4 unless set
+ *  before node starts). */
+function defaultLanes(): number {
+  return Math.max(1, Math.min(native.cpuInfo().threads, Number(process.env.UV_THREADPOOL_SIZE) || 4));
+}
+
 interface Waiting {
   prompt: number[];
   options: BatchSequenceOptions;
@@ -63,15 +69,17 @@ class Lane {
   readonly running: Running[] = [];
   /** whether its loop runs */
   pumping = false;
-  /** whether a native pass of its batch is under way */
-  inPass = false;
+  /** native passes of its batch under way (a long prompt's join, with steps between its chunks, is one too) */
+  passes = 0;
+  /** requests whose prompts those passes prefill */
+  joining = 0;
 
   constructor(model: Model) {
     this.batch = new DecodeBatch(model);
   }
 
   get size(): number {
-    return this.waiting.length + this.running.length;
+    return this.waiting.length + this.joining + this.running.length;
   }
 }
 
@@ -95,7 +103,7 @@ export class BatchScheduler {
   /** native passes of the lanes so far, and those that ran on a thread of their own (another lane had work) */
   readonly passes = { all: 0, ownThread: 0 };
 
-  constructor(readonly model: Model, readonly maxBatch = 64, lanes = native.cpuInfo().threads) {
+  constructor(readonly model: Model, readonly maxBatch = 64, lanes = defaultLanes()) {
     if (!Number.isInteger(lanes) || lanes < 1) throw new InputError(`lanes must be a whole number >= 1, got ${lanes}`);
     this.lanes = Array.from({ length: lanes }, () => new Lane(model));
   }
@@ -136,13 +144,19 @@ export class BatchScheduler {
     return this.lanes.reduce((n, l) => n + l.running.length, 0);
   }
 
+  /** No lane decodes or runs a pass (an exclusive request may have the model). */
+  private idle(): boolean {
+    return this.lanes.every((l) => l.running.length === 0 && l.passes === 0);
+  }
+
   private pump(lane: Lane): void {
     if (lane.pumping) return;
     lane.pumping = true;
-    void this.loop(lane).finally(() => {
+    // the loop starts after the I/O of this turn of the event loop: requests that arrive together join together
+    void new Promise((resolve) => setImmediate(resolve)).then(() => this.loop(lane)).finally(() => {
       lane.pumping = false;
       this.wakeWaiting();
-      if (this.exclusives.length && this.running() === 0) this.pump(this.lanes[0]);
+      if (this.exclusives.length && this.idle()) this.pump(this.lanes[0]);
     });
   }
 
@@ -154,7 +168,7 @@ export class BatchScheduler {
 
   private async loop(lane: Lane): Promise<void> {
     for (;;) {
-      if (this.running() === 0 && this.exclusives.length && !this.inExclusive) {
+      if (this.idle() && this.exclusives.length && !this.inExclusive) {
         this.inExclusive = true;
         try {
           await this.exclusives.shift()!();
@@ -178,7 +192,7 @@ export class BatchScheduler {
 
   /** How a lane's next pass runs: on a thread of its own while another lane has work too. */
   private passOptions(lane: Lane): BatchPassOptions {
-    return { ownThread: this.lanes.some((l) => l !== lane && (l.inPass || l.running.length > 0)) };
+    return { ownThread: this.lanes.some((l) => l !== lane && (l.passes > 0 || l.running.length > 0)) };
   }
 
   /** One batch step of a lane's running requests whose pass also prefills its waiting requests with short prompts
@@ -198,7 +212,8 @@ export class BatchScheduler {
     const pass = this.passOptions(lane);
     this.passes.all++;
     if (pass.ownThread) this.passes.ownThread++;
-    lane.inPass = true;
+    lane.passes++;
+    lane.joining += joining.length;
     try {
       const requests = joining.map((w) => ({ prompt: w.prompt, options: w.options }));
       if (!stepping.length) joined = await lane.batch.joinMany(requests, undefined, pass);
@@ -209,7 +224,8 @@ export class BatchScheduler {
       for (const w of joining) w.out.end(null, e);
       return;
     } finally {
-      lane.inPass = false;
+      lane.passes--;
+      lane.joining -= joining.length;
     }
     for (const r of stepping) {
       r.out.push(r.seq.ids.at(-1)!);
@@ -227,14 +243,16 @@ export class BatchScheduler {
   private async join(lane: Lane, w: Waiting): Promise<void> {
     if (w.signal?.aborted) return w.out.end(null, w.signal.reason);
     this.countPrefill(1);
-    lane.inPass = true;
+    lane.passes++;
+    lane.joining++;
     try {
       const seq = await lane.batch.join(w.prompt, w.options, w.signal, () => this.stepRunning(lane));
       this.started(lane, w, seq);
     } catch (e) {
       w.out.end(null, e);
     } finally {
-      lane.inPass = false;
+      lane.passes--;
+      lane.joining--;
     }
   }
 
