@@ -17,13 +17,11 @@ export interface StreamedToken { id: number }
 export class BatchedGeneration implements AsyncIterable<StreamedToken> {
   readonly ids: number[] = [];
   stopReason: StopReason | null = null;
-  private queue: StreamedToken[] = [];
   private error: unknown = null;
   private wake: (() => void) | null = null;
 
   push(id: number): void {
     this.ids.push(id);
-    this.queue.push({ id });
     this.wake?.();
   }
 
@@ -34,8 +32,8 @@ export class BatchedGeneration implements AsyncIterable<StreamedToken> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<StreamedToken> {
-    for (;;) {
-      while (this.queue.length) yield this.queue.shift()!;
+    for (let next = 0; ; ) {
+      while (next < this.ids.length) yield { id: this.ids[next++] };
       if (this.error) throw this.error;
       if (this.stopReason) return;
       await new Promise<void>((resolve) => (this.wake = resolve));
@@ -66,7 +64,7 @@ export class BatchScheduler {
   readonly prefilled = { prompts: 0, joins: 0 };
 
   constructor(readonly model: Model, readonly maxBatch = 64) {
-    this.batch = new DecodeBatch(model);
+    this.batch = new DecodeBatch(model, { logprobs: false }); // a request that reports log-probabilities runs alone
   }
 
   /** most sequences decoded in one step so far */
@@ -126,7 +124,10 @@ export class BatchScheduler {
    *  most PREFILL_CHUNK prompt tokens in all, or one prompt; DecodeBatch.stepJoining: each gets the bits it gets
    *  alone, and a request the engine rejects fails alone), then a pause for HTTP traffic. */
   private async stepRunning(): Promise<void> {
-    for (const r of [...this.running]) if (r.signal?.aborted) this.finish(r, null, r.signal.reason);
+    for (let i = this.running.length - 1; i >= 0; i--) {
+      const r = this.running[i];
+      if (r.signal?.aborted) this.finish(r, null, r.signal.reason);
+    }
     const joining = this.takeShort();
     if (this.running.length === 0 && joining.length === 0) return;
     const stepping = [...this.running];
