@@ -181,7 +181,7 @@ export class BatchScheduler {
       group.push(w);
       tokens += w.prompt.length;
     }
-    this.waiting = this.waiting.filter((w) => !group.includes(w));
+    if (group.length) this.waiting = this.waiting.filter((w) => !group.includes(w));
     for (const w of group) if (w.signal?.aborted) w.out.end(null, w.signal.reason);
     return group.filter((w) => !w.signal?.aborted);
   }
