@@ -59,6 +59,8 @@ class Lane {
   readonly batch: DecodeBatch;
   waiting: Waiting[] = [];
   readonly running: Running[] = [];
+  /** requests whose prompts are being prefilled now: taken from `waiting`, not yet `running` */
+  joining = 0;
   /** whether its loop runs */
   pumping = false;
   /** whether a native pass of its batch is under way */
@@ -68,8 +70,9 @@ class Lane {
     this.batch = new DecodeBatch(model, { logprobs: false }); // a request that reports log-probabilities runs alone
   }
 
+  /** its requests: waiting, joining or decoding (a new request goes to the lane with the fewest) */
   get size(): number {
-    return this.waiting.length + this.running.length;
+    return this.waiting.length + this.joining + this.running.length;
   }
 }
 
@@ -134,6 +137,11 @@ export class BatchScheduler {
     return this.lanes.reduce((n, l) => n + l.running.length, 0);
   }
 
+  /** Requests in the batches or joining them (what the batch size limit counts). */
+  private admitted(): number {
+    return this.lanes.reduce((n, l) => n + l.joining + l.running.length, 0);
+  }
+
   /** No lane decodes or runs a pass (an exclusive request may have the model). */
   private idle(): boolean {
     return this.lanes.every((l) => l.running.length === 0 && !l.inPass);
@@ -177,7 +185,7 @@ export class BatchScheduler {
 
   /** Whether waiting requests may join: the batches have room, and no exclusive request waits for them to drain. */
   private canJoin(): boolean {
-    return !this.exclusives.length && !this.inExclusive && this.running() < this.maxBatch;
+    return !this.exclusives.length && !this.inExclusive && this.admitted() < this.maxBatch;
   }
 
   /** How a lane's next pass runs: on a thread of its own while another lane has work too. */
@@ -206,6 +214,7 @@ export class BatchScheduler {
     this.passes.all++;
     if (pass.ownThread) this.passes.ownThread++;
     lane.inPass = true;
+    lane.joining += joining.length;
     try {
       const requests = joining.map((w) => ({ prompt: w.prompt, options: w.options }));
       if (!stepping.length) joined = await lane.batch.joinMany(requests, undefined, pass);
@@ -217,6 +226,7 @@ export class BatchScheduler {
       return;
     } finally {
       lane.inPass = false;
+      lane.joining -= joining.length;
     }
     for (const r of stepping) {
       r.out.push(r.seq.ids.at(-1)!);
@@ -235,6 +245,7 @@ export class BatchScheduler {
     if (w.signal?.aborted) return w.out.end(null, w.signal.reason);
     this.countPrefill(1);
     lane.inPass = true;
+    lane.joining++;
     try {
       const seq = await lane.batch.join(w.prompt, w.options, w.signal, () => this.stepRunning(lane));
       this.started(lane, w, seq);
@@ -242,6 +253,7 @@ export class BatchScheduler {
       w.out.end(null, e);
     } finally {
       lane.inPass = false;
+      lane.joining--;
     }
   }
 
@@ -250,7 +262,7 @@ export class BatchScheduler {
   private takeShort(lane: Lane): Waiting[] {
     const group: Waiting[] = [];
     let tokens = 0;
-    const room = this.maxBatch - this.running();
+    const room = this.maxBatch - this.admitted();
     for (const w of this.canJoin() ? lane.waiting : []) {
       if (group.length >= room) break;
       if (w.prompt.length > PREFILL_CHUNK) continue;
