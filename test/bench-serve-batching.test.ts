@@ -121,3 +121,30 @@ test("a request that arrives while a lane prefills joining prompts counts them: 
   assert.equal(runs.length, 4);
   assert.equal(scheduler.peakBatch, 2, `a lane stepped ${scheduler.peakBatch} requests`);
 });
+
+test("the batch size limit counts joining requests: with --max-batch 1 and two lanes, one request at a time", async () => {
+  const model1 = await Model.load(join(ROOT, "engine", "checkpoints", "mini-80k"));
+  const scheduler = new BatchScheduler(model1, 1, 2);
+  // every pass lets the event loop turn first, so the other lane's loop runs while a pass is under way
+  let passes = 0, most = 0;
+  for (const name of ["prefillMany", "stepBatch"] as const) {
+    const pass = (model1[name] as (...a: unknown[]) => Promise<Float32Array[]>).bind(model1);
+    (model1 as any)[name] = async (...args: unknown[]) => {
+      most = Math.max(most, ++passes);
+      try {
+        await new Promise((resolve) => setImmediate(resolve));
+        return await pass(...args);
+      } finally {
+        passes--;
+      }
+    };
+  }
+  const tokens = async (i: number) => {
+    const out: number[] = [];
+    for await (const t of scheduler.generate(model1.promptIds(requests[i].prompt) as number[], { maxNewTokens: 4, greedy: true }, [])) out.push(t.id);
+    return out;
+  };
+  const [a, b] = await Promise.all([tokens(0), tokens(1)]);
+  assert.deepEqual([a.length, b.length], [4, 4]);
+  assert.equal(most, 1, "passes under way at once");
+});
