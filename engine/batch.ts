@@ -5,7 +5,7 @@
  * steps, so a server can keep the batch full. Each sequence's tokens equal what `generate` gives it alone with the
  * same options (the same seed, the same tokens, bit for bit).
  */
-import type { Model } from "./model.ts";
+import type { BatchPassOptions, Model } from "./model.ts";
 import type { ModelCache } from "./cache.ts";
 import { TokenChooser, type GenerateOptions, type StopReason } from "./generate.ts";
 import { logProbability } from "./softmax.ts";
@@ -104,9 +104,9 @@ export class DecodeBatch {
    * it alone, bit for bit. A request that `join` refuses (ids outside the vocabulary, an empty prompt, bad options)
    * is refused alone: its entry holds the error, and the others join.
    */
-  async joinMany(requests: readonly JoinRequest[], signal?: AbortSignal): Promise<PromiseSettledResult<BatchSequence>[]> {
+  async joinMany(requests: readonly JoinRequest[], signal?: AbortSignal, pass: BatchPassOptions = {}): Promise<PromiseSettledResult<BatchSequence>[]> {
     signal?.throwIfAborted();
-    return this.passJoining(this.prepareEach(requests), [], signal);
+    return this.passJoining(this.prepareEach(requests), [], signal, pass);
   }
 
   /**
@@ -114,11 +114,11 @@ export class DecodeBatch {
    * pass of its own: the step's rows and the prompts' rows run in one Model.prefillMany, each row with the bits it
    * has alone. Returns the sequences that finished in this step and, per request, its sequence or why it was refused.
    */
-  async stepJoining(requests: readonly JoinRequest[], signal?: AbortSignal): Promise<{ finished: BatchSequence[]; joined: PromiseSettledResult<BatchSequence>[] }> {
+  async stepJoining(requests: readonly JoinRequest[], signal?: AbortSignal, pass: BatchPassOptions = {}): Promise<{ finished: BatchSequence[]; joined: PromiseSettledResult<BatchSequence>[] }> {
     signal?.throwIfAborted();
     const prepared = this.prepareEach(requests);
     const { going, finished } = this.chooseNext();
-    return { finished, joined: await this.passJoining(prepared, going, signal) };
+    return { finished, joined: await this.passJoining(prepared, going, signal, pass) };
   }
 
   private prepareEach(requests: readonly JoinRequest[]): PromiseSettledResult<Prepared>[] {
@@ -132,11 +132,11 @@ export class DecodeBatch {
   }
 
   /** One pass: the next token of each `going` sequence and the prompts of the prepared requests; the new sequences join. */
-  private async passJoining(prepared: readonly PromiseSettledResult<Prepared>[], going: readonly Chosen[], signal?: AbortSignal): Promise<PromiseSettledResult<BatchSequence>[]> {
+  private async passJoining(prepared: readonly PromiseSettledResult<Prepared>[], going: readonly Chosen[], signal: AbortSignal | undefined, pass: BatchPassOptions): Promise<PromiseSettledResult<BatchSequence>[]> {
     const valid = prepared.flatMap((p) => (p.status === "fulfilled" ? [p.value] : []));
     const caches = valid.map(() => this.model.newCache());
     const rows = await this.model.prefillMany(
-      [...going.map((c) => Int32Array.of(c.id)), ...valid.map((v) => v.ids)], [...going.map((c) => c.seq.cache), ...caches], signal,
+      [...going.map((c) => Int32Array.of(c.id)), ...valid.map((v) => v.ids)], [...going.map((c) => c.seq.cache), ...caches], signal, pass,
     );
     going.forEach((c, i) => (c.seq.logits = rows[i]));
     let next = 0;
@@ -175,11 +175,11 @@ export class DecodeBatch {
    * One token for every active sequence: each chooses from its pending logits; those that did not stop then run
    * one batched decode step for their next logits. Returns the sequences that finished in this step (they leave).
    */
-  async step(signal?: AbortSignal): Promise<BatchSequence[]> {
+  async step(signal?: AbortSignal, pass: BatchPassOptions = {}): Promise<BatchSequence[]> {
     signal?.throwIfAborted();
     const { going, finished } = this.chooseNext();
     if (going.length > 0) {
-      const rows = await this.model.stepBatch(going.map((c) => c.id), going.map((c) => c.seq.cache), signal);
+      const rows = await this.model.stepBatch(going.map((c) => c.id), going.map((c) => c.seq.cache), signal, pass);
       going.forEach((c, i) => (c.seq.logits = rows[i]));
     }
     return finished;

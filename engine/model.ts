@@ -49,6 +49,15 @@ export interface BatchOptions {
   signal?: AbortSignal;
 }
 
+/** How stepBatch and prefillMany run their native pass. */
+export interface BatchPassOptions {
+  /** On a thread of its own with single-threaded kernels (Decoder.stepBatchAsync, forwardPackedAsync: the same bits),
+   *  so that the event loop stays free and passes over other sequences run beside it, one per core (the serving
+   *  scheduler's lanes). Nothing may touch the caches until the pass settles. Without it the pass runs on this
+   *  thread, each op over all cores. */
+  ownThread?: boolean;
+}
+
 export interface BatchResult {
   /** per sequence: [rows, vocab] f32 (rows = its tokens, 1 or 0 as `logits` says) */
   readonly logits: Tensor[];
@@ -285,7 +294,7 @@ export class Model implements WeightSource {
    * updated) → its next logits. With the whole model native and no hook registered, every weight is read once for
    * all of them; each row has the bits of `forward([ids[s]], { cache: caches[s] })`, which runs otherwise.
    */
-  async stepBatch(ids: readonly number[], caches: readonly ModelCache[], signal?: AbortSignal): Promise<Float32Array[]> {
+  async stepBatch(ids: readonly number[], caches: readonly ModelCache[], signal?: AbortSignal, options: BatchPassOptions = {}): Promise<Float32Array[]> {
     if (ids.length !== caches.length) throw new InputError(`stepBatch: ${ids.length} ids for ${caches.length} caches`);
     if (new Set(caches).size !== caches.length) throw new InputError("stepBatch: a cache appears twice (each sequence needs its own)");
     signal?.throwIfAborted();
@@ -299,12 +308,13 @@ export class Model implements WeightSource {
       return rows;
     }
     const { numLayers, vocabSize } = this.config;
-    const logits = decoder.stepBatch(tokens, caches.map((c) => Array.from({ length: numLayers }, (_, l) => nativeCache(l, c, 1))));
+    const layerCaches = caches.map((c) => Array.from({ length: numLayers }, (_, l) => nativeCache(l, c, 1)));
+    const logits = options.ownThread ? await decoder.stepBatchAsync(tokens, layerCaches) : decoder.stepBatch(tokens, layerCaches);
     for (const c of caches) {
       for (const kv of c.kv) if (kv) kv.length += 1;
       c.position += 1;
     }
-    await yieldSometimes();
+    if (!options.ownThread) await yieldSometimes();
     return caches.map((_, s) => logits.subarray(s * vocabSize, (s + 1) * vocabSize));
   }
 
@@ -315,7 +325,7 @@ export class Model implements WeightSource {
    * path: alone such a prompt takes that path too, and its rows do not depend on the other rows. Longer prompts
    * take the packed GEMM alone, whose sums the packing would change, so they run one forward each.
    */
-  async prefillMany(prompts: readonly Int32Array[], caches: readonly ModelCache[], signal?: AbortSignal): Promise<Float32Array[]> {
+  async prefillMany(prompts: readonly Int32Array[], caches: readonly ModelCache[], signal?: AbortSignal, options: BatchPassOptions = {}): Promise<Float32Array[]> {
     if (prompts.length !== caches.length) throw new InputError(`prefillMany: ${prompts.length} prompts for ${caches.length} caches`);
     if (new Set(caches).size !== caches.length) throw new InputError("prefillMany: a cache appears twice (each prompt needs its own)");
     signal?.throwIfAborted();
@@ -339,10 +349,10 @@ export class Model implements WeightSource {
       });
       const tokens = new Int32Array(n);
       group.forEach((s, i) => tokens.set(ids[s], sequences[i].start));
-      const logits = this.nativePass(decoder!, sequences, tokens, "last", true).f32;
+      const logits = options.ownThread ? await this.nativePassAsync(decoder!, sequences, tokens) : this.nativePass(decoder!, sequences, tokens, "last", true).f32;
       const vocab = this.config.vocabSize;
       group.forEach((s, i) => (out[s] = logits.subarray(i * vocab, (i + 1) * vocab)));
-      await yieldSometimes();
+      if (!options.ownThread) await yieldSometimes();
       signal?.throwIfAborted();
     }
     for (let s = 0; s < prompts.length; s++) {
@@ -454,14 +464,21 @@ export class Model implements WeightSource {
   /** The packed pass as one native call (no hook registered, not too many rows): bit-identical to the op-by-op path.
    *  `rowwise`: every product on the dot path (Decoder.forwardPacked). */
   private nativePass(decoder: native.Decoder, sequences: readonly PassSequence[], tokens: Int32Array, mode: "all" | "last" | "none", rowwise = false): Tensor {
-    const { vocabSize, numLayers } = this.config;
-    const caches = sequences.map((seq) => Array.from({ length: numLayers }, (_, l) => nativeCache(l, seq.cache, seq.tokens)));
-    const logits = decoder.forwardPacked(tokens, Int32Array.from(sequences, (seq) => seq.tokens), caches, mode, rowwise);
-    for (const seq of sequences) {
-      for (const kv of seq.cache.kv) if (kv) kv.length += seq.tokens;
-      seq.cache.position += seq.tokens;
-    }
-    return new Tensor("F32", [logits.length / vocabSize, vocabSize], logits);
+    const logits = decoder.forwardPacked(tokens, Int32Array.from(sequences, (seq) => seq.tokens), this.passCaches(sequences), mode, rowwise);
+    advanceCaches(sequences);
+    return new Tensor("F32", [logits.length / this.config.vocabSize, this.config.vocabSize], logits);
+  }
+
+  /** The rowwise pass of nativePass (each sequence's last logits) on a thread of its own (Decoder.forwardPackedAsync). */
+  private async nativePassAsync(decoder: native.Decoder, sequences: readonly PassSequence[], tokens: Int32Array): Promise<Float32Array> {
+    const logits = await decoder.forwardPackedAsync(tokens, Int32Array.from(sequences, (seq) => seq.tokens), this.passCaches(sequences), "last", true);
+    advanceCaches(sequences);
+    return logits;
+  }
+
+  /** Each sequence's layer caches as the native pass takes them, with room for its rows. */
+  private passCaches(sequences: readonly PassSequence[]): native.DecoderLayerCache[][] {
+    return sequences.map((seq) => Array.from({ length: this.config.numLayers }, (_, l) => nativeCache(l, seq.cache, seq.tokens)));
   }
 
   private lmHead(): native.Weight {
@@ -516,6 +533,14 @@ function checkArraySizes(cfg: ModelConfig, n: number, mode: "all" | "last" | "no
           `(2^32 floats); run the prompt in parts on one cache${mode === "all" ? ", or with logits: \"last\"" : ""}`,
       );
     }
+  }
+}
+
+/** Advances each sequence's cache past its rows of a native pass. */
+function advanceCaches(sequences: readonly PassSequence[]): void {
+  for (const seq of sequences) {
+    for (const kv of seq.cache.kv) if (kv) kv.length += seq.tokens;
+    seq.cache.position += seq.tokens;
   }
 }
 

@@ -104,6 +104,11 @@ export interface Decoder {
    *  layer's with room for one more row) → logits [B, vocab]; each row has the bits that `forward` of that token on
    *  that sequence alone gives. */
   stepBatch(ids: Int32Array, caches: readonly (readonly DecoderLayerCache[])[]): Float32Array;
+  /** forwardPacked on a thread of its own with single-threaded kernels (the same bits): the event loop stays free and
+   *  such passes over other sequences run side by side, one per core. Nothing may touch these caches until it settles. */
+  forwardPackedAsync(ids: Int32Array, lengths: Int32Array, caches: readonly (readonly DecoderLayerCache[])[], logits: "all" | "last" | "none", rowwise?: boolean): Promise<Float32Array>;
+  /** stepBatch on a thread of its own, as forwardPackedAsync. */
+  stepBatchAsync(ids: Int32Array, caches: readonly (readonly DecoderLayerCache[])[]): Promise<Float32Array>;
 }
 /** The recycling pool behind large arrays the addon returns (bytes). */
 export interface MemoryStats {

@@ -58,6 +58,9 @@ test("concurrent requests decode in one batch and each equals its run alone", as
   assert.equal(metrics.get("m1_prefill_prompts_total"), requests.length);
   assert.ok(metrics.get("m1_prefill_joins_total")! < requests.length, "requests that arrive together are prefilled together");
   assert.equal(metrics.get("m1_requests_running"), 0);
+  // lanes: with several, batches stepped side by side, each pass on a thread of its own, and still every request got its tokens alone
+  assert.equal(metrics.get("m1_lanes"), batched.scheduler.laneCount);
+  if (batched.scheduler.laneCount > 1) assert.ok(metrics.get('m1_passes_total{thread="own"}')! > 0, "passes on threads of their own");
   assert.ok(metrics.get("process_cpu_seconds_total")! > 0);
 });
 

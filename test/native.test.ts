@@ -134,15 +134,15 @@ const configs: { isa: m1.Isa; threads: number }[] = [];
 for (const isa of info.supported as m1.Isa[]) for (const threads of [1, 2]) configs.push({ isa, threads });
 
 /** Runs body once per (isa, threads) configuration, as separate tests. */
-function each(name: string, body: () => void): void {
+function each(name: string, body: () => void | Promise<void>): void {
   for (const { isa, threads } of configs) {
-    test(`${name} [${isa}, ${threads} thread${threads > 1 ? "s" : ""}]`, () => {
+    test(`${name} [${isa}, ${threads} thread${threads > 1 ? "s" : ""}]`, async () => {
       m1.setIsa(isa);
       m1.setThreads(threads);
       try {
         assert.equal(m1.cpuInfo().isa, isa);
         assert.equal(m1.cpuInfo().threads, threads);
-        body();
+        await body();
       } finally {
         m1.setIsa(defaultIsa);
         m1.setThreads(defaultThreads);
@@ -155,7 +155,9 @@ test("cpuInfo reports the ISA, supported list and threads", () => {
   assert.ok(["avx512", "avx2", "scalar"].includes(info.isa));
   assert.ok(info.supported.includes("scalar"));
   assert.ok(info.supported.includes(info.isa));
-  assert.equal(info.supported[info.supported.length - 1], info.isa, "defaults to the best supported ISA");
+  const chosen = process.env.M1_ISA;
+  if (chosen) assert.equal(info.isa, chosen, "M1_ISA chooses the ISA");
+  else assert.equal(info.supported[info.supported.length - 1], info.isa, "defaults to the best supported ISA");
   assert.equal(typeof info.avx512bf16, "boolean");
   assert.ok(Number.isInteger(info.threads) && info.threads >= 1);
 });
@@ -1054,6 +1056,40 @@ each("decoder.forwardPacked rowwise: each sequence of at most DOT_ROWS ids gets 
   }
   assert.throws(() => model.forwardPacked(Int32Array.from([1]), Int32Array.from([1]), [fresh(1)], "last", 1 as unknown as boolean), {
     name: "TypeError", message: "Decoder.forwardPacked: rowwise must be a boolean",
+  });
+});
+
+each("decoder.forwardPackedAsync and stepBatchAsync: passes on threads of their own, side by side, give the bits of the passes on this thread", async () => {
+  const layers = [layerSpec("lightning", "BF16"), layerSpec("softmax", "F32")].map((s) => m1.decoderLayer(s));
+  const embed = makeWeight("BF16", 50, 32, 7), lmHead = makeWeight("F32", 50, 32, 8), norm = randF32(32, 9, 0.5, 1.5);
+  const model = m1.decoder({ embed, norm, eps: 1e-5, lmHead, layers });
+  type Kv = { keys: Float32Array; values: Float32Array; length: number; position: number };
+  const fresh = (): [m1.DecoderLayerCache, Kv] => [{ state: new Float32Array(4 * 8 * 8) }, { keys: new Float32Array(16 * 24), values: new Float32Array(16 * 24), length: 0, position: 0 }];
+  const lengths = [[5, 3, 16, 1], [7, 2, 9]];
+  const ids = lengths.map((part, p) => part.map((n, s) => Int32Array.from({ length: n }, (_, i) => (i * 7 + (p * 4 + s) * 13) % 50)));
+  const here = lengths.map((part) => part.map(fresh)), away = lengths.map((part) => part.map(fresh));
+  const packed = (p: number) => [Int32Array.from(ids[p].flatMap((q) => [...q])), Int32Array.from(lengths[p])] as const;
+  const grow = (caches: ReturnType<typeof fresh>[], rows: number[]) => caches.forEach((c, s) => ((c[1].length += rows[s]), (c[1].position += rows[s])));
+  // two prefills at once, then three steps of both parts at once, against the same passes one by one on this thread
+  const prefilled = await Promise.all([0, 1].map((p) => model.forwardPackedAsync(...packed(p), away[p], "last", true)));
+  [0, 1].forEach((p) => {
+    assert.deepEqual(prefilled[p], model.forwardPacked(...packed(p), here[p], "last", true), `prefill of part ${p}`);
+    grow(here[p], lengths[p]);
+    grow(away[p], lengths[p]);
+  });
+  for (let step = 0; step < 3; step++) {
+    const next = lengths.map((part, p) => Int32Array.from(part, (_, s) => (step * 11 + p * 5 + s * 3) % 50));
+    const stepped = await Promise.all([0, 1].map((p) => model.stepBatchAsync(next[p], away[p])));
+    [0, 1].forEach((p) => {
+      assert.deepEqual(stepped[p], model.stepBatch(next[p], here[p]), `step ${step} of part ${p}`);
+      grow(here[p], lengths[p].map(() => 1));
+      grow(away[p], lengths[p].map(() => 1));
+    });
+  }
+  assert.deepEqual(away, here, "caches");
+  assert.throws(() => model.stepBatchAsync(Int32Array.from([50]), [fresh()]), { name: "RangeError", message: /Decoder\.stepBatchAsync: .*50/ });
+  assert.throws(() => model.forwardPackedAsync(Int32Array.from([1, 2]), Int32Array.from([3]), [fresh()], "last", true), {
+    message: "Decoder.forwardPackedAsync: lengths sum to 3, expected the number of ids (2)",
   });
 });
 

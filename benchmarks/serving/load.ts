@@ -9,7 +9,7 @@
 // the report says whether it did. A local checkpoint without a tokenizer (`m1 make-checkpoint`) gets its prompts as
 // token ids (./prompts.ts) and answers in ids, which are then what must be the same.
 //   node --import tsx benchmarks/serving/load.ts [--model mini-80k (or a checkpoint directory)] [--requests 256] [--max-tokens 64] [--levels 1,4,16,64]
-//     [--rounds 3] [--direct | --endpoint URL (a running server; --model is its served name) [--server-pid PID]] [--out FILE]
+//     [--rounds 3] [--lanes N (m1 serve's)] [--direct | --endpoint URL (a running server; --model is its served name) [--server-pid PID]] [--out FILE]
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -25,12 +25,15 @@ import { metricsText } from "../../kernel/openai/metrics.ts";
 const { values } = parseArgs({ options: {
   model: { type: "string", default: "mini-80k" }, requests: { type: "string", default: "256" }, "max-tokens": { type: "string", default: "64" },
   levels: { type: "string", default: "1,4,16,64" }, rounds: { type: "string", default: "3" }, direct: { type: "boolean", default: false },
-  endpoint: { type: "string" }, "server-pid": { type: "string" }, out: { type: "string" },
+  endpoint: { type: "string" }, "server-pid": { type: "string" }, out: { type: "string" }, lanes: { type: "string" },
 } });
 const total = positive("requests"), maxTokens = positive("max-tokens"), rounds = positive("rounds");
 const levels = values.levels!.split(",").map((v) => positive("levels", v));
 if (values.direct && values.endpoint) throw new Error("--direct runs the scheduler in this process: it takes no --endpoint");
 if (values["server-pid"] && !values.endpoint) throw new Error("--server-pid names the process of an --endpoint");
+if (values.lanes && values.endpoint) throw new Error("--lanes is m1 serve's: it takes no --endpoint");
+/** m1 serve's --lanes (default: its own) */
+const lanes = values.lanes === undefined ? undefined : positive("lanes");
 /** the vocabulary of a local checkpoint without a tokenizer, whose prompts and answers are token ids; else null */
 const idVocab = values.endpoint ? null : idVocabOf(values.model!);
 const prompt = (i: number) => benchPrompt(i, idVocab);
@@ -118,7 +121,7 @@ function httpTarget(label: string, url: string, pid: number | string | undefined
 /** Starts `m1 serve` as a child process on a free port. */
 async function childServer(): Promise<Target> {
   const m1 = fileURLToPath(new URL("../../kernel/bin/m1.mjs", import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, [m1, "serve", values.model!, "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
+  const child: ChildProcess = spawn(process.execPath, [m1, "serve", values.model!, "--port", "0", ...(lanes === undefined ? [] : ["--lanes", String(lanes)])], { stdio: ["ignore", "pipe", "inherit"] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (d) => {
@@ -128,15 +131,15 @@ async function childServer(): Promise<Target> {
     });
     child.once("exit", (code) => reject(new Error(`m1 serve exited (${code})`)));
   });
-  return httpTarget(`m1 serve ${values.model}`, url, child.pid, () => child.kill("SIGTERM"));
+  return httpTarget(`m1 serve ${values.model}${lanes === undefined ? "" : ` --lanes ${lanes}`}`, url, child.pid, () => child.kill("SIGTERM"));
 }
 
 /** The server's scheduler and completion code in this process: the same requests, no HTTP. */
 async function directTarget(): Promise<Target> {
   const { model } = await loadLocalModel(values.model!);
-  const scheduler = new BatchScheduler(model);
+  const scheduler = new BatchScheduler(model, 64, lanes);
   return {
-    label: `${values.model} through m1 serve's scheduler in this process, without HTTP`, sameProcess: true, close: () => {},
+    label: `${values.model} through m1 serve's scheduler${lanes === undefined ? "" : ` (${lanes} lanes)`} in this process, without HTTP`, sameProcess: true, close: () => {},
     async send(i) {
       const c = await completeWithEngine(model, { prompt: prompt(i), maxTokens, temperature: 1, topP: 0.95, seed: i }, scheduler);
       return { tokens: c.completionTokens, text: c.tokenIds?.join(" ") ?? c.text };
@@ -219,6 +222,7 @@ try {
   const mismatches = new Set<number>();
   // warm-up (weights into cache, JIT, the batch's buffers at the largest size): not reported
   await run(target, Math.max(...levels), Math.min(total, 2 * Math.max(...levels)), [], new Set());
+  const laneCount = (await target.metrics())?.get("m1_lanes");
   const runs = new Map<number, Run[]>(levels.map((c) => [c, []]));
   for (let r = 0; r < rounds; r++) {
     for (const c of r % 2 ? [...levels].reverse() : levels) {
@@ -251,7 +255,7 @@ try {
   });
   const table = [
     `${total} completion requests of up to ${maxTokens} tokens (${idVocab === null ? "6-digit additions" : `${ID_PROMPT_TOKENS} seeded random token ids`}, temperature 1, top-p 0.95, one seed per request; ` +
-      `${runs.get(levels[0])![0].tokens} tokens generated per level and round) to ${target.label}, ${rounds} rounds visiting the levels in turn`,
+      `${runs.get(levels[0])![0].tokens} tokens generated per level and round) to ${target.label}${laneCount ? ` (${laneCount} lane${laneCount > 1 ? "s: batches are each lane's" : ""})` : ""}, ${rounds} rounds visiting the levels in turn`,
     `${os.availableParallelism()} CPUs, load average (1, 5, 15 min) ${loadBefore.map((l) => l.toFixed(2)).join(", ")} at the start, ` +
       `${loadAfter.map((l) => l.toFixed(2)).join(", ")} at the end`,
     mismatches.size ? `**${mismatches.size} requests got another ${output} at some level than at the first (requests ${[...mismatches].slice(0, 8).join(", ")}…)**`

@@ -26,6 +26,9 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
 export interface ServerOptions {
   /** Most requests decoding together (1: one at a time; default 64). */
   maxBatch?: number;
+  /** Batches stepping side by side (kernel/openai/scheduler.ts; default: the engine's threads; 1: one batch, each
+   *  pass over all cores). */
+  lanes?: number;
   /** Longest prompt in tokens (default: the model's max_position_embeddings); longer ones get 400. */
   maxPromptTokens?: number;
   /** Chat answers give a leading <think>…</think> as `reasoning_content` (vLLM's `--reasoning-parser minimax_m1`). */
@@ -42,7 +45,7 @@ export class CompletionServer {
 
   constructor(private readonly model: Model, readonly name: string, options: ServerOptions = {}) {
     this.reasoningParser = options.reasoningParser ?? false;
-    this.scheduler = new BatchScheduler(model, options.maxBatch ?? 64);
+    this.scheduler = new BatchScheduler(model, options.maxBatch ?? 64, options.lanes);
     this.maxPromptTokens = options.maxPromptTokens ?? model.config.maxPositionEmbeddings;
     if (!(Number.isSafeInteger(this.maxPromptTokens) && this.maxPromptTokens >= 1)) {
       throw new InputError(`maxPromptTokens must be an integer >= 1, got ${this.maxPromptTokens}`);

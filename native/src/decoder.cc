@@ -2,12 +2,14 @@
 // model over its layers), which run without returning to JavaScript (layer.h).
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "args.h"
 #include "bindings.h"
 #include "dispatch.h"
 #include "layer.h"
+#include "threadpool.h"
 
 namespace m1 {
 namespace {
@@ -204,7 +206,9 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Decoder", {InstanceMethod<&Decoder::Forward>("forward"),
                                         InstanceMethod<&Decoder::ForwardPacked>("forwardPacked"),
-                                        InstanceMethod<&Decoder::StepBatch>("stepBatch")});
+                                        InstanceMethod<&Decoder::StepBatch>("stepBatch"),
+                                        InstanceMethod<&Decoder::ForwardPackedAsync>("forwardPackedAsync"),
+                                        InstanceMethod<&Decoder::StepBatchAsync>("stepBatchAsync")});
   }
 
   explicit Decoder(const CallbackInfo& info) : Napi::ObjectWrap<Decoder>(info) {
@@ -272,49 +276,127 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   // alone.
   Napi::Value ForwardPacked(const CallbackInfo& info) {
     Ctx c{info.Env(), "Decoder.forwardPacked"};
-    Arr<int32_t> ids = i32(c, info[0], "ids");
-    Arr<int32_t> lengths = i32(c, info[1], "lengths");
-    const int64_t n = ids.len, S = lengths.len, vocab = m_.embed.rows;
-    check_ids(c, ids, vocab);
-    std::vector<SequenceSpan> seqs(static_cast<size_t>(S));
-    int64_t start = 0;
-    for (int64_t s = 0; s < S; s++) {
-      if (lengths.data[s] < 1) c.range_error("lengths[" + str(s) + "] must be >= 1, got " + str(int64_t(lengths.data[s])));
-      seqs[size_t(s)] = {start, lengths.data[s]};
-      start += lengths.data[s];
-    }
-    if (start != n) c.range_error("lengths sum to " + str(start) + ", expected the number of ids (" + str(n) + ")");
-    const std::vector<LayerCache> caches = SequenceCaches(c, info[2], seqs);
-    if (!info[3].IsString()) c.type_error("logits must be \"all\", \"last\" or \"none\"");
-    const std::string mode = info[3].As<Napi::String>().Utf8Value();
-    std::vector<int64_t> logit_rows;
-    if (mode == "all") {
-      for (int64_t r = 0; r < n; r++) logit_rows.push_back(r);
-    } else if (mode == "last") {
-      for (const SequenceSpan& q : seqs) logit_rows.push_back(q.start + q.rows - 1);
-    } else if (mode != "none") {
-      c.range_error("logits must be \"all\", \"last\" or \"none\", got \"" + mode + "\"");
-    }
-    if (!absent(info[4]) && !info[4].IsBoolean()) c.type_error("rowwise must be a boolean");
-    const bool rowwise = !absent(info[4]) && info[4].As<Napi::Boolean>().Value();
-    const int64_t rows = int64_t(logit_rows.size());
-    Napi::Float32Array logits = new_f32(c, prod(c, {rows, vocab}));
-    if (n > 0 && rowwise) decoder_forward_rowwise(kernels(), m_, ids.data, seqs.data(), S, caches.data(), logit_rows.data(), rows, logits.Data());
-    else if (n > 0) decoder_forward(kernels(), m_, ids.data, n, seqs.data(), S, caches.data(), logit_rows.data(), rows, logits.Data());
-    return logits;
+    Pass p = PackedPass(c, info);
+    p.run();
+    return p.logits;
   }
 
   // stepBatch(ids, caches) → logits [B, vocab]: one new token for each of B sequences; caches[s] is sequence s's
   // array of layer caches (as forward takes them), each updated.
   Napi::Value StepBatch(const CallbackInfo& info) {
     Ctx c{info.Env(), "Decoder.stepBatch"};
+    Pass p = StepPass(c, info);
+    p.run();
+    return p.logits;
+  }
+
+  // forwardPackedAsync and stepBatchAsync: the same passes (the same arguments, the same bits) run on a thread of
+  // their own with single-threaded kernels, returning a promise of the logits. The JavaScript thread stays free, and
+  // several such passes (on other sequences' caches, which no one may touch until the promise settles) run side by
+  // side, one per core.
+  Napi::Value ForwardPackedAsync(const CallbackInfo& info) {
+    Ctx c{info.Env(), "Decoder.forwardPackedAsync"};
+    return Queue(info, PackedPass(c, info), 2);
+  }
+
+  Napi::Value StepBatchAsync(const CallbackInfo& info) {
+    Ctx c{info.Env(), "Decoder.stepBatchAsync"};
+    return Queue(info, StepPass(c, info), 1);
+  }
+
+  // A checked pass: its ids (copied), sequences, caches, the rows whose logits it writes and the array it writes them to.
+  struct Pass {
+    const DecoderModel* m;
+    std::vector<int32_t> ids;
+    std::vector<SequenceSpan> seqs;
+    std::vector<LayerCache> caches;
+    std::vector<int64_t> logit_rows;
+    bool rowwise;
+    Napi::Float32Array logits;
+
+    void run() { run_into(logits.Data()); }
+    void run_into(float* out) const {
+      const int64_t n = int64_t(ids.size()), S = int64_t(seqs.size()), rows = int64_t(logit_rows.size());
+      if (n == 0) return;
+      if (rowwise) decoder_forward_rowwise(kernels(), *m, ids.data(), seqs.data(), S, caches.data(), logit_rows.data(), rows, out);
+      else decoder_forward(kernels(), *m, ids.data(), n, seqs.data(), S, caches.data(), logit_rows.data(), rows, out);
+    }
+  };
+
+  Pass PackedPass(const Ctx& c, const CallbackInfo& info) const {
+    Arr<int32_t> ids = i32(c, info[0], "ids");
+    Arr<int32_t> lengths = i32(c, info[1], "lengths");
+    const int64_t n = ids.len, S = lengths.len, vocab = m_.embed.rows;
+    check_ids(c, ids, vocab);
+    Pass p{&m_, std::vector<int32_t>(ids.data, ids.data + n), std::vector<SequenceSpan>(size_t(S)), {}, {}, false, {}};
+    int64_t start = 0;
+    for (int64_t s = 0; s < S; s++) {
+      if (lengths.data[s] < 1) c.range_error("lengths[" + str(s) + "] must be >= 1, got " + str(int64_t(lengths.data[s])));
+      p.seqs[size_t(s)] = {start, lengths.data[s]};
+      start += lengths.data[s];
+    }
+    if (start != n) c.range_error("lengths sum to " + str(start) + ", expected the number of ids (" + str(n) + ")");
+    p.caches = SequenceCaches(c, info[2], p.seqs);
+    if (!info[3].IsString()) c.type_error("logits must be \"all\", \"last\" or \"none\"");
+    const std::string mode = info[3].As<Napi::String>().Utf8Value();
+    if (mode == "all") {
+      for (int64_t r = 0; r < n; r++) p.logit_rows.push_back(r);
+    } else if (mode == "last") {
+      for (const SequenceSpan& q : p.seqs) p.logit_rows.push_back(q.start + q.rows - 1);
+    } else if (mode != "none") {
+      c.range_error("logits must be \"all\", \"last\" or \"none\", got \"" + mode + "\"");
+    }
+    if (!absent(info[4]) && !info[4].IsBoolean()) c.type_error("rowwise must be a boolean");
+    p.rowwise = !absent(info[4]) && info[4].As<Napi::Boolean>().Value();
+    p.logits = new_f32(c, prod(c, {int64_t(p.logit_rows.size()), vocab}));
+    return p;
+  }
+
+  // One row for each of B sequences on the rowwise pass, every row's logits.
+  Pass StepPass(const Ctx& c, const CallbackInfo& info) const {
     Arr<int32_t> ids = i32(c, info[0], "ids");
     const int64_t B = ids.len, vocab = m_.embed.rows;
     check_ids(c, ids, vocab);
-    const std::vector<LayerCache> caches = SequenceCaches(c, info[1], std::vector<SequenceSpan>(size_t(B), SequenceSpan{0, 1}));
-    Napi::Float32Array logits = new_f32(c, prod(c, {B, vocab}));
-    if (B > 0) decoder_step_batch(kernels(), m_, ids.data, B, caches.data(), logits.Data());
-    return logits;
+    Pass p{&m_, std::vector<int32_t>(ids.data, ids.data + B), std::vector<SequenceSpan>(size_t(B)), {}, {}, true, {}};
+    for (int64_t s = 0; s < B; s++) {
+      p.seqs[size_t(s)] = {s, 1};
+      p.logit_rows.push_back(s);
+    }
+    p.caches = SequenceCaches(c, info[1], p.seqs);
+    p.logits = new_f32(c, prod(c, {B, vocab}));
+    return p;
+  }
+
+  // Runs a pass on a thread of libuv's pool inside an InlineScope; the promise resolves with its logits. The worker
+  // keeps this decoder, the caches argument (info[caches_arg]) and the logits alive until then.
+  Napi::Value Queue(const CallbackInfo& info, Pass pass, size_t caches_arg) {
+    class Worker : public Napi::AsyncWorker {
+     public:
+      Worker(Napi::Env env, Pass pass, Napi::Object decoder, Napi::Object caches)
+          : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), pass_(std::move(pass)),
+            out_(pass_.logits.Data()), logits_(Napi::Persistent(pass_.logits)), decoder_(Napi::Persistent(decoder)),
+            caches_(Napi::Persistent(caches)) {}
+      Napi::Promise Promise() const { return deferred_.Promise(); }
+
+     protected:
+      void Execute() override {
+        InlineScope one_thread;
+        pass_.run_into(out_);
+      }
+      void OnOK() override { deferred_.Resolve(logits_.Value()); }
+      void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+     private:
+      Napi::Promise::Deferred deferred_;
+      Pass pass_;
+      float* out_;
+      Napi::Reference<Napi::Float32Array> logits_;
+      Napi::ObjectReference decoder_, caches_;
+    };
+    auto* worker = new Worker(info.Env(), std::move(pass), info.This().As<Napi::Object>(), info[caches_arg].As<Napi::Object>());
+    const Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
   }
 
   // The caches argument of S sequences: v[s] is sequence s's array of layer caches for seqs[s].rows new rows →

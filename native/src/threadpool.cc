@@ -182,6 +182,9 @@ Pool& pool() {
 
 }  // namespace
 
+InlineScope::InlineScope() : was_(tl_in_pool) { tl_in_pool = true; }
+InlineScope::~InlineScope() { tl_in_pool = was_; }
+
 int num_threads() { return pool().size(); }
 
 void set_num_threads(int n) {

@@ -12,6 +12,19 @@ int num_threads();
 // n >= 1 (total threads including the caller)
 void set_num_threads(int n);
 
+// While it lives, every parallel_for on this thread runs inline: a pass run on a thread of its own (beside other
+// such passes, one per core) stays on that one thread.
+class InlineScope {
+ public:
+  InlineScope();
+  ~InlineScope();
+  InlineScope(const InlineScope&) = delete;
+  InlineScope& operator=(const InlineScope&) = delete;
+
+ private:
+  bool was_;
+};
+
 using RangeFn = void (*)(void* ctx, int64_t lo, int64_t hi);
 // grain: minimum items per chunk
 void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, void* ctx);
