@@ -203,9 +203,10 @@ constexpr int64_t kPrefetchAhead = 4096;
 // bits it gets alone, whatever the tile it lands in.
 //
 // A tile: R rows of x against J consecutive rows of W (ldw bytes apart), R·J accumulators in registers; each step
-// loads (and converts) J weight vectors and R vectors of x for R·J FMAs.
+// loads (and converts) J weight vectors and R vectors of x for R·J FMAs. Inlined into the loop over the tiles: a call
+// per tile (16 steps for K = 128) saved and restored six registers, 3% of a batched step's products.
 template <int DT, int R, int J>
-static void dot_tile(int64_t K, const float* A, int64_t lda, const char* B, int64_t ldw, float* C, int64_t ldc) {
+static M1_ALWAYS_INLINE void dot_tile(int64_t K, const float* A, int64_t lda, const char* B, int64_t ldw, float* C, int64_t ldc) {
   constexpr int esz = DT == kF32 ? 4 : 2;
   constexpr int step_bytes = V::W * esz;
   V acc[R][J];
