@@ -46,6 +46,12 @@ export class BatchedGeneration implements AsyncIterable<StreamedToken> {
   }
 }
 
+/** One lane per engine thread, as many as libuv's thread pool runs passes at once (UV_THREADPOOL_SIZE, 4 unless set
+ *  before node starts). */
+function defaultLanes(): number {
+  return Math.max(1, Math.min(native.cpuInfo().threads, Number(process.env.UV_THREADPOOL_SIZE) || 4));
+}
+
 interface Waiting {
   prompt: number[];
   options: BatchSequenceOptions;
@@ -63,15 +69,17 @@ class Lane {
   readonly running: Running[] = [];
   /** whether its loop runs */
   pumping = false;
-  /** whether a native pass of its batch is under way */
-  inPass = false;
+  /** native passes of its batch under way (a long prompt's join, with steps between its chunks, is one too) */
+  passes = 0;
+  /** requests whose prompts those passes prefill */
+  joining = 0;
 
   constructor(model: Model) {
     this.batch = new DecodeBatch(model);
   }
 
   get size(): number {
-    return this.waiting.length + this.running.length;
+    return this.waiting.length + this.joining + this.running.length;
   }
 }
 
@@ -95,7 +103,7 @@ export class BatchScheduler {
   /** native passes of the lanes so far, and those that ran on a thread of their own (another lane had work) */
   readonly passes = { all: 0, ownThread: 0 };
 
-  constructor(readonly model: Model, readonly maxBatch = 64, lanes = native.cpuInfo().threads) {
+  constructor(readonly model: Model, readonly maxBatch = 64, lanes = defaultLanes()) {
     if (!Number.isInteger(lanes) || lanes < 1) throw new InputError(`lanes must be a whole number >= 1, got ${lanes}`);
     this.lanes = Array.from({ length: lanes }, () => new Lane(model));
   }
@@ -138,7 +146,7 @@ export class BatchScheduler {
 
   /** No lane decodes or runs a pass (an exclusive request may have the model). */
   private idle(): boolean {
-    return this.lanes.every((l) => l.running.length === 0 && !l.inPass);
+    return this.lanes.every((l) => l.running.length === 0 && l.passes === 0);
   }
 
   private pump(lane: Lane): void {
@@ -184,7 +192,7 @@ export class BatchScheduler {
 
   /** How a lane's next pass runs: on a thread of its own while another lane has work too. */
   private passOptions(lane: Lane): BatchPassOptions {
-    return { ownThread: this.lanes.some((l) => l !== lane && (l.inPass || l.running.length > 0)) };
+    return { ownThread: this.lanes.some((l) => l !== lane && (l.passes > 0 || l.running.length > 0)) };
   }
 
   /** One batch step of a lane's running requests whose pass also prefills its waiting requests with short prompts
@@ -204,7 +212,8 @@ export class BatchScheduler {
     const pass = this.passOptions(lane);
     this.passes.all++;
     if (pass.ownThread) this.passes.ownThread++;
-    lane.inPass = true;
+    lane.passes++;
+    lane.joining += joining.length;
     try {
       const requests = joining.map((w) => ({ prompt: w.prompt, options: w.options }));
       if (!stepping.length) joined = await lane.batch.joinMany(requests, undefined, pass);
@@ -215,7 +224,8 @@ export class BatchScheduler {
       for (const w of joining) w.out.end(null, e);
       return;
     } finally {
-      lane.inPass = false;
+      lane.passes--;
+      lane.joining -= joining.length;
     }
     for (const r of stepping) {
       r.out.push(r.seq.ids.at(-1)!);
@@ -233,14 +243,16 @@ export class BatchScheduler {
   private async join(lane: Lane, w: Waiting): Promise<void> {
     if (w.signal?.aborted) return w.out.end(null, w.signal.reason);
     this.countPrefill(1);
-    lane.inPass = true;
+    lane.passes++;
+    lane.joining++;
     try {
       const seq = await lane.batch.join(w.prompt, w.options, w.signal, () => this.stepRunning(lane));
       this.started(lane, w, seq);
     } catch (e) {
       w.out.end(null, e);
     } finally {
-      lane.inPass = false;
+      lane.passes--;
+      lane.joining--;
     }
   }
 
