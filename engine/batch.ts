@@ -17,14 +17,15 @@ export type BatchSequenceOptions = Omit<GenerateOptions, "stopStrings" | "cache"
 /** One sequence in a decode batch: its prompt, the new tokens so far and each one's log-probability. */
 export class BatchSequence {
   /** log p(token | everything before it) under the model's own distribution (temperature 1, no truncation): the
-   *  rollout policy's probability of each new token when sampling at temperature 1 */
+   *  rollout policy's probability of each new token when sampling at temperature 1 (empty in a batch that does not
+   *  score its tokens: DecodeBatchOptions.logprobs) */
   readonly logprobs: number[] = [];
   /** tokens emitted by the thinking budget rather than chosen by the sampler */
   readonly forced: boolean[] = [];
   /** logits that follow the last token (the next token is chosen from them) */
   logits: Float32Array | null = null;
 
-  constructor(readonly prompt: Int32Array, readonly chooser: TokenChooser, readonly cache: ModelCache, readonly tag: number) {}
+  constructor(readonly prompt: Int32Array, readonly chooser: TokenChooser, readonly cache: ModelCache, readonly tag: number, private readonly scored = true) {}
 
   get ids(): number[] {
     return this.chooser.ids;
@@ -42,10 +43,10 @@ export class BatchSequence {
     return this.chooser.thoughtTokens;
   }
 
-  /** Chooses the next token from the pending logits and records its log-probability. */
+  /** Chooses the next token from the pending logits and records its log-probability (in a batch that scores). */
   advance(): number {
     const { id, forced } = this.chooser.choose(this.logits!);
-    this.logprobs.push(logProbability(this.logits!, id));
+    if (this.scored) this.logprobs.push(logProbability(this.logits!, id));
     this.forced.push(forced);
     return id;
   }
@@ -63,12 +64,21 @@ interface Prepared { ids: Int32Array; choosers: TokenChooser[] }
 /** A sequence and the token it chose in a step (fed to the step's pass). */
 interface Chosen { seq: BatchSequence; id: number }
 
+export interface DecodeBatchOptions {
+  /** Record each new token's log-probability in BatchSequence.logprobs (default true; a server that does not report
+   *  them skips a pass over the vocabulary per token). */
+  logprobs?: boolean;
+}
+
 /** A step-able batch of sequences (see the module comment). */
 export class DecodeBatch {
-  private readonly sequences: BatchSequence[] = [];
+  private sequences: BatchSequence[] = [];
   private tags = 0;
+  private readonly scored: boolean;
 
-  constructor(readonly model: Model) {}
+  constructor(readonly model: Model, options: DecodeBatchOptions = {}) {
+    this.scored = options.logprobs ?? true;
+  }
 
   /** The sequences still generating, in the order they joined. */
   get active(): readonly BatchSequence[] {
@@ -157,7 +167,7 @@ export class DecodeBatch {
    *  logits; those not already done join the batch. */
   private admit(ids: Int32Array, choosers: readonly TokenChooser[], cache: ModelCache, logits: Float32Array): BatchSequence[] {
     return choosers.map((chooser, i) => {
-      const seq = new BatchSequence(ids, chooser, i === choosers.length - 1 ? cache : cache.clone(), this.tags++);
+      const seq = new BatchSequence(ids, chooser, i === choosers.length - 1 ? cache : cache.clone(), this.tags++, this.scored);
       seq.logits = logits;
       if (!seq.done) this.sequences.push(seq);
       return seq;
@@ -187,11 +197,17 @@ export class DecodeBatch {
 
   /** Every active sequence chooses its next token from its pending logits; those that stop leave the batch. */
   private chooseNext(): { going: Chosen[]; finished: BatchSequence[] } {
-    const chosen = this.sequences.map((seq) => ({ seq, id: seq.advance() }));
-    const going = chosen.filter((c) => !c.seq.done);
-    const finished = chosen.filter((c) => c.seq.done).map((c) => c.seq);
-    for (const s of finished) s.logits = null;
-    this.sequences.splice(0, this.sequences.length, ...going.map((c) => c.seq));
+    const going: Chosen[] = [];
+    const finished: BatchSequence[] = [];
+    for (const seq of this.sequences) {
+      const id = seq.advance();
+      if (!seq.done) going.push({ seq, id });
+      else {
+        seq.logits = null;
+        finished.push(seq);
+      }
+    }
+    if (finished.length) this.sequences = going.map((c) => c.seq);
     return { going, finished };
   }
 }

@@ -89,6 +89,11 @@ export class Tokenizer {
     return bytes.every((b) => b !== undefined) ? (bytes as number[]) : [...Buffer.from(token, "utf8")];
   }
 
+  /** Whether tokenizer_config.json has a chat_template (read when the tokenizer loaded). */
+  get hasChatTemplate(): boolean {
+    return this.config.chat_template !== undefined && this.config.chat_template !== null;
+  }
+
   /** Renders tokenizer_config.json's chat_template for `messages` (M1 format; string contents are normalised). */
   renderChat(messages: ChatMessage[], opts: { tools?: object[]; addGenerationPrompt?: boolean } = {}): string {
     const source = path.join(this.dir, "tokenizer_config.json");

@@ -53,6 +53,20 @@ test("sequences join and leave between steps without changing the others", async
   assert.throws(() => batch.leave(seqs[1]), /not in this batch/);
 });
 
+test("a batch that does not score its tokens (logprobs: false) gives the same tokens and no log-probabilities", async () => {
+  const prompts = additions(3, 9);
+  const options = { temperature: 1, topP: 0.95, maxNewTokens: 20 };
+  const scored = new DecodeBatch(mini);
+  const unscored = new DecodeBatch(mini, { logprobs: false });
+  const a = await Promise.all(prompts.map((p, i) => scored.join(p, { ...options, seed: 30 + i })));
+  const b = await Promise.all(prompts.map((p, i) => unscored.join(p, { ...options, seed: 30 + i })));
+  while (scored.active.length > 0) await scored.step();
+  while (unscored.active.length > 0) await unscored.step();
+  assert.deepEqual(b.map((s) => s.ids), a.map((s) => s.ids));
+  assert.ok(a.every((s) => s.logprobs.length === s.ids.length));
+  assert.ok(b.every((s) => s.logprobs.length === 0));
+});
+
 test("f32 tiny model with a softmax layer: batch equals alone; hooks take the per-sequence path", async () => {
   const tiny = await Model.load(TINY);
   const prompts = [[1, 5, 9, 2], [3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3], [7]];

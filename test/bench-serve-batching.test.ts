@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { ROOT } from "./helpers.ts";
 import { Model } from "../engine/model.ts";
 import { CompletionServer } from "../kernel/openai/server.ts";
+import { BatchScheduler } from "../kernel/openai/scheduler.ts";
 
 const model = await Model.load(join(ROOT, "engine", "checkpoints", "mini-80k"));
 const batched = new CompletionServer(model, "mini-80k", { maxBatch: 64 });
@@ -91,4 +92,59 @@ test("a bad request fails alone; a client that leaves frees its place; logprobs 
   assert.equal((await leaving).name, "AbortError");
   const after = await post(batchedUrl, requests[5]);
   assert.equal(after.status, 200, "the server keeps serving");
+});
+
+test("a request that arrives while a lane prefills joining prompts counts them: the lanes stay even", async () => {
+  // lane 0 takes request 0 into its first pass; requests 2 and 3 arrive during that pass, while request 1 waits in
+  // lane 1. Counting request 0 as lane 0's, they go one to each lane (2 + 2); not counting it, both to lane 0 (3 + 1).
+  const lanes = await Model.load(join(ROOT, "engine", "checkpoints", "mini-80k")); // its own prefillMany to watch
+  const scheduler = new BatchScheduler(lanes, 64, 2);
+  const options = { maxNewTokens: 6, greedy: true };
+  const ids = (i: number) => lanes.promptIds(requests[i].prompt) as number[];
+  const runs: Promise<number[]>[] = [];
+  const drain = async (g: AsyncIterable<{ id: number }>) => {
+    const out: number[] = [];
+    for await (const t of g) out.push(t.id);
+    return out;
+  };
+  const prefillMany = lanes.prefillMany.bind(lanes);
+  let first = true;
+  lanes.prefillMany = (...args) => {
+    if (first) {
+      first = false;
+      for (const i of [2, 3]) runs.push(drain(scheduler.generate(ids(i), options, [])));
+    }
+    return prefillMany(...args);
+  };
+  for (const i of [0, 1]) runs.push(drain(scheduler.generate(ids(i), options, [])));
+  await Promise.all(runs);
+  assert.equal(runs.length, 4);
+  assert.equal(scheduler.peakBatch, 2, `a lane stepped ${scheduler.peakBatch} requests`);
+});
+
+test("the batch size limit counts joining requests: with --max-batch 1 and two lanes, one request at a time", async () => {
+  const model1 = await Model.load(join(ROOT, "engine", "checkpoints", "mini-80k"));
+  const scheduler = new BatchScheduler(model1, 1, 2);
+  // every pass lets the event loop turn first, so the other lane's loop runs while a pass is under way
+  let passes = 0, most = 0;
+  for (const name of ["prefillMany", "stepBatch"] as const) {
+    const pass = (model1[name] as (...a: unknown[]) => Promise<Float32Array[]>).bind(model1);
+    (model1 as any)[name] = async (...args: unknown[]) => {
+      most = Math.max(most, ++passes);
+      try {
+        await new Promise((resolve) => setImmediate(resolve));
+        return await pass(...args);
+      } finally {
+        passes--;
+      }
+    };
+  }
+  const tokens = async (i: number) => {
+    const out: number[] = [];
+    for await (const t of scheduler.generate(model1.promptIds(requests[i].prompt) as number[], { maxNewTokens: 4, greedy: true }, [])) out.push(t.id);
+    return out;
+  };
+  const [a, b] = await Promise.all([tokens(0), tokens(1)]);
+  assert.deepEqual([a.length, b.length], [4, 4]);
+  assert.equal(most, 1, "passes under way at once");
 });

@@ -12,11 +12,11 @@
 //     [--rounds 3] [--lanes N (m1 serve's)] [--direct | --endpoint URL (a running server; --model is its served name) [--server-pid PID]] [--out FILE]
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { benchPrompt, idVocabOf, ID_PROMPT_TOKENS } from "./prompts.ts";
+import { JsonConnection } from "./json-connection.ts";
 import { loadLocalModel, resolveCheckpoint } from "../registry.ts";
 import { BatchScheduler } from "../../kernel/openai/scheduler.ts";
 import { completeWithEngine } from "../../kernel/openai/completion.ts";
@@ -77,35 +77,24 @@ function processCpu(pid: number | string): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
-/** POSTs `body` as JSON over a kept-alive connection (node:http: a lighter client than fetch, which matters when
- *  client and server share the cores) → the status and the parsed reply. */
-function postJson(agent: http.Agent, url: URL, body: unknown): Promise<{ status: number; json: any }> {
-  const text = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(text) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode!, json: JSON.parse(Buffer.concat(chunks).toString("utf8")) }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end(text);
-  });
-}
-
 /** An OpenAI-compatible server at `url` (its /v1), whose process is `pid` when it runs on this machine. */
 function httpTarget(label: string, url: string, pid: number | string | undefined, close = () => {}): Target {
-  const agent = new http.Agent({ keepAlive: true });
   const completions = new URL(`${url}/completions`);
+  if (completions.protocol !== "http:") throw new Error(`--endpoint must be an http:// URL, got ${url}`);
+  /** connections not carrying a request now: each request takes one (or opens one), so there are as many as requests in flight */
+  const idle: JsonConnection[] = [];
+  const all: JsonConnection[] = [];
   return {
     label, sameProcess: false,
     close: () => {
-      agent.destroy();
+      for (const c of all) c.close();
       close();
     },
     async send(i) {
       const body = { model: servedName, prompt: prompt(i), max_tokens: maxTokens, temperature: 1, top_p: 0.95, seed: i };
-      const { status, json } = await postJson(agent, completions, body);
+      const connection = idle.pop() ?? all[all.push(new JsonConnection(completions)) - 1];
+      const { status, json } = await connection.post(body);
+      idle.push(connection);
       if (status !== 200) throw new Error(`request ${i}: HTTP ${status}: ${JSON.stringify(json)}`);
       const choice = json.choices[0];
       return { tokens: json.usage.completion_tokens, text: choice.token_ids?.join(" ") ?? choice.text };

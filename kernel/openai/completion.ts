@@ -4,8 +4,6 @@
 // later stop string would remove. On request also: each token's log-probability under the model (and the
 // prompt's, with echo), the experts each layer chose per generated token, and an expert threshold with the
 // active parameters it saves.
-import fs from "node:fs";
-import path from "node:path";
 import type { Model } from "../../engine/model.ts";
 import type { StopReason } from "../../engine/generate.ts";
 import type { ExpertRouting, LayerRouting } from "../../engine/expert-routing.ts";
@@ -57,19 +55,12 @@ export type PromptFormat = "chat_template" | "concatenated";
 /** `tools` (function objects) are listed in the template's tools section; a checkpoint without a template cannot show them. */
 export function chatPrompt(model: Model, messages: ChatMessage[], tools: object[] = []): { text: string; format: PromptFormat } {
   const tokenizer = requireTokenizer(model);
-  if (hasChatTemplate(model.checkpoint.dir)) return { text: tokenizer.renderChat(messages, { addGenerationPrompt: true, ...(tools.length ? { tools } : {}) }), format: "chat_template" };
+  if (tokenizer.hasChatTemplate) return { text: tokenizer.renderChat(messages, { addGenerationPrompt: true, ...(tools.length ? { tools } : {}) }), format: "chat_template" };
   if (tools.length) throw new InputError(`${model.checkpoint.dir} has no chat template, so it cannot be shown tools`);
   const text = messages
     .map((m) => (typeof m.content === "string" ? m.content : m.content.map((p) => p.text ?? "").join("")))
     .join("\n");
   return { text, format: "concatenated" };
-}
-
-function hasChatTemplate(dir: string): boolean {
-  const file = path.join(dir, "tokenizer_config.json");
-  if (!fs.existsSync(file)) return false;
-  const config = JSON.parse(fs.readFileSync(file, "utf8"));
-  return config.chat_template !== undefined && config.chat_template !== null;
 }
 
 export function requireTokenizer(model: Model): Tokenizer {

@@ -19,13 +19,11 @@ export interface StreamedToken { id: number }
 export class BatchedGeneration implements AsyncIterable<StreamedToken> {
   readonly ids: number[] = [];
   stopReason: StopReason | null = null;
-  private queue: StreamedToken[] = [];
   private error: unknown = null;
   private wake: (() => void) | null = null;
 
   push(id: number): void {
     this.ids.push(id);
-    this.queue.push({ id });
     this.wake?.();
   }
 
@@ -36,8 +34,8 @@ export class BatchedGeneration implements AsyncIterable<StreamedToken> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<StreamedToken> {
-    for (;;) {
-      while (this.queue.length) yield this.queue.shift()!;
+    for (let next = 0; ; ) {
+      while (next < this.ids.length) yield { id: this.ids[next++] };
       if (this.error) throw this.error;
       if (this.stopReason) return;
       await new Promise<void>((resolve) => (this.wake = resolve));
@@ -75,7 +73,7 @@ class Lane {
   joining = 0;
 
   constructor(model: Model) {
-    this.batch = new DecodeBatch(model);
+    this.batch = new DecodeBatch(model, { logprobs: false }); // a request that reports log-probabilities runs alone
   }
 
   get size(): number {
@@ -144,6 +142,11 @@ export class BatchScheduler {
     return this.lanes.reduce((n, l) => n + l.running.length, 0);
   }
 
+  /** Requests in the batches or joining them (what the batch size limit counts). */
+  private admitted(): number {
+    return this.lanes.reduce((n, l) => n + l.joining + l.running.length, 0);
+  }
+
   /** No lane decodes or runs a pass (an exclusive request may have the model). */
   private idle(): boolean {
     return this.lanes.every((l) => l.running.length === 0 && l.passes === 0);
@@ -187,7 +190,7 @@ export class BatchScheduler {
 
   /** Whether waiting requests may join: the batches have room, and no exclusive request waits for them to drain. */
   private canJoin(): boolean {
-    return !this.exclusives.length && !this.inExclusive && this.running() < this.maxBatch;
+    return !this.exclusives.length && !this.inExclusive && this.admitted() < this.maxBatch;
   }
 
   /** How a lane's next pass runs: on a thread of its own while another lane has work too. */
@@ -199,7 +202,10 @@ export class BatchScheduler {
    *  (at most PREFILL_CHUNK prompt tokens in all, or one prompt; DecodeBatch.stepJoining: each gets the bits it gets
    *  alone, and a request the engine rejects fails alone), then, after a pass on this thread, a pause for HTTP traffic. */
   private async stepRunning(lane: Lane): Promise<void> {
-    for (const r of [...lane.running]) if (r.signal?.aborted) this.finish(lane, r, null, r.signal.reason);
+    for (let i = lane.running.length - 1; i >= 0; i--) {
+      const r = lane.running[i];
+      if (r.signal?.aborted) this.finish(lane, r, null, r.signal.reason);
+    }
     const joining = this.takeShort(lane);
     if (lane.running.length === 0 && joining.length === 0) return;
     const stepping = [...lane.running];
@@ -261,7 +267,7 @@ export class BatchScheduler {
   private takeShort(lane: Lane): Waiting[] {
     const group: Waiting[] = [];
     let tokens = 0;
-    const room = this.maxBatch - this.running();
+    const room = this.maxBatch - this.admitted();
     for (const w of this.canJoin() ? lane.waiting : []) {
       if (group.length >= room) break;
       if (w.prompt.length > PREFILL_CHUNK) continue;
@@ -269,7 +275,7 @@ export class BatchScheduler {
       group.push(w);
       tokens += w.prompt.length;
     }
-    lane.waiting = lane.waiting.filter((w) => !group.includes(w));
+    if (group.length) lane.waiting = lane.waiting.filter((w) => !group.includes(w));
     for (const w of group) if (w.signal?.aborted) w.out.end(null, w.signal.reason);
     return group.filter((w) => !w.signal?.aborted);
   }

@@ -118,7 +118,11 @@ export class CompletionServer {
       stop = typeof p.toolChoice === "object" ? [...p.stop, "\n"] : p.stop;
     }
     const aborted = new AbortController();
-    res.on("close", () => aborted.abort());
+    // a client that leaves before its answer is written stops its generation (aborting after every answer would
+    // build a DOMException and dispatch an event per request for nothing)
+    res.on("close", () => {
+      if (!res.writableEnded) aborted.abort();
+    });
     const request: EngineRequest = {
       ...params, ...extra, prompt, stop, signal: aborted.signal, maxPromptTokens: this.maxPromptTokens, routingLog: params.routingLogs, expertThreshold: params.expertThreshold,
     };
