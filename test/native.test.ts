@@ -234,11 +234,14 @@ for (const dtype of ["F32", "BF16", "F16"] as const) {
         x[6 * cols] = Infinity;
         x[9 * cols] = -Infinity;
         x[9 * cols + cols - 1] = Infinity;
-        const alone = Array.from({ length: 16 }, (_, i) => bitsNaNsAsOne(m1.matmul(x.subarray(i * cols, (i + 1) * cols), 1, w)));
+        const product = (n: number, first = 0) =>
+          bitsNaNsAsOne(m1.matmul(x.subarray(first * cols, (first + n) * cols), n, w));
+        const alone = Array.from({ length: 16 }, (_, i) => product(1, i));
         for (let n = 2; n <= 16; n++) {
-          const out = bitsNaNsAsOne(m1.matmul(x.subarray(0, n * cols), n, w));
+          const out = product(n);
           for (let i = 0; i < n; i++) {
-            assert.deepEqual(out.subarray(i * rows, (i + 1) * rows), alone[i], `n=${n} rows=${rows} cols=${cols}: row ${i}`);
+            const where = `n=${n} rows=${rows} cols=${cols}: row ${i}`;
+            assert.deepEqual(out.subarray(i * rows, (i + 1) * rows), alone[i], where);
           }
         }
       }

@@ -206,7 +206,8 @@ constexpr int64_t kPrefetchAhead = 4096;
 // loads (and converts) J weight vectors and R vectors of x for R·J FMAs. Inlined into the loop over the tiles: a call
 // per tile (16 steps for K = 128) saved and restored six registers, 3% of a batched step's products.
 template <int DT, int R, int J>
-static M1_ALWAYS_INLINE void dot_tile(int64_t K, const float* A, int64_t lda, const char* B, int64_t ldw, float* C, int64_t ldc) {
+static M1_ALWAYS_INLINE void dot_tile(int64_t K, const float* A, int64_t lda, const char* B, int64_t ldw, float* C,
+                                      int64_t ldc) {
   constexpr int esz = DT == kF32 ? 4 : 2;
   constexpr int step_bytes = V::W * esz;
   V acc[R][J];
