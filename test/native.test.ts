@@ -202,17 +202,48 @@ for (const dtype of ["F32", "BF16", "F16"] as const) {
   });
 }
 
+// A weight with an infinite and a NaN element (two outputs of every row non-finite).
+function weightWithSpecials(dtype: m1.WeightDType, rows: number, cols: number, seed: number): m1.Weight {
+  const w = makeWeight(dtype, rows, cols, seed);
+  const [inf, nan] = dtype === "F32" ? [Infinity, Number.NaN] : dtype === "BF16" ? [0x7f80, 0x7fc1] : [0x7c00, 0x7e01];
+  w.data[1 * cols + Math.min(3, cols - 1)] = inf;
+  w.data[(rows - 2) * cols + cols - 1] = nan;
+  return w;
+}
+
+// The bits of a, every NaN as one: x86 returns one of the NaN operands of an FMA or add, and which one depends on the
+// instruction form the compiler picks (a NaN payload means nothing for the tokens).
+function bitsNaNsAsOne(a: Float32Array): Uint32Array {
+  const u = new Uint32Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+  a.forEach((v, i) => {
+    if (Number.isNaN(v)) u[i] = 0x7fc00000;
+  });
+  return u;
+}
+
 for (const dtype of ["F32", "BF16", "F16"] as const) {
   // the dot path (n <= 16) sums each output in one order, whatever the tile its row and weight row land in: the
-  // bits that batched decode relies on (cols 67: a masked last step; rows 67: tiles of every width and a remainder)
+  // bits that batched decode relies on. cols 5 and 67: a masked last step (5: nothing else); rows 67 and 203: tiles of
+  // every width, the narrower tiles of a leftover, blocks of weight rows; rows of x with NaN, ±inf and an inf - inf.
   each(`matmul ${dtype}: every row of x gets the bits it gets alone, for 1 to 16 rows`, () => {
-    for (const cols of [67, 128]) {
-      const w = makeWeight(dtype, 67, cols, 31);
-      const x = randF32(16 * cols, 32);
-      const alone = Array.from({ length: 16 }, (_, i) => m1.matmul(x.subarray(i * cols, (i + 1) * cols), 1, w));
-      for (let n = 2; n <= 16; n++) {
-        const out = m1.matmul(x.subarray(0, n * cols), n, w);
-        for (let i = 0; i < n; i++) assert.deepEqual(out.subarray(i * 67, (i + 1) * 67), alone[i], `n=${n} cols=${cols}: row ${i}`);
+    for (const cols of [5, 67, 128, 256]) {
+      for (const rows of [67, 203]) {
+        const w = weightWithSpecials(dtype, rows, cols, 31 + cols);
+        const x = randF32(16 * cols, 32 + rows);
+        x[3 * cols + cols - 1] = Number.NaN;
+        x[6 * cols] = Infinity;
+        x[9 * cols] = -Infinity;
+        x[9 * cols + cols - 1] = Infinity;
+        const product = (n: number, first = 0) =>
+          bitsNaNsAsOne(m1.matmul(x.subarray(first * cols, (first + n) * cols), n, w));
+        const alone = Array.from({ length: 16 }, (_, i) => product(1, i));
+        for (let n = 2; n <= 16; n++) {
+          const out = product(n);
+          for (let i = 0; i < n; i++) {
+            const where = `n=${n} rows=${rows} cols=${cols}: row ${i}`;
+            assert.deepEqual(out.subarray(i * rows, (i + 1) * rows), alone[i], where);
+          }
+        }
       }
     }
   });

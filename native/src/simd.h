@@ -31,8 +31,13 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define M1_UNROLL _Pragma("GCC unroll 16")
+#define M1_ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define M1_UNROLL
+#define M1_ALWAYS_INLINE __forceinline
 #else
 #define M1_UNROLL
+#define M1_ALWAYS_INLINE inline
 #endif
 
 namespace m1 {
