@@ -15,12 +15,17 @@ export class JsonConnection {
   private socket: net.Socket | null = null;
   private received: Buffer = Buffer.alloc(0);
   private waiting: { resolve: (r: JsonReply) => void; reject: (e: Error) => void } | null = null;
+  /** when the last reply arrived (performance.now()) */
+  private lastReply = 0;
 
   constructor(private readonly url: URL) {}
 
   post(body: unknown): Promise<JsonReply> {
     if (this.waiting) throw new Error("JsonConnection: one request at a time");
     const text = JSON.stringify(body);
+    // a server closes a connection idle for its keep-alive timeout (node:http's default: 5 s); a request written just
+    // as it does would be lost, so a connection idle for nearly that long is not reused
+    if (this.socket && performance.now() - this.lastReply > IDLE_REUSE_MS) this.drop();
     const socket = this.socket ?? this.connect();
     return new Promise((resolve, reject) => {
       this.waiting = { resolve, reject };
@@ -84,6 +89,7 @@ export class JsonConnection {
     if (/\r\nconnection:[ \t]*close/i.test(head)) this.drop();
     const waiting = this.waiting;
     this.waiting = null;
+    this.lastReply = performance.now();
     try {
       waiting.resolve({ status: Number(status[1]), json: JSON.parse(body.text) });
     } catch (e) {
@@ -91,6 +97,9 @@ export class JsonConnection {
     }
   }
 }
+
+/** Longest idle time after which a connection is reused (under node:http's default keep-alive timeout of 5 s). */
+const IDLE_REUSE_MS = 4000;
 
 /** A body of `length` bytes at `from` (undefined until all of it is there). */
 function sized(buffer: Buffer, from: number, length: number): { text: string; end: number } | undefined {
