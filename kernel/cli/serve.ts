@@ -6,7 +6,7 @@ import { loadLocalModel } from "../../benchmarks/registry.ts";
 import { CompletionServer } from "../openai/server.ts";
 
 export const SERVE_USAGE = "m1 serve <checkpoint|mini-40k|mini-80k> [--port P (default 8000; 0 = any free port)] [--name MODEL_NAME] [--max-batch N (requests decoding together, default 64)] " +
-  "[--lanes N (batches stepping side by side, each pass on one core while several have work; default the engine's threads, at most UV_THREADPOOL_SIZE: 4 unless set)] " +
+  "[--lanes N (batches stepping side by side, each pass on one core while several have work: for cores that other work competes for; default 1)] " +
   "[--max-prompt-tokens N (longer prompts get 400; default the model's max_position_embeddings)] " +
   "[--reasoning-parser minimax_m1 (chat answers give their leading <think>…</think> as reasoning_content, as vLLM's parser of that name)]";
 

@@ -10,7 +10,6 @@ import { DecodeBatch, PREFILL_CHUNK, type BatchSequence, type BatchSequenceOptio
 import type { StopReason } from "../../engine/generate.ts";
 import type { BatchPassOptions, Model } from "../../engine/model.ts";
 import { InputError } from "../../engine/errors.ts";
-import * as native from "../../native/index.ts";
 
 /** One token of a request's stream. */
 export interface StreamedToken { id: number }
@@ -42,12 +41,6 @@ export class BatchedGeneration implements AsyncIterable<StreamedToken> {
       this.wake = null;
     }
   }
-}
-
-/** One lane per engine thread, as many as libuv's thread pool runs passes at once (UV_THREADPOOL_SIZE, 4 unless set
- *  before node starts). */
-function defaultLanes(): number {
-  return Math.max(1, Math.min(native.cpuInfo().threads, Number(process.env.UV_THREADPOOL_SIZE) || 4));
 }
 
 interface Waiting {
@@ -82,13 +75,15 @@ class Lane {
 }
 
 /**
- * Requests are shared out to lanes (as many as the engine has threads), a new one to the lane with the fewest. Each
- * lane steps its own batch in its own loop. While one lane alone has work, its passes run on the event loop's
- * thread with every op over all cores, as a lone request always did; while several do, each pass runs on a thread of
- * its own with single-threaded kernels (BatchPassOptions.ownThread), one per core, so the lanes never wait for each
- * other, no thread spins at a join, and the JavaScript between one lane's passes (sampling, HTTP) runs while the
- * others compute. A row's bits do not depend on its lane, its batch or the threads (the dot path), so every request
- * still gets the tokens it gets alone.
+ * Requests are shared out to lanes (one unless `lanes` says more), a new one to the lane with the fewest. Each lane
+ * steps its own batch in its own loop. While one lane alone has work, its passes run on the event loop's thread with
+ * every op over all cores, as a lone request always did; while several do, each pass runs on a thread of its own with
+ * single-threaded kernels (BatchPassOptions.ownThread; at most UV_THREADPOOL_SIZE at once, 4 unless set before node
+ * starts), so the lanes never wait for each other at a join and the JavaScript between one lane's passes runs while
+ * the others compute. A row's bits do not depend on its lane, its batch or the threads (the dot path), so every
+ * request still gets the tokens it gets alone. One lane is the faster on cores of its own (a pass handed to another
+ * thread and back costs more than the join it saves); a lane per core holds up where other work competes for the
+ * cores (benchmarks/serving/README.md, "Lanes").
  */
 export class BatchScheduler {
   private readonly lanes: Lane[];
@@ -101,7 +96,7 @@ export class BatchScheduler {
   /** native passes of the lanes so far, and those that ran on a thread of their own (another lane had work) */
   readonly passes = { all: 0, ownThread: 0 };
 
-  constructor(readonly model: Model, readonly maxBatch = 64, lanes = defaultLanes()) {
+  constructor(readonly model: Model, readonly maxBatch = 64, lanes = 1) {
     if (!Number.isInteger(lanes) || lanes < 1) throw new InputError(`lanes must be a whole number >= 1, got ${lanes}`);
     this.lanes = Array.from({ length: lanes }, () => new Lane(model));
   }

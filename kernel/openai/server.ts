@@ -26,8 +26,8 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
 export interface ServerOptions {
   /** Most requests decoding together (1: one at a time; default 64). */
   maxBatch?: number;
-  /** Batches stepping side by side (kernel/openai/scheduler.ts; default: the engine's threads, at most libuv's pool
-   *  size UV_THREADPOOL_SIZE; 1: one batch, each pass over all cores). */
+  /** Batches stepping side by side, each pass on a thread of its own while several have work (default 1: one batch,
+   *  each pass over all cores; see kernel/openai/scheduler.ts). */
   lanes?: number;
   /** Longest prompt in tokens (default: the model's max_position_embeddings); longer ones get 400. */
   maxPromptTokens?: number;
