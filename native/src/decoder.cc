@@ -352,7 +352,9 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     return p;
   }
 
-  // One row for each of B sequences on the rowwise pass, every row's logits.
+  // One decode step of B sequences: the rowwise pass over B sequences of one row each (caches [B × layers],
+  // sequence-major), every row's logits. Each row gives the bits of decoder_forward on that sequence alone with one
+  // token (every product on the dot path, whose rows do not depend on each other).
   Pass StepPass(const Ctx& c, const CallbackInfo& info) const {
     Arr<int32_t> ids = i32(c, info[0], "ids");
     const int64_t B = ids.len, vocab = m_.embed.rows;

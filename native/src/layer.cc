@@ -220,18 +220,4 @@ void decoder_forward_rowwise(const KernelTable& K, const DecoderModel& m, const 
   }, NextJob::kFar);
 }
 
-// One new token for each of B sequences: the rowwise packed pass over B sequences of one row each, every row's
-// logits. A single sequence keeps the op-level parallelism; the rows of every op are independent, so the split of
-// the sequences over the threads changes no bit.
-void decoder_step_batch(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t B,
-                        const LayerCache* caches, float* logits) {
-  std::vector<SequenceSpan> spans(static_cast<size_t>(B));
-  std::vector<int64_t> rows(static_cast<size_t>(B));
-  for (int64_t s = 0; s < B; s++) {
-    spans[size_t(s)] = {s, 1};
-    rows[size_t(s)] = s;
-  }
-  decoder_forward_rowwise(K, m, ids, spans.data(), B, caches, rows.data(), B, logits);
-}
-
 }  // namespace m1

@@ -98,14 +98,6 @@ void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t*
 void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
                      const LayerCache* caches, int64_t rows, float* logits);
 
-// One decode step of B independent sequences: ids [B], caches [B × layers] (sequence-major: sequence s, layer l at
-// s·layers + l; a softmax layer's new row goes to its cache at `length`, RoPE position `position`) → logits
-// [B, vocab]. The sequences are shared out to the threads (each reads every weight once for its rows), and every
-// row gives the bits of decoder_forward on that sequence alone with one token (all products take the dot path,
-// whose rows do not depend on each other).
-void decoder_step_batch(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t B,
-                        const LayerCache* caches, float* logits);
-
 // decoder_forward with every product on the dot path (rowwise), the sequences shared out to the threads in groups
 // of whole sequences: each row gives the bits that it gives in decoder_forward with rowwise, so a sequence of at
 // most kDotRows rows gets the bits of its pass alone.
