@@ -310,10 +310,7 @@ export class Model implements WeightSource {
     const { numLayers, vocabSize } = this.config;
     const layerCaches = caches.map((c) => Array.from({ length: numLayers }, (_, l) => nativeCache(l, c, 1)));
     const logits = options.ownThread ? await decoder.stepBatchAsync(tokens, layerCaches) : decoder.stepBatch(tokens, layerCaches);
-    for (const c of caches) {
-      for (const kv of c.kv) if (kv) kv.length += 1;
-      c.position += 1;
-    }
+    for (const c of caches) advanceCache(c, 1);
     if (!options.ownThread) await yieldSometimes();
     return caches.map((_, s) => logits.subarray(s * vocabSize, (s + 1) * vocabSize));
   }
@@ -465,14 +462,14 @@ export class Model implements WeightSource {
    *  `rowwise`: every product on the dot path (Decoder.forwardPacked). */
   private nativePass(decoder: native.Decoder, sequences: readonly PassSequence[], tokens: Int32Array, mode: "all" | "last" | "none", rowwise = false): Tensor {
     const logits = decoder.forwardPacked(tokens, Int32Array.from(sequences, (seq) => seq.tokens), this.passCaches(sequences), mode, rowwise);
-    advanceCaches(sequences);
+    for (const seq of sequences) advanceCache(seq.cache, seq.tokens);
     return new Tensor("F32", [logits.length / this.config.vocabSize, this.config.vocabSize], logits);
   }
 
   /** The rowwise pass of nativePass (each sequence's last logits) on a thread of its own (Decoder.forwardPackedAsync). */
   private async nativePassAsync(decoder: native.Decoder, sequences: readonly PassSequence[], tokens: Int32Array): Promise<Float32Array> {
     const logits = await decoder.forwardPackedAsync(tokens, Int32Array.from(sequences, (seq) => seq.tokens), this.passCaches(sequences), "last", true);
-    advanceCaches(sequences);
+    for (const seq of sequences) advanceCache(seq.cache, seq.tokens);
     return logits;
   }
 
@@ -536,12 +533,10 @@ function checkArraySizes(cfg: ModelConfig, n: number, mode: "all" | "last" | "no
   }
 }
 
-/** Advances each sequence's cache past its rows of a native pass. */
-function advanceCaches(sequences: readonly PassSequence[]): void {
-  for (const seq of sequences) {
-    for (const kv of seq.cache.kv) if (kv) kv.length += seq.tokens;
-    seq.cache.position += seq.tokens;
-  }
+/** Advances a cache past its `rows` new rows of a native pass (which wrote them but counts nothing). */
+function advanceCache(cache: ModelCache, rows: number): void {
+  for (const kv of cache.kv) if (kv) kv.length += rows;
+  cache.position += rows;
 }
 
 interface NativeObjects {
