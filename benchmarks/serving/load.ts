@@ -120,7 +120,7 @@ async function childServer(): Promise<Target> {
     });
     child.once("exit", (code) => reject(new Error(`m1 serve exited (${code})`)));
   });
-  return httpTarget(`m1 serve ${values.model}${lanes === undefined ? "" : ` --lanes ${lanes}`}`, url, child.pid, () => child.kill("SIGTERM"));
+  return httpTarget(`m1 serve ${values.model}`, url, child.pid, () => child.kill("SIGTERM"));
 }
 
 /** The server's scheduler and completion code in this process: the same requests, no HTTP. */
@@ -128,7 +128,7 @@ async function directTarget(): Promise<Target> {
   const { model } = await loadLocalModel(values.model!);
   const scheduler = new BatchScheduler(model, 64, lanes);
   return {
-    label: `${values.model} through m1 serve's scheduler${lanes === undefined ? "" : ` (${lanes} lanes)`} in this process, without HTTP`, sameProcess: true, close: () => {},
+    label: `${values.model} through m1 serve's scheduler in this process, without HTTP`, sameProcess: true, close: () => {},
     async send(i) {
       const c = await completeWithEngine(model, { prompt: prompt(i), maxTokens, temperature: 1, topP: 0.95, seed: i }, scheduler);
       return { tokens: c.completionTokens, text: c.tokenIds?.join(" ") ?? c.text };
