@@ -1,4 +1,4 @@
-// Argument checks of the N-API bindings (ops.cc, decoder.cc): every argument is validated here (types, lengths
+// Argument checks of the N-API bindings (ops.cc, sampling.cc, decoder.cc): every argument is validated here (types, lengths
 // vs dimensions, overlaps) so that no kernel reads or writes out of bounds, even when the addon is called directly.
 // This is the one layer of argument validation: native/index.ts hands its arguments straight through. Each error
 // names the function and the argument ("matmul: x has 3 elements, expected n*cols = 8").
