@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -53,7 +54,7 @@ Arr<T> typed(const Ctx& c, const Value& v, const char* name, napi_typedarray_typ
   void* data = nullptr;
   if (!v.IsTypedArray() ||
       napi_get_typedarray_info(c.env, v, &type, &length, &data, nullptr, nullptr) != napi_ok || type != want)
-    c.type_error(std::string(name) + " must be a " + tname);
+    c.type_error(std::string(name) + (std::strchr("AEIOU", tname[0]) ? " must be an " : " must be a ") + tname);
   Arr<T> a;
   a.len = int64_t(length);
   a.data = a.len ? static_cast<T*>(data) : nullptr;  // data already includes the byte offset

@@ -193,7 +193,10 @@ Value SampleRow(const CallbackInfo& info) {
   if (!absent(info[5])) {
     Arr<int32_t> given = i32(c, info[5], "order");
     expect_len(c, given, logits.len, "logits.length");
-    check_ids(c, given, logits.len);
+    for (int64_t i = 0; i < given.len; i++)
+      if (given.data[i] < 0 || given.data[i] >= logits.len)
+        c.range_error("order[" + str(i) + "] = " + str(given.data[i]) + " is not an index of logits [0, " +
+                      str(logits.len) + ")");
     order = given.data;
   }
   return Napi::Number::New(c.env, pick(logits.data, logits.len, o, order));
