@@ -1,6 +1,7 @@
 // The native tests and the sampler's (native/src/sampling.cc) again on an AddressSanitizer build of the addon
-// (node native/build.mjs --asan): any read or write out of bounds, use after free or double free in the addon (kernels, pool, N-API boundary) fails this test with
-// ASan's report, even where the plain build would go on with corrupted memory.
+// (node native/build.mjs --asan): any read or write out of bounds, use after free or double free in the addon
+// (kernels, pool, N-API boundary) fails this test with ASan's report, even where the plain build would go on with
+// corrupted memory.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
