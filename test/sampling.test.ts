@@ -32,6 +32,9 @@ test("descendingOrder equals the comparator sort: ties, signed zeros, infinities
     Array.from({ length: 1000 }, () => Math.round((rng.next() - 0.5) * 40) / 4), // many ties
     Array.from({ length: 333 }, () => (rng.next() - 0.5) * 1e6),
     Array.from({ length: 20000 }, () => Math.round((rng.next() - 0.5) * 4000) / 64), // a large vocabulary, ties in every digit
+    Array.from({ length: 40000 }, () => Math.round((rng.next() - 0.5) * 4000) / 64), // past 2^15: 16-bit digits
+    Array.from({ length: 3000 }, () => 1 + Math.floor(rng.next() * 8) / 8), // the low digits the same in every logit
+    Array.from({ length: 50000 }, () => -2 - Math.floor(rng.next() * 64) / 64),
   ];
   for (const c of cases) {
     const logits = Float32Array.from(c);
