@@ -19,6 +19,8 @@ export interface CpuInfo {
   supported: string[];
   avx512bf16: boolean;
   threads: number;
+  /** bytes of the last-level cache one core reaches (0 where the system does not say) */
+  cacheBytes: number;
 }
 export interface ExpertWeights {
   w1: Weight;

@@ -1043,8 +1043,9 @@ each("decoder.forwardPacked rowwise: each sequence of at most DOT_ROWS ids gets 
   const fresh = (rows: number): [Float32Array, KvCache] => [new Float32Array(4 * 8 * 8), { keys: new Float32Array(16 * rows), values: new Float32Array(16 * rows), length: 0, position: 0 }];
   const ids = (n: number, seed: number) => Int32Array.from({ length: n }, (_, i) => (i * 7 + seed * 13) % 50);
   assert.equal(m1.DOT_ROWS, 16);
-  // 40 sequences of 1 to 16 rows (several groups per thread), and one of 16 alone
-  for (const lengths of [Array.from({ length: 40 }, (_, s) => 1 + ((s * 5) % 16)), [16]]) {
+  // 40 sequences of 1 to 16 rows (shared out to the threads by sequences, several groups per thread); 5 sequences of
+  // 14 rows in all and one of 16 alone (too few rows for that: each product's weight rows are shared out instead)
+  for (const lengths of [Array.from({ length: 40 }, (_, s) => 1 + ((s * 5) % 16)), [3, 1, 4, 1, 5], [16]]) {
     const seqs = lengths.map((n, s) => ids(n, s));
     const flat = Int32Array.from(seqs.flatMap((q) => [...q]));
     const packedCaches = lengths.map(fresh), aloneCaches = lengths.map(fresh);

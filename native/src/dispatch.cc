@@ -1,7 +1,10 @@
 #include "dispatch.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <stdexcept>
 
 #include "threadpool.h"
@@ -78,6 +81,28 @@ std::vector<std::string> supported_isas() {
 }
 
 bool cpu_has_avx512bf16() { return features().avx512bf16; }
+
+int64_t last_level_cache_bytes() {
+  static const int64_t bytes = [] {
+    // sysfs gives the cache that cpu0 shares with its neighbours (a CCX's L3 on AMD), where sysconf may give the
+    // whole package's
+    int64_t best_level = 0, best = 0;
+    for (int i = 0; i < 16; i++) {
+      const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+      std::ifstream level_file(dir + "level"), size_file(dir + "size"), type_file(dir + "type");
+      int64_t level = 0, size = 0;
+      std::string unit, type;
+      if (!(level_file >> level) || !(size_file >> size) || !(type_file >> type) || type == "Instruction") continue;
+      size_file >> unit;  // "32768K": the unit follows the number
+      if (!unit.empty()) size <<= unit[0] == 'K' ? 10 : unit[0] == 'M' ? 20 : unit[0] == 'G' ? 30 : 0;
+      if (level > best_level) best_level = level, best = size;
+    }
+    if (best > 0) return best;
+    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return int64_t(l3 > 0 ? l3 : l2 > 0 ? l2 : 0);
+  }();
+  return bytes;
+}
 
 bool built_with_avx512bf16() {
 #ifdef M1_HAVE_AVX512BF16

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "buffer.h"
+#include "dispatch.h"
 #include "threadpool.h"
 
 namespace m1 {
@@ -182,18 +183,54 @@ void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t*
 // ------------------------------------------------------------------ batched decode
 // Rows of a group: few enough that the dot path's x rows stay in cache while each weight row passes over them.
 constexpr int64_t kGroupRows = 32;
+// Rows each thread needs before the threads take sequences rather than weight rows: two of the dot path's 4-row tiles.
+constexpr int64_t kRowsPerThread = 8;
 
-// The packed pass with every product on the dot path, the sequences shared out to the threads in parts of about
-// equal rows: each thread runs the whole model on its part, in groups of whole sequences of at most kGroupRows
-// rows (a longer sequence alone), with single-threaded kernels (the pool runs nested loops inline): one fork and
-// join for the pass instead of one per op, which at decode sizes cost more than the ops; the workers sleep once the pass
-// is done (the next one is a round trip through JavaScript away). The rows of the dot path do not depend on each
-// other and attention stays within each sequence, so the parts and groups change no bit.
+namespace {
+
+int64_t bytes_of(const WeightView& w) { return w.rows * w.cols * (w.dtype == kF32 ? 4 : 2); }
+
+// Bytes of the weights a pass of many sequences reads: every projection, router and expert, and the LM head (of the
+// embedding, only its tokens' rows).
+int64_t weight_bytes(const DecoderModel& m) {
+  int64_t total = bytes_of(m.lm_head);
+  for (int64_t l = 0; l < m.num_layers; l++) {
+    const DecoderLayerParams& p = *m.layers[l];
+    const AttentionBlock& b = p.attention;
+    total += bytes_of(b.router);
+    if (b.lightning) total += bytes_of(b.lightning->qkv) + bytes_of(b.lightning->gate) + bytes_of(b.lightning->out);
+    else total += bytes_of(b.softmax->q) + bytes_of(b.softmax->k) + bytes_of(b.softmax->v) + bytes_of(b.softmax->o);
+    for (int64_t e = 0; e < p.mlp.num_experts; e++) {
+      const ExpertView& x = *p.mlp.experts[e];
+      total += bytes_of(x.w1) + bytes_of(x.w3) + bytes_of(x.w2);
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+// The packed pass with every product on the dot path, its work shared out to the threads in one of two ways (the
+// same bits either way: the dot path's rows do not depend on each other, and attention stays within each sequence).
+// - By sequences, when the weights stay in the last-level cache and each thread gets kRowsPerThread rows: the
+//   sequences in parts of about equal rows, each thread running the whole model on its part, in groups of whole
+//   sequences of at most kGroupRows rows (a longer sequence alone), with single-threaded kernels (the pool runs
+//   nested loops inline). One fork and join for the pass instead of one per op, which at decode sizes cost more
+//   than the ops; every thread reads every weight, from cache.
+// - By weight rows otherwise: decoder_forward itself, each product's weight rows shared out (row_products), so each
+//   weight is read once per pass. A model larger than the cache is read from memory, where a second thread reading
+//   it all again would halve what each one gets; and two rows per thread would re-read each weight for every pair.
+// Either way the workers sleep once the pass is done (the next one is a round trip through JavaScript away).
 void decoder_forward_rowwise(const KernelTable& K, const DecoderModel& m, const int32_t* ids, const SequenceSpan* seqs,
                              int64_t S, const LayerCache* caches, const int64_t* logit_rows, int64_t rows,
                              float* logits) {
   const int64_t L = m.num_layers, vocab = m.lm_head.rows, T = std::min<int64_t>(num_threads(), S);
   const int64_t n = seqs[S - 1].start + seqs[S - 1].rows;
+  if (T < 2 || n < kRowsPerThread * T || weight_bytes(m) > last_level_cache_bytes()) {
+    decoder_forward(K, m, ids, n, seqs, S, caches, logit_rows, rows, logits, true);
+    rest_workers();
+    return;
+  }
   // part t: the sequences whose middle row lies in [t·n/T, (t+1)·n/T)
   std::vector<int64_t> bounds{0};
   for (int64_t t = 1, s = 0; t < T; t++) {

@@ -98,9 +98,9 @@ void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t*
 void decoder_forward(const KernelTable& K, const DecoderModel& m, const int32_t* ids, int64_t n,
                      const LayerCache* caches, int64_t rows, float* logits);
 
-// decoder_forward with every product on the dot path (rowwise), the sequences shared out to the threads in groups
-// of whole sequences: each row gives the bits that it gives in decoder_forward with rowwise, so a sequence of at
-// most kDotRows rows gets the bits of its pass alone.
+// decoder_forward with every product on the dot path (rowwise), its work shared out to the threads by sequences or
+// by weight rows (see layer.cc): each row gives the bits that it gives in decoder_forward with rowwise, so a
+// sequence of at most kDotRows rows gets the bits of its pass alone.
 void decoder_forward_rowwise(const KernelTable& K, const DecoderModel& m, const int32_t* ids, const SequenceSpan* seqs,
                              int64_t S, const LayerCache* caches, const int64_t* logit_rows, int64_t rows,
                              float* logits);

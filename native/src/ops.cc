@@ -29,6 +29,7 @@ Value CpuInfo(const CallbackInfo& info) {
   o.Set("supported", a);
   o.Set("avx512bf16", cpu_has_avx512bf16());
   o.Set("threads", num_threads());
+  o.Set("cacheBytes", double(last_level_cache_bytes()));
   return o;
 }
 

@@ -61,6 +61,24 @@ class Pool {
     std::unique_lock<std::mutex> run(run_mu_, std::try_to_lock);
     if (!run.owns_lock() || nthreads_ <= 1) return fn(ctx, 0, n);
 
+    const Job job = publish(fn, ctx, n, grain, next);
+    tl_in_pool = true;
+    work(job);
+    tl_in_pool = false;
+    for (int spins = 0; remaining_.load(std::memory_order_acquire) != 0; spins++) {
+      if (spins < kSpin) M1_PAUSE();
+      else std::this_thread::yield();
+    }
+  }
+
+  // An empty job whose next one is far: the workers take it and sleep.
+  void rest() {
+    std::unique_lock<std::mutex> run(run_mu_, std::try_to_lock);
+    if (run.owns_lock() && nthreads_ > 1) publish(nullptr, nullptr, 0, 1, NextJob::kFar);
+  }
+
+ private:
+  Job publish(RangeFn fn, void* ctx, int64_t n, int64_t grain, NextJob next) {
     Job job;
     job.fn = fn;
     job.ctx = ctx;
@@ -77,16 +95,9 @@ class Pool {
       gen_.store(job.gen, std::memory_order_release);
     }
     cv_.notify_all();
-    tl_in_pool = true;
-    work(job);
-    tl_in_pool = false;
-    for (int spins = 0; remaining_.load(std::memory_order_acquire) != 0; spins++) {
-      if (spins < kSpin) M1_PAUSE();
-      else std::this_thread::yield();
-    }
+    return job;
   }
 
- private:
   void start(int n) {
     nthreads_ = n < 1 ? 1 : n;
     quit_.store(false);
@@ -195,6 +206,10 @@ int num_threads() { return pool().size(); }
 void set_num_threads(int n) {
   Pool& p = pool();
   if (p.size() != n) p.resize(n);
+}
+
+void rest_workers() {
+  if (!tl_in_pool) pool().rest();
 }
 
 void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, void* ctx, NextJob next) {

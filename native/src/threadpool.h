@@ -34,6 +34,10 @@ using RangeFn = void (*)(void* ctx, int64_t lo, int64_t hi);
 // other processes until then).
 enum class NextJob { kSoon, kFar };
 
+// The workers go to sleep now, as after a job whose next one is far: called after a pass of many jobs (a forward
+// pass from JavaScript) whose last one was followed by kSoon's wait.
+void rest_workers();
+
 // grain: minimum items per chunk
 void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, void* ctx, NextJob next);
 
