@@ -249,8 +249,10 @@ Value SampleRows(const CallbackInfo& info) {
   }
   Napi::Int32Array ids = Napi::Int32Array::New(c.env, size_t(n_rows));
   int32_t* out = ids.Data();
+  // a task of at least ~16K candidates (~0.3 ms): rows of a small vocabulary are not worth waking a thread for
+  const int64_t rows_per_task = std::max<int64_t>(1, 16384 / std::max<int64_t>(vocab, 1));
   parallel_for(
-      n_rows, 1,
+      n_rows, rows_per_task,
       [&](int64_t lo, int64_t hi) {
         for (int64_t r = lo; r < hi; r++) out[r] = pick(rows[size_t(r)], vocab, options[size_t(r)], nullptr);
       },
