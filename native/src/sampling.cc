@@ -55,17 +55,18 @@ inline float candidate_logit(uint64_t w) { return key_logit(uint32_t(w >> 32)); 
 template <int kBits>
 uint64_t* radix_sort(const float* logits, int64_t n, uint64_t* words, uint64_t* spare) {
   constexpr int kBuckets = 1 << kBits, kPasses = (32 + kBits - 1) / kBits;
-  thread_local uint32_t count[kPasses][kBuckets];
-  std::memset(count, 0, sizeof count);
+  thread_local std::vector<uint32_t> histograms(kPasses * kBuckets);  // [pass][bucket], on the heap (512 KiB at 16 bits)
+  uint32_t* count = histograms.data();
+  std::fill(histograms.begin(), histograms.end(), 0u);
   for (int64_t i = 0; i < n; i++) {
     if (is_nan(logits[i])) return nullptr;
     words[i] = candidate(logits[i], int32_t(i));
     const uint32_t key = uint32_t(words[i] >> 32);
-    for (int p = 0; p < kPasses; p++) count[p][(key >> (p * kBits)) & (kBuckets - 1)]++;
+    for (int p = 0; p < kPasses; p++) count[p * kBuckets + ((key >> (p * kBits)) & (kBuckets - 1))]++;
   }
   for (int p = 0; p < kPasses; p++) {
     const int shift = 32 + p * kBits;
-    uint32_t* start = count[p];
+    uint32_t* start = count + p * kBuckets;
     if (start[(words[0] >> shift) & (kBuckets - 1)] == uint32_t(n)) continue;
     for (uint32_t d = 0, at = 0; d < uint32_t(kBuckets); d++) {  // bucket d starts after the words of those below
       const uint32_t size = start[d];
