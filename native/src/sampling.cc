@@ -6,6 +6,7 @@
 // without FMA, so no contraction changes a sum.)
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -55,7 +56,7 @@ inline float candidate_logit(uint64_t w) { return key_logit(uint32_t(w >> 32)); 
 template <int kBits>
 uint64_t* radix_sort(const float* logits, int64_t n, uint64_t* words, uint64_t* spare) {
   constexpr int kBuckets = 1 << kBits, kPasses = (32 + kBits - 1) / kBits;
-  thread_local std::vector<uint32_t> histograms(kPasses * kBuckets);  // [pass][bucket], on the heap (512 KiB at 16 bits)
+  thread_local std::vector<uint32_t> histograms(kPasses * kBuckets);  // [pass][bucket] (512 KiB at 16 bits)
   uint32_t* count = histograms.data();
   std::fill(histograms.begin(), histograms.end(), 0u);
   for (int64_t i = 0; i < n; i++) {
@@ -172,12 +173,19 @@ int32_t pick(const float* logits, int64_t n, const PickOptions& o, const int32_t
 // "temperature[3]") are the caller's.
 PickOptions pick_options(const Ctx& c, int64_t n, double temperature, double top_k, double top_p, double uniform,
                          const char* t_name, const char* k_name, const char* p_name, const char* u_name) {
+  const auto got = [](double x) {  // as JavaScript writes it
+    if (std::isnan(x)) return std::string(", got NaN");
+    if (std::isinf(x)) return std::string(x > 0 ? ", got Infinity" : ", got -Infinity");
+    char s[32];
+    std::snprintf(s, sizeof s, ", got %g", x);
+    return std::string(s);
+  };
   if (!(temperature >= 0 && std::isfinite(temperature)))
-    c.range_error(std::string(t_name) + " must be a finite number >= 0, got " + std::to_string(temperature));
+    c.range_error(std::string(t_name) + " must be a finite number >= 0" + got(temperature));
   if (!(top_k >= 0 && top_k == std::floor(top_k) && std::isfinite(top_k)))
-    c.range_error(std::string(k_name) + " must be an integer >= 0 (0: every candidate), got " + std::to_string(top_k));
-  if (!(top_p > 0 && top_p <= 1)) c.range_error(std::string(p_name) + " must be in (0, 1], got " + std::to_string(top_p));
-  if (!(uniform >= 0 && uniform < 1)) c.range_error(std::string(u_name) + " must be in [0, 1), got " + std::to_string(uniform));
+    c.range_error(std::string(k_name) + " must be an integer >= 0 (0: every candidate)" + got(top_k));
+  if (!(top_p > 0 && top_p <= 1)) c.range_error(std::string(p_name) + " must be in (0, 1]" + got(top_p));
+  if (!(uniform >= 0 && uniform < 1)) c.range_error(std::string(u_name) + " must be in [0, 1)" + got(uniform));
   return {temperature, top_k == 0 || top_k >= double(n) ? n : int64_t(top_k), top_p, uniform};
 }
 
