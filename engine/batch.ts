@@ -9,6 +9,7 @@ import type { BatchPassOptions, Model } from "./model.ts";
 import type { ModelCache } from "./cache.ts";
 import { TokenChooser, type GenerateOptions, type StopReason } from "./generate.ts";
 import { logProbability } from "./softmax.ts";
+import { Sampler } from "./sampling.ts";
 import { InputError } from "./errors.ts";
 
 /** Per-sequence options of a batch: generate's, less what needs a stream of text or an outside cache. */
@@ -43,12 +44,12 @@ export class BatchSequence {
     return this.chooser.thoughtTokens;
   }
 
-  /** Chooses the next token from the pending logits and records its log-probability (in a batch that scores). */
-  advance(): number {
-    const { id, forced } = this.chooser.choose(this.logits!);
+  /** Takes the next token, chosen from the pending logits (TokenChooser.accept), and records its log-probability
+   *  (in a batch that scores). */
+  accept(id: number, forced: boolean): void {
+    this.chooser.accept(id, forced);
     if (this.scored) this.logprobs.push(logProbability(this.logits!, id));
     this.forced.push(forced);
-    return id;
   }
 }
 
@@ -195,18 +196,24 @@ export class DecodeBatch {
     return finished;
   }
 
-  /** Every active sequence chooses its next token from its pending logits; those that stop leave the batch. */
+  /** Every active sequence chooses its next token from its pending logits (the thinking budget's forced tokens, then
+   *  every other row's pick in one call: Sampler.pickRows); those that stop leave the batch. */
   private chooseNext(): { going: Chosen[]; finished: BatchSequence[] } {
+    const forced = this.sequences.map((seq) => seq.chooser.takeForced());
+    const picking = this.sequences.filter((_, i) => forced[i] === null);
+    const picked = Sampler.pickRows(picking.map((seq) => seq.chooser.sampler), picking.map((seq) => seq.logits!));
     const going: Chosen[] = [];
     const finished: BatchSequence[] = [];
-    for (const seq of this.sequences) {
-      const id = seq.advance();
+    let next = 0;
+    this.sequences.forEach((seq, i) => {
+      const id = forced[i] ?? picked[next++];
+      seq.accept(id, forced[i] !== null);
       if (!seq.done) going.push({ seq, id });
       else {
         seq.logits = null;
         finished.push(seq);
       }
-    }
+    });
     if (finished.length) this.sequences = going.map((c) => c.seq);
     return { going, finished };
   }

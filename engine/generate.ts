@@ -84,6 +84,9 @@ function endsWith(seq: number[], tail: number[]): boolean {
   return true;
 }
 
+/** A new token: whether it came inside a thought, and whether the thinking budget forced it. */
+export interface ChosenToken { id: number; thinking: boolean; forced: boolean }
+
 /**
  * The choice of each new token of one sequence: sampling, the thinking budget (the closing tag forced once the
  * budget is spent), stop tokens and the token limit. Generation and the decode batch both drive one per sequence.
@@ -92,7 +95,8 @@ export class TokenChooser {
   readonly ids: number[] = [];
   stopReason: StopReason | null = null;
   thoughtTokens = 0;
-  private readonly sampler: Sampler;
+  /** picks every token that the thinking budget does not force */
+  readonly sampler: Sampler;
   private readonly thought: ThoughtTracker | null;
   private readonly close: number[];
   private readonly stopTokens: Set<number>;
@@ -123,14 +127,25 @@ export class TokenChooser {
   }
 
   /** Chooses the next token from the logits that follow the sequence so far. */
-  choose(logits: Float32Array): { id: number; thinking: boolean; forced: boolean } {
+  choose(logits: Float32Array): ChosenToken {
+    const forced = this.takeForced();
+    return this.accept(forced ?? this.sampler.pick(logits), forced !== null);
+  }
+
+  /** The next token when the thinking budget forces it (taken from the closing tag), else null: then the sampler
+   *  picks it, and `accept` takes it. (`choose` is the two in one; a decode batch picks its rows' tokens at once.) */
+  takeForced(): number | null {
     if (this.done) throw new InputError(`the sequence has stopped (${this.stopReason})`);
     const thought = this.thought;
     if (this.forcedQueue.length === 0 && thought && thought.inside && thought.spent >= this.options.thinkingBudget!) {
       this.forcedQueue = [...this.close];
     }
-    const forced = this.forcedQueue.length > 0;
-    const id = forced ? this.forcedQueue.shift()! : this.sampler.pick(logits);
+    return this.forcedQueue.length > 0 ? this.forcedQueue.shift()! : null;
+  }
+
+  /** Takes the next token: the one takeForced gave (`forced`), or the sampler's pick. */
+  accept(id: number, forced: boolean): ChosenToken {
+    const thought = this.thought;
     const thinking = thought?.inside ?? false;
     thought?.push(id);
     if (thought) this.thoughtTokens = Math.max(this.thoughtTokens, thought.spent);

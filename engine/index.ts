@@ -2,7 +2,7 @@
 export { Model, type LoadOptions, type ForwardOptions, type ForwardResult, type BatchOptions, type BatchResult } from "./model.ts";
 export { Generation, TokenChooser, type GenerateOptions, type GeneratedToken, type GenerationResult, type StopReason } from "./generate.ts";
 export { DecodeBatch, BatchSequence, generateBatch, type BatchSequenceOptions, type DecodeBatchOptions, type GenerateBatchOptions, type JoinRequest } from "./batch.ts";
-export { Sampler, Rng, argmax, type SamplingOptions } from "./sampling.ts";
+export { Sampler, Rng, type SamplingOptions } from "./sampling.ts";
 export { ModelCache, KvCache } from "./cache.ts";
 export { Tape, type ForwardForBackwardOptions, type Gradients } from "./train/tape.ts";
 export { type LossOptions, type LossResult } from "./train/loss.ts";

@@ -62,62 +62,68 @@ export function descendingOrder(logits: Float32Array, order = new Int32Array(log
   return order.sort((a, b) => logits[b] - logits[a] || a - b);
 }
 
-export function argmax(logits: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-  return best;
-}
-
-/** Chooses the next token from a row of logits. */
+/** Chooses the next token from a row of logits: the native pick (native/src/sampling.cc) with a uniform from this
+ *  sampler's own random stream (one draw per sampled token, none when greedy). */
 export class Sampler {
   private readonly rng: Rng;
   readonly greedy: boolean;
-  /** scratch of pick, kept between calls: the candidates, their unnormalised probabilities */
-  private order = new Int32Array(0);
-  private probs = new Float64Array(0);
+  /** the options as the native pick takes them: temperature 0 is greedy (argmax, ties to the lower id), topK 0 keeps
+   *  every candidate */
+  private readonly temperature: number;
+  private readonly topK: number;
+  private readonly topP: number;
 
   constructor(readonly options: SamplingOptions = {}) {
-    const { temperature = 1, topK, topP, seed } = options;
+    const { temperature = 1, topK, topP = 1, seed } = options;
     if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new InputError(`temperature must be a finite number >= 0, got ${temperature}`);
     if (topK !== undefined && !(Number.isInteger(topK) && topK >= 1)) throw new InputError(`topK must be an integer >= 1, got ${topK}`);
-    if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new InputError(`topP must be in (0, 1], got ${topP}`);
+    if (!(topP > 0 && topP <= 1)) throw new InputError(`topP must be in (0, 1], got ${topP}`);
     if (seed !== undefined && !Number.isInteger(seed)) throw new InputError(`seed must be an integer, got ${seed}`);
     this.greedy = options.greedy === true || temperature === 0;
+    this.temperature = this.greedy ? 0 : temperature;
+    this.topK = Math.min(topK ?? 0, 2 ** 31 - 1); // an Int32Array entry in pickRows; no vocabulary is longer
+    this.topP = topP;
     this.rng = new Rng(seed ?? Math.floor(Math.random() * 2 ** 32));
   }
 
+  /**
+   * The token for a row of logits: greedy, the argmax; else candidates by descending logit (ties: the lower id
+   * first), the first topK, probabilities exp((l - max) / T) summed in that order, the first of them whose share of
+   * the sum reaches topP, and a draw among those.
+   */
   pick(logits: Float32Array): number {
-    if (this.greedy) return argmax(logits);
-    const { temperature = 1, topK, topP = 1 } = this.options;
-    // candidates in descending logit order (ties keep the lower id first)
-    if (this.order.length !== logits.length) {
-      this.order = new Int32Array(logits.length);
-      this.probs = new Float64Array(logits.length);
+    return this.pickWith(logits, this.draw());
+  }
+
+  /** The uniform in [0, 1) that the next sampled token takes from the random stream (0, no draw, when greedy). */
+  private draw(): number {
+    return this.greedy ? 0 : this.rng.next();
+  }
+
+  /** pick with the uniform already drawn (by draw); a row with a NaN logit takes its candidates in the order the
+   *  comparator sort gives them (descendingOrder), as before the pick went native. */
+  private pickWith(logits: Float32Array, uniform: number): number {
+    const id = native.sampleRow(logits, this.temperature, this.topK, this.topP, uniform);
+    return id >= 0 ? id : native.sampleRow(logits, this.temperature, this.topK, this.topP, uniform, descendingOrder(logits));
+  }
+
+  /**
+   * The tokens of many rows, one sampler each (the rows of a decode batch), in one native call whose rows are shared
+   * out to the threads: row i's token is what samplers[i].pick(rows[i]) gives, each sampler drawing as pick does.
+   */
+  static pickRows(samplers: readonly Sampler[], rows: readonly Float32Array[]): Int32Array {
+    if (samplers.length !== rows.length) throw new InputError(`pickRows: ${samplers.length} samplers for ${rows.length} rows`);
+    const n = samplers.length;
+    const temperature = new Float64Array(n), topK = new Int32Array(n), topP = new Float64Array(n), uniform = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const s = samplers[i];
+      temperature[i] = s.temperature;
+      topK[i] = s.topK;
+      topP[i] = s.topP;
+      uniform[i] = s.draw();
     }
-    let order = descendingOrder(logits, this.order);
-    if (topK !== undefined && topK < order.length) order = order.subarray(0, topK);
-    const max = logits[order[0]];
-    const probs = this.probs;
-    let sum = 0;
-    for (let i = 0; i < order.length; i++) sum += probs[i] = Math.exp((logits[order[i]] - max) / temperature);
-    let keep = order.length;
-    if (topP < 1) {
-      let cumulative = 0;
-      for (let i = 0; i < order.length; i++) {
-        cumulative += probs[i] / sum;
-        if (cumulative >= topP) {
-          keep = i + 1;
-          break;
-        }
-      }
-    }
-    let kept = 0;
-    for (let i = 0; i < keep; i++) kept += probs[i];
-    let r = this.rng.next() * kept;
-    for (let i = 0; i < keep; i++) {
-      r -= probs[i];
-      if (r < 0) return order[i];
-    }
-    return order[keep - 1];
+    const ids = native.sampleRows(rows, temperature, topK, topP, uniform);
+    for (let i = 0; i < n; i++) if (ids[i] < 0) ids[i] = samplers[i].pickWith(rows[i], uniform[i]);
+    return ids;
   }
 }

@@ -58,6 +58,7 @@
         'src/args.cc',
         'src/ops.cc',
         'src/backward_ops.cc',
+        'src/sampling.cc',
         'src/decoder.cc',
         'src/dispatch.cc',
         'src/threadpool.cc',

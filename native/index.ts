@@ -135,6 +135,8 @@ interface Binding {
     decay: number, stepSize: number, invSqrtBc2: number, eps: number, bf16?: Uint16Array): void;
   sumSquares(x: Float32Array): number;
   descendingOrder(logits: Float32Array, order: Int32Array): boolean;
+  sampleRow(logits: Float32Array, temperature: number, topK: number, topP: number, uniform: number, order?: Int32Array): number;
+  sampleRows(rows: readonly Float32Array[], temperature: Float64Array, topK: Int32Array, topP: Float64Array, uniform: Float64Array): Int32Array;
   empty(length: number): Float32Array;
   alignedBuffer(bytes: number): ArrayBuffer;
   memoryStats(): MemoryStats;
@@ -275,6 +277,18 @@ export const sumSquares: Binding["sumSquares"] = native.sumSquares;
 /** Writes into `order` the ids of `logits` by descending logit, equal logits (and -0, +0) by ascending id, and returns
  *  true; returns false, `order` untouched, when a logit is NaN. A radix sort: linear in the vocabulary. */
 export const descendingOrder: Binding["descendingOrder"] = native.descendingOrder;
+
+/** The token a sampler picks from a row of logits (engine/sampling.ts's Sampler, whose contract this is): temperature
+ *  0 the argmax (ties to the lower id); else the candidates in descendingOrder, the first topK (0: all), p_i =
+ *  exp((l_i - l_max) / temperature) in double, summed in that order, the first candidates whose running share of the
+ *  sum reaches topP, and r = uniform · (their sum) walked down them to the token where it falls below 0 (the last
+ *  kept one if rounding leaves it at or above 0). -1 when the row is sampled and a logit is NaN: give `order`, the
+ *  candidates' order to take instead of sorting (the comparator order). */
+export const sampleRow: Binding["sampleRow"] = native.sampleRow;
+
+/** sampleRow of every row (Float32Arrays of one length), the options one entry per row, the rows shared out to the
+ *  thread pool → each row's token (-1 as sampleRow: that row needs its `order`). */
+export const sampleRows: Binding["sampleRows"] = native.sampleRows;
 
 // ------------------------------------------------------------------ ops
 /** out[n, rows] = x[n, cols] · wᵀ, f32 accumulation. */

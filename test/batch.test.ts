@@ -36,6 +36,24 @@ test("20 sampled sequences in one batch equal 20 generate calls (tokens, log-pro
   assert.ok(batch.some((s) => s.forced.includes(true)));
 });
 
+test("sequences with different sampling options in one batch (greedy, top-k, top-p, a thinking budget) each equal generate", async () => {
+  const prompts = additions(6, 5);
+  const options = [
+    { greedy: true, maxNewTokens: 40 }, { temperature: 3, topK: 2, seed: 1, maxNewTokens: 40 },
+    { temperature: 1, topP: 0.9, thinkingBudget: 10, seed: 2, maxNewTokens: 40 }, { temperature: 0, thinkingBudget: 5, maxNewTokens: 40 },
+    { temperature: 4, seed: 3, maxNewTokens: 40 }, { temperature: 4, topP: 0.5, seed: 4, maxNewTokens: 40 },
+  ];
+  const batch = new DecodeBatch(mini);
+  const seqs = await Promise.all(prompts.map((p, i) => batch.join(p, options[i])));
+  while (batch.active.length > 0) await batch.step();
+  for (let i = 0; i < prompts.length; i++) {
+    const ref = await alone(mini, prompts[i], options[i]);
+    assert.deepEqual(seqs[i].ids, ref.ids, `sequence ${i}`);
+    assert.deepEqual(seqs[i].logprobs, ref.logprobs, `sequence ${i} log-probabilities`);
+  }
+  assert.ok(seqs[2].forced.includes(true) && seqs[3].forced.includes(true), "the thinking budgets bound");
+});
+
 test("sequences join and leave between steps without changing the others", async () => {
   const prompts = additions(5, 3);
   const options = { greedy: true, thinkingBudget: 80, maxNewTokens: 90 };

@@ -1,6 +1,7 @@
-// The native tests again on an AddressSanitizer build of the addon (node native/build.mjs --asan): any read or write
-// out of bounds, use after free or double free in the addon (kernels, pool, N-API boundary) fails this test with
-// ASan's report, even where the plain build would go on with corrupted memory.
+// The native tests and the sampler's (native/src/sampling.cc) again on an AddressSanitizer build of the addon
+// (node native/build.mjs --asan): any read or write out of bounds, use after free or double free in the addon
+// (kernels, pool, N-API boundary) fails this test with ASan's report, even where the plain build would go on with
+// corrupted memory.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -8,12 +9,12 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./helpers.ts";
 
-test("test/native.test.ts passes under AddressSanitizer", () => {
+test("test/native.test.ts and test/sampling.test.ts pass under AddressSanitizer", () => {
   const build = spawnSync(process.execPath, [join(ROOT, "native", "build.mjs"), "--asan"], { encoding: "utf8" });
   assert.equal(build.status, 0, `node native/build.mjs --asan failed:\n${build.stdout}\n${build.stderr}`);
   const libasan = spawnSync(process.env.CXX || "g++", ["-print-file-name=libasan.so"], { encoding: "utf8" }).stdout.trim();
   assert.ok(existsSync(libasan), `libasan.so not found (${libasan}): install the compiler's sanitizer runtime (Debian: libasan8)`);
-  const r = spawnSync(process.execPath, ["--import", "tsx", "--test", join(ROOT, "test", "native.test.ts")], {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "--test", join(ROOT, "test", "native.test.ts"), join(ROOT, "test", "sampling.test.ts")], {
     cwd: ROOT,
     encoding: "utf8",
     env: {

@@ -56,9 +56,10 @@ async function alone(): Promise<Rate> {
   return { perSecond: tokens / seconds, cpuPerToken: cpu / tokens };
 }
 
-/** Decode tokens per second of a batch of B sequences, from their first tokens to their last. */
+/** Decode tokens per second of a batch of B sequences, from their first tokens to their last. The batch records no
+ *  log-probabilities, as neither `generate` nor `m1 serve`'s batch does (a pass over the vocabulary per token). */
 async function batched(B: number): Promise<Rate> {
-  const batch = new DecodeBatch(model);
+  const batch = new DecodeBatch(model, { logprobs: false });
   for (let i = 0; i < B; i++) await batch.join(prompt(i), options(i));
   const t0 = performance.now(), c0 = process.cpuUsage();
   await batch.step(); // the first tokens, chosen from the prefill's logits (uncounted, as in alone), and a forward

@@ -1,5 +1,6 @@
 // The m1native addon: selects the kernels for this CPU (dispatch.h), then exports the op bindings (ops.cc), the
-// backward op bindings (backward_ops.cc) and the decoder objects (decoder.cc). Argument checks: args.h.
+// backward op bindings (backward_ops.cc), token sampling (sampling.cc) and the decoder objects (decoder.cc).
+// Argument checks: args.h.
 #include <napi.h>
 
 #include <exception>
@@ -18,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }
   define_ops(env, exports);
   define_backward_ops(env, exports);
+  define_sampling(env, exports);
   define_decoder(env, exports);
   exports.Set("builtWithAvx512Bf16", Napi::Boolean::New(env, built_with_avx512bf16()));
   return exports;

@@ -1,4 +1,4 @@
-// Argument checks of the N-API bindings (ops.cc, decoder.cc): every argument is validated here (types, lengths
+// Argument checks of the N-API bindings (ops.cc, sampling.cc, decoder.cc): every argument is validated here (types, lengths
 // vs dimensions, overlaps) so that no kernel reads or writes out of bounds, even when the addon is called directly.
 // This is the one layer of argument validation: native/index.ts hands its arguments straight through. Each error
 // names the function and the argument ("matmul: x has 3 elements, expected n*cols = 8").
@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -53,7 +54,7 @@ Arr<T> typed(const Ctx& c, const Value& v, const char* name, napi_typedarray_typ
   void* data = nullptr;
   if (!v.IsTypedArray() ||
       napi_get_typedarray_info(c.env, v, &type, &length, &data, nullptr, nullptr) != napi_ok || type != want)
-    c.type_error(std::string(name) + " must be a " + tname);
+    c.type_error(std::string(name) + (std::strchr("AEIOU", tname[0]) ? " must be an " : " must be a ") + tname);
   Arr<T> a;
   a.len = int64_t(length);
   a.data = a.len ? static_cast<T*>(data) : nullptr;  // data already includes the byte offset

@@ -1,5 +1,5 @@
-// The parts of the addon's exports: op bindings (ops.cc), backward op bindings (backward_ops.cc) and decoder
-// objects (decoder.cc).
+// The parts of the addon's exports: op bindings (ops.cc), backward op bindings (backward_ops.cc), token sampling
+// (sampling.cc) and decoder objects (decoder.cc).
 #pragma once
 #include <napi.h>
 
@@ -7,6 +7,7 @@ namespace m1 {
 
 void define_ops(Napi::Env env, Napi::Object exports);
 void define_backward_ops(Napi::Env env, Napi::Object exports);
+void define_sampling(Napi::Env env, Napi::Object exports);
 void define_decoder(Napi::Env env, Napi::Object exports);
 
 }  // namespace m1

@@ -3,8 +3,6 @@
 #include <stdlib.h>
 
 #include <algorithm>
-#include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -107,50 +105,6 @@ Value SumSquares(const CallbackInfo& info) {
   Ctx c{info.Env(), "sumSquares"};
   Arr<float> x = f32(c, info[0], "x");
   return Napi::Number::New(c.env, kernels().sum_squares(x.data, x.len));
-}
-
-// descendingOrder(logits, order) → false, order untouched, when a logit is NaN; else order[i] = the token ids by
-// descending logit, equal logits (and -0, +0) by ascending id. Each logit's bits become a 32-bit key that orders like
-// it as an unsigned integer, descending, with the id below it in a 64-bit word, so that every word is distinct and
-// sorting the words sorts the ids. A vocabulary of a few hundred sorts by comparison; a larger one by a
-// least-significant-digit radix sort of the keys (11 bits per pass, stable, so equal keys keep ascending ids):
-// linear in the vocabulary, where a comparison sort of 16K logits was most of a sampled token's time.
-Value DescendingOrder(const CallbackInfo& info) {
-  Ctx c{info.Env(), "descendingOrder"};
-  Arr<float> logits = f32(c, info[0], "logits");
-  Arr<int32_t> order = i32(c, info[1], "order");
-  expect_len(c, order, logits.len, "logits.length");
-  const int64_t n = logits.len;
-  std::unique_ptr<uint64_t[]> words(new uint64_t[size_t(2 * n)]);
-  uint64_t* w = words.get();
-  uint64_t* w_out = w + n;
-  for (int64_t i = 0; i < n; i++) {
-    uint32_t b;
-    std::memcpy(&b, logits.data + i, 4);
-    if ((b & 0x7fffffffu) > 0x7f800000u) return Napi::Boolean::New(c.env, false);  // NaN
-    if (b == 0x80000000u) b = 0;                                                     // -0 ties with +0
-    // negative floats: bits grow with the magnitude, top bit set; positive: complemented, top bit cleared
-    const uint32_t key = (b & 0x80000000u) ? b : (~b & 0x7fffffffu);
-    w[i] = (uint64_t(key) << 32) | uint64_t(i);
-  }
-  if (n <= 256) {
-    std::sort(w, w + n);
-  } else {
-    constexpr int kBits = 11, kBuckets = 1 << kBits;
-    for (int shift = 32; shift < 64; shift += kBits) {
-      int64_t count[kBuckets] = {};
-      for (int64_t i = 0; i < n; i++) count[(w[i] >> shift) & (kBuckets - 1)]++;
-      for (int64_t d = 0, start = 0; d < kBuckets; d++) {  // bucket d starts after the words of the buckets below
-        const int64_t size = count[d];
-        count[d] = start;
-        start += size;
-      }
-      for (int64_t i = 0; i < n; i++) w_out[count[(w[i] >> shift) & (kBuckets - 1)]++] = w[i];
-      std::swap(w, w_out);
-    }
-  }
-  for (int64_t i = 0; i < n; i++) order.data[i] = int32_t(w[i] & 0xffffffffu);
-  return Napi::Boolean::New(c.env, true);
 }
 
 // empty(length): a Float32Array for an op to fill (pooled and uninitialised from 64 KiB on)
@@ -548,7 +502,6 @@ void define_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("copy", Napi::Function::New(env, Copy, "copy"));
   exports.Set("adamw", Napi::Function::New(env, Adamw, "adamw"));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares, "sumSquares"));
-  exports.Set("descendingOrder", Napi::Function::New(env, DescendingOrder, "descendingOrder"));
   exports.Set("empty", Napi::Function::New(env, Empty, "empty"));
   exports.Set("alignedBuffer", Napi::Function::New(env, AlignedBuffer, "alignedBuffer"));
   exports.Set("memoryStats", Napi::Function::New(env, MemoryStats, "memoryStats"));
