@@ -220,13 +220,16 @@ int64_t weight_bytes(const DecoderModel& m) {
 // - By weight rows otherwise: decoder_forward itself, each product's weight rows shared out (row_products), so each
 //   weight is read once per pass. A model larger than the cache is read from memory, where a second thread reading
 //   it all again would halve what each one gets; and two rows per thread would re-read each weight for every pair.
-// Either way the workers sleep once the pass is done (the next one is a round trip through JavaScript away).
+// Either way the workers sleep once the pass is done (the next one is a round trip through JavaScript away). One
+// sequence alone runs as decoder_forward does for it, whose workers spin a while for the next pass.
 void decoder_forward_rowwise(const KernelTable& K, const DecoderModel& m, const int32_t* ids, const SequenceSpan* seqs,
                              int64_t S, const LayerCache* caches, const int64_t* logit_rows, int64_t rows,
                              float* logits) {
   const int64_t L = m.num_layers, vocab = m.lm_head.rows, T = std::min<int64_t>(num_threads(), S);
   const int64_t n = seqs[S - 1].start + seqs[S - 1].rows;
-  if (T < 2 || n < kRowsPerThread * T || weight_bytes(m) > last_level_cache_bytes()) {
+  // one sequence: a lone pass's op-level parallelism, the workers waiting for the next pass as after a lone pass
+  if (T < 2) return decoder_forward(K, m, ids, n, seqs, S, caches, logit_rows, rows, logits, true);
+  if (n < kRowsPerThread * T || weight_bytes(m) > last_level_cache_bytes()) {
     decoder_forward(K, m, ids, n, seqs, S, caches, logit_rows, rows, logits, true);
     rest_workers();
     return;
