@@ -227,11 +227,9 @@ void decoder_forward_rowwise(const KernelTable& K, const DecoderModel& m, const 
                              float* logits) {
   const int64_t L = m.num_layers, vocab = m.lm_head.rows, T = std::min<int64_t>(num_threads(), S);
   const int64_t n = seqs[S - 1].start + seqs[S - 1].rows;
-  // one sequence: a lone pass's op-level parallelism, the workers waiting for the next pass as after a lone pass
-  if (T < 2) return decoder_forward(K, m, ids, n, seqs, S, caches, logit_rows, rows, logits, true);
-  if (n < kRowsPerThread * T || weight_bytes(m) > last_level_cache_bytes()) {
+  if (T < 2 || n < kRowsPerThread * T || weight_bytes(m) > last_level_cache_bytes()) {
     decoder_forward(K, m, ids, n, seqs, S, caches, logit_rows, rows, logits, true);
-    rest_workers();
+    if (T >= 2) rest_workers();  // one sequence's workers wait for its next pass, as after a lone pass
     return;
   }
   // part t: the sequences whose middle row lies in [t·n/T, (t+1)·n/T)
