@@ -307,8 +307,8 @@ export class Model implements WeightSource {
       }
       return rows;
     }
-    const { numLayers, vocabSize } = this.config;
-    const layerCaches = caches.map((c) => Array.from({ length: numLayers }, (_, l) => nativeCache(l, c, 1)));
+    const { vocabSize } = this.config;
+    const layerCaches = caches.map((c) => this.layerCaches(c, 1));
     const logits = options.ownThread ? await decoder.stepBatchAsync(tokens, layerCaches) : decoder.stepBatch(tokens, layerCaches);
     for (const c of caches) advanceCache(c, 1);
     if (!options.ownThread) await yieldSometimes();
@@ -475,7 +475,12 @@ export class Model implements WeightSource {
 
   /** Each sequence's layer caches as the native pass takes them, with room for its rows. */
   private passCaches(sequences: readonly PassSequence[]): native.DecoderLayerCache[][] {
-    return sequences.map((seq) => Array.from({ length: this.config.numLayers }, (_, l) => nativeCache(l, seq.cache, seq.tokens)));
+    return sequences.map((seq) => this.layerCaches(seq.cache, seq.tokens));
+  }
+
+  /** One sequence's layer caches as a native pass takes them, with room for `rows` new rows. */
+  private layerCaches(cache: ModelCache, rows: number): native.DecoderLayerCache[] {
+    return Array.from({ length: this.config.numLayers }, (_, l) => nativeCache(l, cache, rows));
   }
 
   private lmHead(): native.Weight {
