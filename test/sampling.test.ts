@@ -31,6 +31,7 @@ test("descendingOrder equals the comparator sort: ties, signed zeros, infinities
     [-3.5, -3.5, -2.25, -1e30, 1e30, 3.4028234663852886e38, -3.4028234663852886e38],
     Array.from({ length: 1000 }, () => Math.round((rng.next() - 0.5) * 40) / 4), // many ties
     Array.from({ length: 333 }, () => (rng.next() - 0.5) * 1e6),
+    Array.from({ length: 1003 }, (_, i) => (i < 500 ? 2.5 : Math.round((rng.next() - 0.5) * 80) / 8)), // a run of ties across the sort's four parts, three left over
     Array.from({ length: 20000 }, () => Math.round((rng.next() - 0.5) * 4000) / 64), // a large vocabulary, ties in every digit
     Array.from({ length: 40000 }, () => Math.round((rng.next() - 0.5) * 4000) / 64), // past 2^15: 16-bit digits
     Array.from({ length: 3000 }, () => 1 + Math.floor(rng.next() * 8) / 8), // the low digits the same in every logit

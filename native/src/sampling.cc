@@ -1,9 +1,10 @@
 // Token sampling (engine/sampling.ts's Sampler): the candidates of a row of logits in descending order, and the
 // pick of a token from them at a temperature, top-k and top-p with a uniform drawn in JavaScript. The pick does in
 // double, in the same order, the arithmetic that Sampler.pick did in JavaScript, so the tokens stay the same: only
-// std::exp and V8's exp may differ in the last ulp, which moves a token only when the draw lands within ~1e-16 of a
-// boundary between two candidates. (No multiply is followed by an add in one expression, and this target is built
-// without FMA, so no contraction changes a sum.)
+// the exponential (exp_in_range below, within about an ulp, and V8's Math.exp) may differ in the last bits, which
+// moves a token only when the draw lands within ~1e-16 of a boundary between two candidates. (No multiply is
+// followed by an add in one expression, and this target is built without FMA, so no contraction changes a sum or
+// the exponential: every machine gets the same bits.)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -50,31 +51,47 @@ inline int32_t candidate_id(uint64_t w) { return int32_t(w & 0xffffffffu); }
 inline float candidate_logit(uint64_t w) { return key_logit(uint32_t(w >> 32)); }
 
 // Least-significant-digit radix sort of the candidates by key, kBits of the key per pass, stable (equal keys keep
-// ascending ids): the histograms of every pass are counted while the words are made, and a pass whose digit is the
-// same in every word is skipped. words and spare: n each; returns the one that holds the sorted words, or null when
-// a logit is NaN.
+// ascending ids); a pass whose digit is the same in every word is skipped. The words are read as kStreams
+// contiguous parts, one word of each in turn, each part with its own bucket offsets (part s's words of a digit go
+// after those of the parts before it, so the sort stays stable): a digit that many neighbouring words share would
+// otherwise chain every store behind the last one's count (about 1.6x the time at 16K candidates). words and
+// spare: n each; returns the one that holds the sorted words, or null when a logit is NaN.
 template <int kBits>
 uint64_t* radix_sort(const float* logits, int64_t n, uint64_t* words, uint64_t* spare) {
-  constexpr int kBuckets = 1 << kBits, kPasses = (32 + kBits - 1) / kBits;
-  thread_local std::vector<uint32_t> histograms(kPasses * kBuckets);  // [pass][bucket] (512 KiB at 16 bits)
-  uint32_t* count = histograms.data();
-  std::fill(histograms.begin(), histograms.end(), 0u);
+  constexpr int kBuckets = 1 << kBits, kPasses = (32 + kBits - 1) / kBits, kStreams = 4;
+  thread_local std::vector<uint32_t> offsets(kStreams * kBuckets);  // [stream][bucket]
+  uint32_t same = ~0u, any = 0;  // the bits set in every key, in some key
   for (int64_t i = 0; i < n; i++) {
     if (is_nan(logits[i])) return nullptr;
     words[i] = candidate(logits[i], int32_t(i));
-    const uint32_t key = uint32_t(words[i] >> 32);
-    for (int p = 0; p < kPasses; p++) count[p * kBuckets + ((key >> (p * kBits)) & (kBuckets - 1))]++;
+    const uint32_t key = descending_key(logits[i]);
+    same &= key;
+    any |= key;
   }
+  const int64_t part = n / kStreams, tail = kStreams * part;  // the last stream also takes [tail, n)
   for (int p = 0; p < kPasses; p++) {
     const int shift = 32 + p * kBits;
-    uint32_t* start = count + p * kBuckets;
-    if (start[(words[0] >> shift) & (kBuckets - 1)] == uint32_t(n)) continue;
-    for (uint32_t d = 0, at = 0; d < uint32_t(kBuckets); d++) {  // bucket d starts after the words of those below
-      const uint32_t size = start[d];
-      start[d] = at;
-      at += size;
+    if ((((same ^ any) >> (p * kBits)) & (kBuckets - 1)) == 0) continue;
+    const auto digit = [&](uint64_t w) { return uint32_t(w >> shift) & (kBuckets - 1); };
+    uint32_t* count = offsets.data();
+    std::fill(offsets.begin(), offsets.end(), 0u);
+    for (int64_t i = 0; i < part; i++)
+      for (int s = 0; s < kStreams; s++) count[s * kBuckets + digit(words[s * part + i])]++;
+    for (int64_t i = tail; i < n; i++) count[(kStreams - 1) * kBuckets + digit(words[i])]++;
+    for (uint32_t d = 0, at = 0; d < uint32_t(kBuckets); d++) {  // digit d after the smaller ones, stream by stream
+      for (int s = 0; s < kStreams; s++) {
+        const uint32_t size = count[s * kBuckets + d];
+        count[s * kBuckets + d] = at;
+        at += size;
+      }
     }
-    for (int64_t i = 0; i < n; i++) spare[start[(words[i] >> shift) & (kBuckets - 1)]++] = words[i];
+    for (int64_t i = 0; i < part; i++) {
+      for (int s = 0; s < kStreams; s++) {
+        const uint64_t w = words[s * part + i];
+        spare[count[s * kBuckets + digit(w)]++] = w;
+      }
+    }
+    for (int64_t i = tail; i < n; i++) spare[count[(kStreams - 1) * kBuckets + digit(words[i])]++] = words[i];
     std::swap(words, spare);
   }
   return words;
@@ -82,10 +99,10 @@ uint64_t* radix_sort(const float* logits, int64_t n, uint64_t* words, uint64_t* 
 
 // Sorts the n candidates of logits into ascending words (words and spare: n each; the sorted words end in one of
 // them, returned), or null when a logit is NaN (whose comparator order is JavaScript's: engine/sampling.ts). A few
-// hundred sort by comparison; more by the radix sort, linear in the vocabulary: 11-bit digits (3 passes) up to
-// 2^15 candidates, 16-bit ones (2 passes, fewer but larger histograms) from there (about 0.7x the time at 32K-200K).
+// hundred sort by comparison; more by the radix sort, linear in the vocabulary, in 11-bit digits (3 passes: 16-bit
+// ones, 2 passes over tables too large for four streams, were no faster at 200K candidates).
 uint64_t* sort_candidates(const float* logits, int64_t n, uint64_t* words, uint64_t* spare) {
-  if (n > 256) return n < (1 << 15) ? radix_sort<11>(logits, n, words, spare) : radix_sort<16>(logits, n, words, spare);
+  if (n > 256) return radix_sort<11>(logits, n, words, spare);
   for (int64_t i = 0; i < n; i++) {
     if (is_nan(logits[i])) return nullptr;
     words[i] = candidate(logits[i], int32_t(i));
@@ -110,16 +127,53 @@ int32_t argmax(const float* logits, int64_t n) {
   return int32_t(best);
 }
 
+// e^x for x in [kExpLow, 0] (every probability of a pick but those of logits far below the largest): x = k·ln 2 + r
+// with |r| <= ln 2 / 2 (ln 2 in two parts, Cody and Waite's reduction: k·kLn2Hi is exact), e^r by its Taylor series
+// to r^13 / 13! (what it leaves out is below 2^-60 of e^r), times 2^k written into the exponent. Within about an ulp
+// of e^x; no branch, so the loop over a row vectorizes.
+constexpr double kExpLow = -707;  // e^x stays a normal double above 2^-1021
+inline double exp_in_range(double x) {
+  constexpr double kInvLn2 = 1.4426950408889634;
+  constexpr double kShift = 6755399441055744.0;  // 1.5 · 2^52: adding it rounds to an integer, held in the low bits
+  constexpr double kLn2Hi = 6.93147180369123816490e-01, kLn2Lo = 1.90821492927058770002e-10;
+  const double shifted = x * kInvLn2 + kShift;
+  const double k = shifted - kShift;
+  const double r = (x - k * kLn2Hi) - k * kLn2Lo;
+  constexpr double kInverseFactorials[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                           1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,       1.0 / 720.0,
+                                           1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,          0.5,
+                                           1.0,                1.0};  // 1/13! down to 1/0!
+  double p = kInverseFactorials[0];  // by Horner's rule (even and odd terms in two chains of r² came out 2 ulps off)
+  for (int i = 1; i < 14; i++) p = p * r + kInverseFactorials[i];
+  uint64_t bits;
+  std::memcpy(&bits, &shifted, 8);
+  const uint64_t exponent = (bits - 0x4338000000000000ull + 1023) << 52;  // k + 1023 (bits: kShift's plus k)
+  double scale;
+  std::memcpy(&scale, &exponent, 8);
+  return p * scale;
+}
+
+// x[i] = e^x[i] for a row of exponents <= 0 (or NaN): exp_in_range, or std::exp where one is below kExpLow (a tiny
+// or zero result, or NaN).
+void exp_row(double* x, int64_t n) {
+  int64_t below = 0;
+  for (int64_t i = 0; i < n; i++) below += !(x[i] >= kExpLow);
+  if (below == 0) {
+    for (int64_t i = 0; i < n; i++) x[i] = exp_in_range(x[i]);
+  } else {
+    for (int64_t i = 0; i < n; i++) x[i] = x[i] >= kExpLow ? exp_in_range(x[i]) : std::exp(x[i]);
+  }
+}
+
 // Sampler.pick over candidates sorted by descending logit, of which top-k keeps c[0..k); probs (k doubles) as scratch.
 int32_t pick_sorted(const uint64_t* c, const PickOptions& o, double* probs) {
   const int64_t k = o.top_k;
   // p_i = exp((l_i - l_0) / T), unnormalised, summed in candidate order
   const double max = candidate_logit(c[0]);
+  for (int64_t i = 0; i < k; i++) probs[i] = (double(candidate_logit(c[i])) - max) / o.temperature;
+  exp_row(probs, k);
   double sum = 0;
-  for (int64_t i = 0; i < k; i++) {
-    probs[i] = std::exp((double(candidate_logit(c[i])) - max) / o.temperature);
-    sum += probs[i];
-  }
+  for (int64_t i = 0; i < k; i++) sum += probs[i];
   // top-p: the first `keep` candidates, where Σ p_i / sum first reaches top_p; `kept` their Σ p_i (all k: the sum)
   int64_t keep = k;
   double kept = sum;
