@@ -9,6 +9,7 @@ import { Sampler, type SamplingOptions } from "./sampling.ts";
 import { InputError, NonFiniteError } from "./errors.ts";
 import { DISPLAY, htmlBundle, escapeHtml, type MimeBundle } from "./display.ts";
 import { ExpertRouting, type LayerRouting } from "./expert-routing.ts";
+import { IncrementalDecoder } from "./incremental-decoder.ts";
 
 export interface GenerateOptions extends SamplingOptions {
   /** Most new tokens (default 256). */
@@ -164,7 +165,8 @@ export class TokenChooser {
 export class Generation implements AsyncIterable<GeneratedToken> {
   /** the router hooks of `routingLog` / `expertThreshold` (null without either): slots dropped, positions forwarded */
   readonly routing: ExpertRouting | null;
-  private emitted = "";
+  /** each new token's text and the stop strings' search, without decoding every token again (null: no tokenizer) */
+  private readonly decoder: IncrementalDecoder | null;
   private readonly stream: AsyncGenerator<GeneratedToken>;
   private readonly chooser: TokenChooser;
   private started = false;
@@ -173,6 +175,8 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     const ids = model.checkIds(prompt);
     if (options.stopStrings?.length && !model.tokenizer) throw new InputError("stopStrings need a tokenizer; this checkpoint has none (use stopTokens)");
     this.chooser = new TokenChooser(model, ids, options);
+    const longestStop = Math.max(0, ...(options.stopStrings ?? []).map((t) => t.length));
+    this.decoder = model.tokenizer ? new IncrementalDecoder(model.tokenizer, longestStop) : null;
     const { routingLog = false, expertThreshold } = options;
     this.routing = routingLog || expertThreshold !== undefined ? new ExpertRouting(expertThreshold, routingLog) : null;
     this.stream = this.routed(ids);
@@ -234,15 +238,6 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     return htmlBundle(`${html}<small>${escapeHtml(status)}</small>`, `${text}\n[${status}]`);
   }
 
-  /** Text added by the newest token; a partial UTF-8 character is held back until its last byte arrives. */
-  private newText(): string {
-    const full = this.model.tokenizer!.decode(this.ids, { skipUnknown: true });
-    if (full.endsWith("\uFFFD")) return "";
-    const added = full.slice(this.emitted.length);
-    this.emitted = full;
-    return added;
-  }
-
   private stopStringAt(text: string): number {
     let at = -1;
     for (const s of this.options.stopStrings ?? []) {
@@ -255,16 +250,15 @@ export class Generation implements AsyncIterable<GeneratedToken> {
   private async *run(prompt: Int32Array): AsyncGenerator<GeneratedToken> {
     const { model, options, chooser } = this;
     const { signal, keepLogits = false } = options;
-    const tokenizer = model.tokenizer;
     const cache = options.cache ?? model.newCache();
     let logits = finiteLogits(await model.forward(prompt, { cache, logits: "last", signal }), "the prompt");
     for (let index = 0; !chooser.done; index++) {
       signal?.throwIfAborted();
       const { id, thinking, forced } = chooser.choose(logits);
-      const text = tokenizer ? this.newText() : null;
+      const text = this.decoder?.push(id) ?? null; // a partial UTF-8 character waits for its last byte
       const routing = this.options.routingLog ? { routing: this.routing!.takeLatest() } : {};
       yield { id, index, text, thinking, forced, ...(keepLogits ? { logits } : {}), ...routing };
-      if (chooser.stopReason !== "stop_token" && options.stopStrings?.length && this.stopStringAt(tokenizer!.decode(this.ids, { skipUnknown: true })) >= 0) {
+      if (chooser.stopReason !== "stop_token" && options.stopStrings?.length && this.decoder!.indexOfNew(options.stopStrings) >= 0) {
         chooser.stop("stop_string");
       }
       if (!chooser.done) logits = finiteLogits(await model.forward([id], { cache, logits: "last", signal, phase: "decode" }), `step ${index + 1}`);

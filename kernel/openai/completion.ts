@@ -11,6 +11,7 @@ import type { BatchScheduler } from "./scheduler.ts";
 import { countParameters } from "../../engine/plan.ts";
 import type { ChatMessage, Tokenizer } from "../../engine/tokenizer.ts";
 import { InputError } from "../../engine/errors.ts";
+import { IncrementalDecoder } from "../../engine/incremental-decoder.ts";
 import { RequestError } from "./requests.ts";
 import type { CompletionRequest } from "../../benchmarks/eval/types.ts";
 import { logprobEntries, pieceAfter, windowBefore, type TokenLogprob } from "./logprobs.ts";
@@ -232,7 +233,6 @@ export async function* streamCompletion(model: Model, request: EngineRequest, sc
     logprobs.push(...(prompt ?? []));
     yield { text: echoed, ...(prompt ? { logprobs: prompt } : {}) };
   }
-  const ids: number[] = [];
   const tokens: SourceToken[] = [];
   /** generated tokens whose log-probabilities were given out */
   let scoredCount = 0;
@@ -243,17 +243,23 @@ export async function* streamCompletion(model: Model, request: EngineRequest, sc
     logprobs.push(...entries);
     return { logprobs: entries };
   };
+  // the text of every token but the newest, which is shown one step late: it may be the end-of-sequence token that
+  // the text leaves out; also held back: an incomplete UTF-8 character (IncrementalDecoder), and any tail that could
+  // still grow into a stop string
+  const text = new IncrementalDecoder(tokenizer, Math.max(0, ...stop.map((s) => s.length)));
   let emitted = "";
+  let cut = -1;
   for await (const token of generation) {
-    ids.push(token.id);
+    if (tokens.length > 0 && cut < 0) {
+      text.push(tokens[tokens.length - 1].id);
+      cut = text.indexOfNew(stop);
+    }
     tokens.push(token);
-    // the newest token is shown one step late: it may be the end-of-sequence token that the text leaves out;
-    // also held back: an incomplete UTF-8 character, and any tail that could still grow into a stop string
-    const { text, cut } = visibleText(tokenizer, ids, stop, true);
-    const safe = cut ? text.length : text.length - Math.max(heldBack(text, stop), text.endsWith("\uFFFD") ? 1 : 0);
-    if (safe > emitted.length && text.startsWith(emitted)) {
-      yield { text: text.slice(emitted.length, safe), ...newLogprobs(tokens.length - 1) };
-      emitted = text.slice(0, safe);
+    const safe = cut >= 0 ? cut : text.length - heldBack(text.recent, stop);
+    if (safe > emitted.length) {
+      const piece = text.slice(emitted.length, safe);
+      yield { text: piece, ...newLogprobs(tokens.length - 1) };
+      emitted += piece;
     }
   }
   const rest = newLogprobs(shownTokens(generation, tokens).length);

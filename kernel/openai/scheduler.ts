@@ -10,6 +10,7 @@ import { DecodeBatch, PREFILL_CHUNK, type BatchSequence, type BatchSequenceOptio
 import type { StopReason } from "../../engine/generate.ts";
 import type { BatchPassOptions, Model } from "../../engine/model.ts";
 import { InputError } from "../../engine/errors.ts";
+import { IncrementalDecoder } from "../../engine/incremental-decoder.ts";
 
 /** One token of a request's stream. */
 export interface StreamedToken { id: number }
@@ -51,7 +52,8 @@ interface Waiting {
   out: BatchedGeneration;
 }
 
-interface Running extends Waiting { seq: BatchSequence }
+/** A decoding request; `text` follows its tokens when it has stop strings to watch for. */
+interface Running extends Waiting { seq: BatchSequence; text: IncrementalDecoder | null }
 
 /** One lane of the scheduler: a DecodeBatch of its own, the requests waiting to join it and those decoding in it. */
 class Lane {
@@ -215,7 +217,7 @@ export class BatchScheduler {
       for (const r of [...lane.running]) {
         r.out.push(r.seq.ids.at(-1)!);
         if (r.seq.done) this.finish(lane, r, r.seq.stopReason);
-        else if (r.stopStrings.length && this.hasStopString(r)) this.finish(lane, r, "stop_string");
+        else if (r.text && this.hasStopString(r)) this.finish(lane, r, "stop_string");
       }
       this.wakeWaiting(); // requests that left may make room for another lane's
       // a pass on this thread holds the event loop: let the tokens out and HTTP traffic in first
@@ -291,12 +293,16 @@ export class BatchScheduler {
   /** A request whose prompt is prefilled: it decodes in its lane's batch, unless it is done already. */
   private started(lane: Lane, w: Waiting, seq: BatchSequence): void {
     if (seq.done) w.out.end(seq.stopReason);
-    else lane.running.push({ ...w, seq });
+    else {
+      const text = w.stopStrings.length ? new IncrementalDecoder(this.model.tokenizer!, Math.max(...w.stopStrings.map((s) => s.length))) : null;
+      lane.running.push({ ...w, seq, text });
+    }
   }
 
+  /** Whether the request's newest token completes one of its stop strings. */
   private hasStopString(r: Running): boolean {
-    const text = this.model.tokenizer!.decode(r.seq.ids, { skipUnknown: true });
-    return r.stopStrings.some((s) => text.includes(s));
+    r.text!.push(r.seq.ids.at(-1)!);
+    return r.text!.indexOfNew(r.stopStrings) >= 0;
   }
 
   private finish(lane: Lane, r: Running, reason: StopReason | null, error: unknown = null): void {
