@@ -63,7 +63,7 @@ export interface JoinRequest { prompt: ArrayLike<number> | string; options?: Bat
 interface Prepared { ids: Int32Array; choosers: TokenChooser[] }
 
 /** A sequence and the token it chose in a step (fed to the step's pass). */
-export interface Chosen { seq: BatchSequence; id: number }
+interface Chosen { seq: BatchSequence; id: number }
 
 export interface DecodeBatchOptions {
   /** Record each new token's log-probability in BatchSequence.logprobs (default true; a server that does not report
@@ -115,26 +115,21 @@ export class DecodeBatch {
    * it alone, bit for bit. A request that `join` refuses (ids outside the vocabulary, an empty prompt, bad options)
    * is refused alone: its entry holds the error, and the others join.
    */
-  joinMany(requests: readonly JoinRequest[], signal?: AbortSignal, pass: BatchPassOptions = {}): Promise<PromiseSettledResult<BatchSequence>[]> {
-    return this.advance([], requests, signal, pass);
+  async joinMany(requests: readonly JoinRequest[], signal?: AbortSignal, pass: BatchPassOptions = {}): Promise<PromiseSettledResult<BatchSequence>[]> {
+    signal?.throwIfAborted();
+    return this.passJoining(this.prepareEach(requests), [], signal, pass);
   }
 
   /**
-   * The second half of a step (the first is `choose`): one pass computing the next logits of the chosen tokens
-   * whose sequences are still in the batch (one that left after choosing, say at a stop string, is skipped), which
-   * also prefills the prompts of `requests` (as joinMany), so that joining costs no pass of its own: each row has
-   * the bits it has alone. Returns, per request, its sequence or why it was refused.
+   * One step (as `step`) whose pass also prefills the prompts of `requests` (as joinMany), so that joining costs no
+   * pass of its own: the step's rows and the prompts' rows run in one Model.prefillMany, each row with the bits it
+   * has alone. Returns the sequences that finished in this step and, per request, its sequence or why it was refused.
    */
-  async advance(chosen: readonly Chosen[], requests: readonly JoinRequest[] = [], signal?: AbortSignal, pass: BatchPassOptions = {}): Promise<PromiseSettledResult<BatchSequence>[]> {
+  async stepJoining(requests: readonly JoinRequest[], signal?: AbortSignal, pass: BatchPassOptions = {}): Promise<{ finished: BatchSequence[]; joined: PromiseSettledResult<BatchSequence>[] }> {
     signal?.throwIfAborted();
-    const staying = new Set(this.sequences);
-    const going = chosen.filter((c) => staying.has(c.seq));
-    if (requests.length) return this.passJoining(this.prepareEach(requests), going, signal, pass);
-    if (going.length > 0) {
-      const rows = await this.model.stepBatch(going.map((c) => c.id), going.map((c) => c.seq.cache), signal, pass);
-      going.forEach((c, i) => (c.seq.logits = rows[i]));
-    }
-    return [];
+    const prepared = this.prepareEach(requests);
+    const { going, finished } = this.chooseNext();
+    return { finished, joined: await this.passJoining(prepared, going, signal, pass) };
   }
 
   private prepareEach(requests: readonly JoinRequest[]): PromiseSettledResult<Prepared>[] {
@@ -193,15 +188,17 @@ export class DecodeBatch {
    */
   async step(signal?: AbortSignal, pass: BatchPassOptions = {}): Promise<BatchSequence[]> {
     signal?.throwIfAborted();
-    const { going, finished } = this.choose();
-    await this.advance(going, [], signal, pass);
+    const { going, finished } = this.chooseNext();
+    if (going.length > 0) {
+      const rows = await this.model.stepBatch(going.map((c) => c.id), going.map((c) => c.seq.cache), signal, pass);
+      going.forEach((c, i) => (c.seq.logits = rows[i]));
+    }
     return finished;
   }
 
-  /** The first half of a step (the second is `advance`): every active sequence chooses its next token from its
-   *  pending logits (the thinking budget's forced tokens, then every other row's pick in one call:
-   *  Sampler.pickRows); those that stop leave the batch (`finished`), the others' tokens are `going`. */
-  choose(): { going: Chosen[]; finished: BatchSequence[] } {
+  /** Every active sequence chooses its next token from its pending logits (the thinking budget's forced tokens, then
+   *  every other row's pick in one call: Sampler.pickRows); those that stop leave the batch. */
+  private chooseNext(): { going: Chosen[]; finished: BatchSequence[] } {
     const forced = this.sequences.map((seq) => seq.chooser.takeForced());
     const picking = this.sequences.filter((_, i) => forced[i] === null);
     const picked = Sampler.pickRows(picking.map((seq) => seq.chooser.sampler), picking.map((seq) => seq.logits!));

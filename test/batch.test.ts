@@ -114,7 +114,7 @@ test("a group joins on one prefill: each member equals generate alone", async ()
   assert.equal(new Set(group.map((s) => s.cache)).size, 4, "each member has its own cache");
 });
 
-test("prompts prefilled together (joinMany) or in a step's pass (choose, then advance) each equal generate alone; a bad one fails alone", async () => {
+test("prompts prefilled together (joinMany) or in a step's pass (stepJoining) each equal generate alone; a bad one fails alone", async () => {
   // 1 to 16 tokens (packed on the dot path) and longer (prefilled alone), more rows than a thread's group of 32
   const prompts: (string | number[])[] = [...additions(12, 5), "<s> 1 2 3 4 5 6 7 8 + 9 8 7 6 5 4 3 2 1 0 = <think>", [1]];
   assert.ok(mini.promptIds(prompts[12]).length > 16 && mini.promptIds(prompts[0]).length <= 16);
@@ -124,9 +124,8 @@ test("prompts prefilled together (joinMany) or in a step's pass (choose, then ad
   const first = await batch.joinMany([...requests.slice(0, 6), { prompt: [5, 99999] }]);
   assert.match(String((first[6] as PromiseRejectedResult).reason), /token id 99999 at index 1 is outside the vocabulary/);
   for (let k = 0; k < 3; k++) await batch.step();
-  const { going, finished } = batch.choose();
+  const { finished, joined } = await batch.stepJoining([{ prompt: [] }, ...requests.slice(6)]);
   assert.deepEqual(finished, []);
-  const joined = await batch.advance(going, [{ prompt: [] }, ...requests.slice(6)]);
   assert.match(String((joined[0] as PromiseRejectedResult).reason), /the prompt has no tokens/);
   const seqs = [...first.slice(0, 6), ...joined.slice(1)].map((r) => (r as PromiseFulfilledResult<BatchSequence>).value);
   assert.equal(batch.active.length, prompts.length);

@@ -148,30 +148,3 @@ test("the batch size limit counts joining requests: with --max-batch 1 and two l
   assert.deepEqual([a.length, b.length], [4, 4]);
   assert.equal(most, 1, "passes under way at once");
 });
-
-test("a step's tokens reach their clients before the pass that follows them; a request stopped by a stop string leaves that pass", async () => {
-  const watched = await Model.load(join(ROOT, "engine", "checkpoints", "mini-80k")); // its own passes to count
-  const scheduler = new BatchScheduler(watched, 64, 1);
-  const rows: number[] = []; // rows of each pass's decoding sequences (a join's prompts not counted)
-  const stepBatch = watched.stepBatch.bind(watched);
-  watched.stepBatch = (ids, ...rest) => (rows.push(ids.length), stepBatch(ids, ...rest));
-  const prefillMany = watched.prefillMany.bind(watched);
-  watched.prefillMany = (prompts, ...rest) => (rows.push(prompts.filter((p) => p.length === 1).length), prefillMany(prompts, ...rest));
-  const ids = (i: number) => watched.promptIds(requests[i].prompt) as number[];
-  const greedy = { maxNewTokens: 8, greedy: true };
-  const first = (await watched.generate(ids(0), { ...greedy, maxNewTokens: 1 }).result()).ids;
-  const stop = watched.tokenizer!.decode(first, { skipUnknown: true }); // request 0 stops at its first token
-  assert.ok(stop.length > 0);
-  rows.length = 0;
-  const arrivals = async (g: AsyncIterable<{ id: number }>) => {
-    const passes: number[] = [];
-    for await (const _ of g) passes.push(rows.length);
-    return passes;
-  };
-  const [stopped, running] = await Promise.all([arrivals(scheduler.generate(ids(0), greedy, [stop])), arrivals(scheduler.generate(ids(1), greedy, []))]);
-  // both prompts join in pass 1; token k is chosen from pass k's logits and reaches its client before pass k + 1
-  assert.deepEqual(running, [1, 2, 3, 4, 5, 6, 7, 8]);
-  assert.deepEqual(stopped, [1]);
-  // request 0 ended at its first token, so pass 2 steps request 1 alone; its eighth token needs no pass
-  assert.deepEqual(rows, [0, 1, 1, 1, 1, 1, 1, 1]);
-});

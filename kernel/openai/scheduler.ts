@@ -6,7 +6,7 @@
 // drained. A new request's prompt is prefilled in the pass of its lane's next step, beside the running requests'
 // next tokens (each row with the bits it has alone), so joining costs no pass of its own; a long prompt is
 // prefilled in chunks with batch steps in between.
-import { DecodeBatch, PREFILL_CHUNK, type BatchSequence, type BatchSequenceOptions, type Chosen } from "../../engine/batch.ts";
+import { DecodeBatch, PREFILL_CHUNK, type BatchSequence, type BatchSequenceOptions } from "../../engine/batch.ts";
 import type { StopReason } from "../../engine/generate.ts";
 import type { BatchPassOptions, Model } from "../../engine/model.ts";
 import { InputError } from "../../engine/errors.ts";
@@ -195,49 +195,33 @@ export class BatchScheduler {
     return { ownThread: this.lanes.some((l) => l !== lane && (l.passes > 0 || l.running.length > 0)) };
   }
 
-  /** One batch step of a lane: its running requests choose their next tokens, which go out to the clients (and
-   *  those that stopped end) before the pass that computes the tokens after them, with a pause for HTTP traffic
-   *  there: a client whose request ended sends its next one while that pass runs, and it joins the next. The pass
-   *  also prefills the lane's waiting requests with short prompts (at most PREFILL_CHUNK prompt tokens in all, or one
-   *  prompt; DecodeBatch.advance: each gets the bits it gets alone, and a request the engine rejects fails alone). */
+  /** One batch step of a lane's running requests whose pass also prefills its waiting requests with short prompts
+   *  (at most PREFILL_CHUNK prompt tokens in all, or one prompt; DecodeBatch.stepJoining: each gets the bits it gets
+   *  alone, and a request the engine rejects fails alone), then, after a pass on this thread, a pause for HTTP traffic. */
   private async stepRunning(lane: Lane): Promise<void> {
     for (let i = lane.running.length - 1; i >= 0; i--) {
       const r = lane.running[i];
       if (r.signal?.aborted) this.finish(lane, r, null, r.signal.reason);
     }
-    const pass = this.passOptions(lane);
-    let going: Chosen[] = [];
-    if (lane.running.length) {
-      try {
-        going = lane.batch.choose().going;
-      } catch (e) {
-        for (const r of [...lane.running]) this.finish(lane, r, null, e);
-        return;
-      }
-      for (const r of [...lane.running]) {
-        r.out.push(r.seq.ids.at(-1)!);
-        if (r.seq.done) this.finish(lane, r, r.seq.stopReason);
-        else if (r.text && this.hasStopString(r)) this.finish(lane, r, "stop_string");
-      }
-      this.wakeWaiting(); // requests that left may make room for another lane's
-      // a pass on this thread holds the event loop: let the tokens out and HTTP traffic in first
-      if (!pass.ownThread) await new Promise((resolve) => setImmediate(resolve));
-    }
     const joining = this.takeShort(lane);
+    if (lane.running.length === 0 && joining.length === 0) return;
     const stepping = [...lane.running];
-    if (stepping.length === 0 && joining.length === 0) return;
     if (stepping.length) {
       while (this.stepsBySize.length <= stepping.length) this.stepsBySize.push(0);
       this.stepsBySize[stepping.length]++;
     }
     if (joining.length) this.countPrefill(joining.length);
     let joined: PromiseSettledResult<BatchSequence>[] = [];
+    const pass = this.passOptions(lane);
     this.passes.all++;
     if (pass.ownThread) this.passes.ownThread++;
     lane.passes++;
     lane.joining += joining.length;
     try {
-      joined = await lane.batch.advance(going, joining.map((w) => ({ prompt: w.prompt, options: w.options })), undefined, pass);
+      const requests = joining.map((w) => ({ prompt: w.prompt, options: w.options }));
+      if (!stepping.length) joined = await lane.batch.joinMany(requests, undefined, pass);
+      else if (joining.length) joined = (await lane.batch.stepJoining(requests, undefined, pass)).joined;
+      else await lane.batch.step(undefined, pass);
     } catch (e) {
       for (const r of stepping) this.finish(lane, r, null, e);
       for (const w of joining) w.out.end(null, e);
@@ -246,7 +230,15 @@ export class BatchScheduler {
       lane.passes--;
       lane.joining -= joining.length;
     }
+    for (const r of stepping) {
+      r.out.push(r.seq.ids.at(-1)!);
+      if (r.seq.done) this.finish(lane, r, r.seq.stopReason);
+      else if (r.text && this.hasStopString(r)) this.finish(lane, r, "stop_string");
+    }
     joined.forEach((j, i) => (j.status === "fulfilled" ? this.started(lane, joining[i], j.value) : joining[i].out.end(null, j.reason)));
+    this.wakeWaiting(); // requests that left may make room for another lane's
+    // a pass on this thread held the event loop: let HTTP traffic in before the next
+    if (!pass.ownThread) await new Promise((resolve) => setImmediate(resolve));
   }
 
   /** Prefills a long prompt into a lane's batch in chunks; between two chunks the lane's running requests take a step
