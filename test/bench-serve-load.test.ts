@@ -1,6 +1,7 @@
 // The serving load generator (benchmarks/serving/load.ts) end to end on a few short requests: against `m1 serve`
 // (a child process, over HTTP) and through the scheduler in process (--direct), it reports a row per level with
-// the batch the server ran, and every request gets the same text at every level. Its speed figures are not tested.
+// the batch the server ran, and every request gets the same text at every level. Its speed figures are not tested;
+// nor are those of pick.ts and long-output.ts, which are run for their lines and their flags' checks.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -56,4 +57,17 @@ test("load.ts on a checkpoint without a tokenizer: token-id prompts, the same to
   } finally {
     cleanup();
   }
+});
+
+test("pick.ts and long-output.ts run, print their lines and name a bad flag", async () => {
+  const script = (name: string, ...flags: string[]) =>
+    promisify(execFile)(process.execPath, ["--import", "tsx", join(ROOT, "benchmarks", "serving", name), ...flags], { cwd: ROOT, timeout: 120_000 });
+  const pick = (await script("pick.ts", "--vocab", "300", "--rows", "3", "--steps", "2")).stdout;
+  assert.match(pick, /^flat, 300 ids, 3 rows: \d+ µs per step, \d+ µs of CPU per row\npeaked, 300 ids, 3 rows: /);
+  const long = (await script("long-output.ts", "--tokens", "50", "--window", "20", "--stop", "zzz")).stdout;
+  assert.deepEqual(long.split("\n").filter(Boolean).map((l) => l.replace(/\d+ tokens\/s|[\d.]+ s,/g, "#")), [
+    "tokens 1-20: #", "tokens 21-40: #", "tokens 41-50: #", '50 tokens in # stop string "zzz" watched',
+  ]);
+  await assert.rejects(script("long-output.ts", "--tokens", "0"), /--tokens must be an integer >= 1, got 0/);
+  await assert.rejects(script("pick.ts", "--rows", "x"), /--rows must be an integer >= 1, got NaN/);
 });
