@@ -27,8 +27,11 @@ export class ChatOutput {
   private phase: "start" | "reasoning" | "content";
   /** text pushed but not yet given out */
   private buffer = "";
-  /** an open <tool_calls> block, from its opening tag */
-  private block: string | null = null;
+  /** an open <tool_calls> block, from its opening tag, in pieces (joined once it closes: a long block is not
+   *  searched again in full at every piece) */
+  private block: string[] | null = null;
+  /** the block's last characters, where a closing tag that the next piece completes starts */
+  private blockTail = "";
   /** content whitespace held until more content follows (content is trimmed at its end) */
   private pendingSpace = "";
   private reasoningStarted = false;
@@ -82,20 +85,27 @@ export class ChatOutput {
         this.buffer = final ? "" : this.buffer.slice(cut);
         return out;
       } else if (this.block !== null) {
-        this.block += this.buffer;
+        const piece = this.buffer;
         this.buffer = "";
-        const at = this.block.indexOf(TOOL_CALLS_CLOSE, TOOL_CALLS_OPEN.length);
-        if (at < 0 && !final) return out;
-        const end = at < 0 ? this.block.length : at + TOOL_CALLS_CLOSE.length;
-        this.buffer = this.block.slice(end);
-        this.closeBlock(out, this.block.slice(0, end));
+        const window = this.blockTail + piece; // the opening tag, first in the block's first piece, holds no "</"
+        const at = window.indexOf(TOOL_CALLS_CLOSE);
+        if (at < 0 && !final) {
+          this.block.push(piece);
+          this.blockTail = window.slice(-(TOOL_CALLS_CLOSE.length - 1));
+          return out;
+        }
+        const end = at < 0 ? piece.length : at + TOOL_CALLS_CLOSE.length - this.blockTail.length; // within the piece
+        this.block.push(piece.slice(0, end));
+        this.buffer = piece.slice(end);
+        this.closeBlock(out, this.block.join(""));
         this.block = null;
+        this.blockTail = "";
       } else if (this.options.tools) {
         const at = this.buffer.indexOf(TOOL_CALLS_OPEN);
         if (at >= 0) {
           this.content(out, this.buffer.slice(0, at));
-          this.block = this.buffer.slice(at);
-          this.buffer = "";
+          this.block = [];
+          this.buffer = this.buffer.slice(at);
           continue;
         }
         const keep = final ? 0 : heldBack(this.buffer, [TOOL_CALLS_OPEN]);
