@@ -199,19 +199,31 @@ int32_t pick_sorted(const uint64_t* c, const PickOptions& o, double* probs) {
   return candidate_id(c[keep - 1]);
 }
 
-// The scratch of a pick, kept per thread (the pool's workers and the caller): 2n words, the second half also the
-// probabilities once the candidates are sorted. Grown, never shrunk.
-uint64_t* pick_scratch(int64_t n) {
-  thread_local std::vector<uint64_t> scratch;
-  if (int64_t(scratch.size()) < 2 * n) scratch.resize(size_t(2 * n));
-  return scratch.data();
-}
+// The scratch of a pick: 2n words, the second half also the probabilities once the candidates are sorted. Kept per
+// thread (the pool's workers and the caller) up to kKeptScratchWords, 2M ids' worth (M1's 200064 ten times over); a
+// larger one is the call's own and freed when the call ends, so one huge row leaves no gigabytes on every thread.
+constexpr int64_t kKeptScratchWords = int64_t(1) << 22;  // 32 MiB
+class PickScratch {
+ public:
+  explicit PickScratch(int64_t n) {
+    thread_local std::vector<uint64_t> kept;
+    std::vector<uint64_t>& v = 2 * n <= kKeptScratchWords ? kept : own_;
+    if (int64_t(v.size()) < 2 * n) v.resize(size_t(2 * n));
+    words_ = v.data();
+  }
+  uint64_t* words() const { return words_; }
+
+ private:
+  std::vector<uint64_t> own_;
+  uint64_t* words_;
+};
 
 // The token of one row: greedy or sampled; -1 when a sampled row holds a NaN logit and no order is given. order
 // (optional): the candidates' order to take instead of sorting (the comparator order of a row with a NaN).
 int32_t pick(const float* logits, int64_t n, const PickOptions& o, const int32_t* order) {
   if (o.temperature == 0) return argmax(logits, n);
-  uint64_t* words = pick_scratch(n);
+  const PickScratch scratch(n);
+  uint64_t* words = scratch.words();
   uint64_t* spare = words + n;
   uint64_t* sorted = words;
   if (order) {
@@ -251,7 +263,8 @@ Value DescendingOrder(const CallbackInfo& info) {
   Arr<float> logits = f32(c, info[0], "logits");
   Arr<int32_t> order = i32(c, info[1], "order");
   expect_len(c, order, logits.len, "logits.length");
-  uint64_t* words = pick_scratch(logits.len);
+  const PickScratch scratch(logits.len);
+  uint64_t* words = scratch.words();
   const uint64_t* sorted = sort_candidates(logits.data, logits.len, words, words + logits.len);
   if (!sorted) return Napi::Boolean::New(c.env, false);
   for (int64_t i = 0; i < logits.len; i++) order.data[i] = candidate_id(sorted[i]);
