@@ -9,7 +9,7 @@ import { Sampler, type SamplingOptions } from "./sampling.ts";
 import { InputError, NonFiniteError } from "./errors.ts";
 import { DISPLAY, htmlBundle, escapeHtml, type MimeBundle } from "./display.ts";
 import { ExpertRouting, type LayerRouting } from "./expert-routing.ts";
-import { IncrementalDecoder } from "./incremental-decoder.ts";
+import { firstIndexOf, IncrementalDecoder } from "./incremental-decoder.ts";
 
 export interface GenerateOptions extends SamplingOptions {
   /** Most new tokens (default 256). */
@@ -175,8 +175,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     const ids = model.checkIds(prompt);
     if (options.stopStrings?.length && !model.tokenizer) throw new InputError("stopStrings need a tokenizer; this checkpoint has none (use stopTokens)");
     this.chooser = new TokenChooser(model, ids, options);
-    const longestStop = Math.max(0, ...(options.stopStrings ?? []).map((t) => t.length));
-    this.decoder = model.tokenizer ? new IncrementalDecoder(model.tokenizer, longestStop) : null;
+    this.decoder = model.tokenizer ? new IncrementalDecoder(model.tokenizer, options.stopStrings) : null;
     const { routingLog = false, expertThreshold } = options;
     this.routing = routingLog || expertThreshold !== undefined ? new ExpertRouting(expertThreshold, routingLog) : null;
     this.stream = this.routed(ids);
@@ -223,7 +222,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     const tok = this.model.tokenizer;
     if (!tok) return null;
     const text = tok.decode(this.ids, { skipUnknown: true });
-    const cut = this.stopStringAt(text);
+    const cut = firstIndexOf(text, this.options.stopStrings ?? []);
     return cut < 0 ? text : text.slice(0, cut);
   }
 
@@ -238,15 +237,6 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     return htmlBundle(`${html}<small>${escapeHtml(status)}</small>`, `${text}\n[${status}]`);
   }
 
-  private stopStringAt(text: string): number {
-    let at = -1;
-    for (const s of this.options.stopStrings ?? []) {
-      const i = text.indexOf(s);
-      if (i >= 0 && (at < 0 || i < at)) at = i;
-    }
-    return at;
-  }
-
   private async *run(prompt: Int32Array): AsyncGenerator<GeneratedToken> {
     const { model, options, chooser } = this;
     const { signal, keepLogits = false } = options;
@@ -258,7 +248,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
       const text = this.decoder?.push(id) ?? null; // a partial UTF-8 character waits for its last byte
       const routing = this.options.routingLog ? { routing: this.routing!.takeLatest() } : {};
       yield { id, index, text, thinking, forced, ...(keepLogits ? { logits } : {}), ...routing };
-      if (chooser.stopReason !== "stop_token" && options.stopStrings?.length && this.decoder!.indexOfNew(options.stopStrings) >= 0) {
+      if (chooser.stopReason !== "stop_token" && options.stopStrings?.length && this.decoder!.newStopAt() >= 0) {
         chooser.stop("stop_string");
       }
       if (!chooser.done) logits = finiteLogits(await model.forward([id], { cache, logits: "last", signal, phase: "decode" }), `step ${index + 1}`);

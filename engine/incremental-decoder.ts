@@ -5,6 +5,16 @@
 // which made generate, stop strings and m1 serve's streams quadratic in the length of the output.
 import type { Tokenizer } from "./tokenizer.ts";
 
+/** Where the first of `strings` to occur in `text` starts, or -1. */
+export function firstIndexOf(text: string, strings: readonly string[]): number {
+  let at = -1;
+  for (const s of strings) {
+    const i = text.indexOf(s);
+    if (i >= 0 && (at < 0 || i < at)) at = i;
+  }
+  return at;
+}
+
 /** Tokens before the unsettled ones that their text is decoded after. */
 const CONTEXT = 8;
 /** Tokens that may wait for the rest of a character; past this many, the text settles with its U+FFFD, as the
@@ -19,9 +29,15 @@ export class IncrementalDecoder {
   private chars = 0;
   private recentText = "";
 
-  /** keep: characters of the text before the newest piece that `recent` holds (at least as many as a caller
-   *  searches back from it: the longest stop string less one). */
-  constructor(private readonly tokenizer: Tokenizer, private readonly keep = 64) {}
+  /** characters of the text before the newest piece that `recent` holds: the longest stop string's (a stop string
+   *  that the newest piece completes starts within them; a caller holding back what may still become one needs one
+   *  less) */
+  private readonly keep: number;
+
+  /** stopStrings: the strings `newStopAt` watches for. */
+  constructor(private readonly tokenizer: Tokenizer, private readonly stopStrings: readonly string[] = []) {
+    this.keep = Math.max(0, ...stopStrings.map((s) => s.length));
+  }
 
   /** Appends a token; returns the text it completes, "" while the text ends inside a character (those tokens' text
    *  comes with the token that completes it). */
@@ -72,15 +88,10 @@ export class IncrementalDecoder {
     return from >= start ? this.recentText.slice(from - start, to - start) : this.text.slice(from, to);
   }
 
-  /** Where the first of `strings` that the newest piece completes starts in `text`, or -1. */
-  indexOfNew(strings: readonly string[]): number {
-    const start = this.chars - this.recentText.length;
-    let at = -1;
-    for (const s of strings) {
-      const i = this.recentText.indexOf(s);
-      if (i >= 0 && (at < 0 || i < at)) at = i;
-    }
-    return at < 0 ? -1 : start + at;
+  /** Where the first stop string that the newest piece completes starts in `text`, or -1. */
+  newStopAt(): number {
+    const at = firstIndexOf(this.recentText, this.stopStrings);
+    return at < 0 ? -1 : this.chars - this.recentText.length + at;
   }
 
   private decode(ids: number[]): string {

@@ -55,13 +55,13 @@ test("each push's piece is the text the full decode gains (held back while insid
   assert.deepEqual(pieces.filter((p) => p === "").length, ids.length - [..."x é 中 🙂 y"].length);
 });
 
-test("indexOfNew finds a stop string where it starts, across pieces, within `keep` characters before the newest", () => {
+test("newStopAt finds a stop string where it starts, across pieces", () => {
   const ids = byteLevel.encode("the answer is 42. STOP here, then STOP again", { addSpecialTokens: false });
-  const decoder = new IncrementalDecoder(byteLevel, 3);
+  const decoder = new IncrementalDecoder(byteLevel, ["STOP", "nothing"]);
   const found: number[] = [];
   for (const id of ids) {
     decoder.push(id);
-    const at = decoder.indexOfNew(["STOP", "nothing"]);
+    const at = decoder.newStopAt();
     if (at >= 0) {
       found.push(at);
       break;

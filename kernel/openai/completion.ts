@@ -11,7 +11,7 @@ import type { BatchScheduler } from "./scheduler.ts";
 import { countParameters } from "../../engine/plan.ts";
 import type { ChatMessage, Tokenizer } from "../../engine/tokenizer.ts";
 import { InputError } from "../../engine/errors.ts";
-import { IncrementalDecoder } from "../../engine/incremental-decoder.ts";
+import { firstIndexOf, IncrementalDecoder } from "../../engine/incremental-decoder.ts";
 import { RequestError } from "./requests.ts";
 import type { CompletionRequest } from "../../benchmarks/eval/types.ts";
 import { logprobEntries, pieceAfter, windowBefore, type TokenLogprob } from "./logprobs.ts";
@@ -190,7 +190,7 @@ async function finished(model: Model, request: EngineRequest, { tokenizer, promp
     ...(request.expertThreshold !== undefined ? { experts: expertUsage(model, routing!, request.expertThreshold) } : {}),
   } as const;
   if (!tokenizer) return { text: "", tokenIds: shown.map((t) => t.id), ...counts };
-  const { text } = visibleText(tokenizer, ids, stop, droppedStop);
+  const text = visibleText(tokenizer, ids, stop, droppedStop);
   const prompt = request.echo ? tokenizer.decode(promptIds, { skipUnknown: true }) : "";
   if (request.logprobs !== undefined && !logprobs) {
     logprobs = [...(request.echo ? await promptLogprobs(model, tokenizer, request, promptIds) : []), ...generatedLogprobs(tokenizer, request, shown, 0, shown.length)];
@@ -246,13 +246,13 @@ export async function* streamCompletion(model: Model, request: EngineRequest, sc
   // the text of every token but the newest, which is shown one step late: it may be the end-of-sequence token that
   // the text leaves out; also held back: an incomplete UTF-8 character (IncrementalDecoder), and any tail that could
   // still grow into a stop string
-  const text = new IncrementalDecoder(tokenizer, Math.max(0, ...stop.map((s) => s.length)));
+  const text = new IncrementalDecoder(tokenizer, stop);
   let emitted = "";
   let cut = -1;
   for await (const token of generation) {
     if (tokens.length > 0 && cut < 0) {
       text.push(tokens[tokens.length - 1].id);
-      cut = text.indexOfNew(stop);
+      cut = text.newStopAt();
     }
     tokens.push(token);
     const safe = cut >= 0 ? cut : text.length - heldBack(text.recent, stop);
@@ -280,14 +280,10 @@ export async function completeWithEngine(model: Model, request: EngineRequest, s
 }
 
 /** Decoded text of the generated ids (without a final stop token), cut before the first stop string. */
-function visibleText(tokenizer: Tokenizer, ids: number[], stop: string[], dropLast: boolean): { text: string; cut: boolean } {
+function visibleText(tokenizer: Tokenizer, ids: number[], stop: string[], dropLast: boolean): string {
   const text = tokenizer.decode(dropLast ? ids.slice(0, -1) : ids, { skipUnknown: true });
-  let at = -1;
-  for (const s of stop) {
-    const i = text.indexOf(s);
-    if (i >= 0 && (at < 0 || i < at)) at = i;
-  }
-  return at < 0 ? { text, cut: false } : { text: text.slice(0, at), cut: true };
+  const at = firstIndexOf(text, stop);
+  return at < 0 ? text : text.slice(0, at);
 }
 
 /** Length of the longest suffix of `text` that is a proper prefix of one of `tags` (text that may still become one). */

@@ -286,7 +286,7 @@ export class BatchScheduler {
   private started(lane: Lane, w: Waiting, seq: BatchSequence): void {
     if (seq.done) w.out.end(seq.stopReason);
     else {
-      const text = w.stopStrings.length ? new IncrementalDecoder(this.model.tokenizer!, Math.max(...w.stopStrings.map((s) => s.length))) : null;
+      const text = w.stopStrings.length ? new IncrementalDecoder(this.model.tokenizer!, w.stopStrings) : null;
       lane.running.push({ ...w, seq, text });
     }
   }
@@ -294,7 +294,7 @@ export class BatchScheduler {
   /** Whether the request's newest token completes one of its stop strings. */
   private hasStopString(r: Running): boolean {
     r.text!.push(r.seq.ids.at(-1)!);
-    return r.text!.indexOfNew(r.stopStrings) >= 0;
+    return r.text!.newStopAt() >= 0;
   }
 
   private finish(lane: Lane, r: Running, reason: StopReason | null, error: unknown = null): void {
